@@ -1,0 +1,1 @@
+//! Workloads shared by the criterion benchmarks in `benches/benches/`.

@@ -1,0 +1,2 @@
+//! The `rehearse` harness: the scenario model, the driver that runs scenarios
+//! on the reference runtime, golden snapshots, replay and the CLI's pieces.

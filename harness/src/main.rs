@@ -1,0 +1,5 @@
+//! The `rehearse` command line.
+
+fn main() {
+    println!("rehearse: not yet");
+}

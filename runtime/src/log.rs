@@ -1,0 +1,319 @@
+//! The event log: named topics of events with per-topic ids counting from 1,
+//! appended in all-or-nothing batches and read back by range.
+//!
+//! The in-memory backend lives here; the durable file backend is in
+//! `file_log.rs`. Both keep the global append order, which is the order of
+//! `events.jsonl` in a scenario's outputs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A validated topic name: non-empty `[A-Za-z0-9._-]+`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Topic(String);
+
+impl Topic {
+    /// Validates `name` as a topic.
+    pub fn new(name: impl Into<String>) -> Result<Self, LogError> {
+        let name = name.into();
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if valid {
+            Ok(Self(name))
+        } else {
+            Err(LogError::InvalidTopic(name))
+        }
+    }
+
+    /// The topic's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Topic {
+    type Error = LogError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<Topic> for String {
+    fn from(topic: Topic) -> Self {
+        topic.0
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An event before it is appended: what happened, with its headers and time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEvent {
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// Ordered headers; the persona runtime sets `persona=<name>`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub occurred_at_ms: i64,
+}
+
+/// An appended event: its topic and its id within that topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub topic: Topic,
+    pub id: u64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub occurred_at_ms: i64,
+}
+
+impl StoredEvent {
+    /// The value of header `name`, if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// Why the log refused an operation.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    #[error("invalid topic `{0}`: expected a non-empty name of letters, digits, `.`, `_` or `-`")]
+    InvalidTopic(String),
+    #[error("append failed: {0}")]
+    AppendFailed(String),
+    #[error("failed to read the event log: {0}")]
+    Read(String),
+}
+
+/// An append-only log of topics.
+pub trait EventLog: fmt::Debug {
+    /// Appends every event of `batch` or none of them, returning them as
+    /// stored (with their topic ids), in order.
+    fn append_batch(&mut self, batch: Vec<(Topic, LogEvent)>)
+        -> Result<Vec<StoredEvent>, LogError>;
+
+    /// Up to `limit` events of `topic` whose ids are strictly after `after`.
+    fn read_range(&self, topic: &Topic, after: u64, limit: usize) -> Vec<StoredEvent>;
+
+    /// Every event of every topic, in append order.
+    fn all(&self) -> &[StoredEvent];
+
+    /// How many events the log holds, over all topics.
+    fn len(&self) -> u64 {
+        self.all().len() as u64
+    }
+
+    /// Whether the log holds no events.
+    fn is_empty(&self) -> bool {
+        self.all().is_empty()
+    }
+
+    /// The last id appended to `topic`, or 0.
+    fn latest_id(&self, topic: &Topic) -> u64;
+}
+
+/// The in-memory backend: the default for scenarios without a `restart`.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryLog {
+    events: Vec<StoredEvent>,
+    /// For each topic, the positions of its events in `events`; the event
+    /// with id `n` sits at `topics[topic][n - 1]`.
+    topics: BTreeMap<Topic, Vec<usize>>,
+}
+
+impl MemoryLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A log holding `events` exactly as stored, checking that ids count from
+    /// 1 per topic without gaps.
+    pub fn from_stored(events: Vec<StoredEvent>) -> Result<Self, LogError> {
+        let mut log = Self::new();
+        for event in events {
+            let next = log.latest_id(&event.topic) + 1;
+            if event.id != next {
+                return Err(LogError::Read(format!(
+                    "event {} of topic `{}` is out of sequence: expected id {next}",
+                    event.id, event.topic
+                )));
+            }
+            log.push(event);
+        }
+        Ok(log)
+    }
+
+    /// Stamps `batch` with ids without appending it: what `append_batch`
+    /// would store.
+    pub fn stamp(&self, batch: Vec<(Topic, LogEvent)>) -> Vec<StoredEvent> {
+        let mut next_ids: BTreeMap<Topic, u64> = BTreeMap::new();
+        batch
+            .into_iter()
+            .map(|(topic, event)| {
+                let next = next_ids
+                    .entry(topic.clone())
+                    .or_insert_with(|| self.latest_id(&topic));
+                *next += 1;
+                StoredEvent {
+                    id: *next,
+                    topic,
+                    kind: event.kind,
+                    payload: event.payload,
+                    headers: event.headers,
+                    occurred_at_ms: event.occurred_at_ms,
+                }
+            })
+            .collect()
+    }
+
+    /// Appends events that were already stamped by [`MemoryLog::stamp`].
+    pub fn push(&mut self, event: StoredEvent) {
+        let position = self.events.len();
+        self.topics
+            .entry(event.topic.clone())
+            .or_default()
+            .push(position);
+        self.events.push(event);
+    }
+
+    /// Drops every event after the first `len`, keeping the indexes true.
+    pub fn truncate(&mut self, len: usize) {
+        self.events.truncate(len);
+        for positions in self.topics.values_mut() {
+            while positions.last().is_some_and(|&p| p >= len) {
+                positions.pop();
+            }
+        }
+        self.topics.retain(|_, positions| !positions.is_empty());
+    }
+}
+
+impl EventLog for MemoryLog {
+    fn append_batch(
+        &mut self,
+        batch: Vec<(Topic, LogEvent)>,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        let stored = self.stamp(batch);
+        for event in &stored {
+            self.push(event.clone());
+        }
+        Ok(stored)
+    }
+
+    fn read_range(&self, topic: &Topic, after: u64, limit: usize) -> Vec<StoredEvent> {
+        let Some(positions) = self.topics.get(topic) else {
+            return Vec::new();
+        };
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(positions.len());
+        positions[start..]
+            .iter()
+            .take(limit)
+            .map(|&p| self.events[p].clone())
+            .collect()
+    }
+
+    fn all(&self) -> &[StoredEvent] {
+        &self.events
+    }
+
+    fn latest_id(&self, topic: &Topic) -> u64 {
+        self.topics.get(topic).map_or(0, |p| p.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str) -> LogEvent {
+        LogEvent {
+            kind: kind.to_string(),
+            payload: serde_json::json!({}),
+            headers: BTreeMap::new(),
+            occurred_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn topics_are_validated() {
+        assert!(Topic::new("persona.runtime.events").is_ok());
+        assert!(Topic::new("a-b_c.9").is_ok());
+        for bad in ["", "has space", "slash/topic", "ünïcode"] {
+            let error = Topic::new(bad).unwrap_err();
+            assert!(error.to_string().contains(&format!("`{bad}`")), "{error}");
+        }
+    }
+
+    #[test]
+    fn ids_count_from_one_per_topic() {
+        let mut log = MemoryLog::new();
+        let a = Topic::new("a").unwrap();
+        let b = Topic::new("b").unwrap();
+        let stored = log
+            .append_batch(vec![
+                (a.clone(), event("x")),
+                (b.clone(), event("y")),
+                (a.clone(), event("z")),
+            ])
+            .unwrap();
+        let ids: Vec<_> = stored
+            .iter()
+            .map(|e| (e.topic.as_str().to_string(), e.id))
+            .collect();
+        assert_eq!(ids, [("a".into(), 1), ("b".into(), 1), ("a".into(), 2)]);
+        assert_eq!(log.latest_id(&a), 2);
+        assert_eq!(log.len(), 3);
+    }
+
+    #[test]
+    fn read_range_is_strictly_after() {
+        let mut log = MemoryLog::new();
+        let a = Topic::new("a").unwrap();
+        let batch = (0..5)
+            .map(|i| (a.clone(), event(&format!("k{i}"))))
+            .collect();
+        log.append_batch(batch).unwrap();
+        let kinds: Vec<_> = log
+            .read_range(&a, 2, 2)
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["k2", "k3"]);
+        assert!(log.read_range(&a, 5, 10).is_empty());
+        assert!(log.read_range(&a, u64::MAX, 10).is_empty());
+        assert!(log
+            .read_range(&Topic::new("none").unwrap(), 0, 10)
+            .is_empty());
+    }
+
+    #[test]
+    fn from_stored_refuses_gaps_and_truncate_keeps_indexes() {
+        let mut log = MemoryLog::new();
+        let a = Topic::new("a").unwrap();
+        log.append_batch(vec![(a.clone(), event("x")), (a.clone(), event("y"))])
+            .unwrap();
+        let mut events = log.all().to_vec();
+        events.remove(0);
+        assert!(MemoryLog::from_stored(events).is_err());
+        log.truncate(1);
+        assert_eq!(log.latest_id(&a), 1);
+        assert_eq!(
+            log.append_batch(vec![(a.clone(), event("z"))]).unwrap()[0].id,
+            2
+        );
+    }
+}
