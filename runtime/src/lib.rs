@@ -11,3 +11,10 @@ pub mod log;
 pub use clock::{format_ms, parse_rfc3339_ms};
 pub use ids::IdGen;
 pub use log::{EventLog, LogError, LogEvent, MemoryLog, StoredEvent, Topic};
+pub mod config;
+pub mod duration;
+pub mod op;
+
+pub use config::{BudgetPolicy, Constraints, PersonaSpec, RuntimeConfig};
+pub use duration::Millis;
+pub use op::Op;

@@ -1,0 +1,110 @@
+//! What a runtime is configured with: persona bindings (entry workflow,
+//! schedules, budget, lease TTL, stages) and the supervisor's constraints.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Millis;
+
+/// The default lease TTL: five minutes.
+pub const DEFAULT_LEASE_TTL: Millis = Millis(5 * 60 * 1000);
+
+/// Spending limits of one persona; every limit is optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+}
+
+/// One declared stage of a persona's workflow, as the seed's `StageDecl`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageDecl {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_tools: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side_effect_level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_iterations: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exit: Option<StageExit>,
+}
+
+/// Where a stage goes next.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageExit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_complete: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<String>,
+}
+
+/// A persona binding as a scenario declares it (the name is the map key).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonaSpec {
+    pub entry_workflow: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_default_budget")]
+    pub budget: BudgetPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ttl: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageDecl>,
+}
+
+fn is_default_budget(budget: &BudgetPolicy) -> bool {
+    *budget == BudgetPolicy::default()
+}
+
+impl PersonaSpec {
+    /// The lease TTL, defaulting to five minutes.
+    pub fn lease_ttl(&self) -> Millis {
+        self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL)
+    }
+}
+
+/// The supervisor's constraints; absent means no limit and no retries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constraints {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_window: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_window: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Millis>,
+    #[serde(default)]
+    pub max_retries: u64,
+}
+
+/// Everything a runtime is built from: enough to re-drive it from a capture
+/// bundle with no scenario file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// The scenario clock's origin, in milliseconds since the epoch.
+    pub start_ms: i64,
+    /// The seed of every generated id.
+    pub seed: u64,
+    pub personas: BTreeMap<String, PersonaSpec>,
+    #[serde(default)]
+    pub supervisor: Constraints,
+}

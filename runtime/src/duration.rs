@@ -1,0 +1,157 @@
+//! Durations written the way people write them: `250ms`, `10s`, `5m`, `2h`,
+//! `1d`, or a combination such as `1h30m`, stored as whole milliseconds.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A non-negative duration in milliseconds, written with units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(pub u64);
+
+const UNITS: [(&str, u64); 5] = [
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
+impl Millis {
+    /// The duration in milliseconds, as a signed scenario offset.
+    pub fn as_i64(self) -> i64 {
+        i64::try_from(self.0).unwrap_or(i64::MAX)
+    }
+
+    /// Parses `250ms`, `10s`, `5m`, `2h`, `1d` or a sequence of them (`1h30m`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let expected = "expected a duration such as `250ms`, `10s`, `5m`, `2h` or `1d`";
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(format!("empty duration, {expected}"));
+        }
+        let mut total: u64 = 0;
+        let mut rest = trimmed;
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return Err(format!("invalid duration `{text}`, {expected}"));
+            }
+            let number: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| format!("duration `{text}` is too large"))?;
+            rest = &rest[digits..];
+            let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            let unit = &rest[..unit_len];
+            let Some(&(_, scale)) = UNITS.iter().find(|(name, _)| *name == unit) else {
+                return Err(if unit.is_empty() {
+                    format!("duration `{text}` has no unit, {expected}")
+                } else {
+                    format!("unknown unit `{unit}` in duration `{text}`, {expected}")
+                });
+            };
+            rest = &rest[unit_len..];
+            total = number
+                .checked_mul(scale)
+                .and_then(|ms| total.checked_add(ms))
+                .filter(|ms| *ms <= i64::MAX as u64)
+                .ok_or_else(|| format!("duration `{text}` is too large"))?;
+        }
+        Ok(Self(total))
+    }
+}
+
+impl fmt::Display for Millis {
+    /// Writes the duration with the largest units that divide it exactly.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("0s");
+        }
+        let mut rest = self.0;
+        for (unit, scale) in UNITS {
+            if rest >= scale {
+                write!(f, "{}{unit}", rest / scale)?;
+                rest %= scale;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Millis {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Millis;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as `250ms`, `10s`, `5m`, `2h` or `1d`")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Millis, E> {
+                Millis::parse(value).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Millis, E> {
+                if value == 0 {
+                    Ok(Millis(0))
+                } else {
+                    Err(E::custom(format!(
+                        "duration `{value}` has no unit, expected a duration such as `{value}ms` or `{value}s`"
+                    )))
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Millis, E> {
+                if value < 0 {
+                    Err(E::custom(format!(
+                        "negative duration `{value}`, expected a duration such as `10s`"
+                    )))
+                } else {
+                    self.visit_u64(value.unsigned_abs())
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units_and_sequences() {
+        assert_eq!(Millis::parse("250ms"), Ok(Millis(250)));
+        assert_eq!(Millis::parse("10s"), Ok(Millis(10_000)));
+        assert_eq!(Millis::parse("5m"), Ok(Millis(300_000)));
+        assert_eq!(Millis::parse("1h30m"), Ok(Millis(5_400_000)));
+        assert_eq!(Millis::parse("1d"), Ok(Millis(86_400_000)));
+    }
+
+    #[test]
+    fn displays_canonically() {
+        for text in ["0s", "250ms", "10s", "5m", "1h30m", "1d2h3m4s5ms"] {
+            assert_eq!(Millis::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(Millis(90_000).to_string(), "1m30s");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in [
+            "",
+            "5",
+            "5x",
+            "m5",
+            "-5s",
+            "5 s x",
+            "99999999999999999999d",
+            "1.5s",
+        ] {
+            assert!(Millis::parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+}

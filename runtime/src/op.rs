@@ -1,0 +1,627 @@
+//! External events: the operations a scenario step asks of the runtime.
+//!
+//! These types are the bodies of scenario steps (their field names are the
+//! scenario format's) and the payloads of a capture bundle's events, so a
+//! bundle can be re-driven without the scenario file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::duration::Millis;
+
+/// One external event. It reads and writes as a map with exactly one key,
+/// the step kind: `{trigger: {...}}`, `{pause: name}`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Trigger(TriggerOp),
+    Tick(TickOp),
+    Pause(String),
+    Resume(String),
+    Disable(String),
+    Spend(SpendOp),
+    Pump(PumpOp),
+    RepairWorker(RepairWorkerOp),
+    RestoreCheckpoint(RestoreCheckpointOp),
+    Process(serde_json::Value),
+    Audit(AuditOp),
+    Handoff(HandoffOp),
+    AckHandoff(AckHandoffOp),
+    Finalize(FinalizeOp),
+    Fault(FaultOp),
+    Restart(RestartOp),
+}
+
+/// The step-kind names, in the order the format lists them.
+pub const OP_KINDS: [&str; 16] = [
+    "trigger",
+    "tick",
+    "pause",
+    "resume",
+    "disable",
+    "spend",
+    "pump",
+    "repair_worker",
+    "restore_checkpoint",
+    "process",
+    "audit",
+    "handoff",
+    "ack_handoff",
+    "finalize",
+    "fault",
+    "restart",
+];
+
+macro_rules! op_variants {
+    ($mac:ident) => {
+        $mac! {
+            Trigger(TriggerOp) = "trigger",
+            Tick(TickOp) = "tick",
+            Pause(String) = "pause",
+            Resume(String) = "resume",
+            Disable(String) = "disable",
+            Spend(SpendOp) = "spend",
+            Pump(PumpOp) = "pump",
+            RepairWorker(RepairWorkerOp) = "repair_worker",
+            RestoreCheckpoint(RestoreCheckpointOp) = "restore_checkpoint",
+            Process(serde_json::Value) = "process",
+            Audit(AuditOp) = "audit",
+            Handoff(HandoffOp) = "handoff",
+            AckHandoff(AckHandoffOp) = "ack_handoff",
+            Finalize(FinalizeOp) = "finalize",
+            Fault(FaultOp) = "fault",
+            Restart(RestartOp) = "restart",
+        }
+    };
+}
+
+macro_rules! op_serde {
+    ($($variant:ident($ty:ty) = $name:literal,)*) => {
+        impl Serialize for Op {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(1))?;
+                match self {
+                    $(Self::$variant(body) => map.serialize_entry($name, body)?,)*
+                }
+                map.end()
+            }
+        }
+
+        impl Op {
+            /// Reads the body of step kind `kind` from `map`'s next value.
+            pub fn next_body<'de, A: serde::de::MapAccess<'de>>(
+                kind: &str,
+                map: &mut A,
+            ) -> Result<Self, A::Error> {
+                match kind {
+                    $($name => Ok(Self::$variant(map.next_value::<$ty>()?)),)*
+                    other => Err(serde::de::Error::custom(format!(
+                        "unknown step kind `{other}`, expected one of {}",
+                        expected_kinds()
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+op_variants!(op_serde);
+
+/// The step kinds as a list for error messages: "`trigger`, `tick`, ...".
+pub fn expected_kinds() -> String {
+    OP_KINDS
+        .iter()
+        .map(|kind| format!("`{kind}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl<'de> Deserialize<'de> for Op {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Op;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map with exactly one step kind")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Op, A::Error> {
+                let Some(kind) = map.next_key::<String>()? else {
+                    return Err(serde::de::Error::custom(format!(
+                        "missing step kind, expected one of {}",
+                        expected_kinds()
+                    )));
+                };
+                let op = Op::next_body(&kind, &mut map)?;
+                if let Some(second) = map.next_key::<String>()? {
+                    return Err(serde::de::Error::custom(format!(
+                        "two step kinds `{kind}` and `{second}` in one step, expected exactly one"
+                    )));
+                }
+                Ok(op)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+impl Op {
+    /// The step-kind name of this operation (`trigger`, `pause`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Trigger(_) => "trigger",
+            Self::Tick(_) => "tick",
+            Self::Pause(_) => "pause",
+            Self::Resume(_) => "resume",
+            Self::Disable(_) => "disable",
+            Self::Spend(_) => "spend",
+            Self::Pump(_) => "pump",
+            Self::RepairWorker(_) => "repair_worker",
+            Self::RestoreCheckpoint(_) => "restore_checkpoint",
+            Self::Process(_) => "process",
+            Self::Audit(_) => "audit",
+            Self::Handoff(_) => "handoff",
+            Self::AckHandoff(_) => "ack_handoff",
+            Self::Finalize(_) => "finalize",
+            Self::Fault(_) => "fault",
+            Self::Restart(_) => "restart",
+        }
+    }
+
+    /// The persona this operation names, if it names one.
+    pub fn persona(&self) -> Option<&str> {
+        match self {
+            Self::Trigger(op) => Some(&op.persona),
+            Self::Tick(op) => Some(&op.persona),
+            Self::Pause(name) | Self::Resume(name) | Self::Disable(name) => Some(name),
+            Self::Spend(op) => Some(&op.persona),
+            Self::RepairWorker(op) => Some(&op.persona),
+            Self::RestoreCheckpoint(op) => Some(&op.persona),
+            _ => None,
+        }
+    }
+}
+
+/// What a run spends, as the seed's `PersonaRunCost`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    #[serde(default)]
+    pub usd: f64,
+    #[serde(default)]
+    pub tokens: u64,
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub avoided_usd: f64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub deterministic_steps: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub llm_steps: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub frontier_escalations: i64,
+    /// Merged into the run's value-event metadata.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+fn is_zero_f64(value: &f64) -> bool {
+    *value == 0.0
+}
+
+fn is_zero_i64(value: &i64) -> bool {
+    *value == 0
+}
+
+/// How a run ends: `completed`, `crash`, `{fail: KIND}` or
+/// `{attempts: [...]}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Outcome {
+    /// The run completes and spends its cost.
+    #[default]
+    Completed,
+    /// The holder dies after `persona.run.started`; the lease stays until its TTL.
+    Crash,
+    /// The run fails with this kind.
+    Fail(FailKind),
+    /// One outcome per attempt; attempts past the end of the list complete.
+    Attempts(Vec<Attempt>),
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Completed => serializer.serialize_str("completed"),
+            Self::Crash => serializer.serialize_str("crash"),
+            Self::Fail(kind) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("fail", kind)?;
+                map.end()
+            }
+            Self::Attempts(list) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("attempts", list)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str =
+            "expected `completed`, `crash`, `{fail: KIND}` or `{attempts: [...]}`";
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Outcome;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTED.trim_start_matches("expected "))
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Outcome, E> {
+                match value {
+                    "completed" => Ok(Outcome::Completed),
+                    "crash" => Ok(Outcome::Crash),
+                    other => Err(E::custom(format!("unknown outcome `{other}`, {EXPECTED}"))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Outcome, A::Error> {
+                let key = map.next_key::<String>()?;
+                let outcome = match key.as_deref() {
+                    Some("fail") => Outcome::Fail(map.next_value()?),
+                    Some("attempts") => Outcome::Attempts(map.next_value()?),
+                    Some(other) => {
+                        return Err(serde::de::Error::custom(format!(
+                            "unknown outcome `{other}`, {EXPECTED}"
+                        )))
+                    }
+                    None => {
+                        return Err(serde::de::Error::custom(format!(
+                            "empty outcome, {EXPECTED}"
+                        )))
+                    }
+                };
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(serde::de::Error::custom(format!(
+                        "unexpected `{extra}` beside the outcome, {EXPECTED}"
+                    )));
+                }
+                Ok(outcome)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl Outcome {
+    /// The outcome of attempt `index` (0-based).
+    pub fn attempt(&self, index: usize) -> AttemptOutcome {
+        match self {
+            Self::Completed => AttemptOutcome::Completed,
+            Self::Crash => AttemptOutcome::Crash,
+            Self::Fail(kind) => AttemptOutcome::Fail(*kind),
+            Self::Attempts(list) => match list.get(index) {
+                None | Some(Attempt::Completed) => AttemptOutcome::Completed,
+                Some(Attempt::Crash) => AttemptOutcome::Crash,
+                Some(Attempt::Fail(kind)) => AttemptOutcome::Fail(*kind),
+            },
+        }
+    }
+}
+
+/// How one attempt ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Completed,
+    Crash,
+    Fail(FailKind),
+}
+
+/// One entry of `attempts`: `completed`, `crash` or a failure kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    Completed,
+    Crash,
+    Fail(FailKind),
+}
+
+impl Serialize for Attempt {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Completed => serializer.serialize_str("completed"),
+            Self::Crash => serializer.serialize_str("crash"),
+            Self::Fail(kind) => serializer.serialize_str(kind.as_str()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Attempt {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.as_str() {
+            "completed" => Ok(Self::Completed),
+            "crash" => Ok(Self::Crash),
+            other => FailKind::from_name(other).map(Self::Fail).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown attempt outcome `{other}`, expected `completed`, `crash` or one of {}",
+                    FailKind::expected_list()
+                ))
+            }),
+        }
+    }
+}
+
+/// Why a run failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailKind {
+    NetworkTimeout,
+    AdapterUnavailable,
+    RuntimeError,
+    TimedOut,
+    SemanticError,
+    ValidationFailed,
+    DeadlineExceeded,
+    Cancelled,
+}
+
+impl FailKind {
+    pub const ALL: [FailKind; 8] = [
+        Self::NetworkTimeout,
+        Self::AdapterUnavailable,
+        Self::RuntimeError,
+        Self::TimedOut,
+        Self::SemanticError,
+        Self::ValidationFailed,
+        Self::DeadlineExceeded,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NetworkTimeout => "network_timeout",
+            Self::AdapterUnavailable => "adapter_unavailable",
+            Self::RuntimeError => "runtime_error",
+            Self::TimedOut => "timed_out",
+            Self::SemanticError => "semantic_error",
+            Self::ValidationFailed => "validation_failed",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// Mechanical failures are retried by the supervisor; semantic ones never.
+    pub fn is_mechanical(self) -> bool {
+        matches!(
+            self,
+            Self::NetworkTimeout | Self::AdapterUnavailable | Self::RuntimeError | Self::TimedOut
+        )
+    }
+
+    fn expected_list() -> String {
+        Self::ALL
+            .iter()
+            .map(|kind| format!("`{}`", kind.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for FailKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A provider event addressed to a persona.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerOp {
+    pub persona: String,
+    pub provider: String,
+    pub kind: String,
+    /// Scalar values are accepted and kept as their text (`number: 462` is `"462"`).
+    #[serde(
+        default,
+        deserialize_with = "scalar_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "is_zero_cost")]
+    pub cost: Cost,
+    #[serde(default, skip_serializing_if = "is_completed")]
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "is_zero_millis")]
+    pub duration: Millis,
+}
+
+/// Fires a persona's first schedule now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TickOp {
+    pub persona: String,
+    #[serde(default, skip_serializing_if = "is_zero_cost")]
+    pub cost: Cost,
+    #[serde(default, skip_serializing_if = "is_completed")]
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "is_zero_millis")]
+    pub duration: Millis,
+}
+
+fn is_zero_cost(cost: &Cost) -> bool {
+    *cost == Cost::default()
+}
+
+fn is_completed(outcome: &Outcome) -> bool {
+    *outcome == Outcome::Completed
+}
+
+fn is_zero_millis(value: &Millis) -> bool {
+    value.0 == 0
+}
+
+/// Spend recorded outside a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpendOp {
+    pub persona: String,
+    #[serde(default)]
+    pub usd: f64,
+    #[serde(default)]
+    pub tokens: u64,
+}
+
+/// A supervisor pump: run the earliest due deferred episode.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PumpOp {}
+
+/// The lifecycle of a repair worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepairWorkerLifecycle {
+    Pending,
+    Running,
+    Verifying,
+    Pushing,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RepairWorkerLifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Verifying => "verifying",
+            Self::Pushing => "pushing",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A repair worker's status report; its heartbeat is the step's time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepairWorkerOp {
+    pub persona: String,
+    pub id: String,
+    pub lifecycle: RepairWorkerLifecycle,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratchpad_url: Option<String>,
+}
+
+/// A checkpoint restore to acknowledge (once per checkpoint id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreCheckpointOp {
+    pub persona: String,
+    pub checkpoint_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_key: Option<String>,
+}
+
+/// A pipeline lifecycle audit entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditOp {
+    pub kind: String,
+    #[serde(default)]
+    pub payload: serde_json::Value,
+}
+
+/// A partial handoff to another stage or persona.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffOp {
+    pub to: String,
+    #[serde(default)]
+    pub payload: serde_json::Value,
+}
+
+/// The acknowledgement of a partial handoff.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckHandoffOp {
+    pub envelope: String,
+    pub decision: String,
+}
+
+/// The pipeline's finalised disposition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinalizeOp {
+    pub disposition: String,
+}
+
+/// A storage fault: the next `count` operations' appends fail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultOp {
+    pub append: FaultMode,
+    #[serde(default = "one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// What a storage fault does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultMode {
+    Fail,
+}
+
+/// Drop all in-memory state and reopen from the durable log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartOp {
+    /// Bytes cut off the end of the log file before reopening.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torn_tail_bytes: Option<u64>,
+}
+
+/// Deserializes a map whose values may be any YAML/JSON scalar, keeping each
+/// as its text.
+fn scalar_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a string, number or boolean")]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        UInt(u64),
+        Float(f64),
+        Bool(bool),
+    }
+    let raw = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
+    Ok(raw
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                Scalar::Text(text) => text,
+                Scalar::Int(n) => n.to_string(),
+                Scalar::UInt(n) => n.to_string(),
+                Scalar::Float(n) => n.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            };
+            (key, text)
+        })
+        .collect())
+}
