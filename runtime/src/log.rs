@@ -94,6 +94,8 @@ pub enum LogError {
     AppendFailed(String),
     #[error("failed to read the event log: {0}")]
     Read(String),
+    #[error("cannot reopen the event log: {0}")]
+    Reopen(String),
 }
 
 /// An append-only log of topics.
@@ -121,6 +123,35 @@ pub trait EventLog: fmt::Debug {
 
     /// The last id appended to `topic`, or 0.
     fn latest_id(&self, topic: &Topic) -> u64;
+
+    /// Forgets everything held in memory and reads the log back from its
+    /// storage, first cutting `torn_tail_bytes` off the end of a durable log.
+    /// The in-memory backend is its own storage: it can reopen, but it has no
+    /// bytes to tear.
+    fn reopen(&mut self, torn_tail_bytes: Option<u64>) -> Result<Reopened, LogError> {
+        match torn_tail_bytes {
+            None | Some(0) => Ok(Reopened {
+                events: self.len(),
+                ..Reopened::default()
+            }),
+            Some(_) => Err(LogError::Reopen(
+                "`torn_tail_bytes` needs the durable file backend".to_string(),
+            )),
+        }
+    }
+}
+
+/// What reopening a log found and dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reopened {
+    /// Bytes cut off the end of the log file.
+    pub cut_bytes: u64,
+    /// Bytes of a torn or incomplete final record dropped on recovery.
+    pub dropped_bytes: u64,
+    /// Whole events dropped with them.
+    pub dropped_events: u64,
+    /// Events in the log after reopening.
+    pub events: u64,
 }
 
 /// The in-memory backend: the default for scenarios without a `restart`.

@@ -1,0 +1,241 @@
+//! Budgets: spend recorded per UTC day and hour, admission of a run's cost
+//! against the limits, and the status a persona reports about its budget.
+//!
+//! Spend is kept in running sums for the current day and hour, so admission
+//! and status cost the same however long the log grows. The sums add the
+//! records in log order from zero, exactly as folding the whole log would,
+//! so the floating-point results are bit-identical to a full rebuild.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{day_start, hour_start};
+use crate::config::BudgetPolicy;
+
+/// The running spend of one persona.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpendWindows {
+    day_start_ms: Option<i64>,
+    day_usd: f64,
+    day_tokens: u64,
+    hour_start_ms: Option<i64>,
+    hour_usd: f64,
+    last_usd: f64,
+}
+
+impl SpendWindows {
+    /// Adds a spend record made at `at_ms`. Records arrive in non-decreasing time.
+    pub fn record(&mut self, at_ms: i64, usd: f64, tokens: u64) {
+        let day = day_start(at_ms);
+        if self.day_start_ms != Some(day) {
+            self.day_start_ms = Some(day);
+            self.day_usd = 0.0;
+            self.day_tokens = 0;
+        }
+        self.day_usd += usd;
+        self.day_tokens = self.day_tokens.saturating_add(tokens);
+        let hour = hour_start(at_ms);
+        if self.hour_start_ms != Some(hour) {
+            self.hour_start_ms = Some(hour);
+            self.hour_usd = 0.0;
+        }
+        self.hour_usd += usd;
+        self.last_usd = usd;
+    }
+
+    /// Spend in the UTC day containing `now_ms`.
+    pub fn today_usd(&self, now_ms: i64) -> f64 {
+        if self.day_start_ms == Some(day_start(now_ms)) {
+            self.day_usd
+        } else {
+            0.0
+        }
+    }
+
+    /// Tokens in the UTC day containing `now_ms`.
+    pub fn today_tokens(&self, now_ms: i64) -> u64 {
+        if self.day_start_ms == Some(day_start(now_ms)) {
+            self.day_tokens
+        } else {
+            0
+        }
+    }
+
+    /// Spend in the UTC hour containing `now_ms`.
+    pub fn this_hour_usd(&self, now_ms: i64) -> f64 {
+        if self.hour_start_ms == Some(hour_start(now_ms)) {
+            self.hour_usd
+        } else {
+            0.0
+        }
+    }
+
+    /// The cost of the last spend record.
+    pub fn last_usd(&self) -> f64 {
+        self.last_usd
+    }
+}
+
+/// The limit a cost would break, checked with strict `>` in the seed's order:
+/// run, daily, hourly, tokens. `None` admits the cost.
+pub fn refusal(
+    policy: &BudgetPolicy,
+    spend: &SpendWindows,
+    usd: f64,
+    tokens: u64,
+    now_ms: i64,
+) -> Option<&'static str> {
+    if policy.run_usd.is_some_and(|limit| usd > limit) {
+        Some("run_usd")
+    } else if policy
+        .daily_usd
+        .is_some_and(|limit| spend.today_usd(now_ms) + usd > limit)
+    {
+        Some("daily_usd")
+    } else if policy
+        .hourly_usd
+        .is_some_and(|limit| spend.this_hour_usd(now_ms) + usd > limit)
+    {
+        Some("hourly_usd")
+    } else if policy
+        .max_tokens
+        .is_some_and(|limit| spend.today_tokens(now_ms).saturating_add(tokens) > limit)
+    {
+        Some("max_tokens")
+    } else {
+        None
+    }
+}
+
+/// A persona's budget as its status reports it (the seed's `PersonaBudgetStatus`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    pub daily_usd: Option<f64>,
+    pub hourly_usd: Option<f64>,
+    pub run_usd: Option<f64>,
+    pub max_tokens: Option<u64>,
+    pub spent_today_usd: f64,
+    pub spent_this_hour_usd: f64,
+    pub spent_last_run_usd: f64,
+    pub tokens_today: u64,
+    pub remaining_today_usd: Option<f64>,
+    pub remaining_hour_usd: Option<f64>,
+    pub exhausted: bool,
+    pub reason: Option<String>,
+    pub last_receipt_id: Option<String>,
+}
+
+/// The budget status at `now_ms`. The flag uses `>=` (daily, hourly, tokens);
+/// when no limit is reached now, a past exhaustion reason stays.
+pub fn status(
+    policy: &BudgetPolicy,
+    spend: &SpendWindows,
+    sticky_reason: Option<&str>,
+    last_receipt_id: Option<&str>,
+    now_ms: i64,
+) -> BudgetStatus {
+    let spent_today_usd = spend.today_usd(now_ms);
+    let spent_this_hour_usd = spend.this_hour_usd(now_ms);
+    let tokens_today = spend.today_tokens(now_ms);
+    let reason = if policy
+        .daily_usd
+        .is_some_and(|limit| limit >= 0.0 && spent_today_usd >= limit)
+    {
+        Some("daily_usd")
+    } else if policy
+        .hourly_usd
+        .is_some_and(|limit| limit >= 0.0 && spent_this_hour_usd >= limit)
+    {
+        Some("hourly_usd")
+    } else if policy
+        .max_tokens
+        .is_some_and(|limit| limit > 0 && tokens_today >= limit)
+    {
+        Some("max_tokens")
+    } else {
+        sticky_reason
+    };
+    BudgetStatus {
+        daily_usd: policy.daily_usd,
+        hourly_usd: policy.hourly_usd,
+        run_usd: policy.run_usd,
+        max_tokens: policy.max_tokens,
+        spent_today_usd,
+        spent_this_hour_usd,
+        spent_last_run_usd: spend.last_usd(),
+        tokens_today,
+        remaining_today_usd: policy
+            .daily_usd
+            .map(|limit| (limit - spent_today_usd).max(0.0)),
+        remaining_hour_usd: policy
+            .hourly_usd
+            .map(|limit| (limit - spent_this_hour_usd).max(0.0)),
+        exhausted: reason.is_some(),
+        reason: reason.map(str::to_string),
+        last_receipt_id: last_receipt_id.map(str::to_string),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::parse_rfc3339_ms;
+
+    fn at(text: &str) -> i64 {
+        parse_rfc3339_ms(text).unwrap()
+    }
+
+    #[test]
+    fn windows_reset_at_day_and_hour_boundaries() {
+        let mut spend = SpendWindows::default();
+        spend.record(at("2026-04-24T23:59:00Z"), 0.5, 10);
+        assert_eq!(spend.today_usd(at("2026-04-24T23:59:59Z")), 0.5);
+        assert_eq!(spend.today_usd(at("2026-04-25T00:00:00Z")), 0.0);
+        assert_eq!(spend.this_hour_usd(at("2026-04-25T00:00:00Z")), 0.0);
+        spend.record(at("2026-04-25T00:00:00Z"), 0.25, 1);
+        assert_eq!(spend.today_usd(at("2026-04-25T00:10:00Z")), 0.25);
+        assert_eq!(spend.today_tokens(at("2026-04-25T00:10:00Z")), 1);
+        assert_eq!(spend.last_usd(), 0.25);
+    }
+
+    #[test]
+    fn admission_is_strict_and_ordered() {
+        let policy = BudgetPolicy {
+            daily_usd: Some(0.02),
+            run_usd: Some(0.01),
+            hourly_usd: Some(0.015),
+            max_tokens: Some(10),
+        };
+        let mut spend = SpendWindows::default();
+        let now = at("2026-04-24T12:00:00Z");
+        assert_eq!(refusal(&policy, &spend, 0.02, 0, now), Some("run_usd"));
+        assert_eq!(refusal(&policy, &spend, 0.01, 10, now), None);
+        spend.record(now, 0.01, 10);
+        assert_eq!(refusal(&policy, &spend, 0.01, 0, now), Some("hourly_usd"));
+        assert_eq!(refusal(&policy, &spend, 0.0, 1, now), Some("max_tokens"));
+        assert_eq!(refusal(&policy, &spend, 0.0, 0, now), None);
+    }
+
+    #[test]
+    fn status_flags_at_the_limit_and_keeps_a_past_reason() {
+        let policy = BudgetPolicy {
+            daily_usd: Some(0.02),
+            ..Default::default()
+        };
+        let mut spend = SpendWindows::default();
+        let now = at("2026-04-24T12:00:00Z");
+        spend.record(now, 0.02, 0);
+        let status = status(&policy, &spend, None, Some("r"), now);
+        assert!(status.exhausted);
+        assert_eq!(status.reason.as_deref(), Some("daily_usd"));
+        assert_eq!(status.remaining_today_usd, Some(0.0));
+        let tomorrow = super::status(
+            &policy,
+            &spend,
+            Some("run_usd"),
+            None,
+            now + crate::clock::DAY_MS,
+        );
+        assert_eq!(tomorrow.reason.as_deref(), Some("run_usd"));
+        assert_eq!(tomorrow.spent_today_usd, 0.0);
+    }
+}

@@ -1,0 +1,24 @@
+//! Single-writer persona leases: who holds a persona's work, since when, and
+//! until when.
+
+use serde::{Deserialize, Serialize};
+
+/// The holder name the runtime uses for its own runs.
+pub const RUNTIME_HOLDER: &str = "persona-runtime";
+
+/// A lease on one persona's work, as the seed's `PersonaLease`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub id: String,
+    pub holder: String,
+    pub work_key: String,
+    pub acquired_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+impl Lease {
+    /// Whether the lease still holds at `now_ms`; it lapses exactly at its expiry.
+    pub fn is_live_at(&self, now_ms: i64) -> bool {
+        self.expires_at_ms > now_ms
+    }
+}

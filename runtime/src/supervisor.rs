@@ -1,0 +1,415 @@
+//! The supervisor in front of the persona runtime: every external event gets
+//! exactly one decision, Invoke or Defer, under the concurrency, rate,
+//! deadline and retry constraints; pumps run deferred episodes when due.
+//!
+//! Triggers and ticks are episodes the constraints gate. Every other
+//! non-pump event (controls, spend, reports, faults, restarts) is an episode
+//! too, for numbering, but is always invoked at once: a pause must never wait
+//! behind a rate limit. Unlike the seed, `max_in_flight` binds: an invoked
+//! run stays in flight for its scripted `duration` (the deadline, for an
+//! attempt that timed out), and a crashed run until its lease expires.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Constraints;
+use crate::engine::{OpResult, RunPlan, Runtime, RuntimeError};
+use crate::op::{AttemptOutcome, FailKind, Op, Outcome};
+
+/// Invoke or Defer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    Invoke,
+    Defer,
+}
+
+impl DecisionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invoke => "invoke",
+            Self::Defer => "defer",
+        }
+    }
+}
+
+/// The supervisor's decision for one external event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub event_id: String,
+    pub decision: DecisionKind,
+    /// When a deferred episode becomes due; absent for an idle pump.
+    pub schedule_at_ms: Option<i64>,
+    /// Absent only for a pump that found nothing due.
+    pub episode_id: Option<u64>,
+    pub deadline_ms: Option<u64>,
+    /// `completed`, `timed_out`, `aborted` or `failed:<kind>`, for Invoke.
+    pub termination: Option<String>,
+    pub retry_count: u64,
+}
+
+/// An episode waiting for a pump.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeferredEpisode {
+    pub episode_id: u64,
+    pub event_id: String,
+    pub schedule_at_ms: i64,
+    pub op: Op,
+}
+
+/// What handling one event did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Handled {
+    pub decision: Decision,
+    /// The step's outcome; an `Err` is a message for the report.
+    pub result: Result<OpResult, String>,
+    /// The log positions this event appended.
+    pub events: Range<usize>,
+}
+
+/// The supervisor state.
+#[derive(Clone, Debug, Default)]
+pub struct Supervisor {
+    constraints: Constraints,
+    next_episode: u64,
+    /// Invoked episodes still running: (episode id, finishes at).
+    in_flight: Vec<(u64, i64)>,
+    recent_invocations: VecDeque<i64>,
+    deferred: BTreeMap<(i64, u64), DeferredEpisode>,
+}
+
+impl Supervisor {
+    pub fn new(constraints: Constraints) -> Self {
+        Self {
+            constraints,
+            ..Self::default()
+        }
+    }
+
+    pub fn constraints(&self) -> &Constraints {
+        &self.constraints
+    }
+
+    /// Episodes still deferred, earliest first.
+    pub fn deferred(&self) -> impl Iterator<Item = &DeferredEpisode> {
+        self.deferred.values()
+    }
+
+    /// Handles one external event at `now_ms`.
+    pub fn handle(
+        &mut self,
+        runtime: &mut Runtime,
+        event_id: &str,
+        op: &Op,
+        now_ms: i64,
+    ) -> Handled {
+        let start = runtime.log().all().len();
+        self.in_flight.retain(|&(_, until)| until > now_ms);
+        let (decision, result) = match op {
+            Op::Pump(_) => self.pump(runtime, event_id, now_ms),
+            Op::Trigger(_) | Op::Tick(_) => {
+                let episode = self.next_episode_id();
+                self.gate(runtime, event_id, episode, op, now_ms)
+            }
+            other => {
+                let episode = self.next_episode_id();
+                let result = match other {
+                    Op::Restart(restart) => runtime.restart(restart.torn_tail_bytes),
+                    _ => runtime
+                        .execute(other, RunPlan::COMPLETE, now_ms)
+                        .map(|(result, _)| result),
+                };
+                let termination = if result.is_ok() {
+                    "completed"
+                } else {
+                    "failed:runtime_error"
+                };
+                let decision = self.decision(
+                    event_id,
+                    DecisionKind::Invoke,
+                    None,
+                    Some(episode),
+                    Some(termination.to_string()),
+                    0,
+                );
+                (decision, result.map_err(|error| error.to_string()))
+            }
+        };
+        Handled {
+            decision,
+            result,
+            events: start..runtime.log().all().len(),
+        }
+    }
+
+    fn next_episode_id(&mut self) -> u64 {
+        let id = self.next_episode;
+        self.next_episode += 1;
+        id
+    }
+
+    fn decision(
+        &self,
+        event_id: &str,
+        kind: DecisionKind,
+        schedule_at_ms: Option<i64>,
+        episode_id: Option<u64>,
+        termination: Option<String>,
+        retry_count: u64,
+    ) -> Decision {
+        Decision {
+            event_id: event_id.to_string(),
+            decision: kind,
+            schedule_at_ms,
+            episode_id,
+            deadline_ms: self.constraints.deadline.map(|d| d.0),
+            termination,
+            retry_count,
+        }
+    }
+
+    fn saturated(&self) -> bool {
+        self.constraints
+            .max_in_flight
+            .is_some_and(|max| self.in_flight.len() as u64 >= max)
+    }
+
+    /// How long an invocation at `now_ms` must wait for the rate window:
+    /// `window - (now - oldest invocation in the window)`.
+    fn rate_limit_delay(&mut self, now_ms: i64) -> Option<i64> {
+        let max = self.constraints.max_per_window?;
+        let window = self.constraints.rate_window?.as_i64();
+        while self
+            .recent_invocations
+            .front()
+            .is_some_and(|&at| now_ms - at >= window)
+        {
+            self.recent_invocations.pop_front();
+        }
+        if self.recent_invocations.len() as u64 >= max {
+            let oldest = *self.recent_invocations.front()?;
+            return Some(window - (now_ms - oldest));
+        }
+        None
+    }
+
+    /// Decides a trigger or tick: defer it when saturated or rate-limited,
+    /// otherwise invoke it.
+    fn gate(
+        &mut self,
+        runtime: &mut Runtime,
+        event_id: &str,
+        episode: u64,
+        op: &Op,
+        now_ms: i64,
+    ) -> (Decision, Result<OpResult, String>) {
+        let schedule_at = if self.saturated() {
+            Some(now_ms)
+        } else {
+            self.rate_limit_delay(now_ms).map(|delay| now_ms + delay)
+        };
+        if let Some(schedule_at_ms) = schedule_at {
+            self.deferred.insert(
+                (schedule_at_ms, episode),
+                DeferredEpisode {
+                    episode_id: episode,
+                    event_id: event_id.to_string(),
+                    schedule_at_ms,
+                    op: op.clone(),
+                },
+            );
+            let decision = self.decision(
+                event_id,
+                DecisionKind::Defer,
+                Some(schedule_at_ms),
+                Some(episode),
+                None,
+                0,
+            );
+            return (decision, Ok(deferred_result()));
+        }
+        self.invoke(runtime, event_id, episode, op, now_ms)
+    }
+
+    /// Runs at most one due deferred episode.
+    fn pump(
+        &mut self,
+        runtime: &mut Runtime,
+        event_id: &str,
+        now_ms: i64,
+    ) -> (Decision, Result<OpResult, String>) {
+        let due = self
+            .deferred
+            .keys()
+            .next()
+            .copied()
+            .filter(|&(at, _)| at <= now_ms);
+        let Some(key) = due else {
+            let decision = self.decision(event_id, DecisionKind::Defer, None, None, None, 0);
+            return (
+                decision,
+                Ok(OpResult {
+                    receipt: "idle".to_string(),
+                    ..OpResult::default()
+                }),
+            );
+        };
+        let mut episode = self.deferred.remove(&key).expect("the key was just found");
+        let again = if self.saturated() {
+            Some(now_ms)
+        } else {
+            self.rate_limit_delay(now_ms).map(|delay| now_ms + delay)
+        };
+        if let Some(schedule_at_ms) = again {
+            episode.schedule_at_ms = schedule_at_ms;
+            let id = episode.episode_id;
+            self.deferred.insert((schedule_at_ms, id), episode);
+            let decision = self.decision(
+                event_id,
+                DecisionKind::Defer,
+                Some(schedule_at_ms),
+                Some(id),
+                None,
+                0,
+            );
+            return (decision, Ok(deferred_result()));
+        }
+        self.invoke(runtime, event_id, episode.episode_id, &episode.op, now_ms)
+    }
+
+    /// Invokes a trigger or tick, retrying mechanical failures up to
+    /// `max_retries`; attempt `n` takes the `n`th scripted outcome.
+    fn invoke(
+        &mut self,
+        runtime: &mut Runtime,
+        event_id: &str,
+        episode: u64,
+        op: &Op,
+        now_ms: i64,
+    ) -> (Decision, Result<OpResult, String>) {
+        if self.constraints.max_per_window.is_some() && self.constraints.rate_window.is_some() {
+            self.recent_invocations.push_back(now_ms);
+        }
+        let (outcome, duration_ms, persona, cost) = match op {
+            Op::Trigger(t) => (&t.outcome, t.duration.as_i64(), &t.persona, &t.cost),
+            Op::Tick(t) => (&t.outcome, t.duration.as_i64(), &t.persona, &t.cost),
+            _ => unreachable!("only triggers and ticks are gated"),
+        };
+        let deadline_ms = self.constraints.deadline.map(|d| d.as_i64());
+        let timed_out = deadline_ms.is_some_and(|deadline| duration_ms > deadline);
+        let attempt_ms = if timed_out {
+            deadline_ms.unwrap_or(duration_ms)
+        } else {
+            duration_ms
+        };
+        let plan = |index: usize| RunPlan {
+            outcome: if timed_out {
+                attempt_with_timeout(outcome, index)
+            } else {
+                outcome.attempt(index)
+            },
+        };
+
+        let mut retries = 0u64;
+        let mut elapsed_ms = attempt_ms;
+        let mut envelope = None;
+        let mut result = self.first_attempt(runtime, op, plan(0), now_ms, &mut envelope);
+        loop {
+            let termination = termination_of(&result);
+            let retryable = retryable(&result);
+            if !retryable || retries >= self.constraints.max_retries {
+                let crash_until = result
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| r.run.as_ref())
+                    .filter(|run| run.status == "crashed")
+                    .and_then(|run| run.lease.as_ref())
+                    .map(|lease| lease.expires_at_ms);
+                let until = crash_until.unwrap_or(now_ms).max(now_ms + elapsed_ms);
+                if until > now_ms {
+                    self.in_flight.push((episode, until));
+                }
+                let decision = self.decision(
+                    event_id,
+                    DecisionKind::Invoke,
+                    None,
+                    Some(episode),
+                    Some(termination),
+                    retries,
+                );
+                return (decision, result.map_err(|error| error.to_string()));
+            }
+            retries += 1;
+            elapsed_ms += attempt_ms;
+            let index = usize::try_from(retries).unwrap_or(usize::MAX);
+            result = match &envelope {
+                Some(envelope) => runtime
+                    .retry(persona, envelope, cost, plan(index), now_ms)
+                    .map(|(r, _)| r),
+                None => self.first_attempt(runtime, op, plan(index), now_ms, &mut envelope),
+            };
+        }
+    }
+
+    /// The first committed attempt of an episode: `trigger.received` (or
+    /// `schedule.fired`) and a run. Remembers the envelope for retries.
+    fn first_attempt(
+        &self,
+        runtime: &mut Runtime,
+        op: &Op,
+        plan: RunPlan,
+        now_ms: i64,
+        envelope: &mut Option<crate::workkey::Envelope>,
+    ) -> Result<OpResult, RuntimeError> {
+        let (result, _) = runtime.execute(op, plan, now_ms)?;
+        *envelope = result.run.as_ref().and_then(|run| run.envelope.clone());
+        Ok(result)
+    }
+}
+
+fn deferred_result() -> OpResult {
+    OpResult {
+        receipt: "deferred".to_string(),
+        ..OpResult::default()
+    }
+}
+
+/// The outcome of attempt `index` when every attempt overruns the deadline:
+/// a scripted crash or failure still happens first; otherwise it times out.
+fn attempt_with_timeout(outcome: &Outcome, index: usize) -> AttemptOutcome {
+    match outcome.attempt(index) {
+        AttemptOutcome::Completed => AttemptOutcome::Fail(FailKind::TimedOut),
+        other => other,
+    }
+}
+
+/// How an invocation ended, as the decision records it.
+fn termination_of(result: &Result<OpResult, RuntimeError>) -> String {
+    match result {
+        Err(_) => "failed:runtime_error".to_string(),
+        Ok(result) => match result.run.as_ref() {
+            Some(run) if run.status == "crashed" => "aborted".to_string(),
+            Some(run) => match run.failure {
+                Some(FailKind::TimedOut) => "timed_out".to_string(),
+                Some(kind) => format!("failed:{kind}"),
+                None => "completed".to_string(),
+            },
+            None => "completed".to_string(),
+        },
+    }
+}
+
+/// Mechanical failures are retried; semantic ones, crashes and refusals never.
+fn retryable(result: &Result<OpResult, RuntimeError>) -> bool {
+    match result {
+        Err(_) => true,
+        Ok(result) => result
+            .run
+            .as_ref()
+            .and_then(|run| run.failure)
+            .is_some_and(FailKind::is_mechanical),
+    }
+}

@@ -1,0 +1,192 @@
+//! Trigger envelopes and work-key normalisation per provider, so the same
+//! external event always maps to the same unit of work.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::format_ms;
+
+/// A normalised trigger, as the seed's `PersonaTriggerEnvelope`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub provider: String,
+    pub kind: String,
+    /// The work key.
+    pub subject_key: String,
+    pub source_event_id: Option<String>,
+    pub received_at_ms: i64,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub raw: serde_json::Value,
+}
+
+/// The first present metadata value among `keys`.
+fn first<'a>(metadata: &'a BTreeMap<String, String>, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|key| metadata.get(*key))
+        .map(String::as_str)
+}
+
+/// Builds the envelope of a provider event. `generated` supplies an id when
+/// the provider's rule needs one and the metadata has no dedupe key.
+pub fn normalize(
+    provider: &str,
+    kind: &str,
+    metadata: BTreeMap<String, String>,
+    now_ms: i64,
+    generated: impl FnOnce() -> String,
+) -> Envelope {
+    let provider = provider.to_ascii_lowercase();
+    let source_event_id = first(&metadata, &["event_id", "id"]).map(str::to_string);
+    let subject_key = match provider.as_str() {
+        "github" => {
+            let repo =
+                first(&metadata, &["repository", "repository.full_name"]).unwrap_or("unknown");
+            if let Some(number) = first(&metadata, &["pr", "pull_request.number", "number"]) {
+                format!("github:{repo}:pr:{number}")
+            } else if let Some(check) = first(&metadata, &["check_run.name", "check_name"]) {
+                format!("github:{repo}:check:{check}")
+            } else {
+                format!("github:{repo}:{kind}")
+            }
+        }
+        "linear" => {
+            let issue = first(
+                &metadata,
+                &["issue_key", "issue.identifier", "issue_id", "id"],
+            )
+            .unwrap_or("unknown");
+            format!("linear:issue:{issue}")
+        }
+        "slack" => {
+            let channel = first(&metadata, &["channel", "channel_id"]).unwrap_or("unknown");
+            let ts = first(&metadata, &["ts", "event_ts"]).unwrap_or("unknown");
+            format!("slack:{channel}:{ts}")
+        }
+        "webhook" => match first(&metadata, &["dedupe_key", "event_id"]) {
+            Some(key) => format!("webhook:{key}"),
+            None => format!("webhook:{kind}:{}", generated()),
+        },
+        _ => match first(&metadata, &["dedupe_key", "event_id"]) {
+            Some(key) => format!("{provider}:{kind}:{key}"),
+            None => format!("{provider}:{kind}:{}", generated()),
+        },
+    };
+    let raw = serde_json::json!({ "metadata": metadata });
+    Envelope {
+        provider,
+        kind: kind.to_string(),
+        subject_key,
+        source_event_id,
+        received_at_ms: now_ms,
+        metadata,
+        raw,
+    }
+}
+
+/// The envelope of a schedule tick of `persona` at `now_ms`.
+pub fn schedule_envelope(persona: &str, schedule: &str, now_ms: i64) -> Envelope {
+    let fired_at = format_ms(now_ms);
+    let metadata = BTreeMap::from([
+        ("fired_at".to_string(), fired_at.clone()),
+        ("persona".to_string(), persona.to_string()),
+        ("schedule".to_string(), schedule.to_string()),
+    ]);
+    Envelope {
+        provider: "schedule".to_string(),
+        kind: "cron.tick".to_string(),
+        subject_key: format!("schedule:{persona}:{schedule}:{fired_at}"),
+        source_event_id: None,
+        received_at_ms: now_ms,
+        metadata,
+        raw: serde_json::json!({}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(provider: &str, kind: &str, pairs: &[(&str, &str)]) -> String {
+        let metadata = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        normalize(provider, kind, metadata, 0, || "GEN".to_string()).subject_key
+    }
+
+    #[test]
+    fn github_prefers_pr_then_check_then_kind() {
+        assert_eq!(
+            key(
+                "GitHub",
+                "pull_request",
+                &[("repository", "o/r"), ("number", "462")]
+            ),
+            "github:o/r:pr:462"
+        );
+        assert_eq!(
+            key(
+                "github",
+                "x",
+                &[
+                    ("repository.full_name", "o/r"),
+                    ("pr", "1"),
+                    ("number", "2")
+                ]
+            ),
+            "github:o/r:pr:1"
+        );
+        assert_eq!(
+            key("github", "check_run", &[("check_name", "ci")]),
+            "github:unknown:check:ci"
+        );
+        assert_eq!(
+            key("github", "push", &[("repository", "o/r")]),
+            "github:o/r:push"
+        );
+    }
+
+    #[test]
+    fn linear_slack_webhook_and_others() {
+        assert_eq!(
+            key(
+                "linear",
+                "issue",
+                &[("issue.identifier", "ENG-1"), ("id", "9")]
+            ),
+            "linear:issue:ENG-1"
+        );
+        assert_eq!(key("linear", "issue", &[]), "linear:issue:unknown");
+        assert_eq!(
+            key(
+                "slack",
+                "message",
+                &[("channel_id", "C1"), ("event_ts", "1.2")]
+            ),
+            "slack:C1:1.2"
+        );
+        assert_eq!(key("slack", "message", &[]), "slack:unknown:unknown");
+        assert_eq!(
+            key("webhook", "deploy", &[("event_id", "e1")]),
+            "webhook:e1"
+        );
+        assert_eq!(key("webhook", "deploy", &[]), "webhook:deploy:GEN");
+        assert_eq!(
+            key("Jira", "created", &[("dedupe_key", "d")]),
+            "jira:created:d"
+        );
+        assert_eq!(key("jira", "created", &[]), "jira:created:GEN");
+    }
+
+    #[test]
+    fn source_event_id_comes_from_event_id_or_id() {
+        let metadata = BTreeMap::from([("id".to_string(), "7".to_string())]);
+        let envelope = normalize("x", "y", metadata, 5, || "G".to_string());
+        assert_eq!(envelope.source_event_id.as_deref(), Some("7"));
+        assert_eq!(envelope.subject_key, "x:y:G");
+        assert_eq!(envelope.received_at_ms, 5);
+    }
+}
