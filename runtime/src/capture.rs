@@ -1,0 +1,184 @@
+//! Capture bundles: a versioned record of every external event (with the
+//! sha256 of its payload) and of every decision (with the sha256 of each log
+//! event its episode appended), and the session that records one while it
+//! drives the supervisor and the runtime.
+//!
+//! A bundle carries the runtime configuration, so it replays with no scenario
+//! file (see `replay.rs`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::config::RuntimeConfig;
+use crate::engine::{effect_hash, Runtime, RuntimeError};
+use crate::log::EventLog;
+use crate::op::Op;
+use crate::supervisor::{Decision, DecisionKind, DeferredEpisode, Handled, Supervisor};
+
+/// The capture format this runtime writes and reads.
+pub const CAPTURE_VERSION: &str = "rehearse-capture/1";
+
+/// Who produced a bundle: the runtime crate and its version.
+pub fn runtime_provenance() -> String {
+    format!("rehearse-runtime/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// A capture bundle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureBundle {
+    pub capture_version: String,
+    /// The scenario the capture came from.
+    pub scenario: String,
+    pub config: RuntimeConfig,
+    pub events: Vec<CapturedEvent>,
+    pub decisions: Vec<CapturedDecision>,
+    pub runtime_provenance: String,
+}
+
+/// One external event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapturedEvent {
+    pub event_id: String,
+    pub at_ms: i64,
+    /// The operation, as JSON.
+    pub payload: Value,
+    /// sha256 hex of the payload's canonical JSON.
+    pub payload_hash: String,
+}
+
+/// One decision and the effects of the episode it ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapturedDecision {
+    pub event_id: String,
+    pub decision: DecisionKind,
+    pub schedule_at_ms: Option<i64>,
+    pub episode_id: Option<u64>,
+    pub deadline_ms: Option<u64>,
+    pub termination: Option<String>,
+    pub retry_count: u64,
+    pub effects: Vec<Effect>,
+}
+
+impl CapturedDecision {
+    /// The decision without its effects.
+    pub fn decision(&self) -> Decision {
+        Decision {
+            event_id: self.event_id.clone(),
+            decision: self.decision,
+            schedule_at_ms: self.schedule_at_ms,
+            episode_id: self.episode_id,
+            deadline_ms: self.deadline_ms,
+            termination: self.termination.clone(),
+            retry_count: self.retry_count,
+        }
+    }
+}
+
+/// One log event an episode appended: its kind and the hash of the event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Effect {
+    pub kind: String,
+    pub effect_hash: String,
+}
+
+/// The canonical JSON of `value`: object keys sorted (serde_json's map is
+/// ordered by key), no insignificant whitespace.
+pub fn canonical_json(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).expect("a JSON value serialises")
+}
+
+/// sha256 hex of `value`'s canonical JSON.
+pub fn payload_hash(value: &Value) -> String {
+    hex::encode(Sha256::digest(canonical_json(value)))
+}
+
+/// A supervisor and a runtime driven together, recording a capture bundle.
+#[derive(Debug)]
+pub struct Session {
+    runtime: Runtime,
+    supervisor: Supervisor,
+    bundle: CaptureBundle,
+}
+
+impl Session {
+    /// A session over `log` for the scenario named `scenario`.
+    pub fn new(
+        scenario: &str,
+        config: &RuntimeConfig,
+        log: Box<dyn EventLog>,
+    ) -> Result<Self, RuntimeError> {
+        Ok(Self {
+            runtime: Runtime::new(config, log)?,
+            supervisor: Supervisor::new(config.supervisor.clone()),
+            bundle: CaptureBundle {
+                capture_version: CAPTURE_VERSION.to_string(),
+                scenario: scenario.to_string(),
+                config: config.clone(),
+                events: Vec::new(),
+                decisions: Vec::new(),
+                runtime_provenance: runtime_provenance(),
+            },
+        })
+    }
+
+    /// Handles one external event and records it with its decision.
+    pub fn handle(&mut self, event_id: &str, at_ms: i64, op: &Op) -> Handled {
+        let payload = serde_json::to_value(op).expect("an operation serialises");
+        let handled = self
+            .supervisor
+            .handle(&mut self.runtime, event_id, op, at_ms);
+        let effects = self.runtime.log().all()[handled.events.clone()]
+            .iter()
+            .map(|event| Effect {
+                kind: event.kind.clone(),
+                effect_hash: effect_hash(event),
+            })
+            .collect();
+        self.bundle.events.push(CapturedEvent {
+            event_id: event_id.to_string(),
+            at_ms,
+            payload_hash: payload_hash(&payload),
+            payload,
+        });
+        let d = &handled.decision;
+        self.bundle.decisions.push(CapturedDecision {
+            event_id: d.event_id.clone(),
+            decision: d.decision,
+            schedule_at_ms: d.schedule_at_ms,
+            episode_id: d.episode_id,
+            deadline_ms: d.deadline_ms,
+            termination: d.termination.clone(),
+            retry_count: d.retry_count,
+            effects,
+        });
+        handled
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// Episodes still deferred, earliest first.
+    pub fn deferred(&self) -> Vec<DeferredEpisode> {
+        self.supervisor.deferred().cloned().collect()
+    }
+
+    /// The bundle recorded so far.
+    pub fn bundle(&self) -> &CaptureBundle {
+        &self.bundle
+    }
+
+    /// Ends the session, keeping the bundle and the runtime.
+    pub fn finish(self) -> (CaptureBundle, Runtime) {
+        (self.bundle, self.runtime)
+    }
+}

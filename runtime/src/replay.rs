@@ -1,0 +1,272 @@
+//! Replay: re-drive a fresh runtime from a capture bundle alone and compare
+//! it decision by decision and effect by effect. Every failure is a typed
+//! error that names the event.
+
+use std::collections::BTreeSet;
+
+use crate::capture::{payload_hash, CaptureBundle, Session, CAPTURE_VERSION};
+use crate::engine::effect_hash;
+use crate::log::EventLog;
+use crate::op::Op;
+
+/// How strictly to replay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// Refuse duplicate event ids and a bundle from another runtime version.
+    pub strict: bool,
+}
+
+/// What a successful replay covered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReplaySummary {
+    pub events: usize,
+    pub decisions: usize,
+    pub effects: usize,
+}
+
+/// Why a bundle did not replay.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    #[error("malformed capture bundle at line {line}, column {column}: {message}")]
+    Malformed {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("unsupported capture version `{found}`, expected `{CAPTURE_VERSION}`")]
+    UnsupportedVersion { found: String },
+    #[error("provenance mismatch: the bundle was captured by `{captured}`, this is `{current}`")]
+    ProvenanceMismatch { captured: String, current: String },
+    #[error("event `{event_id}`: duplicate event id")]
+    DuplicateEventId { event_id: String },
+    #[error("event `{event_id}`: payload hash mismatch: recorded {recorded}, payload hashes to {actual}")]
+    PayloadHashMismatch {
+        event_id: String,
+        recorded: String,
+        actual: String,
+    },
+    #[error("event `{event_id}`: invalid payload: {message}")]
+    InvalidPayload { event_id: String, message: String },
+    #[error("event `{event_id}`: {count} events but {decisions} decisions")]
+    DecisionCount {
+        event_id: String,
+        count: usize,
+        decisions: usize,
+    },
+    #[error(
+        "event `{event_id}`: decision mismatch in `{field}`: expected {expected}, actual {actual}"
+    )]
+    DecisionMismatch {
+        event_id: String,
+        field: &'static str,
+        expected: String,
+        actual: String,
+    },
+    #[error("event `{event_id}`: effect mismatch at index {index}: expected {expected}, actual {actual}")]
+    EffectMismatch {
+        event_id: String,
+        index: usize,
+        expected: String,
+        actual: String,
+    },
+    #[error("invalid runtime configuration in the bundle: {0}")]
+    InvalidConfig(String),
+}
+
+impl ReplayError {
+    /// What to do about it, in one sentence.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Self::Malformed { .. } => {
+                "the file is not a whole capture bundle: was it truncated or edited by hand?"
+            }
+            Self::UnsupportedVersion { .. } => "capture it again with this version of rehearse",
+            Self::ProvenanceMismatch { .. } => {
+                "replay without --strict to compare across runtime versions, or capture it again"
+            }
+            Self::DuplicateEventId { .. } => {
+                "every event needs its own id; replay without --strict to allow repeats"
+            }
+            Self::PayloadHashMismatch { .. } => "the payload or its hash was changed after capture",
+            Self::InvalidPayload { .. } => "the payload is not an operation this runtime knows",
+            Self::DecisionCount { .. } => {
+                "every event yields exactly one decision: an entry was added or removed"
+            }
+            Self::DecisionMismatch { .. } | Self::EffectMismatch { .. } => {
+                "the runtime no longer behaves as it did when captured, or the bundle was edited"
+            }
+            Self::InvalidConfig(_) => "the bundle's `config` does not describe a valid runtime",
+        }
+    }
+}
+
+/// Reads a bundle from JSON text, checking its version before anything else.
+pub fn parse_bundle(text: &str) -> Result<CaptureBundle, ReplayError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| malformed(&e))?;
+    if let Some(found) = value.get("capture_version") {
+        if found.as_str() != Some(CAPTURE_VERSION) {
+            let found = found
+                .as_str()
+                .map_or_else(|| found.to_string(), str::to_string);
+            return Err(ReplayError::UnsupportedVersion { found });
+        }
+    }
+    serde_json::from_str(text).map_err(|e| malformed(&e))
+}
+
+fn malformed(error: &serde_json::Error) -> ReplayError {
+    let message = error.to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
+    ReplayError::Malformed {
+        line: error.line(),
+        column: error.column(),
+        message,
+    }
+}
+
+/// Replays `bundle` on a fresh runtime over `log` (an empty log).
+pub fn replay(
+    bundle: &CaptureBundle,
+    options: ReplayOptions,
+    log: Box<dyn EventLog>,
+) -> Result<ReplaySummary, ReplayError> {
+    if bundle.capture_version != CAPTURE_VERSION {
+        return Err(ReplayError::UnsupportedVersion {
+            found: bundle.capture_version.clone(),
+        });
+    }
+    let current = crate::capture::runtime_provenance();
+    if options.strict && bundle.runtime_provenance != current {
+        return Err(ReplayError::ProvenanceMismatch {
+            captured: bundle.runtime_provenance.clone(),
+            current,
+        });
+    }
+    let mut session = Session::new(&bundle.scenario, &bundle.config, log)
+        .map_err(|e| ReplayError::InvalidConfig(e.to_string()))?;
+    let mut seen = BTreeSet::new();
+    let mut summary = ReplaySummary::default();
+    for (index, event) in bundle.events.iter().enumerate() {
+        let event_id = &event.event_id;
+        if !seen.insert(event_id.as_str()) && options.strict {
+            return Err(ReplayError::DuplicateEventId {
+                event_id: event_id.clone(),
+            });
+        }
+        let actual = payload_hash(&event.payload);
+        if actual != event.payload_hash {
+            return Err(ReplayError::PayloadHashMismatch {
+                event_id: event_id.clone(),
+                recorded: event.payload_hash.clone(),
+                actual,
+            });
+        }
+        let op: Op = serde_json::from_value(event.payload.clone()).map_err(|e| {
+            ReplayError::InvalidPayload {
+                event_id: event_id.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let Some(recorded) = bundle.decisions.get(index) else {
+            return Err(ReplayError::DecisionCount {
+                event_id: event_id.clone(),
+                count: bundle.events.len(),
+                decisions: bundle.decisions.len(),
+            });
+        };
+        let handled = session.handle(event_id, event.at_ms, &op);
+        compare_decision(event_id, &recorded.decision(), &handled.decision)?;
+        let appended = &session.runtime().log().all()[handled.events.clone()];
+        for (i, expected) in recorded.effects.iter().enumerate() {
+            let actual = appended
+                .get(i)
+                .map(|e| format!("{} {}", e.kind, effect_hash(e)));
+            let expected_text = format!("{} {}", expected.kind, expected.effect_hash);
+            if actual.as_deref() != Some(expected_text.as_str()) {
+                return Err(ReplayError::EffectMismatch {
+                    event_id: event_id.clone(),
+                    index: i,
+                    expected: expected_text,
+                    actual: actual.unwrap_or_else(|| "no effect".to_string()),
+                });
+            }
+        }
+        if let Some(extra) = appended.get(recorded.effects.len()) {
+            return Err(ReplayError::EffectMismatch {
+                event_id: event_id.clone(),
+                index: recorded.effects.len(),
+                expected: "no effect".to_string(),
+                actual: format!("{} {}", extra.kind, effect_hash(extra)),
+            });
+        }
+        summary.events += 1;
+        summary.decisions += 1;
+        summary.effects += appended.len();
+    }
+    if bundle.decisions.len() != bundle.events.len() {
+        let event_id = bundle
+            .decisions
+            .get(bundle.events.len())
+            .map_or_else(String::new, |d| d.event_id.clone());
+        return Err(ReplayError::DecisionCount {
+            event_id,
+            count: bundle.events.len(),
+            decisions: bundle.decisions.len(),
+        });
+    }
+    Ok(summary)
+}
+
+fn compare_decision(
+    event_id: &str,
+    expected: &crate::supervisor::Decision,
+    actual: &crate::supervisor::Decision,
+) -> Result<(), ReplayError> {
+    fn show<T: serde::Serialize>(value: &T) -> String {
+        serde_json::to_string(value).expect("a decision field serialises")
+    }
+    let fields: [(&'static str, String, String); 7] = [
+        ("event_id", show(&expected.event_id), show(&actual.event_id)),
+        ("decision", show(&expected.decision), show(&actual.decision)),
+        (
+            "schedule_at_ms",
+            show(&expected.schedule_at_ms),
+            show(&actual.schedule_at_ms),
+        ),
+        (
+            "episode_id",
+            show(&expected.episode_id),
+            show(&actual.episode_id),
+        ),
+        (
+            "deadline_ms",
+            show(&expected.deadline_ms),
+            show(&actual.deadline_ms),
+        ),
+        (
+            "termination",
+            show(&expected.termination),
+            show(&actual.termination),
+        ),
+        (
+            "retry_count",
+            show(&expected.retry_count),
+            show(&actual.retry_count),
+        ),
+    ];
+    for (field, expected, actual) in fields {
+        if expected != actual {
+            return Err(ReplayError::DecisionMismatch {
+                event_id: event_id.to_string(),
+                field,
+                expected,
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
