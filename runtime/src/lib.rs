@@ -18,3 +18,5 @@ pub mod op;
 pub use config::{BudgetPolicy, Constraints, PersonaSpec, RuntimeConfig};
 pub use duration::Millis;
 pub use op::Op;
+pub mod pipeline;
+pub use pipeline::{Pipeline, PipelineError, PipelineOutcome, QueuedTrigger, UnsettledSnapshot};
