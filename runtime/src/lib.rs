@@ -19,4 +19,6 @@ pub use config::{BudgetPolicy, Constraints, PersonaSpec, RuntimeConfig};
 pub use duration::Millis;
 pub use op::Op;
 pub mod pipeline;
+pub mod run_record;
 pub use pipeline::{Pipeline, PipelineError, PipelineOutcome, QueuedTrigger, UnsettledSnapshot};
+pub use run_record::{ReplayFixture, RunFacts, RunRecord, RunRecordError, RunStatus};
