@@ -1,29 +1,33 @@
 //! The reference runtime that `rehearse` drives: a deterministic, event-sourced
-//! persona runtime with leases, budgets, triggers, schedules and controls.
+//! persona runtime with leases, budgets, triggers, schedules and controls,
+//! fronted by a supervisor, with capture bundles and replay.
 //!
 //! Nothing in this crate reads the wall clock, the OS random source or the
 //! terminal: time is passed in as `now_ms` and ids come from [`ids::IdGen`].
 
-pub mod clock;
-pub mod ids;
-pub mod log;
-
-pub use clock::{format_ms, parse_rfc3339_ms};
-pub use ids::IdGen;
-pub use log::{EventLog, LogError, LogEvent, MemoryLog, Reopened, StoredEvent, Topic};
-pub mod config;
-pub mod duration;
-pub mod op;
-
-pub use config::{BudgetPolicy, Constraints, PersonaSpec, RuntimeConfig};
-pub use duration::Millis;
-pub use op::Op;
 pub mod budget;
 pub mod capture;
+pub mod clock;
+pub mod config;
+pub mod duration;
 pub mod engine;
+pub mod ids;
 pub mod lease;
+pub mod log;
+pub mod op;
 pub mod persona;
+pub mod pipeline;
 pub mod replay;
+pub mod run_record;
 pub mod schedule;
 pub mod supervisor;
 pub mod workkey;
+
+pub use clock::{format_ms, parse_rfc3339_ms};
+pub use config::{BudgetPolicy, Constraints, PersonaSpec, RuntimeConfig};
+pub use duration::Millis;
+pub use ids::IdGen;
+pub use log::{EventLog, LogError, LogEvent, MemoryLog, Reopened, StoredEvent, Topic};
+pub use op::Op;
+pub use pipeline::{Pipeline, PipelineError, PipelineOutcome, QueuedTrigger, UnsettledSnapshot};
+pub use run_record::{ReplayFixture, RunFacts, RunRecord, RunRecordError, RunStatus};
