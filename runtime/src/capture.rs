@@ -113,7 +113,7 @@ impl Session {
         log: Box<dyn EventLog>,
     ) -> Result<Self, RuntimeError> {
         Ok(Self {
-            runtime: Runtime::new(config, log)?,
+            runtime: Runtime::named(Some(scenario.to_string()), config, log)?,
             supervisor: Supervisor::new(config.supervisor.clone()),
             bundle: CaptureBundle {
                 capture_version: CAPTURE_VERSION.to_string(),

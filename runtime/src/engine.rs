@@ -20,6 +20,10 @@ use crate::lease::{Lease, RUNTIME_HOLDER};
 use crate::log::{EventLog, LogError, LogEvent, StoredEvent, Topic};
 use crate::op::{AttemptOutcome, Cost, FailKind, Op, RepairWorkerOp, RestoreCheckpointOp, SpendOp};
 use crate::persona::{rebuild_states, Persona, PersonaStatus, RunCost, PERSONA_TOPIC};
+use crate::pipeline::{
+    lifecycle_topic, Pipeline, PipelineError, PipelineOutcome, QueuedTrigger, UnsettledSnapshot,
+};
+use crate::run_record::{RunFacts, RunRecord, RunStatus};
 use crate::workkey::{self, Envelope};
 
 /// Why an operation failed.
@@ -37,6 +41,8 @@ pub enum RuntimeError {
     InvalidTrigger(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
 }
 
 /// The receipt of one run attempt, as the seed's `PersonaRunReceipt`.
@@ -104,11 +110,23 @@ pub struct Runtime {
     topic: Topic,
     pending: Vec<(Topic, LogEvent)>,
     faults_remaining: u64,
+    pipeline: Pipeline,
+    pipeline_id: Option<String>,
 }
 
 impl Runtime {
     /// Builds a runtime over `log`, folding whatever it already holds.
     pub fn new(config: &RuntimeConfig, log: Box<dyn EventLog>) -> Result<Self, RuntimeError> {
+        Self::named(None, config, log)
+    }
+
+    /// Like [`Runtime::new`], naming the pipeline run (the scenario) that
+    /// lifecycle audit entries and envelopes carry.
+    pub fn named(
+        pipeline_id: Option<String>,
+        config: &RuntimeConfig,
+        log: Box<dyn EventLog>,
+    ) -> Result<Self, RuntimeError> {
         let mut personas = BTreeMap::new();
         for (name, spec) in &config.personas {
             personas.insert(name.clone(), Persona::new(name, spec.clone())?);
@@ -121,6 +139,8 @@ impl Runtime {
             topic: Topic::new(PERSONA_TOPIC)?,
             pending: Vec::new(),
             faults_remaining: 0,
+            pipeline: Pipeline::new(pipeline_id.clone()),
+            pipeline_id,
         };
         runtime.rebuild();
         Ok(runtime)
@@ -183,6 +203,109 @@ impl Runtime {
     /// Folds the whole log from scratch into fresh state.
     pub fn rebuild(&mut self) {
         rebuild_states(&mut self.personas, self.log.all());
+        self.pipeline = Pipeline::rebuild(self.pipeline_id.clone(), self.log.all());
+    }
+
+    /// The pipeline lifecycle state.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The unsettled-state snapshot at `now_ms`: every persona's queued
+    /// triggers (by persona, then work key) and the partial handoffs.
+    pub fn unsettled(&self, now_ms: i64) -> UnsettledSnapshot {
+        let queued: Vec<QueuedTrigger> = self
+            .personas
+            .values()
+            .flat_map(|p| {
+                p.state.queued.values().map(|item| QueuedTrigger {
+                    persona: p.name.clone(),
+                    work_key: item.envelope.subject_key.clone(),
+                    queued_at_ms: item.queued_at_ms,
+                })
+            })
+            .collect();
+        self.pipeline.unsettled(&queued, now_ms)
+    }
+
+    /// A run record for every persona run in the log, in start order: a run
+    /// that started and never finished crashed.
+    pub fn run_records(&self) -> Vec<RunRecord> {
+        let mut open: BTreeMap<String, (usize, RunFacts)> = BTreeMap::new();
+        let mut done: Vec<(usize, RunFacts)> = Vec::new();
+        for event in self.log.all() {
+            if event.topic.as_str() != PERSONA_TOPIC {
+                continue;
+            }
+            let payload = &event.payload;
+            let run_id = payload
+                .get("run_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            match event.kind.as_str() {
+                "persona.run.started" => {
+                    let persona = event.header("persona").unwrap_or_default().to_string();
+                    let entry_workflow = self
+                        .personas
+                        .get(&persona)
+                        .map(|p| p.spec.entry_workflow.clone())
+                        .unwrap_or_default();
+                    let facts = RunFacts {
+                        run_id: run_id.clone(),
+                        persona,
+                        work_key: payload
+                            .get("work_key")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        entry_workflow,
+                        status: RunStatus::Crashed,
+                        started_at_ms: event.occurred_at_ms,
+                        finished_at_ms: None,
+                        stage_metadata: BTreeMap::new(),
+                        error: None,
+                    };
+                    open.insert(run_id, (done.len() + open.len(), facts));
+                }
+                "persona.value.run_started" => {
+                    let stages = payload
+                        .pointer("/metadata/stage_metadata")
+                        .and_then(|v| serde_json::from_value(v.clone()).ok());
+                    if let (Some((_, facts)), Some(stages)) = (open.get_mut(&run_id), stages) {
+                        facts.stage_metadata = stages;
+                    }
+                }
+                "persona.run.completed" | "persona.run.failed" => {
+                    if let Some((order, mut facts)) = open.remove(&run_id) {
+                        facts.finished_at_ms = Some(event.occurred_at_ms);
+                        if event.kind == "persona.run.failed" {
+                            facts.status = RunStatus::Failed;
+                            facts.error = payload
+                                .get("error")
+                                .and_then(Value::as_str)
+                                .map(str::to_string);
+                        } else {
+                            facts.status = RunStatus::Completed;
+                        }
+                        done.push((order, facts));
+                    }
+                }
+                _ => {}
+            }
+        }
+        done.extend(open.into_values());
+        done.sort_by_key(|(order, facts)| (facts.started_at_ms, *order));
+        done.into_iter()
+            .map(|(_, facts)| {
+                let stages = self
+                    .personas
+                    .get(&facts.persona)
+                    .map(|p| p.spec.stages.clone())
+                    .unwrap_or_default();
+                RunRecord::from_run(facts, &stages)
+            })
+            .collect()
     }
 
     /// Runs `op` as one operation. Pumps and restarts belong to the
@@ -254,9 +377,18 @@ impl Runtime {
             return Err(RuntimeError::InjectedFault);
         }
         let batch = std::mem::take(&mut self.pending);
-        if let Err(error) = self.log.append_batch(batch) {
-            self.rebuild();
-            return Err(error.into());
+        match self.log.append_batch(batch) {
+            Ok(stored) => {
+                // Persona events were folded as they were staged; the other
+                // subsystems fold what was committed.
+                for event in &stored {
+                    self.pipeline.apply(event);
+                }
+            }
+            Err(error) => {
+                self.rebuild();
+                return Err(error.into());
+            }
         }
         Ok(start..self.log.all().len())
     }
@@ -361,15 +493,34 @@ impl Runtime {
             Op::Restart(_) => Err(RuntimeError::Unsupported(
                 "a restart is handled by the driver".to_string(),
             )),
-            Op::Process(_)
-            | Op::Audit(_)
-            | Op::Handoff(_)
-            | Op::AckHandoff(_)
-            | Op::Finalize(_) => Err(RuntimeError::Unsupported(format!(
+            Op::Audit(audit) => self.stage_pipeline(self.pipeline.audit(audit, now_ms)),
+            Op::Handoff(handoff) => self.stage_pipeline(self.pipeline.handoff(handoff, now_ms)),
+            Op::AckHandoff(ack) => self.stage_pipeline(self.pipeline.ack_handoff(ack, now_ms)),
+            Op::Finalize(finalize) => self.stage_pipeline(self.pipeline.finalize(finalize, now_ms)),
+            Op::Process(_) => Err(RuntimeError::Unsupported(format!(
                 "`{}` steps are not supported yet",
                 op.kind()
             ))),
         }
+    }
+
+    fn stage_pipeline(
+        &mut self,
+        outcome: Result<PipelineOutcome, PipelineError>,
+    ) -> Result<OpResult, RuntimeError> {
+        let outcome = outcome?;
+        let topic = lifecycle_topic();
+        self.pending.extend(
+            outcome
+                .events
+                .into_iter()
+                .map(|event| (topic.clone(), event)),
+        );
+        Ok(OpResult {
+            receipt: outcome.receipt,
+            detail: outcome.result,
+            ..OpResult::default()
+        })
     }
 
     /// The envelope a trigger or tick stands for at `now_ms` (generated work

@@ -555,3 +555,44 @@ fn the_same_inputs_give_byte_identical_logs() {
     assert!(first.len() > 10_000, "the sequence should do real work");
     assert_eq!(first, run());
 }
+
+#[test]
+fn pipeline_steps_run_through_the_runtime_and_unsettled_counts_queued_work() {
+    let mut rt = runtime(BudgetPolicy::default());
+    step(&mut rt, "0s", "pause: mc");
+    step(&mut rt, "1s", &pr(1, 0.0));
+    assert_eq!(
+        step(&mut rt, "2s", "handoff: {to: review, payload: {pr: 1}}"),
+        ("envelope_1".into(), vec!["partial_handoff_recorded".into()])
+    );
+    let counts = rt.unsettled(at("2s")).counts();
+    assert_eq!(
+        (counts["queued_triggers"], counts["partial_handoffs"]),
+        (1, 1)
+    );
+    assert_eq!(
+        step(
+            &mut rt,
+            "3s",
+            "ack_handoff: {envelope: envelope_1, decision: accepted}"
+        )
+        .0,
+        "acked"
+    );
+    let error = rt
+        .execute(
+            &op("ack_handoff: {envelope: envelope_1, decision: accepted}"),
+            RunPlan::COMPLETE,
+            at("4s"),
+        )
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "partial handoff envelope `envelope_1` was already acknowledged with decision `accepted`"
+    );
+    step(&mut rt, "5s", "resume: mc");
+    assert!(rt.unsettled(at("5s")).is_empty());
+    let records = rt.run_records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].work_key, "github:o/r:pr:1");
+}
