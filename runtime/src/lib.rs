@@ -14,7 +14,9 @@ pub use log::{EventLog, LogError, LogEvent, MemoryLog, StoredEvent, Topic};
 pub mod config;
 pub mod duration;
 pub mod op;
+pub mod process;
 
 pub use config::{BudgetPolicy, Constraints, PersonaSpec, RuntimeConfig};
 pub use duration::Millis;
 pub use op::Op;
+pub use process::{ProcessOp, ProcessRegistry};
