@@ -23,6 +23,7 @@ use crate::persona::{rebuild_states, Persona, PersonaStatus, RunCost, PERSONA_TO
 use crate::pipeline::{
     lifecycle_topic, Pipeline, PipelineError, PipelineOutcome, QueuedTrigger, UnsettledSnapshot,
 };
+use crate::process::{process_topic, ProcessError, ProcessRegistry};
 use crate::run_record::{RunFacts, RunRecord, RunStatus};
 use crate::workkey::{self, Envelope};
 
@@ -43,6 +44,8 @@ pub enum RuntimeError {
     Unsupported(String),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
 }
 
 /// The receipt of one run attempt, as the seed's `PersonaRunReceipt`.
@@ -112,6 +115,7 @@ pub struct Runtime {
     faults_remaining: u64,
     pipeline: Pipeline,
     pipeline_id: Option<String>,
+    processes: ProcessRegistry,
 }
 
 impl Runtime {
@@ -141,6 +145,7 @@ impl Runtime {
             faults_remaining: 0,
             pipeline: Pipeline::new(pipeline_id.clone()),
             pipeline_id,
+            processes: ProcessRegistry::default(),
         };
         runtime.rebuild();
         Ok(runtime)
@@ -204,6 +209,12 @@ impl Runtime {
     pub fn rebuild(&mut self) {
         rebuild_states(&mut self.personas, self.log.all());
         self.pipeline = Pipeline::rebuild(self.pipeline_id.clone(), self.log.all());
+        self.processes = ProcessRegistry::rebuild(self.log.all());
+    }
+
+    /// The process registry.
+    pub fn processes(&self) -> &ProcessRegistry {
+        &self.processes
     }
 
     /// The pipeline lifecycle state.
@@ -383,6 +394,7 @@ impl Runtime {
                 // subsystems fold what was committed.
                 for event in &stored {
                     self.pipeline.apply(event);
+                    self.processes.apply(event);
                 }
             }
             Err(error) => {
@@ -497,10 +509,21 @@ impl Runtime {
             Op::Handoff(handoff) => self.stage_pipeline(self.pipeline.handoff(handoff, now_ms)),
             Op::AckHandoff(ack) => self.stage_pipeline(self.pipeline.ack_handoff(ack, now_ms)),
             Op::Finalize(finalize) => self.stage_pipeline(self.pipeline.finalize(finalize, now_ms)),
-            Op::Process(_) => Err(RuntimeError::Unsupported(format!(
-                "`{}` steps are not supported yet",
-                op.kind()
-            ))),
+            Op::Process(process) => {
+                let outcome = self.processes.execute(process, now_ms, &mut self.ids)?;
+                let topic = process_topic();
+                self.pending.extend(
+                    outcome
+                        .events
+                        .into_iter()
+                        .map(|event| (topic.clone(), event)),
+                );
+                Ok(OpResult {
+                    receipt: outcome.receipt,
+                    detail: outcome.result,
+                    ..OpResult::default()
+                })
+            }
         }
     }
 

@@ -1,0 +1,108 @@
+//! The filters of a process listing, decoded from a JSON record the way the
+//! seed's `processes.list` tool decodes its arguments, with its messages.
+
+use super::record::{ProcessRecord, ProcessStatus};
+
+/// Which lifecycle states a listing shows; `running` unless asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProcessStatusFilter {
+    #[default]
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    Abandoned,
+    Any,
+}
+
+impl ProcessStatusFilter {
+    /// Reads a status name; `None` means the default, `running`.
+    pub fn decode(value: Option<&str>) -> Result<Self, String> {
+        match value.unwrap_or("running") {
+            "running" => Ok(Self::Running),
+            "completed" => Ok(Self::Completed),
+            "failed" => Ok(Self::Failed),
+            "cancelled" => Ok(Self::Cancelled),
+            "abandoned" => Ok(Self::Abandoned),
+            "any" => Ok(Self::Any),
+            other => Err(bad_status(other)),
+        }
+    }
+
+    pub fn matches(self, status: ProcessStatus) -> bool {
+        match self {
+            Self::Running => status == ProcessStatus::Running,
+            Self::Completed => status == ProcessStatus::Completed,
+            Self::Failed => status == ProcessStatus::Failed,
+            Self::Cancelled => status == ProcessStatus::Cancelled,
+            Self::Abandoned => status == ProcessStatus::Abandoned,
+            Self::Any => true,
+        }
+    }
+}
+
+fn bad_status(got: &str) -> String {
+    format!(
+        "processes.list status must be `running`, `completed`, `failed`, `cancelled`, `abandoned`, or `any`, got `{got}`"
+    )
+}
+
+/// A decoded listing filter: every given facet must match.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProcessListFilter {
+    /// Matches a record whose identity has exactly this definition.
+    pub definition: Option<serde_json::Value>,
+    pub status: ProcessStatusFilter,
+    /// `true` lists only waiting processes, `false` only those not waiting.
+    pub waiting: Option<bool>,
+}
+
+impl ProcessListFilter {
+    /// Decodes `{definition?, status?, waiting?}`.
+    ///
+    /// One deliberate difference from the seed: a `status` that is not a
+    /// string (`status: 5`) is refused with the bad-status message, where
+    /// the seed silently lists running processes.
+    pub fn decode(args: &serde_json::Value) -> Result<Self, String> {
+        let map = args
+            .as_object()
+            .ok_or_else(|| "processes.list expects a record of process filters".to_string())?;
+        // With several unknown filters, the first in the map's (sorted,
+        // hence stable) key order is named.
+        if let Some(key) = map
+            .keys()
+            .find(|key| !matches!(key.as_str(), "definition" | "status" | "waiting"))
+        {
+            return Err(format!("processes.list unknown filter `{key}`"));
+        }
+        let status = match map.get("status") {
+            None => ProcessStatusFilter::default(),
+            Some(serde_json::Value::String(name)) => ProcessStatusFilter::decode(Some(name))?,
+            Some(other) => return Err(bad_status(&other.to_string())),
+        };
+        let waiting = map
+            .get("waiting")
+            .map(|value| {
+                value
+                    .as_bool()
+                    .ok_or_else(|| "processes.list `waiting` filter must be a boolean".to_string())
+            })
+            .transpose()?;
+        Ok(Self {
+            definition: map.get("definition").cloned(),
+            status,
+            waiting,
+        })
+    }
+
+    pub fn matches(&self, record: &ProcessRecord) -> bool {
+        self.status.matches(record.status)
+            && self
+                .definition
+                .as_ref()
+                .is_none_or(|definition| record.identity.definition.as_ref() == Some(definition))
+            && self
+                .waiting
+                .is_none_or(|waiting| record.wait.is_some() == waiting)
+    }
+}

@@ -1,0 +1,325 @@
+//! The `process:` scenario step: one registry operation per step, written as
+//! a map with exactly one key, the operation (`{claim: {id: p1, owner: w1}}`).
+//!
+//! serde_yaml 0.9 reads externally tagged enums only from `!tags`, so the
+//! single-key map is read and written by hand, as `Op` is.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::record::{ProcessExecutionEnvSpec, ProcessInput, RecoveryDisposition};
+use crate::duration::Millis;
+
+/// The default lease TTL of a claim, as for persona leases.
+pub const DEFAULT_PROCESS_LEASE_TTL: Millis = Millis(300_000);
+
+/// One process registry operation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProcessOp {
+    Start(StartOp),
+    Claim(ClaimOp),
+    Heartbeat(HeartbeatOp),
+    Wait(WaitOp),
+    Signal(SignalOp),
+    Complete(CompleteOp),
+    Fail(FailOp),
+    Cancel(CancelOp),
+    Abandon(AbandonOp),
+    /// The raw filter record; it is decoded when the step runs, so that a
+    /// scenario can expect the seed's messages for a bad filter.
+    List(serde_json::Value),
+}
+
+/// The operation names, in the order the format lists them.
+pub const PROCESS_OP_KINDS: [&str; 10] = [
+    "start",
+    "claim",
+    "heartbeat",
+    "wait",
+    "signal",
+    "complete",
+    "fail",
+    "cancel",
+    "abandon",
+    "list",
+];
+
+macro_rules! process_op_serde {
+    ($($variant:ident($ty:ty) = $name:literal,)*) => {
+        impl Serialize for ProcessOp {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(1))?;
+                match self {
+                    $(Self::$variant(body) => map.serialize_entry($name, body)?,)*
+                }
+                map.end()
+            }
+        }
+
+        impl ProcessOp {
+            /// The operation's name (`start`, `claim`, ...).
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => $name,)*
+                }
+            }
+
+            fn next_body<'de, A: serde::de::MapAccess<'de>>(
+                kind: &str,
+                map: &mut A,
+            ) -> Result<Self, A::Error> {
+                match kind {
+                    $($name => Ok(Self::$variant(map.next_value::<$ty>()?)),)*
+                    other => Err(serde::de::Error::custom(format!(
+                        "unknown process operation `{other}`, expected one of {}",
+                        expected_process_ops()
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+process_op_serde! {
+    Start(StartOp) = "start",
+    Claim(ClaimOp) = "claim",
+    Heartbeat(HeartbeatOp) = "heartbeat",
+    Wait(WaitOp) = "wait",
+    Signal(SignalOp) = "signal",
+    Complete(CompleteOp) = "complete",
+    Fail(FailOp) = "fail",
+    Cancel(CancelOp) = "cancel",
+    Abandon(AbandonOp) = "abandon",
+    List(serde_json::Value) = "list",
+}
+
+/// The operation names as a list for error messages: "`start`, `claim`, ...".
+pub fn expected_process_ops() -> String {
+    PROCESS_OP_KINDS
+        .iter()
+        .map(|kind| format!("`{kind}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl<'de> Deserialize<'de> for ProcessOp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ProcessOp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map with exactly one process operation")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ProcessOp, A::Error> {
+                let Some(kind) = map.next_key::<String>()? else {
+                    return Err(serde::de::Error::custom(format!(
+                        "missing process operation, expected one of {}",
+                        expected_process_ops()
+                    )));
+                };
+                let op = ProcessOp::next_body(&kind, &mut map)?;
+                if let Some(second) = map.next_key::<String>()? {
+                    return Err(serde::de::Error::custom(format!(
+                        "two process operations `{kind}` and `{second}` in one step, expected exactly one"
+                    )));
+                }
+                Ok(op)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+impl ProcessOp {
+    /// The process this operation names; a listing or a start without an id
+    /// names none.
+    pub fn process_id(&self) -> Option<&str> {
+        match self {
+            Self::Start(op) => op.id.as_deref(),
+            Self::Claim(ClaimOp { id, .. })
+            | Self::Heartbeat(HeartbeatOp { id, .. })
+            | Self::Wait(WaitOp { id, .. })
+            | Self::Signal(SignalOp { id, .. })
+            | Self::Complete(CompleteOp { id, .. })
+            | Self::Fail(FailOp { id, .. })
+            | Self::Cancel(CancelOp { id, .. })
+            | Self::Abandon(AbandonOp { id, .. }) => Some(id),
+            Self::List(_) => None,
+        }
+    }
+}
+
+/// Registers a process. Without `id`, the id is `process_<uuid>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartOp {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub input: ProcessInput,
+    pub recovery: RecoveryDisposition,
+    /// The identity's definition, matched by the `definition` list filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<serde_json::Value>,
+    /// The session that started the process; the host when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The execution environment; its hash becomes the record's `env_ref`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<ProcessExecutionEnvSpec>,
+}
+
+/// Claims a process's lease for `owner` for `ttl` (default 5m).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimOp {
+    pub id: String,
+    pub owner: String,
+    #[serde(default = "default_ttl", skip_serializing_if = "is_default_ttl")]
+    pub ttl: Millis,
+}
+
+fn default_ttl() -> Millis {
+    DEFAULT_PROCESS_LEASE_TTL
+}
+
+fn is_default_ttl(ttl: &Millis) -> bool {
+    *ttl == DEFAULT_PROCESS_LEASE_TTL
+}
+
+/// Extends a live lease to now + `ttl` (default: the TTL it was claimed with).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatOp {
+    pub id: String,
+    pub lease_token: LeaseTokenRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Millis>,
+}
+
+/// The lease holder parks the process until `signal` arrives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitOp {
+    pub id: String,
+    pub lease_token: LeaseTokenRef,
+    pub signal: String,
+}
+
+/// Delivers signal `name` to a process waiting for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalOp {
+    pub id: String,
+    pub name: String,
+}
+
+/// The lease holder completes the process with an optional output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteOp {
+    pub id: String,
+    pub lease_token: LeaseTokenRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+}
+
+/// The lease holder fails the process with an error message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailOp {
+    pub id: String,
+    pub lease_token: LeaseTokenRef,
+    pub error: String,
+}
+
+/// Cancels a process; no lease is needed (`by` defaults to `host`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelOp {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Requests that a process be abandoned (`by` defaults to `host`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbandonOp {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Which lease token an owner operation presents: `{of: OWNER}`, the latest
+/// token the registry issued to that owner for the process (what a scenario
+/// author writes, since generated tokens are not known in advance), or the
+/// token itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseTokenRef {
+    Of(String),
+    Token(String),
+}
+
+impl Serialize for LeaseTokenRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Token(token) => serializer.serialize_str(token),
+            Self::Of(owner) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("of", owner)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LeaseTokenRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "expected a lease token or `{of: OWNER}`";
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = LeaseTokenRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTED.trim_start_matches("expected "))
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<LeaseTokenRef, E> {
+                Ok(LeaseTokenRef::Token(value.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<LeaseTokenRef, A::Error> {
+                let token = match map.next_key::<String>()?.as_deref() {
+                    Some("of") => LeaseTokenRef::Of(map.next_value()?),
+                    Some(other) => {
+                        return Err(serde::de::Error::custom(format!(
+                            "unknown lease token reference `{other}`, {EXPECTED}"
+                        )))
+                    }
+                    None => {
+                        return Err(serde::de::Error::custom(format!(
+                            "empty lease token reference, {EXPECTED}"
+                        )))
+                    }
+                };
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(serde::de::Error::custom(format!(
+                        "unexpected `{extra}` beside `of`, {EXPECTED}"
+                    )));
+                }
+                Ok(token)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
