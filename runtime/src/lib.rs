@@ -5,10 +5,12 @@
 //! terminal: time is passed in as `now_ms` and ids come from [`ids::IdGen`].
 
 pub mod clock;
+pub mod file_log;
 pub mod ids;
 pub mod log;
 
 pub use clock::{format_ms, parse_rfc3339_ms};
+pub use file_log::{FileLog, FileLogError, FileLogOptions, FsyncPolicy, Recovery};
 pub use ids::IdGen;
 pub use log::{EventLog, LogError, LogEvent, MemoryLog, StoredEvent, Topic};
 pub mod config;
