@@ -1,1 +1,192 @@
-//! Workloads shared by the criterion benchmarks in `benches/benches/`.
+//! Workloads shared by the criterion benchmarks in `benches/benches/` and the
+//! `peak_memory` example: one persona fed distinct GitHub pull requests, run
+//! straight through the runtime, through a capturing session, or into a
+//! durable file log.
+//!
+//! Every workload is deterministic (fixed seed, scenario times one second
+//! apart), so two runs of a benchmark do exactly the same work.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rehearse_runtime::capture::{CaptureBundle, Session};
+use rehearse_runtime::config::{BudgetPolicy, PersonaSpec, RuntimeConfig};
+use rehearse_runtime::engine::{RunPlan, Runtime};
+use rehearse_runtime::file_log::{FileLog, FileLogOptions, FsyncPolicy};
+use rehearse_runtime::op::{Cost, Outcome, TriggerOp};
+use rehearse_runtime::replay::{parse_bundle, replay, ReplayOptions, ReplaySummary};
+use rehearse_runtime::{parse_rfc3339_ms, MemoryLog, Millis, Op};
+
+/// The one persona every workload drives.
+pub const PERSONA: &str = "bench";
+
+/// The scenario clock's origin.
+pub const START: &str = "2026-04-24T12:00:00Z";
+
+/// Log events one completed trigger appends: `trigger.received`, the lease,
+/// the run, two value events, the budget record, the release and the
+/// supervision receipt.
+pub const EVENTS_PER_TRIGGER: u64 = 9;
+
+/// A runtime configuration with one persona whose budget limits are set but
+/// far out of reach, so admission checks every limit and refuses nothing.
+pub fn config() -> RuntimeConfig {
+    let spec = PersonaSpec {
+        entry_workflow: "workflows/review.harn#run".to_string(),
+        template_ref: Some("templates/reviewer@1".to_string()),
+        budget: BudgetPolicy {
+            daily_usd: Some(1_000_000.0),
+            hourly_usd: Some(1_000_000.0),
+            run_usd: Some(1.0),
+            max_tokens: Some(u64::MAX / 2),
+        },
+        ..PersonaSpec::default()
+    };
+    RuntimeConfig {
+        start_ms: start_ms(),
+        seed: 7,
+        personas: BTreeMap::from([(PERSONA.to_string(), spec)]),
+        supervisor: Default::default(),
+    }
+}
+
+/// The scenario clock's origin in milliseconds.
+pub fn start_ms() -> i64 {
+    parse_rfc3339_ms(START).expect("the bench start time parses")
+}
+
+/// When trigger `index` arrives: one second after the one before.
+pub fn at_ms(index: u64) -> i64 {
+    start_ms() + i64::try_from(index).expect("trigger index fits i64") * 1_000
+}
+
+/// A pull request trigger with its own work key and a small cost.
+pub fn pr_trigger(number: u64) -> Op {
+    Op::Trigger(TriggerOp {
+        persona: PERSONA.to_string(),
+        provider: "github".to_string(),
+        kind: "pull_request".to_string(),
+        metadata: BTreeMap::from([
+            ("repository".to_string(), "acme/widgets".to_string()),
+            ("number".to_string(), number.to_string()),
+        ]),
+        cost: Cost {
+            usd: 0.002,
+            tokens: 120,
+            ..Cost::default()
+        },
+        outcome: Outcome::Completed,
+        duration: Millis(0),
+    })
+}
+
+/// `n` distinct pull request triggers.
+pub fn triggers(n: u64) -> Vec<Op> {
+    (1..=n).map(pr_trigger).collect()
+}
+
+/// A fresh runtime over an empty in-memory log.
+pub fn runtime() -> Runtime {
+    Runtime::new(&config(), Box::new(MemoryLog::new())).expect("the bench config is valid")
+}
+
+/// Executes every op of `ops` on `rt`, one second apart.
+pub fn run_triggers(rt: &mut Runtime, ops: &[Op]) {
+    for (index, op) in (0u64..).zip(ops) {
+        let (result, _) = rt
+            .execute(op, RunPlan::COMPLETE, at_ms(index))
+            .expect("a bench trigger runs");
+        assert_eq!(result.receipt, "completed");
+    }
+}
+
+/// The same as [`run_triggers`], but folding the whole log from scratch
+/// before every operation, as the seed does: the quadratic baseline.
+pub fn run_triggers_seed_strategy(rt: &mut Runtime, ops: &[Op]) {
+    for (index, op) in (0u64..).zip(ops) {
+        rt.rebuild();
+        let (result, _) = rt
+            .execute(op, RunPlan::COMPLETE, at_ms(index))
+            .expect("a bench trigger runs");
+        assert_eq!(result.receipt, "completed");
+    }
+}
+
+/// The capture bundle of `episodes` pull request triggers handled by a
+/// session over an in-memory log.
+pub fn capture(episodes: u64) -> CaptureBundle {
+    let mut session = Session::new("bench", &config(), Box::new(MemoryLog::new()))
+        .expect("the bench config is valid");
+    for index in 0..episodes {
+        let op = pr_trigger(index + 1);
+        let handled = session.handle(&format!("event-{}", index + 1), at_ms(index), &op);
+        assert!(handled.result.is_ok(), "bench episode {index} failed");
+    }
+    session.finish().0
+}
+
+/// [`capture`] serialised as the harness writes bundles: pretty JSON.
+pub fn capture_json(episodes: u64) -> String {
+    serde_json::to_string_pretty(&capture(episodes)).expect("a bundle serialises")
+}
+
+/// Parses bundle text and replays it strictly on a fresh in-memory log.
+pub fn replay_json(text: &str) -> ReplaySummary {
+    let bundle = parse_bundle(text).expect("the bench bundle parses");
+    replay(
+        &bundle,
+        ReplayOptions { strict: true },
+        Box::new(MemoryLog::new()),
+    )
+    .expect("the bench bundle replays")
+}
+
+/// Runs pull request triggers on a runtime over a fresh file log in the
+/// empty directory `dir` until it holds at least `events` events, without
+/// fsync. Returns how many events the log holds.
+pub fn write_file_log(dir: &Path, events: u64) -> u64 {
+    let options = FileLogOptions {
+        fsync: FsyncPolicy::Never,
+    };
+    let (log, recovery) = FileLog::open(dir, options).expect("the bench log directory opens");
+    assert_eq!(recovery.events, 0, "the bench log directory must be empty");
+    let mut rt = Runtime::new(&config(), Box::new(log)).expect("the bench config is valid");
+    let ops = triggers(events.div_ceil(EVENTS_PER_TRIGGER));
+    run_triggers(&mut rt, &ops);
+    rt.log().len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trigger_appends_the_expected_events() {
+        let mut rt = runtime();
+        run_triggers(&mut rt, &triggers(3));
+        assert_eq!(rt.log().len(), 3 * EVENTS_PER_TRIGGER);
+        let mut seed = runtime();
+        run_triggers_seed_strategy(&mut seed, &triggers(3));
+        assert_eq!(seed.log().all(), rt.log().all());
+    }
+
+    #[test]
+    fn a_capture_replays() {
+        let summary = replay_json(&capture_json(5));
+        assert_eq!(summary.events, 5);
+        assert_eq!(summary.effects, 5 * EVENTS_PER_TRIGGER as usize);
+    }
+
+    #[test]
+    fn a_file_log_holds_whole_triggers_and_verifies() {
+        let dir = std::env::temp_dir().join(format!("rehearse-bench-lib-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let events = write_file_log(&dir, 20);
+        assert_eq!(events, 3 * EVENTS_PER_TRIGGER);
+        let summary =
+            rehearse_runtime::file_log::verify_file(rehearse_runtime::file_log::log_path(&dir))
+                .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(summary.events, events);
+    }
+}

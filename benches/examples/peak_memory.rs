@@ -1,0 +1,85 @@
+//! One workload step per process, so `/usr/bin/time -v` can report the peak
+//! memory (maximum resident set size) of that step alone.
+//!
+//! ```text
+//! /usr/bin/time -v target/release/examples/peak_memory triggers 111112
+//! cargo run --release -p rehearse-benches --example peak_memory -- capture 111112 /tmp/bundle.json
+//! /usr/bin/time -v target/release/examples/peak_memory replay /tmp/bundle.json
+//! cargo run --release -p rehearse-benches --example peak_memory -- write-log 1000000 /tmp/log
+//! /usr/bin/time -v target/release/examples/peak_memory verify-log /tmp/log
+//! /usr/bin/time -v target/release/examples/peak_memory open-log /tmp/log
+//! ```
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use rehearse_benches::{
+    capture_json, replay_json, run_triggers, runtime, triggers, write_file_log,
+};
+use rehearse_runtime::file_log::{log_path, verify_file, FileLog, FileLogOptions};
+use rehearse_runtime::EventLog;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let outcome = match args.as_slice() {
+        ["capture", episodes, file] => episodes
+            .parse::<u64>()
+            .map_err(|e| format!("bad episode count `{episodes}`: {e}"))
+            .and_then(|episodes| {
+                std::fs::write(file, capture_json(episodes))
+                    .map(|()| format!("captured {episodes} episodes to `{file}`"))
+                    .map_err(|e| format!("failed to write `{file}`: {e}"))
+            }),
+        ["triggers", count] => count
+            .parse::<u64>()
+            .map_err(|e| format!("bad trigger count `{count}`: {e}"))
+            .map(|count| {
+                let mut rt = runtime();
+                run_triggers(&mut rt, &triggers(count));
+                format!("ran {count} triggers into {} events", rt.log().len())
+            }),
+        ["replay", file] => std::fs::read_to_string(file)
+            .map_err(|e| format!("failed to read `{file}`: {e}"))
+            .map(|text| {
+                let summary = replay_json(&text);
+                format!(
+                    "replayed {} events with {} effects",
+                    summary.events, summary.effects
+                )
+            }),
+        ["write-log", events, dir] => events
+            .parse::<u64>()
+            .map_err(|e| format!("bad event count `{events}`: {e}"))
+            .and_then(|events| {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("failed to create `{dir}`: {e}"))?;
+                Ok(format!(
+                    "wrote {} events to `{dir}`",
+                    write_file_log(Path::new(dir), events)
+                ))
+            }),
+        ["verify-log", dir] => verify_file(log_path(dir))
+            .map(|summary| format!("verified {summary}"))
+            .map_err(|e| e.to_string()),
+        ["open-log", dir] => FileLog::open(dir, FileLogOptions::default())
+            .map(|(log, recovery)| format!("opened {} events ({recovery})", log.len()))
+            .map_err(|e| e.to_string()),
+        _ => Err(
+            "usage: peak_memory triggers COUNT | capture EPISODES FILE | replay FILE | write-log EVENTS DIR | verify-log DIR | open-log DIR"
+                .to_string(),
+        ),
+    };
+    match outcome {
+        Ok(message) => {
+            println!("{message} in {:.2?}", started.elapsed());
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
