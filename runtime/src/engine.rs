@@ -388,19 +388,16 @@ impl Runtime {
             return Err(RuntimeError::InjectedFault);
         }
         let batch = std::mem::take(&mut self.pending);
-        match self.log.append_batch(batch) {
-            Ok(stored) => {
-                // Persona events were folded as they were staged; the other
-                // subsystems fold what was committed.
-                for event in &stored {
-                    self.pipeline.apply(event);
-                    self.processes.apply(event);
-                }
-            }
-            Err(error) => {
-                self.rebuild();
-                return Err(error.into());
-            }
+        if let Err(error) = self.log.append(batch) {
+            self.rebuild();
+            return Err(error.into());
+        }
+        // Persona events were folded as they were staged; the other
+        // subsystems fold what was committed, read back in place.
+        let committed = &self.log.all()[start..];
+        for event in committed {
+            self.pipeline.apply(event);
+            self.processes.apply(event);
         }
         Ok(start..self.log.all().len())
     }
@@ -685,9 +682,16 @@ impl Runtime {
             failure: None,
             envelope: Some(envelope.clone()),
         };
-        let (lifecycle, spec) = {
+        // Only what the run writes is copied out of the binding.
+        let (lifecycle, budget, lease_ttl_ms, entry_workflow, template_ref) = {
             let p = &self.personas[persona];
-            (p.state.lifecycle, p.spec.clone())
+            (
+                p.state.lifecycle,
+                p.spec.budget.clone(),
+                p.spec.lease_ttl().as_i64(),
+                p.spec.entry_workflow.clone(),
+                p.spec.template_ref.clone(),
+            )
         };
         match lifecycle {
             crate::persona::Lifecycle::Paused => {
@@ -710,7 +714,7 @@ impl Runtime {
             _ => {}
         }
         if let Some(reason) = budget::refusal(
-            &spec.budget,
+            &budget,
             &self.personas[persona].state.spend,
             cost.cost_usd,
             cost.tokens,
@@ -757,7 +761,7 @@ impl Runtime {
             holder: RUNTIME_HOLDER.to_string(),
             work_key: work_key.clone(),
             acquired_at_ms: now_ms,
-            expires_at_ms: now_ms.saturating_add(spec.lease_ttl().as_i64()),
+            expires_at_ms: now_ms.saturating_add(lease_ttl_ms),
         };
         self.emit(
             persona,
@@ -768,7 +772,7 @@ impl Runtime {
         let run_id = self.ids.uuid_v7(now_ms).to_string();
         receipt.run_id = Some(run_id.clone());
         receipt.lease = Some(lease.clone());
-        let run_fields = json!({"work_key": work_key, "run_id": run_id, "entry_workflow": spec.entry_workflow, "lease_id": lease.id});
+        let run_fields = json!({"work_key": work_key, "run_id": run_id, "entry_workflow": entry_workflow, "lease_id": lease.id});
         self.emit(
             persona,
             "persona.run.started",
@@ -784,7 +788,7 @@ impl Runtime {
         let metadata = value_metadata(&envelope, &lease, &cost);
         let value = ValueCtx {
             persona,
-            template_ref: spec.template_ref.clone(),
+            template_ref,
             run_id: &run_id,
             metadata,
             now_ms,

@@ -358,30 +358,9 @@ impl FileLog {
         Ok(())
     }
 
-    /// Cuts whatever part of a failed batch reached the file, so the file
-    /// still ends with a whole batch; when even that fails the log refuses
-    /// every later append.
-    fn roll_back(&mut self) {
-        let result = self.file.set_len(self.len_bytes).and_then(|()| {
-            if self.options.fsync == FsyncPolicy::Always {
-                self.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = result {
-            self.poisoned = Some(format!(
-                "could not cut a failed batch off the end of the file: {e}"
-            ));
-        }
-    }
-}
-
-impl EventLog for FileLog {
-    fn append_batch(
-        &mut self,
-        batch: Vec<(Topic, LogEvent)>,
-    ) -> Result<Vec<StoredEvent>, LogError> {
+    /// Stamps `batch` and makes it durable in the file, returning the stored
+    /// events for the caller to keep in memory.
+    fn write_batch(&mut self, batch: Vec<(Topic, LogEvent)>) -> Result<Vec<StoredEvent>, LogError> {
         if let Some(reason) = &self.poisoned {
             return Err(LogError::AppendFailed(format!(
                 "event log at `{}` is unusable until reopened: {reason}",
@@ -410,10 +389,45 @@ impl EventLog for FileLog {
             )));
         }
         self.len_bytes += bytes.len() as u64;
+        Ok(stored)
+    }
+
+    /// Cuts whatever part of a failed batch reached the file, so the file
+    /// still ends with a whole batch; when even that fails the log refuses
+    /// every later append.
+    fn roll_back(&mut self) {
+        let result = self.file.set_len(self.len_bytes).and_then(|()| {
+            if self.options.fsync == FsyncPolicy::Always {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = result {
+            self.poisoned = Some(format!(
+                "could not cut a failed batch off the end of the file: {e}"
+            ));
+        }
+    }
+}
+
+impl EventLog for FileLog {
+    fn append_batch(
+        &mut self,
+        batch: Vec<(Topic, LogEvent)>,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        let stored = self.write_batch(batch)?;
         for event in &stored {
             self.memory.push(event.clone());
         }
         Ok(stored)
+    }
+
+    fn append(&mut self, batch: Vec<(Topic, LogEvent)>) -> Result<(), LogError> {
+        for event in self.write_batch(batch)? {
+            self.memory.push(event);
+        }
+        Ok(())
     }
 
     fn read_range(&self, topic: &Topic, after: u64, limit: usize) -> Vec<StoredEvent> {

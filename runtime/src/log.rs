@@ -7,13 +7,23 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A validated topic name: non-empty `[A-Za-z0-9._-]+`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Topic(String);
+///
+/// The name is shared, not copied: every stored event carries its topic, and
+/// a log of a million events holds a handful of distinct names.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Topic(Arc<str>);
+
+impl Serialize for Topic {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 impl Topic {
     /// Validates `name` as a topic.
@@ -24,7 +34,7 @@ impl Topic {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if valid {
-            Ok(Self(name))
+            Ok(Self(name.into()))
         } else {
             Err(LogError::InvalidTopic(name))
         }
@@ -45,7 +55,7 @@ impl TryFrom<String> for Topic {
 
 impl From<Topic> for String {
     fn from(topic: Topic) -> Self {
-        topic.0
+        topic.0.as_ref().to_owned()
     }
 }
 
@@ -104,6 +114,13 @@ pub trait EventLog: fmt::Debug {
     /// stored (with their topic ids), in order.
     fn append_batch(&mut self, batch: Vec<(Topic, LogEvent)>)
         -> Result<Vec<StoredEvent>, LogError>;
+
+    /// Appends like [`EventLog::append_batch`] without handing the stored
+    /// events back: the caller reads them from [`EventLog::all`]. A backend
+    /// that keeps its events overrides it to move them in rather than copy.
+    fn append(&mut self, batch: Vec<(Topic, LogEvent)>) -> Result<(), LogError> {
+        self.append_batch(batch).map(drop)
+    }
 
     /// Up to `limit` events of `topic` whose ids are strictly after `after`.
     fn read_range(&self, topic: &Topic, after: u64, limit: usize) -> Vec<StoredEvent>;
@@ -189,13 +206,19 @@ impl MemoryLog {
     /// Stamps `batch` with ids without appending it: what `append_batch`
     /// would store.
     pub fn stamp(&self, batch: Vec<(Topic, LogEvent)>) -> Vec<StoredEvent> {
-        let mut next_ids: BTreeMap<Topic, u64> = BTreeMap::new();
+        // A batch names one topic or a few: a list beats a map here.
+        let mut next_ids: Vec<(Topic, u64)> = Vec::new();
         batch
             .into_iter()
             .map(|(topic, event)| {
-                let next = next_ids
-                    .entry(topic.clone())
-                    .or_insert_with(|| self.latest_id(&topic));
+                let slot = match next_ids.iter().position(|(t, _)| *t == topic) {
+                    Some(slot) => slot,
+                    None => {
+                        next_ids.push((topic.clone(), self.latest_id(&topic)));
+                        next_ids.len() - 1
+                    }
+                };
+                let next = &mut next_ids[slot].1;
                 *next += 1;
                 StoredEvent {
                     id: *next,
@@ -212,10 +235,12 @@ impl MemoryLog {
     /// Appends events that were already stamped by [`MemoryLog::stamp`].
     pub fn push(&mut self, event: StoredEvent) {
         let position = self.events.len();
-        self.topics
-            .entry(event.topic.clone())
-            .or_default()
-            .push(position);
+        match self.topics.get_mut(&event.topic) {
+            Some(positions) => positions.push(position),
+            None => {
+                self.topics.insert(event.topic.clone(), vec![position]);
+            }
+        }
         self.events.push(event);
     }
 
@@ -241,6 +266,13 @@ impl EventLog for MemoryLog {
             self.push(event.clone());
         }
         Ok(stored)
+    }
+
+    fn append(&mut self, batch: Vec<(Topic, LogEvent)>) -> Result<(), LogError> {
+        for event in self.stamp(batch) {
+            self.push(event);
+        }
+        Ok(())
     }
 
     fn read_range(&self, topic: &Topic, after: u64, limit: usize) -> Vec<StoredEvent> {

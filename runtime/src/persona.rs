@@ -194,7 +194,7 @@ impl PersonaState {
             "persona.control.disabled" => self.lifecycle = Lifecycle::Disabled,
             "persona.control.draining" => self.lifecycle = Lifecycle::Draining,
             "persona.lease.acquired" => {
-                if let Ok(lease) = serde_json::from_value::<Lease>(payload.clone()) {
+                if let Ok(lease) = Lease::deserialize(payload) {
                     self.lease = Some(lease);
                     self.lifecycle = Lifecycle::Running;
                 }
@@ -228,12 +228,12 @@ impl PersonaState {
             "persona.trigger.queued" => {
                 let envelope = payload
                     .get("envelope")
-                    .and_then(|value| serde_json::from_value::<Envelope>(value.clone()).ok());
+                    .and_then(|value| Envelope::deserialize(value).ok());
                 if let Some(envelope) = envelope {
                     if !self.completed.contains(&envelope.subject_key) {
                         let cost = payload
                             .get("cost")
-                            .and_then(|value| serde_json::from_value(value.clone()).ok())
+                            .and_then(|value| RunCost::deserialize(value).ok())
                             .unwrap_or_default();
                         let reason = str_field(payload, "reason").unwrap_or("queued").to_string();
                         let item = QueuedItem {
