@@ -94,7 +94,51 @@ pub fn canonical_json(value: &Value) -> Vec<u8> {
 
 /// sha256 hex of `value`'s canonical JSON.
 pub fn payload_hash(value: &Value) -> String {
-    hex::encode(Sha256::digest(canonical_json(value)))
+    to_hex(&json_digest(value))
+}
+
+/// The sha256 of `value`'s compact JSON, serialised into a buffer this
+/// thread reuses: hashing every effect of a long capture then allocates
+/// nothing.
+pub(crate) fn json_digest<T: Serialize + ?Sized>(value: &T) -> [u8; 32] {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|buffer| {
+        // A nested call (none exists today) gets a buffer of its own rather
+        // than a second borrow.
+        let mut fresh = Vec::new();
+        let mut borrowed = buffer.try_borrow_mut();
+        let bytes = match borrowed.as_deref_mut() {
+            Ok(bytes) => bytes,
+            Err(_) => &mut fresh,
+        };
+        bytes.clear();
+        serde_json::to_writer(&mut *bytes, value).expect("a JSON value serialises");
+        Sha256::digest(bytes.as_slice()).into()
+    })
+}
+
+/// Lowercase hex, as `hex::encode` writes it.
+pub(crate) fn to_hex(digest: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(64);
+    for byte in digest {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    text
+}
+
+/// Whether `text` is exactly the lowercase hex of `digest`: the same answer
+/// as comparing it with [`to_hex`], without building the string.
+pub(crate) fn hex_matches(digest: &[u8; 32], text: &str) -> bool {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let text = text.as_bytes();
+    text.len() == 64
+        && digest.iter().zip(text.chunks_exact(2)).all(|(byte, pair)| {
+            pair[0] == DIGITS[usize::from(byte >> 4)] && pair[1] == DIGITS[usize::from(byte & 0xf)]
+        })
 }
 
 /// A supervisor and a runtime driven together, recording a capture bundle.
@@ -103,6 +147,9 @@ pub struct Session {
     runtime: Runtime,
     supervisor: Supervisor,
     bundle: CaptureBundle,
+    /// Off while replaying: replay compares against the bundle it was given
+    /// and has no use for a second copy.
+    record: bool,
 }
 
 impl Session {
@@ -123,11 +170,29 @@ impl Session {
                 decisions: Vec::new(),
                 runtime_provenance: runtime_provenance(),
             },
+            record: true,
         })
+    }
+
+    /// A session that drives the runtime exactly as [`Session::new`] does
+    /// but records nothing: its bundle stays empty.
+    pub(crate) fn unrecorded(
+        scenario: &str,
+        config: &RuntimeConfig,
+        log: Box<dyn EventLog>,
+    ) -> Result<Self, RuntimeError> {
+        let mut session = Self::new(scenario, config, log)?;
+        session.record = false;
+        Ok(session)
     }
 
     /// Handles one external event and records it with its decision.
     pub fn handle(&mut self, event_id: &str, at_ms: i64, op: &Op) -> Handled {
+        if !self.record {
+            return self
+                .supervisor
+                .handle(&mut self.runtime, event_id, op, at_ms);
+        }
         let payload = serde_json::to_value(op).expect("an operation serialises");
         let handled = self
             .supervisor

@@ -1056,7 +1056,5 @@ fn value_metadata(envelope: &Envelope, lease: &Lease, cost: &RunCost) -> Value {
 /// The sha256 hex of an event's canonical JSON (sorted keys, no spaces):
 /// the effect hash a capture bundle records.
 pub fn effect_hash(event: &StoredEvent) -> String {
-    use sha2::{Digest, Sha256};
-    let bytes = serde_json::to_vec(event).expect("a stored event serialises");
-    hex::encode(Sha256::digest(&bytes))
+    crate::capture::to_hex(&crate::capture::json_digest(event))
 }
