@@ -575,7 +575,8 @@ impl Runtime {
         if let Some(state) = self.personas.get_mut(persona) {
             state.state.apply(kind, &payload, now_ms);
         }
-        let headers = BTreeMap::from([("persona".to_string(), persona.to_string())]);
+        let mut headers = BTreeMap::new();
+        headers.insert("persona".to_string(), persona.to_string());
         let event = LogEvent {
             kind: kind.to_string(),
             payload,
@@ -792,6 +793,7 @@ impl Runtime {
             run_id: &run_id,
             metadata,
             now_ms,
+            occurred_at: format_ms(now_ms),
         };
         self.emit_value(&value, "run_started", 0.0, 0.0, 0, 0);
         let receipt_id = format!("persona_budget_{}", self.ids.uuid_v7(now_ms));
@@ -880,7 +882,7 @@ impl Runtime {
             "deterministic_steps": deterministic_steps.max(0),
             "llm_steps": llm_steps.max(0),
             "metadata": ctx.metadata,
-            "occurred_at": format_ms(ctx.now_ms),
+            "occurred_at": ctx.occurred_at,
         });
         self.emit(
             ctx.persona,
@@ -1012,6 +1014,8 @@ struct ValueCtx<'a> {
     run_id: &'a str,
     metadata: Value,
     now_ms: i64,
+    /// `now_ms` as RFC 3339, formatted once for all the run's value events.
+    occurred_at: String,
 }
 
 /// `fields` with one more field.
