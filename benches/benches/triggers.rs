@@ -1,6 +1,12 @@
 //! Trigger throughput through `Runtime::execute`: n distinct pull requests
 //! for one persona, and the seed's strategy (fold the whole log before every
 //! operation) on the same workload for comparison.
+//!
+//! `seed_strategy/10000` is quadratic: one iteration takes minutes and
+//! criterion insists on ten samples, so the whole arm runs for the better
+//! part of an hour. Leave it out with a filter
+//! (`cargo bench -p rehearse-benches --bench triggers -- 'incremental|/1000$'`)
+//! and time it once with `peak_memory seed 10000` instead.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rehearse_benches::{run_triggers, run_triggers_seed_strategy, runtime, triggers};

@@ -1,5 +1,6 @@
 //! One workload step per process, so `/usr/bin/time -v` can report the peak
-//! memory (maximum resident set size) of that step alone.
+//! memory (maximum resident set size) of that step alone, and a one-shot
+//! timing of workloads too long for criterion's ten samples.
 //!
 //! ```text
 //! /usr/bin/time -v target/release/examples/peak_memory triggers 111112
@@ -15,9 +16,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use rehearse_benches::{
-    capture_json, replay_json, run_triggers, runtime, triggers, write_file_log,
+    capture_json, replay_json, run_triggers, run_triggers_seed_strategy, runtime, triggers,
+    write_file_log,
 };
 use rehearse_runtime::file_log::{log_path, verify_file, FileLog, FileLogOptions};
+use rehearse_runtime::replay::parse_bundle;
 use rehearse_runtime::EventLog;
 
 fn main() -> ExitCode {
@@ -40,6 +43,24 @@ fn main() -> ExitCode {
                 let mut rt = runtime();
                 run_triggers(&mut rt, &triggers(count));
                 format!("ran {count} triggers into {} events", rt.log().len())
+            }),
+        ["seed", count] => count
+            .parse::<u64>()
+            .map_err(|e| format!("bad trigger count `{count}`: {e}"))
+            .map(|count| {
+                let mut rt = runtime();
+                run_triggers_seed_strategy(&mut rt, &triggers(count));
+                format!(
+                    "ran {count} triggers the seed's way into {} events",
+                    rt.log().len()
+                )
+            }),
+        ["parse", file] => std::fs::read_to_string(file)
+            .map_err(|e| format!("failed to read `{file}`: {e}"))
+            .and_then(|text| {
+                parse_bundle(&text)
+                    .map(|bundle| format!("parsed {} events", bundle.events.len()))
+                    .map_err(|e| e.to_string())
             }),
         ["replay", file] => std::fs::read_to_string(file)
             .map_err(|e| format!("failed to read `{file}`: {e}"))
@@ -68,7 +89,7 @@ fn main() -> ExitCode {
             .map(|(log, recovery)| format!("opened {} events ({recovery})", log.len()))
             .map_err(|e| e.to_string()),
         _ => Err(
-            "usage: peak_memory triggers COUNT | capture EPISODES FILE | replay FILE | write-log EVENTS DIR | verify-log DIR | open-log DIR"
+            "usage: peak_memory triggers COUNT | seed COUNT | parse FILE | capture EPISODES FILE | replay FILE | write-log EVENTS DIR | verify-log DIR | open-log DIR"
                 .to_string(),
         ),
     };
