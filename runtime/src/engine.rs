@@ -25,6 +25,8 @@ use crate::pipeline::{
 };
 use crate::process::{process_topic, ProcessError, ProcessRegistry};
 use crate::run_record::{RunFacts, RunRecord, RunStatus};
+#[cfg(feature = "test-hooks")]
+use crate::test_hooks::Bug;
 use crate::workkey::{self, Envelope};
 
 /// Why an operation failed.
@@ -116,6 +118,8 @@ pub struct Runtime {
     pipeline: Pipeline,
     pipeline_id: Option<String>,
     processes: ProcessRegistry,
+    #[cfg(feature = "test-hooks")]
+    bug: Option<Bug>,
 }
 
 impl Runtime {
@@ -146,9 +150,23 @@ impl Runtime {
             pipeline: Pipeline::new(pipeline_id.clone()),
             pipeline_id,
             processes: ProcessRegistry::default(),
+            #[cfg(feature = "test-hooks")]
+            bug: None,
         };
         runtime.rebuild();
         Ok(runtime)
+    }
+
+    /// Switches on a deliberate bug, so a test can prove the harness's
+    /// invariant checker notices it.
+    #[cfg(feature = "test-hooks")]
+    pub fn set_deliberate_bug(&mut self, bug: Bug) {
+        self.bug = Some(bug);
+    }
+
+    #[cfg(feature = "test-hooks")]
+    fn has_bug(&self, bug: Bug) -> bool {
+        self.bug == Some(bug)
     }
 
     /// The configuration this runtime was built from.
@@ -709,19 +727,26 @@ impl Runtime {
             }
             _ => {}
         }
-        if let Some(reason) = budget::refusal(
+        let refusal = budget::refusal(
             &spec.budget,
             &self.personas[persona].state.spend,
             cost.cost_usd,
             cost.tokens,
             now_ms,
-        ) {
+        );
+        #[cfg(feature = "test-hooks")]
+        let refusal =
+            refusal.filter(|r| !(*r == "run_usd" && self.has_bug(Bug::AdmitOverRunLimit)));
+        if let Some(reason) = refusal {
             self.emit_exhausted(persona, reason, cost.cost_usd, cost.tokens, now_ms);
             receipt.status = "budget_exhausted".to_string();
             receipt.error = Some(format!("persona budget exhausted: {reason}"));
             return receipt;
         }
-        if self.personas[persona].state.completed.contains(&work_key) {
+        let duplicate = self.personas[persona].state.completed.contains(&work_key);
+        #[cfg(feature = "test-hooks")]
+        let duplicate = duplicate && !self.has_bug(Bug::CompleteDuplicates);
+        if duplicate {
             self.emit(
                 persona,
                 "persona.trigger.duplicate",
@@ -732,7 +757,10 @@ impl Runtime {
             return receipt;
         }
         let held = self.personas[persona].state.lease.clone();
-        if let Some(active) = held.as_ref().filter(|lease| lease.is_live_at(now_ms)) {
+        let live = held.as_ref().filter(|lease| lease.is_live_at(now_ms));
+        #[cfg(feature = "test-hooks")]
+        let live = live.filter(|_| !self.has_bug(Bug::SkipLeaseCheck));
+        if let Some(active) = live {
             self.emit(
                 persona,
                 "persona.lease.conflict",
