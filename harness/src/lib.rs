@@ -2,4 +2,5 @@
 //! on the reference runtime, golden snapshots, replay and the CLI's pieces.
 
 pub mod atomic;
+pub mod explore;
 pub mod golden;
