@@ -4,15 +4,17 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
+use rehearse::driver;
 use rehearse::explore::{
     case_strategy, check_case, config_strategy, explore, op_strategy, Case, ExploreConfig, Family,
     Generation, Invariant, RuntimeHook, EXPLORE_SCENARIO,
 };
+use rehearse::scenario::parse_str;
 use rehearse_runtime::capture::{CaptureBundle, Session};
 use rehearse_runtime::engine::Runtime;
 use rehearse_runtime::persona::PersonaStatus;
 use rehearse_runtime::test_hooks::Bug;
-use rehearse_runtime::{MemoryLog, Op, RuntimeConfig};
+use rehearse_runtime::{MemoryLog, Op, RuntimeConfig, StoredEvent};
 
 /// Where failing seeds are kept: `harness/proptest-regressions/`, committed,
 /// and re-run before any new case.
@@ -22,9 +24,9 @@ fn persistence() -> Option<Box<dyn proptest::test_runner::FailurePersistence>> {
     )))
 }
 
-/// Drives `case` through a capture session and returns the bundle and the
-/// status of every persona at the last step's time.
-fn captured(case: &Case) -> (CaptureBundle, Vec<PersonaStatus>) {
+/// Drives `case` through a capture session and returns the bundle, the
+/// status of every persona at the last step's time and the log.
+fn captured(case: &Case) -> (CaptureBundle, Vec<PersonaStatus>, Vec<StoredEvent>) {
     let mut session = Session::new(EXPLORE_SCENARIO, &case.config, Box::new(MemoryLog::new()))
         .expect("a generated configuration is valid");
     for (index, (at_ms, op)) in case.steps.iter().enumerate() {
@@ -40,7 +42,7 @@ fn captured(case: &Case) -> (CaptureBundle, Vec<PersonaStatus>) {
         .keys()
         .filter_map(|name| runtime.status(name, now_ms))
         .collect();
-    (bundle, statuses)
+    (bundle, statuses, runtime.log().all().to_vec())
 }
 
 proptest! {
@@ -83,13 +85,30 @@ proptest! {
 
     #[test]
     fn bundles_and_statuses_round_trip_through_json(case in case_strategy(Generation::new(40))) {
-        let (bundle, statuses) = captured(&case);
+        let (bundle, statuses, _) = captured(&case);
         let json = serde_json::to_string_pretty(&bundle).unwrap();
         prop_assert_eq!(&serde_json::from_str::<CaptureBundle>(&json).unwrap(), &bundle);
         for status in statuses {
             let json = serde_json::to_string(&status).unwrap();
             prop_assert_eq!(&serde_json::from_str::<PersonaStatus>(&json).unwrap(), &status);
         }
+    }
+
+    /// A case saved as a scenario file reads back as the same case, and the
+    /// driver runs it to the log and capture the explorer saw (on the file
+    /// backend when the case restarts).
+    #[test]
+    fn cases_round_trip_through_scenario_files(case in case_strategy(Generation::new(40))) {
+        let scenario = case.to_scenario(EXPLORE_SCENARIO, Some("A generated case.".to_string()));
+        let yaml = scenario.to_yaml();
+        let parsed = parse_str(&yaml, "explore.yaml", "explore")
+            .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        prop_assert_eq!(&parsed, &scenario);
+        prop_assert_eq!(parsed.runtime_config(), case.config.clone());
+        let output = driver::run(&parsed, "explore.yaml").unwrap();
+        let (bundle, _, events) = captured(&case);
+        prop_assert_eq!(output.events_jsonl, driver::render_events(&events));
+        prop_assert_eq!(output.bundle, bundle);
     }
 }
 
@@ -138,7 +157,24 @@ fn finds_bug(hook: RuntimeHook, family: Family) -> Invariant {
     assert!(found.case.steps.len() <= 6, "{found}\n{:#?}", found.case);
     assert!(check_case(&found.case, Some(hook)).is_err());
     assert!(check_case(&found.case, None).is_ok(), "{found}");
-    eprintln!("{found}\n{:#?}", found.case.steps);
+    let yaml = found.to_scenario_yaml();
+    let scenario =
+        parse_str(&yaml, "found.yaml", "found").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert_eq!(
+        scenario.name,
+        format!("explore-seed-1-case-{}", found.case_number)
+    );
+    let description = scenario.description.clone().unwrap_or_default();
+    assert!(
+        description.contains(found.violation.invariant.name()),
+        "{yaml}"
+    );
+    assert!(
+        description.starts_with("Found by `rehearse explore --seed 1`"),
+        "{yaml}"
+    );
+    assert_eq!(scenario.runtime_config(), found.case.config);
+    eprintln!("{found}\n{yaml}");
     found.violation.invariant
 }
 

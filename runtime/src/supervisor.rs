@@ -138,10 +138,13 @@ impl Supervisor {
                 (decision, result.map_err(|error| error.to_string()))
             }
         };
+        // A restart that recovers a torn tail shrinks the log: it appended
+        // nothing, so its range is empty, never reversed.
+        let end = runtime.log().all().len();
         Handled {
             decision,
             result,
-            events: start..runtime.log().all().len(),
+            events: start.min(end)..end,
         }
     }
 

@@ -71,6 +71,29 @@ pub struct Counterexample {
     pub shrink_iterations: usize,
 }
 
+impl Counterexample {
+    /// The scenario name a saved counterexample gets: `explore-seed-S-case-N`.
+    pub fn scenario_name(&self) -> String {
+        format!("explore-seed-{}-case-{}", self.seed, self.case_number)
+    }
+
+    /// The shrunk case as a readable scenario file whose `description`
+    /// names the violated invariant, its step and its evidence.
+    pub fn to_scenario_yaml(&self) -> String {
+        let description = format!(
+            "Found by `rehearse explore --seed {}` (case {}, shrunk from {} to {} steps): {}.",
+            self.seed,
+            self.case_number,
+            self.original_steps,
+            self.case.steps.len(),
+            self.violation
+        );
+        self.case
+            .to_scenario(&self.scenario_name(), Some(description))
+            .to_yaml()
+    }
+}
+
 /// The 32 bytes of the ChaCha seed: the seed's little-endian bytes, then zeros.
 fn rng_seed(seed: u64) -> [u8; 32] {
     let mut bytes = [0u8; 32];

@@ -177,23 +177,22 @@ fn seconds(low: u64, high: u64) -> impl Strategy<Value = Millis> {
     (low..=high).prop_map(|s| Millis(s * 1_000))
 }
 
+/// Supervisor constraints, each limit sometimes absent; `max_per_window`
+/// and `rate_window` come together, as the scenario format requires.
 fn constraints() -> impl Strategy<Value = Constraints> {
     (
         option::of(1u64..=3),
-        option::of(1u64..=4),
-        option::of(seconds(1, 60)),
+        option::of((1u64..=4, seconds(1, 60))),
         option::of(seconds(1, 60)),
         0u64..=3,
     )
-        .prop_map(
-            |(max_in_flight, max_per_window, rate_window, deadline, max_retries)| Constraints {
-                max_in_flight,
-                max_per_window,
-                rate_window,
-                deadline,
-                max_retries,
-            },
-        )
+        .prop_map(|(max_in_flight, rate, deadline, max_retries)| Constraints {
+            max_in_flight,
+            max_per_window: rate.map(|(max, _)| max),
+            rate_window: rate.map(|(_, window)| window),
+            deadline,
+            max_retries,
+        })
 }
 
 fn persona_name() -> impl Strategy<Value = String> {
