@@ -28,6 +28,10 @@ pub struct CaseRun {
 }
 
 /// Runs `case` against every invariant; the first one broken is the error.
+///
+/// With a `hook`, the second run for identical bytes drives a hooked
+/// runtime too, and the capture replay is skipped: replay builds its own
+/// runtime, which the hook cannot reach.
 pub fn check_case(case: &Case, hook: Option<RuntimeHook>) -> Result<CaseRun, Violation> {
     let mut checker = Checker::new(&case.config);
     let mut step_of_event: Vec<usize> = Vec::new();

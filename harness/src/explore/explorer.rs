@@ -56,7 +56,7 @@ pub struct ExploreSummary {
 
 /// A case that broke an invariant, shrunk.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("case {case_number} of seed {seed} broke {violation}; shrunk from {original_steps} to {} steps", .case.steps.len())]
+#[error("case {case_number} of seed {seed} broke {violation}; shrunk from {original_steps} to {}", steps(.case.steps.len()))]
 pub struct Counterexample {
     /// The shrunk case.
     pub case: Case,
@@ -81,16 +81,25 @@ impl Counterexample {
     /// names the violated invariant, its step and its evidence.
     pub fn to_scenario_yaml(&self) -> String {
         let description = format!(
-            "Found by `rehearse explore --seed {}` (case {}, shrunk from {} to {} steps): {}.",
+            "Found by `rehearse explore --seed {}` (case {}, shrunk from {} to {}): {}.",
             self.seed,
             self.case_number,
             self.original_steps,
-            self.case.steps.len(),
+            steps(self.case.steps.len()),
             self.violation
         );
         self.case
             .to_scenario(&self.scenario_name(), Some(description))
             .to_yaml()
+    }
+}
+
+/// `1 step`, `2 steps`.
+fn steps(count: usize) -> String {
+    if count == 1 {
+        "1 step".to_string()
+    } else {
+        format!("{count} steps")
     }
 }
 

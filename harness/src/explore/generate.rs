@@ -72,11 +72,12 @@ pub fn case_strategy(generation: Generation) -> BoxedStrategy<Case> {
                 .collect();
             let count = personas.len();
             let mut at_ms = start_ms;
+            let mut started = Vec::new();
             let steps = gaps
                 .into_iter()
                 .map(|(gap_ms, op)| {
                     at_ms += gap_ms;
-                    (at_ms, rename_persona(op, count))
+                    (at_ms, start_if_new(rename_persona(op, count), &mut started))
                 })
                 .collect();
             let config = RuntimeConfig {
@@ -116,6 +117,44 @@ fn rename_persona(op: Op, count: usize) -> Op {
         Op::Resume(name) => Op::Resume(resolve(name)),
         Op::Disable(name) => Op::Disable(resolve(name)),
         other => other,
+    }
+}
+
+/// The first operation on a process becomes that process's start, so the
+/// operations after it reach the lease logic instead of failing on an
+/// unknown process.
+fn start_if_new(op: Op, started: &mut Vec<String>) -> Op {
+    let Op::Process(process) = &op else {
+        return op;
+    };
+    let Some(id) = process.process_id() else {
+        return op;
+    };
+    if started.iter().any(|known| known == id) {
+        return op;
+    }
+    started.push(id.to_string());
+    if matches!(process, ProcessOp::Start(_)) {
+        return op;
+    }
+    Op::Process(ProcessOp::Start(start_op(id.to_string(), false)))
+}
+
+fn start_op(id: String, owner_bound: bool) -> StartOp {
+    StartOp {
+        id: Some(id),
+        input: ProcessInput::Engine {
+            kind: "build".to_string(),
+            payload: serde_json::Value::Null,
+        },
+        recovery: if owner_bound {
+            RecoveryDisposition::OwnerBound
+        } else {
+            RecoveryDisposition::Rerunnable
+        },
+        definition: None,
+        session: None,
+        env: None,
     }
 }
 
@@ -325,30 +364,19 @@ fn spend() -> impl Strategy<Value = Op> {
 }
 
 /// Process registry operations over two processes and two owners; owner
-/// operations present the owner's latest token, which may be stale.
+/// operations present the owner's latest token, which may be stale. (A
+/// case turns the first operation on each process into its start.)
 fn process() -> impl Strategy<Value = Op> {
     let id = select(vec!["p0", "p1"]).prop_map(str::to_string);
     let owner = select(vec!["w0", "w1"]).prop_map(str::to_string);
     let token = owner.clone().prop_map(LeaseTokenRef::Of);
+    // Short leases lapse between steps, so another owner claims and the
+    // first owner's token goes stale.
+    let claim_ttl = prop_oneof![3 => seconds(1, 60), 1 => seconds(60, 600)];
     let op = prop_oneof![
-        2 => (id.clone(), any::<bool>()).prop_map(|(id, owner_bound)| {
-            ProcessOp::Start(StartOp {
-                id: Some(id),
-                input: ProcessInput::Engine {
-                    kind: "build".to_string(),
-                    payload: serde_json::Value::Null,
-                },
-                recovery: if owner_bound {
-                    RecoveryDisposition::OwnerBound
-                } else {
-                    RecoveryDisposition::Rerunnable
-                },
-                definition: None,
-                session: None,
-                env: None,
-            })
-        }),
-        3 => (id.clone(), owner, seconds(1, 600))
+        1 => (id.clone(), any::<bool>())
+            .prop_map(|(id, owner_bound)| ProcessOp::Start(start_op(id, owner_bound))),
+        4 => (id.clone(), owner, claim_ttl)
             .prop_map(|(id, owner, ttl)| ProcessOp::Claim(ClaimOp { id, owner, ttl })),
         3 => (id.clone(), token.clone(), option::of(seconds(1, 600))).prop_map(
             |(id, lease_token, ttl)| ProcessOp::Heartbeat(HeartbeatOp { id, lease_token, ttl })
@@ -365,7 +393,7 @@ fn process() -> impl Strategy<Value = Op> {
 
 /// One step's operation. Restarts reopen the in-memory log (no torn bytes).
 pub fn op_strategy(process_ops: bool) -> BoxedStrategy<Op> {
-    let weight_process = if process_ops { 3 } else { 0 };
+    let weight_process = if process_ops { 5 } else { 0 };
     prop_oneof![
         12 => trigger(),
         2 => tick(),

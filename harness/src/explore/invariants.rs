@@ -17,7 +17,7 @@ use rehearse_runtime::config::BudgetPolicy;
 use rehearse_runtime::engine::{OpResult, Runtime};
 use rehearse_runtime::persona::{Lifecycle, PERSONA_TOPIC};
 use rehearse_runtime::process::{LeaseTokenRef, ProcessOp, PROCESS_TOPIC};
-use rehearse_runtime::{Op, RuntimeConfig, StoredEvent};
+use rehearse_runtime::{format_ms, Millis, Op, RuntimeConfig, StoredEvent};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -163,7 +163,7 @@ impl fmt::Display for Invariant {
 /// A broken invariant: which, at which step, what was seen and the events
 /// that show it (`topic#id`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{invariant} broken at step {step}: {message}{}", evidence_suffix(.evidence))]
+#[error("{invariant} at step {step}: {message}{}", evidence_suffix(.evidence))]
 pub struct Violation {
     pub invariant: Invariant,
     /// The step's 1-based number (its event id is `step-N`); for checks made
@@ -479,8 +479,9 @@ impl Checker {
                         return Err((
                             Invariant::ExpiryBeforeReplace,
                             format!(
-                                "persona `{name}`: lease `{id}` was expired at {at} but holds until {}",
-                                lease.expires_at_ms
+                                "persona `{name}`: lease `{id}` was expired at {} but holds until {}",
+                                format_ms(at),
+                                format_ms(lease.expires_at_ms)
                             ),
                             vec![lease.event.clone(), here],
                         ));
@@ -513,8 +514,10 @@ impl Checker {
                     return Err((
                         invariant,
                         format!(
-                            "persona `{name}`: a lease was acquired at {at} while lease `{}` (expiring at {}) was never released or expired",
-                            old.id, old.expires_at_ms
+                            "persona `{name}`: a lease was acquired at {} while lease `{}` (expiring at {}) was never released or expired",
+                            format_ms(at),
+                            old.id,
+                            format_ms(old.expires_at_ms)
                         ),
                         vec![old.event.clone(), here],
                     ));
@@ -526,8 +529,12 @@ impl Checker {
                     return Err((
                         Invariant::LeaseExpiry,
                         format!(
-                            "persona `{name}`: lease acquired at {acquired:?} expires at {expires:?}, expected acquisition {at} and expiry {expected} (TTL {} ms)",
-                            model.ttl_ms
+                            "persona `{name}`: lease acquired at {} expires at {}, expected acquisition at {} and expiry at {} (TTL {})",
+                            acquired.map_or_else(|| "?".to_string(), format_ms),
+                            expires.map_or_else(|| "?".to_string(), format_ms),
+                            format_ms(at),
+                            format_ms(expected),
+                            Millis(model.ttl_ms.unsigned_abs())
                         ),
                         vec![here],
                     ));
@@ -553,7 +560,7 @@ impl Checker {
                 if model.live_lease(at).is_none() {
                     return Err((
                         Invariant::ConflictNeedsLiveLease,
-                        format!("persona `{name}`: a lease conflict was recorded at {at} with no live lease"),
+                        format!("persona `{name}`: a lease conflict was recorded at {} with no live lease", format_ms(at)),
                         vec![here],
                     ));
                 }
@@ -786,7 +793,7 @@ impl Checker {
                     _ => {
                         return Err((
                             Invariant::ExpiryBeforeReplace,
-                            format!("process `{id}`: lease `{token}` was expired at {at} before its expiry or without being held"),
+                            format!("process `{id}`: lease `{token}` was expired at {} before its expiry or without being held", format_ms(at)),
                             vec![here],
                         ));
                     }
@@ -798,8 +805,10 @@ impl Checker {
                     return Err((
                         Invariant::SingleLiveLease,
                         format!(
-                            "process `{id}`: claimed at {at} while lease `{}` holds until {}",
-                            lease.token, lease.expires_at_ms
+                            "process `{id}`: claimed at {} while lease `{}` holds until {}",
+                            format_ms(at),
+                            lease.token,
+                            format_ms(lease.expires_at_ms)
                         ),
                         vec![here],
                     ));
@@ -966,5 +975,57 @@ impl Checker {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_distinct_and_families_follow_design() {
+        let names: std::collections::BTreeSet<_> =
+            Invariant::ALL.iter().map(|i| i.name()).collect();
+        assert_eq!(names.len(), Invariant::ALL.len());
+        let count = |family| {
+            Invariant::ALL
+                .iter()
+                .filter(|i| i.family() == family)
+                .count()
+        };
+        assert_eq!(
+            [
+                count(Family::Leases),
+                count(Family::Budgets),
+                count(Family::Work),
+                count(Family::Determinism)
+            ],
+            [7, 5, 3, 4]
+        );
+    }
+
+    #[test]
+    fn a_violation_reads_as_one_line_with_its_evidence() {
+        let violation = Violation {
+            invariant: Invariant::WorkKeyOnce,
+            step: 2,
+            message: "persona `alpha`: work key `k` completed twice".to_string(),
+            evidence: vec![
+                "persona.runtime.events#7".to_string(),
+                "persona.runtime.events#12".to_string(),
+            ],
+        };
+        assert_eq!(
+            violation.to_string(),
+            "work_key_once at step 2: persona `alpha`: work key `k` completed twice (events persona.runtime.events#7, persona.runtime.events#12)"
+        );
+        let bare = Violation {
+            evidence: Vec::new(),
+            ..violation
+        };
+        assert_eq!(
+            bare.to_string(),
+            "work_key_once at step 2: persona `alpha`: work key `k` completed twice"
+        );
     }
 }
