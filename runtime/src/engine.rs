@@ -50,6 +50,18 @@ pub enum RuntimeError {
     Process(#[from] ProcessError),
 }
 
+impl RuntimeError {
+    /// How the supervisor classifies this failure: a storage failure is a
+    /// mechanical `runtime_error` (a retry may succeed); anything else is a
+    /// refusal of the request itself, `validation_failed`, never retried.
+    pub fn fail_kind(&self) -> FailKind {
+        match self {
+            Self::InjectedFault | Self::Log(_) => FailKind::RuntimeError,
+            _ => FailKind::ValidationFailed,
+        }
+    }
+}
+
 /// The receipt of one run attempt, as the seed's `PersonaRunReceipt`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunReceipt {
@@ -641,7 +653,14 @@ impl Runtime {
         now_ms: i64,
     ) -> RunReceipt {
         let work_key = envelope.subject_key.clone();
-        let was_queued = self.queue_has(persona, &work_key);
+        // A key leaving the queue reports when it was queued, as the seed's
+        // before-snapshot does; a key entering reports its new entry.
+        let queued_before = self.personas[persona]
+            .state
+            .queued
+            .get(&work_key)
+            .map(|item| item.queued_at_ms);
+        let was_queued = queued_before.is_some();
         let receipt = self.admit_and_run(persona, envelope, cost, plan, now_ms);
         let is_queued = self.queue_has(persona, &work_key);
         if was_queued != is_queued {
@@ -654,7 +673,9 @@ impl Runtime {
                 };
                 let queued_at_ms = queue
                     .get(&work_key)
-                    .map_or(now_ms, |item| item.queued_at_ms);
+                    .map(|item| item.queued_at_ms)
+                    .or(queued_before)
+                    .unwrap_or(now_ms);
                 (queue.len() as i64, position, queued_at_ms)
             };
             let update = json!({
