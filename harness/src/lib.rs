@@ -8,6 +8,8 @@ pub mod driver;
 pub mod exit;
 pub mod expect;
 pub mod golden;
+pub mod junit;
+pub mod progress;
 pub mod report;
 pub mod scenario;
 pub mod storage;
