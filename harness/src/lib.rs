@@ -9,6 +9,8 @@ pub mod exit;
 pub mod expect;
 pub mod explore;
 pub mod golden;
+pub mod junit;
+pub mod progress;
 pub mod report;
 pub mod scenario;
 pub mod storage;

@@ -1,6 +1,8 @@
 //! `rehearse check`: the conformance gate. Runs every scenario under the
 //! given paths, compares the outputs with the reviewed goldens, replays each
-//! fresh capture, and fails on any difference.
+//! fresh capture, and fails on any difference. Reports come out in the
+//! library's sorted order whatever `--jobs` says, as text, JSON, GitHub
+//! annotations and, with `--junit`, a JUnit XML file.
 
 use std::path::PathBuf;
 
@@ -9,6 +11,8 @@ use serde::Serialize;
 
 use crate::exit::Exit;
 use crate::golden;
+use crate::junit;
+use crate::progress::{Display, Progress};
 use crate::style::Style;
 use crate::suite::{self, Problem, ScenarioResult, SuiteConfig, Verdict};
 
@@ -20,7 +24,8 @@ pub struct CheckArgs {
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// How many scenarios to run at once (default: the number of cores).
-    #[arg(long, short = 'j', value_name = "N")]
+    /// The report's order does not depend on it.
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Run one slice of the suite: `hash:K/N` (stable under additions) or
     /// `count:K/N`.
@@ -38,6 +43,20 @@ pub struct CheckArgs {
     /// Print events, episodes and throughput for the whole check.
     #[arg(long)]
     pub stats: bool,
+    /// Also write a JUnit XML report to FILE (atomically): one testcase
+    /// per scenario, for CI test reporters.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+/// Parses `--jobs`: a whole number of at least 1.
+pub fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(jobs) if jobs >= 1 => Ok(jobs),
+        _ => Err(format!(
+            "invalid job count `{text}`, expected a whole number of at least 1"
+        )),
+    }
 }
 
 /// Report formats of `check`.
@@ -89,12 +108,16 @@ pub struct CheckReport {
     pub errors: usize,
 }
 
-/// Runs the suite.
-pub fn run_suite(config: &SuiteConfig) -> Result<CheckReport, String> {
+/// Runs the suite, showing a progress counter as `display` says.
+pub fn run_suite(config: &SuiteConfig, display: Display) -> Result<CheckReport, String> {
     let files = suite::selected(config)?;
+    let progress = Progress::start(files.len(), display);
     let results = suite::parallel_map(&files, config.jobs, |path| {
-        suite::check_one(config, path, true)
+        let result = suite::check_one(config, path, true);
+        progress.inc();
+        result
     });
+    progress.finish();
     let orphans = if config.find_orphans {
         let all = suite::discover(&config.paths)?;
         suite::orphans(config, &all)
@@ -125,7 +148,7 @@ pub fn run_suite(config: &SuiteConfig) -> Result<CheckReport, String> {
 
 pub fn run(args: &CheckArgs) -> Exit {
     let config = args.suite();
-    let report = match run_suite(&config) {
+    let report = match run_suite(&config, Display::detect()) {
         Ok(report) => report,
         Err(message) => {
             eprintln!("{message}");
@@ -139,6 +162,12 @@ pub fn run(args: &CheckArgs) -> Exit {
     }
     if args.stats {
         print_stats(&report);
+    }
+    if let Some(path) = &args.junit {
+        if let Err(error) = junit::write(path, &report) {
+            eprintln!("{error}");
+            return Exit::Usage;
+        }
     }
     if report.errors > 0 {
         Exit::Usage
@@ -169,6 +198,21 @@ pub fn problem_lines(result: &ScenarioResult) -> Vec<(Option<usize>, String)> {
     }
 }
 
+/// Each problem located in the scenario file: `scenarios/x.yaml:14: ...`,
+/// or `scenarios/x.yaml: ...` where no line is known; a message that
+/// already starts with the file (a parse error's `file:line:column`) is
+/// kept as it is.
+pub fn located_problems(result: &ScenarioResult) -> Vec<String> {
+    problem_lines(result)
+        .into_iter()
+        .map(|(line, message)| match line {
+            Some(line) => format!("{}:{line}: {message}", result.source),
+            None if message.starts_with(&result.source) => message,
+            None => format!("{}: {message}", result.source),
+        })
+        .collect()
+}
+
 fn print_human(report: &CheckReport, style: Style) {
     for result in &report.results {
         let tag = match result.verdict {
@@ -178,11 +222,8 @@ fn print_human(report: &CheckReport, style: Style) {
             Verdict::Error { .. } => style.red("ERROR"),
         };
         println!("{tag} {}", result.name);
-        for (line, message) in problem_lines(result) {
-            match line {
-                Some(line) => println!("      {}:{line}: {message}", result.source),
-                None => println!("      {}: {message}", result.source),
-            }
+        for problem in located_problems(result) {
+            println!("      {problem}");
         }
         if let Verdict::Fail { problems } = &result.verdict {
             for problem in problems {
@@ -261,6 +302,20 @@ fn print_stats(report: &CheckReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_counts_are_whole_numbers_of_at_least_one() {
+        assert_eq!(parse_jobs("4"), Ok(4));
+        assert_eq!(parse_jobs("1"), Ok(1));
+        for bad in ["0", "-1", "", "four", "2.5", "99999999999999999999999"] {
+            assert_eq!(
+                parse_jobs(bad),
+                Err(format!(
+                    "invalid job count `{bad}`, expected a whole number of at least 1"
+                ))
+            );
+        }
+    }
 
     #[test]
     fn github_messages_escape_newlines_and_percent() {
