@@ -11,12 +11,15 @@ use rehearse_runtime::config::RuntimeConfig;
 use rehearse_runtime::format_ms;
 use rehearse_runtime::log::{EventLog, MemoryLog, StoredEvent};
 use rehearse_runtime::op::Op;
+use rehearse_runtime::supervisor::{DecisionKind, Handled};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::expect::{self, check, check_error};
+use crate::explore::{Checker, RuntimeHook, StepContext};
 use crate::report::{
-    DeferredReport, Expectation, FinalState, Report, StepReport, Summary, Unsettled, REPORT_VERSION,
+    DeferredReport, Expectation, FinalState, InvariantViolation, Report, StepReport, Summary,
+    Unsettled, REPORT_VERSION,
 };
 use crate::scenario::{Expect, Scenario};
 
@@ -71,9 +74,9 @@ impl RunOutput {
         ]
     }
 
-    /// Whether every expectation held and no step failed unexpectedly.
+    /// Whether every expectation and every invariant held.
     pub fn passed(&self) -> bool {
-        self.report.summary.failed_expectations == 0
+        self.report.summary.failed_expectations == 0 && self.report.invariant_violations.is_empty()
     }
 }
 
@@ -95,8 +98,48 @@ pub fn needs_file_backend(scenario: &Scenario) -> bool {
         .any(|step| matches!(step.op, Some(Op::Restart(_))))
 }
 
-/// Runs `scenario`, read from `source` (the path as the user gave it).
+/// How to run a scenario.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Check every invariant of the runtime after every step (see
+    /// `explore`); on by default.
+    pub check_invariants: bool,
+    /// Applied to the runtime before the first step: tests use it to switch
+    /// on a deliberate bug (feature `test-hooks` of the runtime).
+    pub runtime_hook: Option<RuntimeHook>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            check_invariants: true,
+            runtime_hook: None,
+        }
+    }
+}
+
+/// Runs `scenario`, read from `source` (the path as the user gave it),
+/// checking the invariants after every step.
 pub fn run(scenario: &Scenario, source: &str) -> Result<RunOutput, DriverError> {
+    run_with(scenario, source, RunOptions::default())
+}
+
+/// Whether a scenario cuts bytes off its log: its later log is then shorter
+/// than what was observed, which the invariant checker's model cannot
+/// follow, so such scenarios are not checked against the invariants.
+pub fn tears_log(scenario: &Scenario) -> bool {
+    scenario
+        .steps
+        .iter()
+        .any(|step| matches!(&step.op, Some(Op::Restart(r)) if r.torn_tail_bytes.unwrap_or(0) > 0))
+}
+
+/// Runs `scenario` with `options`.
+pub fn run_with(
+    scenario: &Scenario,
+    source: &str,
+    options: RunOptions,
+) -> Result<RunOutput, DriverError> {
     let started = Instant::now();
     let config = runtime_config(scenario);
     if config.supervisor.max_retries > MAX_RETRIES_LIMIT {
@@ -116,6 +159,14 @@ pub fn run(scenario: &Scenario, source: &str) -> Result<RunOutput, DriverError> 
                 message: error.to_string(),
             }
         })?;
+
+    if let Some(hook) = options.runtime_hook {
+        hook(session.runtime_mut());
+    }
+    let mut checker =
+        (options.check_invariants && !tears_log(scenario)).then(|| Checker::new(&config));
+    let mut deferred_ops: BTreeMap<u64, Op> = BTreeMap::new();
+    let mut violations = Vec::new();
 
     let mut steps = Vec::with_capacity(scenario.steps.len());
     let mut summary = Summary {
@@ -143,6 +194,30 @@ pub fn run(scenario: &Scenario, source: &str) -> Result<RunOutput, DriverError> 
         if let Some(op) = &step.op {
             let event_id = format!("step-{}", index + 1);
             let handled = session.handle(&event_id, now_ms, op);
+            if let Some(active) = checker.as_mut() {
+                let pumped = track_deferred(&mut deferred_ops, op, &handled);
+                let context = StepContext {
+                    index,
+                    at_ms: now_ms,
+                    op,
+                    pumped: pumped.as_ref(),
+                    result: &handled.result,
+                };
+                if let Err(violation) = active.check_step(context, session.runtime()) {
+                    // The model is not trusted past its first violation.
+                    violations.push(InvariantViolation {
+                        step: violation.step,
+                        line: scenario
+                            .steps
+                            .get(violation.step.saturating_sub(1))
+                            .map_or(step.line, |s| s.line),
+                        invariant: violation.invariant.name().to_string(),
+                        message: violation.to_string(),
+                        evidence: violation.evidence.clone(),
+                    });
+                    checker = None;
+                }
+            }
             summary.episodes +=
                 usize::from(handled.decision.episode_id.is_some() && !matches!(op, Op::Pump(_)));
             report.event_id = Some(event_id);
@@ -205,6 +280,7 @@ pub fn run(scenario: &Scenario, source: &str) -> Result<RunOutput, DriverError> 
         backend: storage.name().to_string(),
         steps,
         deferred_at_end,
+        invariant_violations: violations,
         final_state: FinalState {
             at: format_ms(last_ms),
             personas,
@@ -319,6 +395,22 @@ fn evaluate(
         }
     }
     out
+}
+
+/// Keeps the operation of every deferred episode, and returns the one a
+/// pump just invoked.
+fn track_deferred(deferred: &mut BTreeMap<u64, Op>, op: &Op, handled: &Handled) -> Option<Op> {
+    let decision = &handled.decision;
+    let episode = decision.episode_id?;
+    match (decision.decision, op) {
+        (DecisionKind::Defer, Op::Pump(_)) => None,
+        (DecisionKind::Defer, _) => {
+            deferred.insert(episode, op.clone());
+            None
+        }
+        (DecisionKind::Invoke, Op::Pump(_)) => deferred.remove(&episode),
+        (DecisionKind::Invoke, _) => None,
+    }
 }
 
 /// One line of `events.jsonl`.

@@ -124,6 +124,7 @@ fn failure_type(verdict: &Verdict) -> &'static str {
             Some(Problem::Diff { .. }) => "diff",
             Some(Problem::Replay { .. }) => "replay",
             Some(Problem::Lint { .. }) => "lint",
+            Some(Problem::Invariant { .. }) => "invariant",
             None => "failure",
         },
         Verdict::Pass | Verdict::Error { .. } => "failure",
@@ -143,7 +144,9 @@ fn failure_text(result: &ScenarioResult) -> String {
             .iter()
             .filter_map(|problem| match problem {
                 Problem::Diff { diff, .. } | Problem::Lint { diff } => Some(diff.as_str()),
-                Problem::Expectation { .. } | Problem::Replay { .. } => None,
+                Problem::Expectation { .. }
+                | Problem::Replay { .. }
+                | Problem::Invariant { .. } => None,
             })
             .flat_map(str::lines)
             .collect(),

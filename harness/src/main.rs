@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rehearse::cli::{bless, check, lint, new, replay, review, run, schema, Cli, Command};
+use rehearse::cli::{bless, check, explore, lint, new, replay, review, run, schema, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Bless(args) => bless::run(args),
         Command::Review(args) => review::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Explore(args) => explore::run(args),
         Command::Lint(args) => lint::run(args),
         Command::New(args) => new::run(args),
         Command::Schema(args) => schema::run(args),

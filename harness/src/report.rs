@@ -28,6 +28,9 @@ pub struct Report {
     pub backend: String,
     pub steps: Vec<StepReport>,
     pub deferred_at_end: Vec<DeferredReport>,
+    /// The first broken runtime invariant, if any (checked after every step).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invariant_violations: Vec<InvariantViolation>,
     pub final_state: FinalState,
     /// A run record for every persona run, in start order.
     pub runs: Vec<RunRecord>,
@@ -60,6 +63,18 @@ pub struct StepReport {
     pub detail: Option<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<Expectation>,
+}
+
+/// A runtime invariant that did not hold after a step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvariantViolation {
+    pub step: usize,
+    pub line: usize,
+    pub invariant: String,
+    pub message: String,
+    /// The log events that show it, as `topic#id`.
+    pub evidence: Vec<String>,
 }
 
 /// One checked expectation.

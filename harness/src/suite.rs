@@ -134,6 +134,13 @@ pub enum Problem {
     Lint {
         diff: String,
     },
+    /// A runtime invariant broke after a step.
+    Invariant {
+        line: usize,
+        step: usize,
+        invariant: String,
+        message: String,
+    },
 }
 
 /// The result of one scenario.
@@ -330,6 +337,14 @@ pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioRe
             path: expectation.path.clone(),
             expected: expectation.expected.clone(),
             actual: expectation.actual.clone(),
+        });
+    }
+    for violation in &output.report.invariant_violations {
+        problems.push(Problem::Invariant {
+            line: violation.line,
+            step: violation.step,
+            invariant: violation.invariant.clone(),
+            message: violation.message.clone(),
         });
     }
     if let Err(error) = replay_fresh(&output) {

@@ -174,6 +174,25 @@ fn finds_bug(hook: RuntimeHook, family: Family) -> Invariant {
         "{yaml}"
     );
     assert_eq!(scenario.runtime_config(), found.case.config);
+    // The saved scenario reproduces the failure through the same driver as
+    // `rehearse run`, and passes on the real runtime.
+    let with_bug = driver::RunOptions {
+        runtime_hook: Some(hook),
+        ..driver::RunOptions::default()
+    };
+    let reproduced = driver::run_with(&scenario, "found.yaml", with_bug).unwrap();
+    assert!(!reproduced.passed(), "{yaml}");
+    let violation = &reproduced.report.invariant_violations[0];
+    assert_eq!(
+        violation.invariant,
+        found.violation.invariant.name(),
+        "{yaml}"
+    );
+    assert_eq!(violation.step, found.violation.step, "{yaml}");
+    assert!(
+        driver::run(&scenario, "found.yaml").unwrap().passed(),
+        "{yaml}"
+    );
     eprintln!("{found}\n{yaml}");
     found.violation.invariant
 }

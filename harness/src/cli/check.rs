@@ -193,6 +193,9 @@ pub fn problem_lines(result: &ScenarioResult) -> Vec<(Option<usize>, String)> {
                 Problem::Diff { file, line, .. } => (*line, format!("{file} differs from its golden")),
                 Problem::Replay { message } => (None, format!("the fresh capture does not replay: {message}")),
                 Problem::Lint { .. } => (None, "lint error text differs from its golden".to_string()),
+                Problem::Invariant { line, step, message, .. } => {
+                    (Some(*line), format!("step {step}: runtime invariant broken: {message}"))
+                }
             })
             .collect(),
     }

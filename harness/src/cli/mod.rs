@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bless;
 pub mod check;
+pub mod explore;
 pub mod lint;
 pub mod new;
 pub mod replay;
@@ -29,6 +30,7 @@ pub enum Command {
     Bless(bless::BlessArgs),
     Review(review::ReviewArgs),
     Replay(replay::ReplayArgs),
+    Explore(explore::ExploreArgs),
     Lint(lint::LintArgs),
     New(new::NewArgs),
     Schema(schema::SchemaArgs),
