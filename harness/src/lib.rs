@@ -1,5 +1,18 @@
 //! The `rehearse` harness: the scenario model, the driver that runs scenarios
-//! on the reference runtime, golden snapshots, replay and the CLI's pieces.
+//! on the reference runtime, golden snapshots, the conformance suite, replay
+//! and the CLI's pieces.
 
 pub mod atomic;
+pub mod cli;
+pub mod driver;
+pub mod exit;
+pub mod expect;
+pub mod explore;
 pub mod golden;
+pub mod junit;
+pub mod progress;
+pub mod report;
+pub mod scenario;
+pub mod storage;
+pub mod style;
+pub mod suite;

@@ -228,6 +228,11 @@ impl Session {
         &self.runtime
     }
 
+    /// The runtime, for setting it up before the first event.
+    pub fn runtime_mut(&mut self) -> &mut Runtime {
+        &mut self.runtime
+    }
+
     pub fn supervisor(&self) -> &Supervisor {
         &self.supervisor
     }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::Millis;
@@ -11,8 +12,11 @@ use crate::duration::Millis;
 pub const DEFAULT_LEASE_TTL: Millis = Millis(5 * 60 * 1000);
 
 /// Spending limits of one persona; every limit is optional.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a budget such as `{daily_usd: 0.02, run_usd: 0.02, max_tokens: 100}`"
+)]
 pub struct BudgetPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_usd: Option<f64>,
@@ -25,8 +29,8 @@ pub struct BudgetPolicy {
 }
 
 /// One declared stage of a persona's workflow, as the seed's `StageDecl`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a stage such as `{name: plan}`")]
 pub struct StageDecl {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,8 +44,11 @@ pub struct StageDecl {
 }
 
 /// Where a stage goes next.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a map such as `{on_complete: STAGE, on_failure: STAGE}`"
+)]
 pub struct StageExit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_complete: Option<String>,
@@ -50,8 +57,11 @@ pub struct StageExit {
 }
 
 /// A persona binding as a scenario declares it (the name is the map key).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a persona binding such as `{entry_workflow: workflows/merge.harn#run}`"
+)]
 pub struct PersonaSpec {
     pub entry_workflow: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,8 +90,11 @@ impl PersonaSpec {
 }
 
 /// The supervisor's constraints; absent means no limit and no retries.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "supervisor constraints such as `{max_in_flight: 1, max_retries: 2}`"
+)]
 pub struct Constraints {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u64>,
@@ -97,8 +110,8 @@ pub struct Constraints {
 
 /// Everything a runtime is built from: enough to re-drive it from a capture
 /// bundle with no scenario file.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a runtime configuration")]
 pub struct RuntimeConfig {
     /// The scenario clock's origin, in milliseconds since the epoch.
     pub start_ms: i64,

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A non-negative duration in milliseconds, written with units.
@@ -115,6 +116,23 @@ impl<'de> Deserialize<'de> for Millis {
             }
         }
         deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl JsonSchema for Millis {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    /// A string with units, or the bare number 0, as the deserializer accepts.
+    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration with units: `250ms`, `10s`, `5m`, `2h`, `1d`, or a sequence such as `1h30m`.",
+            "anyOf": [
+                { "type": "string", "pattern": "^\\s*([0-9]+(ms|s|m|h|d))+\\s*$" },
+                { "const": 0 },
+            ],
+        })
     }
 }
 

@@ -25,6 +25,8 @@ use crate::pipeline::{
 };
 use crate::process::{process_topic, ProcessError, ProcessRegistry};
 use crate::run_record::{RunFacts, RunRecord, RunStatus};
+#[cfg(feature = "test-hooks")]
+use crate::test_hooks::Bug;
 use crate::workkey::{self, Envelope};
 
 /// Why an operation failed.
@@ -46,6 +48,18 @@ pub enum RuntimeError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Process(#[from] ProcessError),
+}
+
+impl RuntimeError {
+    /// How the supervisor classifies this failure: a storage failure is a
+    /// mechanical `runtime_error` (a retry may succeed); anything else is a
+    /// refusal of the request itself, `validation_failed`, never retried.
+    pub fn fail_kind(&self) -> FailKind {
+        match self {
+            Self::InjectedFault | Self::Log(_) => FailKind::RuntimeError,
+            _ => FailKind::ValidationFailed,
+        }
+    }
 }
 
 /// The receipt of one run attempt, as the seed's `PersonaRunReceipt`.
@@ -116,6 +130,8 @@ pub struct Runtime {
     pipeline: Pipeline,
     pipeline_id: Option<String>,
     processes: ProcessRegistry,
+    #[cfg(feature = "test-hooks")]
+    bug: Option<Bug>,
 }
 
 impl Runtime {
@@ -146,9 +162,23 @@ impl Runtime {
             pipeline: Pipeline::new(pipeline_id.clone()),
             pipeline_id,
             processes: ProcessRegistry::default(),
+            #[cfg(feature = "test-hooks")]
+            bug: None,
         };
         runtime.rebuild();
         Ok(runtime)
+    }
+
+    /// Switches on a deliberate bug, so a test can prove the harness's
+    /// invariant checker notices it.
+    #[cfg(feature = "test-hooks")]
+    pub fn set_deliberate_bug(&mut self, bug: Bug) {
+        self.bug = Some(bug);
+    }
+
+    #[cfg(feature = "test-hooks")]
+    fn has_bug(&self, bug: Bug) -> bool {
+        self.bug == Some(bug)
     }
 
     /// The configuration this runtime was built from.
@@ -621,7 +651,14 @@ impl Runtime {
         now_ms: i64,
     ) -> RunReceipt {
         let work_key = envelope.subject_key.clone();
-        let was_queued = self.queue_has(persona, &work_key);
+        // A key leaving the queue reports when it was queued, as the seed's
+        // before-snapshot does; a key entering reports its new entry.
+        let queued_before = self.personas[persona]
+            .state
+            .queued
+            .get(&work_key)
+            .map(|item| item.queued_at_ms);
+        let was_queued = queued_before.is_some();
         let receipt = self.admit_and_run(persona, envelope, cost, plan, now_ms);
         let is_queued = self.queue_has(persona, &work_key);
         if was_queued != is_queued {
@@ -634,7 +671,9 @@ impl Runtime {
                 };
                 let queued_at_ms = queue
                     .get(&work_key)
-                    .map_or(now_ms, |item| item.queued_at_ms);
+                    .map(|item| item.queued_at_ms)
+                    .or(queued_before)
+                    .unwrap_or(now_ms);
                 (queue.len() as i64, position, queued_at_ms)
             };
             let update = json!({
@@ -714,19 +753,26 @@ impl Runtime {
             }
             _ => {}
         }
-        if let Some(reason) = budget::refusal(
+        let refusal = budget::refusal(
             &budget,
             &self.personas[persona].state.spend,
             cost.cost_usd,
             cost.tokens,
             now_ms,
-        ) {
+        );
+        #[cfg(feature = "test-hooks")]
+        let refusal =
+            refusal.filter(|r| !(*r == "run_usd" && self.has_bug(Bug::AdmitOverRunLimit)));
+        if let Some(reason) = refusal {
             self.emit_exhausted(persona, reason, cost.cost_usd, cost.tokens, now_ms);
             receipt.status = "budget_exhausted".to_string();
             receipt.error = Some(format!("persona budget exhausted: {reason}"));
             return receipt;
         }
-        if self.personas[persona].state.completed.contains(&work_key) {
+        let duplicate = self.personas[persona].state.completed.contains(&work_key);
+        #[cfg(feature = "test-hooks")]
+        let duplicate = duplicate && !self.has_bug(Bug::CompleteDuplicates);
+        if duplicate {
             self.emit(
                 persona,
                 "persona.trigger.duplicate",
@@ -737,7 +783,10 @@ impl Runtime {
             return receipt;
         }
         let held = self.personas[persona].state.lease.clone();
-        if let Some(active) = held.as_ref().filter(|lease| lease.is_live_at(now_ms)) {
+        let live = held.as_ref().filter(|lease| lease.is_live_at(now_ms));
+        #[cfg(feature = "test-hooks")]
+        let live = live.filter(|_| !self.has_bug(Bug::SkipLeaseCheck));
+        if let Some(active) = live {
             self.emit(
                 persona,
                 "persona.lease.conflict",

@@ -23,6 +23,8 @@ pub mod replay;
 pub mod run_record;
 pub mod schedule;
 pub mod supervisor;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 pub mod workkey;
 
 pub use clock::{format_ms, parse_rfc3339_ms};

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::duration::Millis;
@@ -109,6 +110,44 @@ macro_rules! op_serde {
 
 op_variants!(op_serde);
 
+macro_rules! op_schema {
+    ($($variant:ident($ty:ty) = $name:literal,)*) => {
+        impl Op {
+            /// The JSON Schema of each step kind's body, in the order of [`OP_KINDS`].
+            pub fn body_schemas(generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
+                vec![$(($name, generator.subschema_for::<$ty>()),)*]
+            }
+        }
+    };
+}
+
+op_variants!(op_schema);
+
+impl JsonSchema for Op {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Op".into()
+    }
+
+    /// A map with exactly one key, the step kind, whose value is that kind's body.
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let variants: Vec<serde_json::Value> = Op::body_schemas(generator)
+            .into_iter()
+            .map(|(kind, body)| {
+                serde_json::json!({
+                    "type": "object",
+                    "properties": { kind: body },
+                    "required": [kind],
+                    "additionalProperties": false,
+                })
+            })
+            .collect();
+        json_schema!({
+            "description": "One operation: a map with exactly one step kind.",
+            "oneOf": variants,
+        })
+    }
+}
+
 /// The step kinds as a list for error messages: "`trigger`, `tick`, ...".
 pub fn expected_kinds() -> String {
     OP_KINDS
@@ -184,8 +223,11 @@ impl Op {
 }
 
 /// What a run spends, as the seed's `PersonaRunCost`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a cost such as `{usd: 0.01, tokens: 10}`"
+)]
 pub struct Cost {
     #[serde(default)]
     pub usd: f64,
@@ -295,6 +337,37 @@ impl<'de> Deserialize<'de> for Outcome {
     }
 }
 
+impl JsonSchema for Outcome {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Outcome".into()
+    }
+
+    /// `completed`, `crash`, `{fail: KIND}` or `{attempts: [...]}`, as the
+    /// hand-written serde impls read them.
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let fail = generator.subschema_for::<FailKind>();
+        let attempt = generator.subschema_for::<Attempt>();
+        json_schema!({
+            "description": "How a run ends: `completed` (default), `crash`, `{fail: KIND}` or `{attempts: [KIND or completed, ...]}`.",
+            "oneOf": [
+                { "type": "string", "enum": ["completed", "crash"] },
+                {
+                    "type": "object",
+                    "properties": { "fail": fail },
+                    "required": ["fail"],
+                    "additionalProperties": false,
+                },
+                {
+                    "type": "object",
+                    "properties": { "attempts": { "type": "array", "items": attempt } },
+                    "required": ["attempts"],
+                    "additionalProperties": false,
+                },
+            ],
+        })
+    }
+}
+
 impl Outcome {
     /// The outcome of attempt `index` (0-based).
     pub fn attempt(&self, index: usize) -> AttemptOutcome {
@@ -353,8 +426,27 @@ impl<'de> Deserialize<'de> for Attempt {
     }
 }
 
+impl JsonSchema for Attempt {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Attempt".into()
+    }
+
+    /// A plain string: `completed`, `crash` or a failure kind.
+    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
+        let mut names = vec!["completed", "crash"];
+        names.extend(FailKind::ALL.iter().map(|kind| kind.as_str()));
+        json_schema!({
+            "description": "One attempt's outcome: `completed`, `crash` or a failure kind.",
+            "type": "string",
+            "enum": names,
+        })
+    }
+}
+
 /// Why a run failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FailKind {
     NetworkTimeout,
@@ -420,13 +512,17 @@ impl fmt::Display for FailKind {
 }
 
 /// A provider event addressed to a persona.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a trigger such as `{persona: NAME, provider: github, kind: pull_request}`"
+)]
 pub struct TriggerOp {
     pub persona: String,
     pub provider: String,
     pub kind: String,
     /// Scalar values are accepted and kept as their text (`number: 462` is `"462"`).
+    #[schemars(schema_with = "TriggerOp::metadata_schema")]
     #[serde(
         default,
         deserialize_with = "scalar_map",
@@ -441,9 +537,21 @@ pub struct TriggerOp {
     pub duration: Millis,
 }
 
+impl TriggerOp {
+    /// The schema of `metadata`: a map whose values may be any scalar, since
+    /// `scalar_map` keeps numbers and booleans as their text.
+    fn metadata_schema(_generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Provider metadata; scalar values are kept as their text.",
+            "type": "object",
+            "additionalProperties": { "type": ["string", "number", "integer", "boolean"] },
+        })
+    }
+}
+
 /// Fires a persona's first schedule now.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a tick such as `{persona: NAME}`")]
 pub struct TickOp {
     pub persona: String,
     #[serde(default, skip_serializing_if = "is_zero_cost")]
@@ -467,8 +575,11 @@ fn is_zero_millis(value: &Millis) -> bool {
 }
 
 /// Spend recorded outside a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a spend such as `{persona: NAME, usd: 0.01, tokens: 3}`"
+)]
 pub struct SpendOp {
     pub persona: String,
     #[serde(default)]
@@ -478,12 +589,14 @@ pub struct SpendOp {
 }
 
 /// A supervisor pump: run the earliest due deferred episode.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "an empty map `{}`")]
 pub struct PumpOp {}
 
 /// The lifecycle of a repair worker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RepairWorkerLifecycle {
     Pending,
@@ -510,8 +623,11 @@ impl RepairWorkerLifecycle {
 }
 
 /// A repair worker's status report; its heartbeat is the step's time.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a repair-worker report such as `{persona: NAME, id: ID, lifecycle: running}`"
+)]
 pub struct RepairWorkerOp {
     pub persona: String,
     pub id: String,
@@ -525,8 +641,11 @@ pub struct RepairWorkerOp {
 }
 
 /// A checkpoint restore to acknowledge (once per checkpoint id).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a checkpoint restore such as `{persona: NAME, checkpoint_id: ID}`"
+)]
 pub struct RestoreCheckpointOp {
     pub persona: String,
     pub checkpoint_id: String,
@@ -535,8 +654,11 @@ pub struct RestoreCheckpointOp {
 }
 
 /// A pipeline lifecycle audit entry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an audit entry such as `{kind: KIND, payload: {...}}`"
+)]
 pub struct AuditOp {
     pub kind: String,
     #[serde(default)]
@@ -544,8 +666,11 @@ pub struct AuditOp {
 }
 
 /// A partial handoff to another stage or persona.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a handoff such as `{to: STAGE, payload: {...}}`"
+)]
 pub struct HandoffOp {
     pub to: String,
     #[serde(default)]
@@ -553,23 +678,32 @@ pub struct HandoffOp {
 }
 
 /// The acknowledgement of a partial handoff.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a handoff acknowledgement such as `{envelope: ID, decision: accepted}`"
+)]
 pub struct AckHandoffOp {
     pub envelope: String,
     pub decision: String,
 }
 
 /// The pipeline's finalised disposition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a disposition such as `{disposition: completed}`"
+)]
 pub struct FinalizeOp {
     pub disposition: String,
 }
 
 /// A storage fault: the next `count` operations' appends fail.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a storage fault such as `{append: fail, count: 1}`"
+)]
 pub struct FaultOp {
     pub append: FaultMode,
     #[serde(default = "one")]
@@ -581,15 +715,15 @@ fn one() -> u64 {
 }
 
 /// What a storage fault does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultMode {
     Fail,
 }
 
 /// Drop all in-memory state and reopen from the durable log.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "`{}` or `{torn_tail_bytes: N}`")]
 pub struct RestartOp {
     /// Bytes cut off the end of the log file before reopening.
     #[serde(default, skip_serializing_if = "Option::is_none")]

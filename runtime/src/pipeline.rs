@@ -481,7 +481,18 @@ impl UnsettledSnapshot {
         self.counts().values().all(|&count| count == 0)
     }
 
-    /// The number of items in each bucket, keyed by bucket name.
+    /// The short names of the counts, as the seed's snapshot reports them
+    /// (and as `expect: {unsettled: ...}` names them), in bucket order.
+    pub const COUNT_NAMES: [&'static str; 5] = [
+        "suspended",
+        "queued",
+        "partial",
+        "in_flight",
+        "pool_pending",
+    ];
+
+    /// The number of items in each bucket, keyed by the seed's count names:
+    /// `suspended`, `queued`, `partial`, `in_flight`, `pool_pending`.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         let lengths = [
             self.suspended_subagents.len(),
@@ -490,7 +501,7 @@ impl UnsettledSnapshot {
             self.in_flight_llm_calls.len(),
             self.pool_pending_tasks.len(),
         ];
-        Self::BUCKETS
+        Self::COUNT_NAMES
             .iter()
             .zip(lengths)
             .map(|(name, len)| (name.to_string(), len as u64))

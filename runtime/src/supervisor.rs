@@ -122,26 +122,27 @@ impl Supervisor {
                         .execute(other, RunPlan::COMPLETE, now_ms)
                         .map(|(result, _)| result),
                 };
-                let termination = if result.is_ok() {
-                    "completed"
-                } else {
-                    "failed:runtime_error"
-                };
+                // Only runs are retried: a control or report that failed is
+                // reported as it failed, for the scenario to handle.
+                let termination = termination_of(&result);
                 let decision = self.decision(
                     event_id,
                     DecisionKind::Invoke,
                     None,
                     Some(episode),
-                    Some(termination.to_string()),
+                    Some(termination),
                     0,
                 );
                 (decision, result.map_err(|error| error.to_string()))
             }
         };
+        // A restart that recovers a torn tail shrinks the log: it appended
+        // nothing, so its range is empty, never reversed.
+        let end = runtime.log().all().len();
         Handled {
             decision,
             result,
-            events: start..runtime.log().all().len(),
+            events: start.min(end)..end,
         }
     }
 
@@ -389,7 +390,7 @@ fn attempt_with_timeout(outcome: &Outcome, index: usize) -> AttemptOutcome {
 /// How an invocation ended, as the decision records it.
 fn termination_of(result: &Result<OpResult, RuntimeError>) -> String {
     match result {
-        Err(_) => "failed:runtime_error".to_string(),
+        Err(error) => format!("failed:{}", error.fail_kind()),
         Ok(result) => match result.run.as_ref() {
             Some(run) if run.status == "crashed" => "aborted".to_string(),
             Some(run) => match run.failure {
@@ -405,7 +406,7 @@ fn termination_of(result: &Result<OpResult, RuntimeError>) -> String {
 /// Mechanical failures are retried; semantic ones, crashes and refusals never.
 fn retryable(result: &Result<OpResult, RuntimeError>) -> bool {
     match result {
-        Err(_) => true,
+        Err(error) => error.fail_kind().is_mechanical(),
         Ok(result) => result
             .run
             .as_ref()

@@ -278,15 +278,15 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
     let expected = [
         (
             "events",
-            "5b804039d78b95d3ef8d2ef62f17dd6313330d275b97d8e1b6e45f393e7511b1",
+            "b74c9181c70fc238c53fbfc450102fa2ee9b8dc59c01b6a43a2b1351263bfb8a",
         ),
         (
             "bundle",
-            "4d4b9d48c5405712737dfc3708be3a9cd7f93961c5dae64015c43f667b22371b",
+            "5b76469a7794b37a1b37c369897b6f81bdbc459417e6f96171219310a2681c01",
         ),
         (
             "outcomes",
-            "724faf283819a456217ee1557d2811d16eed318414927eda054673befa9dc394",
+            "c056cc4d9b234136b5b929a5cdc0c9791c3278afafd45feef3c15ac814e8ef8f",
         ),
         (
             "state",
@@ -294,7 +294,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
         ),
         (
             "tampered",
-            "ba21204d06aeb3040769a56843bf68a9fd2bf32030f1eb3eda6934cd40f1c274",
+            "23781dae6d10a97d498950fce9a44f63b687bf54c9d44ff64e22cce62a27bf13",
         ),
     ];
     assert_eq!(
@@ -328,7 +328,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(
         hex::encode(Sha256::digest(&file_bytes)),
-        "d0aabb193439fc1dd574219fc67cd30439b01dc240ceda608f2dc321edc4e997",
+        "14dc9b4e2b422f45f78070b517a162a2968135c09e5cb25d654e4920d478743b",
         "the file log's bytes moved"
     );
     let before: Vec<_> = runtime

@@ -566,10 +566,7 @@ fn pipeline_steps_run_through_the_runtime_and_unsettled_counts_queued_work() {
         ("envelope_1".into(), vec!["partial_handoff_recorded".into()])
     );
     let counts = rt.unsettled(at("2s")).counts();
-    assert_eq!(
-        (counts["queued_triggers"], counts["partial_handoffs"]),
-        (1, 1)
-    );
+    assert_eq!((counts["queued"], counts["partial"]), (1, 1));
     assert_eq!(
         step(
             &mut rt,

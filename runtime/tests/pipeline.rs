@@ -200,7 +200,7 @@ fn acknowledging_settles_the_handoff_and_audits_the_decision() {
         queued_at_ms: 500,
     }];
     let before = h.pipeline.unsettled(&queued, 3_000);
-    assert_eq!(before.counts()["partial_handoffs"], 2);
+    assert_eq!(before.counts()["partial"], 2);
     assert_eq!(before.partial_handoffs[0].age_ms, 2_000);
 
     let ack = h.ack("envelope_1", "accepted", 4_000).unwrap();
@@ -226,11 +226,11 @@ fn acknowledging_settles_the_handoff_and_audits_the_decision() {
     assert_eq!(
         counts,
         [
-            ("in_flight_llm_calls".to_string(), 0),
-            ("partial_handoffs".to_string(), 1),
-            ("pool_pending_tasks".to_string(), 0),
-            ("queued_triggers".to_string(), 1),
-            ("suspended_subagents".to_string(), 0),
+            ("in_flight".to_string(), 0),
+            ("partial".to_string(), 1),
+            ("pool_pending".to_string(), 0),
+            ("queued".to_string(), 1),
+            ("suspended".to_string(), 0),
         ]
     );
     assert_eq!(after.partial_handoffs[0].envelope_id, "envelope_2");

@@ -80,3 +80,39 @@ fn a_torn_tail_drops_the_whole_last_operation() {
     assert_eq!(&payloads[..ids_before.len()], &ids_before[..]);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_session_survives_a_restart_that_shrinks_the_log() {
+    use rehearse_runtime::capture::Session;
+    use rehearse_runtime::replay::{replay, ReplayOptions};
+    let dir = std::env::temp_dir().join(format!("rehearse-restart-session-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, _) = FileLog::open(&dir, FileLogOptions::default()).unwrap();
+    let spec = PersonaSpec {
+        entry_workflow: "wf".into(),
+        ..PersonaSpec::default()
+    };
+    let config = RuntimeConfig {
+        start_ms: at("0s"),
+        seed: 3,
+        personas: [("a".to_string(), spec)].into_iter().collect(),
+        supervisor: Default::default(),
+    };
+    let mut session = Session::new("torn", &config, Box::new(log)).unwrap();
+    session.handle("step-1", at("0s"), &pr(1));
+    let torn = session.handle("step-2", at("1s"), &op("restart: {torn_tail_bytes: 30}"));
+    assert!(
+        torn.events.is_empty(),
+        "a restart appends nothing: {:?}",
+        torn.events
+    );
+    assert_eq!(torn.result.unwrap().receipt, "ok");
+    session.handle("step-3", at("2s"), &pr(1));
+    let (bundle, _) = session.finish();
+    let replay_dir = dir.join("replay");
+    std::fs::create_dir_all(&replay_dir).unwrap();
+    let (log, _) = FileLog::open(&replay_dir, FileLogOptions::default()).unwrap();
+    replay(&bundle, ReplayOptions { strict: true }, Box::new(log)).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

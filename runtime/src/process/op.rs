@@ -323,3 +323,26 @@ impl<'de> Deserialize<'de> for LeaseTokenRef {
         deserializer.deserialize_any(Visitor)
     }
 }
+
+impl schemars::JsonSchema for ProcessOp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ProcessOp".into()
+    }
+
+    /// A map with exactly one key, the process operation, whose value is
+    /// that operation's body (checked in full when the step runs).
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let properties: serde_json::Map<String, serde_json::Value> = PROCESS_OP_KINDS
+            .iter()
+            .map(|kind| (kind.to_string(), serde_json::json!({"type": "object"})))
+            .collect();
+        schemars::json_schema!({
+            "description": "One process registry operation: a map with exactly one of the operation names.",
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": false,
+            "minProperties": 1,
+            "maxProperties": 1,
+        })
+    }
+}

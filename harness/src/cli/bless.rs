@@ -1,0 +1,117 @@
+//! `rehearse bless`: accept the current outputs as the goldens.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::exit::Exit;
+use crate::golden;
+use crate::suite::{self, SuiteConfig};
+
+/// Run scenarios and write their outputs as the reviewed goldens
+/// (atomically). Refused when `CI` is set.
+#[derive(Args, Debug)]
+pub struct BlessArgs {
+    /// Scenario files or directories (default: `scenarios/`).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The scenarios root that golden paths are named after.
+    #[arg(long, value_name = "DIR", default_value = "scenarios")]
+    pub scenarios: PathBuf,
+    /// Where the goldens live.
+    #[arg(long, value_name = "DIR", default_value = "snapshots")]
+    pub snapshots: PathBuf,
+}
+
+pub fn run(args: &BlessArgs) -> Exit {
+    if golden::in_ci() {
+        eprintln!("refusing to bless while `CI` is set: goldens are reviewed and written by people, never by CI");
+        return Exit::Usage;
+    }
+    let config = SuiteConfig {
+        paths: if args.paths.is_empty() {
+            vec![args.scenarios.clone()]
+        } else {
+            args.paths.clone()
+        },
+        scenarios_root: args.scenarios.clone(),
+        snapshots_root: args.snapshots.clone(),
+        jobs: crate::cli::check::default_jobs(),
+        partition: None,
+        find_orphans: false,
+    };
+    let files = match suite::discover(&config.paths) {
+        Ok(files) => files,
+        Err(message) => {
+            eprintln!("{message}");
+            return Exit::Usage;
+        }
+    };
+    let outcomes = suite::parallel_map(&files, config.jobs, |path| bless_one(&config, path));
+    let mut code = Exit::Pass;
+    let (mut written, mut unchanged) = (0usize, 0usize);
+    for outcome in outcomes {
+        match outcome {
+            Ok(Blessed {
+                name,
+                changed,
+                failed_expectations,
+            }) => {
+                if changed {
+                    written += 1;
+                    println!("blessed {name}");
+                } else {
+                    unchanged += 1;
+                }
+                if failed_expectations > 0 {
+                    println!("  warning: {name} has {failed_expectations} failing expectations; `check` will fail until they hold");
+                    code = Exit::Mismatch;
+                }
+            }
+            Err(message) => {
+                eprintln!("{message}");
+                code = Exit::Usage;
+            }
+        }
+    }
+    println!("bless: {written} written, {unchanged} unchanged");
+    code
+}
+
+struct Blessed {
+    name: String,
+    changed: bool,
+    failed_expectations: usize,
+}
+
+fn bless_one(config: &SuiteConfig, path: &std::path::Path) -> Result<Blessed, String> {
+    let name = suite::scenario_name(config, path);
+    // Blessing an unchanged golden still clears a stale pending file.
+    let write = |golden_path: &std::path::Path, contents: &str| -> Result<bool, String> {
+        let changed = std::fs::read_to_string(golden_path).map_or(true, |old| old != contents);
+        golden::bless(golden_path, contents)
+            .map_err(|e| format!("failed to write `{}`: {e}", golden_path.display()))?;
+        Ok(changed)
+    };
+    if suite::is_invalid_case(config, path) {
+        let changed = write(&suite::lint_golden(config, path), &suite::lint_text(path))?;
+        return Ok(Blessed {
+            name,
+            changed,
+            failed_expectations: 0,
+        });
+    }
+    let scenario = crate::scenario::parse_scenario(path).map_err(|e| e.to_string())?;
+    let source = path.to_string_lossy().replace('\\', "/");
+    let output = crate::driver::run(&scenario, &source).map_err(|e| e.to_string())?;
+    let dir = golden::golden_dir(&config.snapshots_root, &config.scenarios_root, path);
+    let mut changed = false;
+    for (file, contents) in output.files() {
+        changed |= write(&dir.join(file), contents)?;
+    }
+    Ok(Blessed {
+        name,
+        changed,
+        failed_expectations: output.report.summary.failed_expectations,
+    })
+}

@@ -1,0 +1,214 @@
+//! `rehearse run`: run scenarios, print their reports, write their outputs.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::driver::{self, RunOutput};
+use crate::exit::Exit;
+use crate::scenario;
+use crate::style::Style;
+
+/// Run scenario files, print each report and write its outputs
+/// (`events.jsonl`, `report.json`, `capture.json`, `runs/`).
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Scenario files to run.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Where to write outputs; each scenario gets `DIR/<name>/`.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// How to print the report.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Print events, episodes and throughput after each run.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Report formats of `run`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+pub fn run(args: &RunArgs) -> Exit {
+    let style = Style::stdout();
+    let mut code = Exit::Pass;
+    for file in &args.files {
+        let source = file.to_string_lossy().replace('\\', "/");
+        let scenario = match scenario::parse_scenario(file) {
+            Ok(scenario) => scenario,
+            Err(error) => {
+                eprintln!("{error}");
+                code = Exit::Usage;
+                continue;
+            }
+        };
+        let output = match driver::run(&scenario, &source) {
+            Ok(output) => output,
+            Err(error) => {
+                eprintln!("{error}");
+                code = Exit::Usage;
+                continue;
+            }
+        };
+        let dir = args.out.join(&scenario.name);
+        if let Err(error) = write_outputs(&dir, &output) {
+            eprintln!("failed to write outputs to `{}`: {error}", dir.display());
+            code = Exit::Usage;
+            continue;
+        }
+        match args.format {
+            Format::Json => print!("{}", output.report_json),
+            Format::Human => print_human(&output, &dir, style),
+        }
+        if args.stats {
+            print_stats(&output);
+        }
+        if !output.passed() && code == Exit::Pass {
+            code = Exit::Mismatch;
+        }
+    }
+    code
+}
+
+/// Writes a run's outputs into `dir`, each file atomically, with one run
+/// record file per persona run under `runs/`.
+pub fn write_outputs(dir: &Path, output: &RunOutput) -> std::io::Result<()> {
+    for (name, contents) in output.files() {
+        crate::atomic::write(&dir.join(name), contents.as_bytes())?;
+    }
+    let runs = dir.join("runs");
+    if runs.is_dir() {
+        std::fs::remove_dir_all(&runs)?;
+    }
+    for record in &output.runs {
+        record
+            .save(&runs.join(record.file_name()))
+            .map_err(std::io::Error::other)?;
+    }
+    Ok(())
+}
+
+fn print_human(output: &RunOutput, dir: &Path, style: Style) {
+    let report = &output.report;
+    println!(
+        "{} {}",
+        style.bold(&report.scenario),
+        style.dim(&format!(
+            "({}, seed {}, start {})",
+            report.source, report.seed, report.start
+        ))
+    );
+    for step in &report.steps {
+        let receipt = step.receipt.as_deref().unwrap_or("");
+        let painted = match receipt {
+            "error" => style.red(receipt),
+            "" => String::new(),
+            _ => receipt.to_string(),
+        };
+        let decision = step
+            .decision
+            .as_ref()
+            .map(|d| d.decision.as_str())
+            .unwrap_or("");
+        println!(
+            "  step {:>3}  line {:>4}  {}  {:<18} {:<16} {}",
+            step.step,
+            step.line,
+            step.at,
+            step.kind,
+            painted,
+            style.dim(decision)
+        );
+        if !step.receipts.is_empty() {
+            println!("            drained: {}", step.receipts.join(", "));
+        }
+        if let Some(error) = &step.error {
+            println!("            {}", style.dim(&format!("error: {error}")));
+        }
+        for expectation in &step.expectations {
+            if expectation.ok {
+                println!(
+                    "            {} {} = {}",
+                    style.green("ok"),
+                    expectation.path,
+                    expectation.expected
+                );
+            } else {
+                println!(
+                    "            {} {}:{}: {}: expected {}, actual {}",
+                    style.red("FAILED"),
+                    report.source,
+                    step.line,
+                    expectation.path,
+                    expectation.expected,
+                    expectation.actual
+                );
+            }
+        }
+    }
+    for deferred in &report.deferred_at_end {
+        println!(
+            "  {} episode {} ({} from {}) still deferred, due {}",
+            style.yellow("left"),
+            deferred.episode_id,
+            deferred.kind,
+            deferred.event_id,
+            deferred.schedule_at
+        );
+    }
+    for (name, status) in &report.final_state.personas {
+        let state = serde_json::to_value(status.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!(
+            "  final {name}: {state}, queued {}, spent today {}, lease {}",
+            status.queued_events,
+            status.budget.spent_today_usd,
+            status
+                .active_lease
+                .as_ref()
+                .map_or("none", |l| l.id.as_str())
+        );
+    }
+    let summary = &report.summary;
+    let verdict = if summary.failed_expectations == 0 {
+        style.green("passed")
+    } else {
+        style.red("failed")
+    };
+    println!(
+        "{verdict}: {} steps, {} events, {} expectations, {} failed; outputs in {}",
+        summary.steps,
+        summary.events,
+        summary.expectations,
+        summary.failed_expectations,
+        dir.display()
+    );
+}
+
+/// Prints a run's size and speed (wall time: informative, never compared).
+pub fn print_stats(output: &RunOutput) {
+    let stats = &output.stats;
+    let per_second = |n: usize| {
+        if stats.seconds > 0.0 {
+            n as f64 / stats.seconds
+        } else {
+            0.0
+        }
+    };
+    println!(
+        "stats: {} steps, {} events, {} episodes in {:.3}s ({:.0} events/s, {:.0} episodes/s)",
+        stats.steps,
+        stats.events,
+        stats.episodes,
+        stats.seconds,
+        per_second(stats.events),
+        per_second(stats.episodes)
+    );
+}

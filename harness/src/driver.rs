@@ -1,0 +1,497 @@
+//! The driver: runs a parsed scenario's steps on the runtime with the
+//! scenario clock, through the supervisor, checks the inline expectations,
+//! and renders the outputs (`events.jsonl`, `report.json`, `capture.json`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rehearse_runtime::capture::{CaptureBundle, Session};
+use rehearse_runtime::config::RuntimeConfig;
+use rehearse_runtime::format_ms;
+use rehearse_runtime::log::{EventLog, MemoryLog, StoredEvent};
+use rehearse_runtime::op::Op;
+use rehearse_runtime::supervisor::{DecisionKind, Handled};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::expect::{self, check, check_error};
+use crate::explore::{Checker, RuntimeHook, StepContext};
+use crate::report::{
+    DeferredReport, Expectation, FinalState, InvariantViolation, Report, StepReport, Summary,
+    Unsettled, REPORT_VERSION,
+};
+use crate::scenario::{Expect, Scenario};
+
+/// The most retries a scenario may ask of the supervisor per episode, so a
+/// scenario always finishes.
+pub const MAX_RETRIES_LIMIT: u64 = 1_000;
+
+/// Why a scenario could not be run at all (as opposed to running and
+/// failing its expectations).
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("{file}: failed to prepare the durable log in `{dir}`: {message}")]
+    Storage {
+        file: String,
+        dir: PathBuf,
+        message: String,
+    },
+}
+
+/// Everything a run produced.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub report: Report,
+    /// The run records, also inside the report; saved one file each by `run`.
+    pub runs: Vec<rehearse_runtime::run_record::RunRecord>,
+    pub bundle: CaptureBundle,
+    pub events_jsonl: String,
+    pub report_json: String,
+    pub capture_json: String,
+    pub stats: RunStats,
+}
+
+/// How much work a run did and how fast.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct RunStats {
+    pub steps: usize,
+    pub events: usize,
+    pub episodes: usize,
+    /// Wall time of the run itself; reported, never part of an output file.
+    pub seconds: f64,
+}
+
+impl RunOutput {
+    /// The files of the golden set, by name.
+    pub fn files(&self) -> [(&'static str, &str); 3] {
+        [
+            ("report.json", &self.report_json),
+            ("events.jsonl", &self.events_jsonl),
+            ("capture.json", &self.capture_json),
+        ]
+    }
+
+    /// Whether every expectation and every invariant held.
+    pub fn passed(&self) -> bool {
+        self.report.summary.failed_expectations == 0 && self.report.invariant_violations.is_empty()
+    }
+}
+
+/// The runtime configuration a scenario describes.
+pub fn runtime_config(scenario: &Scenario) -> RuntimeConfig {
+    RuntimeConfig {
+        start_ms: scenario.start_ms,
+        seed: scenario.seed,
+        personas: scenario.personas.clone(),
+        supervisor: scenario.supervisor.clone().unwrap_or_default(),
+    }
+}
+
+/// Whether a scenario needs the durable backend (it has a `restart`).
+pub fn needs_file_backend(scenario: &Scenario) -> bool {
+    scenario
+        .steps
+        .iter()
+        .any(|step| matches!(step.op, Some(Op::Restart(_))))
+}
+
+/// How to run a scenario.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Check every invariant of the runtime after every step (see
+    /// `explore`); on by default.
+    pub check_invariants: bool,
+    /// Applied to the runtime before the first step: tests use it to switch
+    /// on a deliberate bug (feature `test-hooks` of the runtime).
+    pub runtime_hook: Option<RuntimeHook>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            check_invariants: true,
+            runtime_hook: None,
+        }
+    }
+}
+
+/// Runs `scenario`, read from `source` (the path as the user gave it),
+/// checking the invariants after every step.
+pub fn run(scenario: &Scenario, source: &str) -> Result<RunOutput, DriverError> {
+    run_with(scenario, source, RunOptions::default())
+}
+
+/// Whether a scenario cuts bytes off its log: its later log is then shorter
+/// than what was observed, which the invariant checker's model cannot
+/// follow, so such scenarios are not checked against the invariants.
+pub fn tears_log(scenario: &Scenario) -> bool {
+    scenario
+        .steps
+        .iter()
+        .any(|step| matches!(&step.op, Some(Op::Restart(r)) if r.torn_tail_bytes.unwrap_or(0) > 0))
+}
+
+/// Runs `scenario` with `options`.
+pub fn run_with(
+    scenario: &Scenario,
+    source: &str,
+    options: RunOptions,
+) -> Result<RunOutput, DriverError> {
+    let started = Instant::now();
+    let config = runtime_config(scenario);
+    if config.supervisor.max_retries > MAX_RETRIES_LIMIT {
+        return Err(DriverError::Invalid {
+            file: source.to_string(),
+            message: format!(
+                "supervisor.max_retries is {}, at most {MAX_RETRIES_LIMIT} is allowed",
+                config.supervisor.max_retries
+            ),
+        });
+    }
+    let storage = Storage::for_scenario(scenario, source)?;
+    let mut session =
+        Session::new(&scenario.name, &config, storage.open(source)?).map_err(|error| {
+            DriverError::Invalid {
+                file: source.to_string(),
+                message: error.to_string(),
+            }
+        })?;
+
+    if let Some(hook) = options.runtime_hook {
+        hook(session.runtime_mut());
+    }
+    let mut checker =
+        (options.check_invariants && !tears_log(scenario)).then(|| Checker::new(&config));
+    let mut deferred_ops: BTreeMap<u64, Op> = BTreeMap::new();
+    let mut violations = Vec::new();
+
+    let mut steps = Vec::with_capacity(scenario.steps.len());
+    let mut summary = Summary {
+        steps: scenario.steps.len(),
+        ..Summary::default()
+    };
+    let mut last_ms = scenario.start_ms;
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let now_ms = step.at_ms;
+        last_ms = now_ms;
+        let mut report = StepReport {
+            step: index + 1,
+            line: step.line,
+            at: format_ms(now_ms),
+            kind: step.op.as_ref().map_or("expect", Op::kind).to_string(),
+            event_id: None,
+            receipt: None,
+            receipts: Vec::new(),
+            error: None,
+            decision: None,
+            appended: 0,
+            detail: None,
+            expectations: Vec::new(),
+        };
+        if let Some(op) = &step.op {
+            let event_id = format!("step-{}", index + 1);
+            let handled = session.handle(&event_id, now_ms, op);
+            if let Some(active) = checker.as_mut() {
+                let pumped = track_deferred(&mut deferred_ops, op, &handled);
+                let context = StepContext {
+                    index,
+                    at_ms: now_ms,
+                    op,
+                    pumped: pumped.as_ref(),
+                    result: &handled.result,
+                };
+                if let Err(violation) = active.check_step(context, session.runtime()) {
+                    // The model is not trusted past its first violation.
+                    violations.push(InvariantViolation {
+                        step: violation.step,
+                        line: scenario
+                            .steps
+                            .get(violation.step.saturating_sub(1))
+                            .map_or(step.line, |s| s.line),
+                        invariant: violation.invariant.name().to_string(),
+                        message: violation.to_string(),
+                        evidence: violation.evidence.clone(),
+                    });
+                    checker = None;
+                }
+            }
+            summary.episodes +=
+                usize::from(handled.decision.episode_id.is_some() && !matches!(op, Op::Pump(_)));
+            report.event_id = Some(event_id);
+            report.appended = handled.events.len();
+            match handled.result {
+                Ok(result) => {
+                    report.receipt = Some(result.receipt);
+                    report.receipts = result.receipts;
+                    report.error = result.error;
+                    report.detail = result.detail;
+                }
+                Err(message) => {
+                    summary.step_errors += 1;
+                    report.receipt = Some("error".to_string());
+                    report.error = Some(message);
+                }
+            }
+            report.decision = Some(handled.decision);
+        }
+        if let Some(expect) = &step.expect {
+            report.expectations = evaluate(expect, &report, &session, scenario.start_ms, now_ms);
+            summary.expectations += report.expectations.len();
+            summary.failed_expectations += report.expectations.iter().filter(|e| !e.ok).count();
+        }
+        steps.push(report);
+    }
+
+    let runtime = session.runtime();
+    let personas = runtime
+        .personas()
+        .keys()
+        .map(|name| {
+            (
+                name.clone(),
+                runtime.status(name, last_ms).expect("a known persona"),
+            )
+        })
+        .collect();
+    let deferred_at_end = session
+        .deferred()
+        .into_iter()
+        .map(|d| DeferredReport {
+            episode_id: d.episode_id,
+            event_id: d.event_id,
+            schedule_at: format_ms(d.schedule_at_ms),
+            kind: d.op.kind().to_string(),
+        })
+        .collect();
+    let events_jsonl = render_events(runtime.log().all());
+    let unsettled = runtime.unsettled(last_ms);
+    let runs = runtime.run_records();
+    summary.events = runtime.log().all().len();
+    let report = Report {
+        report_version: REPORT_VERSION,
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        source: source.replace('\\', "/"),
+        seed: scenario.seed,
+        start: format_ms(scenario.start_ms),
+        backend: storage.name().to_string(),
+        steps,
+        deferred_at_end,
+        invariant_violations: violations,
+        final_state: FinalState {
+            at: format_ms(last_ms),
+            personas,
+            processes: runtime.processes().snapshot(),
+            pipeline: runtime.pipeline().snapshot(),
+            unsettled: Unsettled {
+                counts: unsettled.counts(),
+                summary: unsettled.summary(),
+            },
+        },
+        runs: runs.clone(),
+        summary,
+    };
+    let (bundle, runtime) = session.finish();
+    drop(runtime);
+    storage.cleanup();
+    let report_json = pretty(&report);
+    let capture_json = pretty(&bundle);
+    let stats = RunStats {
+        steps: report.summary.steps,
+        events: report.summary.events,
+        episodes: report.summary.episodes,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(RunOutput {
+        report,
+        runs,
+        bundle,
+        events_jsonl,
+        report_json,
+        capture_json,
+        stats,
+    })
+}
+
+fn evaluate(
+    expect: &Expect,
+    step: &StepReport,
+    session: &Session,
+    start_ms: i64,
+    now_ms: i64,
+) -> Vec<Expectation> {
+    let mut out = Vec::new();
+    if let Some(receipt) = &expect.receipt {
+        check(&mut out, "receipt", json!(receipt), json!(step.receipt));
+    }
+    if let Some(receipts) = &expect.receipts {
+        check(&mut out, "receipts", json!(receipts), json!(step.receipts));
+    }
+    if let Some(error) = &expect.error {
+        check_error(&mut out, error, step.error.as_deref());
+    }
+    let decision = step.decision.as_ref();
+    if let Some(kind) = &expect.decision {
+        check(
+            &mut out,
+            "decision",
+            json!(kind),
+            json!(decision.map(|d| d.decision.as_str())),
+        );
+    }
+    if let Some(at_ms) = expect.schedule_at_ms(start_ms) {
+        check(
+            &mut out,
+            "schedule_at",
+            json!(format_ms(at_ms)),
+            json!(decision.and_then(|d| d.schedule_at_ms).map(format_ms)),
+        );
+    }
+    if let Some(count) = expect.retry_count {
+        check(
+            &mut out,
+            "retry_count",
+            json!(count),
+            json!(decision.map(|d| d.retry_count)),
+        );
+    }
+    if let Some(termination) = &expect.termination {
+        check(
+            &mut out,
+            "termination",
+            json!(termination.to_string()),
+            json!(decision.and_then(|d| d.termination.clone())),
+        );
+    }
+    if !expect.unsettled.is_empty() {
+        let counts = session.runtime().unsettled(now_ms).counts();
+        for (name, expected) in &expect.unsettled {
+            check(
+                &mut out,
+                format!("unsettled.{name}"),
+                json!(expected),
+                json!(counts.get(name)),
+            );
+        }
+    }
+    if let Some(persona) = &expect.persona {
+        let paths = &expect.status;
+        let status = session
+            .runtime()
+            .status(persona, now_ms)
+            .map_or(Value::Null, |s| {
+                serde_json::to_value(s).expect("a status serialises")
+            });
+        for (path, expected) in paths {
+            check(
+                &mut out,
+                format!("status.{path}"),
+                expected.clone(),
+                expect::lookup(&status, path),
+            );
+        }
+    }
+    out
+}
+
+/// Keeps the operation of every deferred episode, and returns the one a
+/// pump just invoked.
+fn track_deferred(deferred: &mut BTreeMap<u64, Op>, op: &Op, handled: &Handled) -> Option<Op> {
+    let decision = &handled.decision;
+    let episode = decision.episode_id?;
+    match (decision.decision, op) {
+        (DecisionKind::Defer, Op::Pump(_)) => None,
+        (DecisionKind::Defer, _) => {
+            deferred.insert(episode, op.clone());
+            None
+        }
+        (DecisionKind::Invoke, Op::Pump(_)) => deferred.remove(&episode),
+        (DecisionKind::Invoke, _) => None,
+    }
+}
+
+/// One line of `events.jsonl`.
+#[derive(Serialize)]
+struct EventLine<'a> {
+    topic: &'a str,
+    id: u64,
+    kind: &'a str,
+    occurred_at: String,
+    headers: &'a BTreeMap<String, String>,
+    payload: &'a Value,
+}
+
+/// Every event of every topic in append order, one JSON object a line.
+pub fn render_events(events: &[StoredEvent]) -> String {
+    let mut out = String::with_capacity(events.len() * 256);
+    for event in events {
+        let line = EventLine {
+            topic: event.topic.as_str(),
+            id: event.id,
+            kind: &event.kind,
+            occurred_at: format_ms(event.occurred_at_ms),
+            headers: &event.headers,
+            payload: &event.payload,
+        };
+        out.push_str(&serde_json::to_string(&line).expect("an event serialises"));
+        out.push('\n');
+    }
+    out
+}
+
+/// Pretty JSON with a trailing newline: the golden files' form.
+pub fn pretty<T: Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("an output serialises");
+    text.push('\n');
+    text
+}
+
+/// Where a run keeps its log.
+enum Storage {
+    Memory,
+    File(PathBuf),
+}
+
+impl Storage {
+    fn for_scenario(scenario: &Scenario, source: &str) -> Result<Self, DriverError> {
+        if !needs_file_backend(scenario) {
+            return Ok(Self::Memory);
+        }
+        let dir = crate::storage::scratch_dir(&scenario.name);
+        std::fs::create_dir_all(&dir).map_err(|error| DriverError::Storage {
+            file: source.to_string(),
+            dir: dir.clone(),
+            message: error.to_string(),
+        })?;
+        Ok(Self::File(dir))
+    }
+
+    fn open(&self, source: &str) -> Result<Box<dyn EventLog>, DriverError> {
+        match self {
+            Self::Memory => Ok(Box::new(MemoryLog::new())),
+            Self::File(dir) => {
+                crate::storage::open_file_log(dir).map_err(|message| DriverError::Storage {
+                    file: source.to_string(),
+                    dir: dir.clone(),
+                    message,
+                })
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::File(_) => "file",
+        }
+    }
+
+    fn cleanup(&self) {
+        if let Self::File(dir) = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

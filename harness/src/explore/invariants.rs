@@ -1,0 +1,1031 @@
+//! The invariants of DESIGN.md and the checker that holds a runtime to them
+//! after every step.
+//!
+//! The checker keeps its own model of every persona and process, folded
+//! from the log alone with no runtime code (leases, spend per UTC day and
+//! hour, queued and completed work keys, pause and disable). Each step's new
+//! events are checked against the model as it stood just before each of
+//! them, and then the statuses the runtime reports are checked against the
+//! model. Budget admission is recomputed from the model in the reference
+//! order, so a run admitted that should have been refused and a refusal
+//! that should not have happened are both caught.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rehearse_runtime::config::BudgetPolicy;
+use rehearse_runtime::engine::{OpResult, Runtime};
+use rehearse_runtime::persona::{Lifecycle, PERSONA_TOPIC};
+use rehearse_runtime::process::{LeaseTokenRef, ProcessOp, PROCESS_TOPIC};
+use rehearse_runtime::{format_ms, Millis, Op, RuntimeConfig, StoredEvent};
+use serde::Serialize;
+use serde_json::Value;
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// Which group of DESIGN.md an invariant belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Leases,
+    Budgets,
+    Work,
+    Determinism,
+}
+
+/// One invariant the explorer checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Invariant {
+    /// At most one live lease per persona (and per process) at any instant.
+    SingleLiveLease,
+    /// A lease's expiry is its acquisition plus the persona's TTL.
+    LeaseExpiry,
+    /// A conflict is recorded only while a live lease exists.
+    ConflictNeedsLiveLease,
+    /// A run starts only under its own, live lease.
+    RunUnderOwnLease,
+    /// An expired lease is replaced only after its expiry.
+    ExpiryBeforeReplace,
+    /// A process lease's fencing token only grows.
+    FencingTokenGrows,
+    /// A stale or lapsed process lease token is refused.
+    StaleTokenRefused,
+    /// No admitted run or spend costs more than `run_usd`.
+    RunLimit,
+    /// Recorded spend in a UTC day never exceeds `daily_usd`.
+    DailyLimit,
+    /// Recorded spend in a UTC hour never exceeds `hourly_usd`.
+    HourlyLimit,
+    /// Tokens recorded in a UTC day never exceed `max_tokens`.
+    TokenLimit,
+    /// A refusal for budget happens exactly when admitting would break a
+    /// limit, with the reason the reference order gives.
+    BudgetRefusalExact,
+    /// A work key completes at most once, and no run starts for completed work.
+    WorkKeyOnce,
+    /// Work queued while paused runs only after a resume, at most once per resume.
+    QueuedRunsOnceAfterResume,
+    /// A disabled persona runs nothing.
+    DisabledRunsNothing,
+    /// Every status the runtime reports agrees with the log.
+    StatusMatchesLog,
+    /// Folding the log from scratch gives the state kept incrementally.
+    RebuildMatchesIncremental,
+    /// The same case run twice gives identical log bytes.
+    SameBytesTwice,
+    /// The capture bundle of a case replays strictly on a fresh log.
+    CaptureReplays,
+}
+
+impl Invariant {
+    /// Every invariant, in the order of DESIGN.md.
+    pub const ALL: [Invariant; 19] = [
+        Self::SingleLiveLease,
+        Self::LeaseExpiry,
+        Self::ConflictNeedsLiveLease,
+        Self::RunUnderOwnLease,
+        Self::ExpiryBeforeReplace,
+        Self::FencingTokenGrows,
+        Self::StaleTokenRefused,
+        Self::RunLimit,
+        Self::DailyLimit,
+        Self::HourlyLimit,
+        Self::TokenLimit,
+        Self::BudgetRefusalExact,
+        Self::WorkKeyOnce,
+        Self::QueuedRunsOnceAfterResume,
+        Self::DisabledRunsNothing,
+        Self::StatusMatchesLog,
+        Self::RebuildMatchesIncremental,
+        Self::SameBytesTwice,
+        Self::CaptureReplays,
+    ];
+
+    /// The invariant's snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SingleLiveLease => "single_live_lease",
+            Self::LeaseExpiry => "lease_expiry",
+            Self::ConflictNeedsLiveLease => "conflict_needs_live_lease",
+            Self::RunUnderOwnLease => "run_under_own_lease",
+            Self::ExpiryBeforeReplace => "expiry_before_replace",
+            Self::FencingTokenGrows => "fencing_token_grows",
+            Self::StaleTokenRefused => "stale_token_refused",
+            Self::RunLimit => "run_limit",
+            Self::DailyLimit => "daily_limit",
+            Self::HourlyLimit => "hourly_limit",
+            Self::TokenLimit => "token_limit",
+            Self::BudgetRefusalExact => "budget_refusal_exact",
+            Self::WorkKeyOnce => "work_key_once",
+            Self::QueuedRunsOnceAfterResume => "queued_runs_once_after_resume",
+            Self::DisabledRunsNothing => "disabled_runs_nothing",
+            Self::StatusMatchesLog => "status_matches_log",
+            Self::RebuildMatchesIncremental => "rebuild_matches_incremental",
+            Self::SameBytesTwice => "same_bytes_twice",
+            Self::CaptureReplays => "capture_replays",
+        }
+    }
+
+    /// The group of DESIGN.md the invariant belongs to.
+    pub fn family(self) -> Family {
+        match self {
+            Self::SingleLiveLease
+            | Self::LeaseExpiry
+            | Self::ConflictNeedsLiveLease
+            | Self::RunUnderOwnLease
+            | Self::ExpiryBeforeReplace
+            | Self::FencingTokenGrows
+            | Self::StaleTokenRefused => Family::Leases,
+            Self::RunLimit
+            | Self::DailyLimit
+            | Self::HourlyLimit
+            | Self::TokenLimit
+            | Self::BudgetRefusalExact => Family::Budgets,
+            Self::WorkKeyOnce | Self::QueuedRunsOnceAfterResume | Self::DisabledRunsNothing => {
+                Family::Work
+            }
+            Self::StatusMatchesLog
+            | Self::RebuildMatchesIncremental
+            | Self::SameBytesTwice
+            | Self::CaptureReplays => Family::Determinism,
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A broken invariant: which, at which step, what was seen and the events
+/// that show it (`topic#id`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{invariant} at step {step}: {message}{}", evidence_suffix(.evidence))]
+pub struct Violation {
+    pub invariant: Invariant,
+    /// The step's 1-based number (its event id is `step-N`); for checks made
+    /// after the last step, the number of steps.
+    pub step: usize,
+    pub message: String,
+    pub evidence: Vec<String>,
+}
+
+fn evidence_suffix(evidence: &[String]) -> String {
+    if evidence.is_empty() {
+        String::new()
+    } else {
+        format!(" (events {})", evidence.join(", "))
+    }
+}
+
+/// The id a violation cites for a stored event: `topic#id`.
+pub fn event_ref(event: &StoredEvent) -> String {
+    format!("{}#{}", event.topic, event.id)
+}
+
+/// Whether the persona's controls hold its work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Control {
+    #[default]
+    Active,
+    Paused,
+    Disabled,
+}
+
+/// A lease as the log shows it.
+#[derive(Clone, Debug, PartialEq)]
+struct LeaseModel {
+    id: String,
+    work_key: String,
+    expires_at_ms: i64,
+    event: String,
+}
+
+impl LeaseModel {
+    fn is_live_at(&self, now_ms: i64) -> bool {
+        now_ms < self.expires_at_ms
+    }
+}
+
+/// What a cost to admit is: dollars and tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Amount {
+    usd: f64,
+    tokens: u64,
+}
+
+/// One persona as the log shows it.
+#[derive(Clone, Debug, Default)]
+struct PersonaModel {
+    ttl_ms: i64,
+    budget: BudgetPolicy,
+    control: Control,
+    lease: Option<LeaseModel>,
+    /// Spend per UTC day start: dollars (summed in log order from zero) and tokens.
+    days: BTreeMap<i64, (f64, u64)>,
+    /// Spend per UTC hour start.
+    hours: BTreeMap<i64, f64>,
+    /// Queued work keys with the cost stored when they were queued.
+    queued: BTreeMap<String, Amount>,
+    /// Completed work keys with the event that completed each.
+    completed: BTreeMap<String, String>,
+}
+
+impl PersonaModel {
+    fn today(&self, now_ms: i64) -> (f64, u64) {
+        self.days
+            .get(&(now_ms - now_ms.rem_euclid(DAY_MS)))
+            .copied()
+            .unwrap_or((0.0, 0))
+    }
+
+    fn this_hour(&self, now_ms: i64) -> f64 {
+        self.hours
+            .get(&(now_ms - now_ms.rem_euclid(HOUR_MS)))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// The limit admitting `amount` at `now_ms` would break, in the
+    /// reference order (run, daily, hourly, tokens), with strict `>`.
+    fn refusal(&self, amount: Amount, now_ms: i64) -> Option<&'static str> {
+        let (day_usd, day_tokens) = self.today(now_ms);
+        let policy = &self.budget;
+        if policy.run_usd.is_some_and(|limit| amount.usd > limit) {
+            Some("run_usd")
+        } else if policy
+            .daily_usd
+            .is_some_and(|limit| day_usd + amount.usd > limit)
+        {
+            Some("daily_usd")
+        } else if policy
+            .hourly_usd
+            .is_some_and(|limit| self.this_hour(now_ms) + amount.usd > limit)
+        {
+            Some("hourly_usd")
+        } else if policy
+            .max_tokens
+            .is_some_and(|limit| day_tokens.saturating_add(amount.tokens) > limit)
+        {
+            Some("max_tokens")
+        } else {
+            None
+        }
+    }
+
+    fn live_lease(&self, now_ms: i64) -> Option<&LeaseModel> {
+        self.lease.as_ref().filter(|lease| lease.is_live_at(now_ms))
+    }
+}
+
+/// A process lease as the log shows it.
+#[derive(Clone, Debug, PartialEq)]
+struct ProcessLeaseModel {
+    token: String,
+    fencing_token: u64,
+    expires_at_ms: i64,
+}
+
+/// One process as the log shows it.
+#[derive(Clone, Debug, Default)]
+struct ProcessModel {
+    max_fencing_token: u64,
+    lease: Option<ProcessLeaseModel>,
+    latest_by_owner: BTreeMap<String, String>,
+    terminal: bool,
+}
+
+/// The invariant that an admitted run breaks when the model says `reason`.
+fn limit_invariant(reason: &str) -> Invariant {
+    match reason {
+        "run_usd" => Invariant::RunLimit,
+        "daily_usd" => Invariant::DailyLimit,
+        "hourly_usd" => Invariant::HourlyLimit,
+        _ => Invariant::TokenLimit,
+    }
+}
+
+fn str_of<'a>(payload: &'a Value, field: &str) -> &'a str {
+    payload
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn i64_of(payload: &Value, field: &str) -> Option<i64> {
+    payload.get(field).and_then(Value::as_i64)
+}
+
+fn u64_of(payload: &Value, field: &str) -> u64 {
+    payload
+        .get(field)
+        .and_then(Value::as_u64)
+        .unwrap_or_default()
+}
+
+fn f64_of(payload: &Value, field: &str) -> f64 {
+    payload
+        .get(field)
+        .and_then(Value::as_f64)
+        .unwrap_or_default()
+}
+
+/// What one step was, as the checker needs to know it.
+#[derive(Clone, Copy, Debug)]
+pub struct StepContext<'a> {
+    /// The step's 0-based index.
+    pub index: usize,
+    pub at_ms: i64,
+    pub op: &'a Op,
+    /// For a pump that invoked a deferred episode, that episode's operation.
+    pub pumped: Option<&'a Op>,
+    pub result: &'a Result<OpResult, String>,
+}
+
+impl StepContext<'_> {
+    /// The operation whose runs this step admitted.
+    fn effective_op(&self) -> &Op {
+        self.pumped.unwrap_or(self.op)
+    }
+}
+
+/// Holds a runtime to the invariants, step by step.
+#[derive(Clone, Debug)]
+pub struct Checker {
+    personas: BTreeMap<String, PersonaModel>,
+    processes: BTreeMap<String, ProcessModel>,
+    /// How many log events have been checked.
+    checked: usize,
+}
+
+impl Checker {
+    /// A checker for a runtime built from `config` over an empty log.
+    pub fn new(config: &RuntimeConfig) -> Self {
+        let personas = config
+            .personas
+            .iter()
+            .map(|(name, spec)| {
+                let model = PersonaModel {
+                    ttl_ms: spec.lease_ttl().as_i64(),
+                    budget: spec.budget.clone(),
+                    ..PersonaModel::default()
+                };
+                (name.clone(), model)
+            })
+            .collect();
+        Self {
+            personas,
+            processes: BTreeMap::new(),
+            checked: 0,
+        }
+    }
+
+    /// Checks the events one step appended and then every persona's status.
+    pub fn check_step(
+        &mut self,
+        step: StepContext<'_>,
+        runtime: &Runtime,
+    ) -> Result<(), Violation> {
+        let log = runtime.log().all();
+        let new_events = &log[self.checked.min(log.len())..];
+        self.check_process_refusal(&step, new_events)?;
+        let mut started_this_step: BTreeMap<(String, String), String> = BTreeMap::new();
+        for event in new_events {
+            let violation =
+                |invariant: Invariant, message: String, evidence: Vec<String>| Violation {
+                    invariant,
+                    step: step.index + 1,
+                    message,
+                    evidence,
+                };
+            match event.topic.as_str() {
+                PERSONA_TOPIC => {
+                    self.persona_event(&step, event, &mut started_this_step)
+                        .map_err(|(invariant, message, evidence)| {
+                            violation(invariant, message, evidence)
+                        })?;
+                }
+                PROCESS_TOPIC => {
+                    self.process_event(event)
+                        .map_err(|(invariant, message, evidence)| {
+                            violation(invariant, message, evidence)
+                        })?;
+                }
+                _ => {}
+            }
+        }
+        self.checked = log.len();
+        self.check_statuses(&step, runtime)
+    }
+
+    /// The cost a run of `work_key` was admitted with in this step: the
+    /// triggering operation's, or the queued item's for a resume.
+    fn admission_amount(&self, step: &StepContext<'_>, persona: &str, work_key: &str) -> Amount {
+        match step.effective_op() {
+            Op::Trigger(trigger) => Amount {
+                usd: trigger.cost.usd,
+                tokens: trigger.cost.tokens,
+            },
+            Op::Tick(tick) => Amount {
+                usd: tick.cost.usd,
+                tokens: tick.cost.tokens,
+            },
+            _ => self.personas[persona]
+                .queued
+                .get(work_key)
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn persona_event(
+        &mut self,
+        step: &StepContext<'_>,
+        event: &StoredEvent,
+        started_this_step: &mut BTreeMap<(String, String), String>,
+    ) -> Result<(), (Invariant, String, Vec<String>)> {
+        let name = event.header("persona").unwrap_or_default().to_string();
+        if !self.personas.contains_key(&name) {
+            return Ok(());
+        }
+        let at = event.occurred_at_ms;
+        let here = event_ref(event);
+        let payload = &event.payload;
+        match event.kind.as_str() {
+            "persona.control.paused" => self.model(&name).control = Control::Paused,
+            "persona.control.disabled" => self.model(&name).control = Control::Disabled,
+            "persona.control.resumed" => self.model(&name).control = Control::Active,
+            "persona.trigger.queued" => {
+                let work_key = str_of(payload, "work_key").to_string();
+                let model = self.model(&name);
+                if !model.completed.contains_key(&work_key) {
+                    let cost = payload.get("cost").cloned().unwrap_or(Value::Null);
+                    let amount = Amount {
+                        usd: f64_of(&cost, "cost_usd"),
+                        tokens: u64_of(&cost, "tokens"),
+                    };
+                    model.queued.insert(work_key, amount);
+                }
+            }
+            "persona.lease.expired" => {
+                let model = &self.personas[&name];
+                let id = str_of(payload, "id");
+                match &model.lease {
+                    Some(lease) if lease.id == id && !lease.is_live_at(at) => {}
+                    Some(lease) if lease.id == id => {
+                        return Err((
+                            Invariant::ExpiryBeforeReplace,
+                            format!(
+                                "persona `{name}`: lease `{id}` was expired at {} but holds until {}",
+                                format_ms(at),
+                                format_ms(lease.expires_at_ms)
+                            ),
+                            vec![lease.event.clone(), here],
+                        ));
+                    }
+                    _ => {
+                        return Err((
+                            Invariant::ExpiryBeforeReplace,
+                            format!("persona `{name}`: lease `{id}` was expired but is not held"),
+                            vec![here],
+                        ));
+                    }
+                }
+                self.model(&name).lease = None;
+            }
+            "persona.lease.acquired" => {
+                let model = &self.personas[&name];
+                if model.control == Control::Disabled {
+                    return Err((
+                        Invariant::DisabledRunsNothing,
+                        format!("persona `{name}` is disabled but acquired a lease"),
+                        vec![here],
+                    ));
+                }
+                if let Some(old) = &model.lease {
+                    let invariant = if old.is_live_at(at) {
+                        Invariant::SingleLiveLease
+                    } else {
+                        Invariant::ExpiryBeforeReplace
+                    };
+                    return Err((
+                        invariant,
+                        format!(
+                            "persona `{name}`: a lease was acquired at {} while lease `{}` (expiring at {}) was never released or expired",
+                            format_ms(at),
+                            old.id,
+                            format_ms(old.expires_at_ms)
+                        ),
+                        vec![old.event.clone(), here],
+                    ));
+                }
+                let acquired = i64_of(payload, "acquired_at_ms");
+                let expires = i64_of(payload, "expires_at_ms");
+                let expected = at.saturating_add(model.ttl_ms);
+                if acquired != Some(at) || expires != Some(expected) {
+                    return Err((
+                        Invariant::LeaseExpiry,
+                        format!(
+                            "persona `{name}`: lease acquired at {} expires at {}, expected acquisition at {} and expiry at {} (TTL {})",
+                            acquired.map_or_else(|| "?".to_string(), format_ms),
+                            expires.map_or_else(|| "?".to_string(), format_ms),
+                            format_ms(at),
+                            format_ms(expected),
+                            Millis(model.ttl_ms.unsigned_abs())
+                        ),
+                        vec![here],
+                    ));
+                }
+                let lease = LeaseModel {
+                    id: str_of(payload, "id").to_string(),
+                    work_key: str_of(payload, "work_key").to_string(),
+                    expires_at_ms: expected,
+                    event: here,
+                };
+                self.model(&name).lease = Some(lease);
+            }
+            "persona.lease.released" => {
+                let id = str_of(payload, "id");
+                let model = self.model(&name);
+                if model.lease.as_ref().is_some_and(|lease| lease.id == id) {
+                    model.lease = None;
+                }
+            }
+            "persona.lease.conflict" => {
+                let model = &self.personas[&name];
+                let work_key = str_of(payload, "requested_work_key");
+                if model.live_lease(at).is_none() {
+                    return Err((
+                        Invariant::ConflictNeedsLiveLease,
+                        format!("persona `{name}`: a lease conflict was recorded at {} with no live lease", format_ms(at)),
+                        vec![here],
+                    ));
+                }
+                let amount = self.admission_amount(step, &name, work_key);
+                if let Some(reason) = model.refusal(amount, at) {
+                    return Err((
+                        Invariant::BudgetRefusalExact,
+                        format!(
+                            "persona `{name}`: `{work_key}` got a lease conflict but its cost ({} USD, {} tokens) breaks `{reason}`, which is checked first",
+                            amount.usd, amount.tokens
+                        ),
+                        vec![here],
+                    ));
+                }
+            }
+            "persona.trigger.duplicate" => {
+                let model = &self.personas[&name];
+                let work_key = str_of(payload, "work_key");
+                let amount = self.admission_amount(step, &name, work_key);
+                if let Some(reason) = model.refusal(amount, at) {
+                    return Err((
+                        Invariant::BudgetRefusalExact,
+                        format!(
+                            "persona `{name}`: `{work_key}` was refused as a duplicate but its cost ({} USD, {} tokens) breaks `{reason}`, which is checked first",
+                            amount.usd, amount.tokens
+                        ),
+                        vec![here],
+                    ));
+                }
+            }
+            "persona.run.started" => {
+                let model = &self.personas[&name];
+                let work_key = str_of(payload, "work_key").to_string();
+                let lease_id = str_of(payload, "lease_id");
+                match model.control {
+                    Control::Disabled => {
+                        return Err((
+                            Invariant::DisabledRunsNothing,
+                            format!(
+                                "persona `{name}` is disabled but started a run of `{work_key}`"
+                            ),
+                            vec![here],
+                        ));
+                    }
+                    Control::Paused => {
+                        return Err((
+                            Invariant::QueuedRunsOnceAfterResume,
+                            format!("persona `{name}` is paused but started a run of `{work_key}`"),
+                            vec![here],
+                        ));
+                    }
+                    Control::Active => {}
+                }
+                match model.live_lease(at) {
+                    Some(lease) if lease.id == lease_id && lease.work_key == work_key => {}
+                    Some(lease) => {
+                        return Err((
+                            Invariant::RunUnderOwnLease,
+                            format!(
+                                "persona `{name}`: a run of `{work_key}` started under lease `{lease_id}`, but the live lease is `{}` for `{}`",
+                                lease.id, lease.work_key
+                            ),
+                            vec![lease.event.clone(), here],
+                        ));
+                    }
+                    None => {
+                        return Err((
+                            Invariant::RunUnderOwnLease,
+                            format!("persona `{name}`: a run of `{work_key}` started under lease `{lease_id}`, which is not live"),
+                            vec![here],
+                        ));
+                    }
+                }
+                if let Some(completed) = model.completed.get(&work_key) {
+                    return Err((
+                        Invariant::WorkKeyOnce,
+                        format!(
+                            "persona `{name}`: a run of `{work_key}` started after it completed"
+                        ),
+                        vec![completed.clone(), here],
+                    ));
+                }
+                let amount = self.admission_amount(step, &name, &work_key);
+                if let Some(reason) = model.refusal(amount, at) {
+                    return Err((
+                        limit_invariant(reason),
+                        format!(
+                            "persona `{name}`: a run of `{work_key}` costing {} USD and {} tokens was admitted although it breaks `{reason}`",
+                            amount.usd, amount.tokens
+                        ),
+                        vec![here],
+                    ));
+                }
+                if matches!(step.op, Op::Resume(_)) {
+                    let key = (name.clone(), work_key.clone());
+                    if let Some(first) = started_this_step.get(&key) {
+                        return Err((
+                            Invariant::QueuedRunsOnceAfterResume,
+                            format!("persona `{name}`: one resume ran queued `{work_key}` twice"),
+                            vec![first.clone(), here],
+                        ));
+                    }
+                    started_this_step.insert(key, here);
+                }
+            }
+            "persona.run.completed" => {
+                let work_key = str_of(payload, "work_key").to_string();
+                let model = self.model(&name);
+                if let Some(first) = model.completed.get(&work_key) {
+                    return Err((
+                        Invariant::WorkKeyOnce,
+                        format!("persona `{name}`: work key `{work_key}` completed twice"),
+                        vec![first.clone(), here],
+                    ));
+                }
+                model.queued.remove(&work_key);
+                model.completed.insert(work_key, here);
+            }
+            "persona.budget.exhausted" => {
+                let model = &self.personas[&name];
+                let reason = str_of(payload, "reason");
+                let amount = Amount {
+                    usd: f64_of(payload, "attempted_cost_usd"),
+                    tokens: u64_of(payload, "attempted_tokens"),
+                };
+                let expected = model.refusal(amount, at);
+                if expected != Some(reason) {
+                    return Err((
+                        Invariant::BudgetRefusalExact,
+                        format!(
+                            "persona `{name}`: {} USD and {} tokens were refused for `{reason}`, but admission should have said {}",
+                            amount.usd,
+                            amount.tokens,
+                            expected.map_or_else(|| "admit".to_string(), |r| format!("`{r}`"))
+                        ),
+                        vec![here],
+                    ));
+                }
+            }
+            "persona.budget.recorded" => {
+                let amount = Amount {
+                    usd: f64_of(payload, "cost_usd"),
+                    tokens: u64_of(payload, "tokens"),
+                };
+                let model = self.model(&name);
+                let (day_usd, day_tokens) = model.today(at);
+                let day_usd = day_usd + amount.usd;
+                let day_tokens = day_tokens.saturating_add(amount.tokens);
+                let hour_usd = model.this_hour(at) + amount.usd;
+                let policy = &model.budget;
+                let broken = if policy.run_usd.is_some_and(|limit| amount.usd > limit) {
+                    Some((
+                        Invariant::RunLimit,
+                        format!(
+                            "a single record of {} USD is over run_usd {:?}",
+                            amount.usd, policy.run_usd
+                        ),
+                    ))
+                } else if policy.daily_usd.is_some_and(|limit| day_usd > limit) {
+                    Some((
+                        Invariant::DailyLimit,
+                        format!(
+                            "spend today reached {day_usd} USD, over daily_usd {:?}",
+                            policy.daily_usd
+                        ),
+                    ))
+                } else if policy.hourly_usd.is_some_and(|limit| hour_usd > limit) {
+                    Some((
+                        Invariant::HourlyLimit,
+                        format!(
+                            "spend this hour reached {hour_usd} USD, over hourly_usd {:?}",
+                            policy.hourly_usd
+                        ),
+                    ))
+                } else if policy.max_tokens.is_some_and(|limit| day_tokens > limit) {
+                    Some((
+                        Invariant::TokenLimit,
+                        format!(
+                            "tokens today reached {day_tokens}, over max_tokens {:?}",
+                            policy.max_tokens
+                        ),
+                    ))
+                } else {
+                    None
+                };
+                if let Some((invariant, message)) = broken {
+                    return Err((
+                        invariant,
+                        format!("persona `{name}`: {message}"),
+                        vec![here],
+                    ));
+                }
+                model
+                    .days
+                    .insert(at - at.rem_euclid(DAY_MS), (day_usd, day_tokens));
+                model.hours.insert(at - at.rem_euclid(HOUR_MS), hour_usd);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn model(&mut self, name: &str) -> &mut PersonaModel {
+        self.personas
+            .get_mut(name)
+            .expect("only known personas are modelled")
+    }
+
+    fn process_event(
+        &mut self,
+        event: &StoredEvent,
+    ) -> Result<(), (Invariant, String, Vec<String>)> {
+        let id = event.header("process").unwrap_or_default().to_string();
+        let at = event.occurred_at_ms;
+        let here = event_ref(event);
+        let payload = &event.payload;
+        let kind = event.kind.as_str();
+        if kind == "process.started" {
+            self.processes.entry(id).or_default();
+            return Ok(());
+        }
+        let Some(model) = self.processes.get_mut(&id) else {
+            return Ok(());
+        };
+        match kind {
+            "process.lease.expired" => {
+                let token = str_of(payload, "lease_token");
+                match &model.lease {
+                    Some(lease) if lease.token == token && at >= lease.expires_at_ms => {}
+                    _ => {
+                        return Err((
+                            Invariant::ExpiryBeforeReplace,
+                            format!("process `{id}`: lease `{token}` was expired at {} before its expiry or without being held", format_ms(at)),
+                            vec![here],
+                        ));
+                    }
+                }
+            }
+            "process.lease.claimed" => {
+                let fencing_token = u64_of(payload, "fencing_token");
+                if let Some(lease) = model.lease.as_ref().filter(|l| at < l.expires_at_ms) {
+                    return Err((
+                        Invariant::SingleLiveLease,
+                        format!(
+                            "process `{id}`: claimed at {} while lease `{}` holds until {}",
+                            format_ms(at),
+                            lease.token,
+                            format_ms(lease.expires_at_ms)
+                        ),
+                        vec![here],
+                    ));
+                }
+                if fencing_token <= model.max_fencing_token {
+                    return Err((
+                        Invariant::FencingTokenGrows,
+                        format!(
+                            "process `{id}`: a claim got fencing token {fencing_token}, not above {}",
+                            model.max_fencing_token
+                        ),
+                        vec![here],
+                    ));
+                }
+                let token = str_of(payload, "lease_token").to_string();
+                model.max_fencing_token = fencing_token;
+                model
+                    .latest_by_owner
+                    .insert(str_of(payload, "owner").to_string(), token.clone());
+                model.lease = Some(ProcessLeaseModel {
+                    token,
+                    fencing_token,
+                    expires_at_ms: i64_of(payload, "expires_at_ms").unwrap_or_default(),
+                });
+            }
+            "process.lease.renewed"
+            | "process.waiting"
+            | "process.completed"
+            | "process.failed" => {
+                let token = str_of(payload, "lease_token");
+                let fencing_token = u64_of(payload, "fencing_token");
+                let accepted = model.lease.as_ref().is_some_and(|lease| {
+                    lease.token == token
+                        && lease.fencing_token == fencing_token
+                        && at < lease.expires_at_ms
+                });
+                if !accepted {
+                    return Err((
+                        Invariant::StaleTokenRefused,
+                        format!("process `{id}`: `{kind}` was accepted with token `{token}` (fencing token {fencing_token}), which is not the live lease"),
+                        vec![here],
+                    ));
+                }
+                if kind == "process.lease.renewed" {
+                    if let Some(lease) = model.lease.as_mut() {
+                        lease.expires_at_ms = i64_of(payload, "expires_at_ms").unwrap_or_default();
+                    }
+                }
+            }
+            _ => {}
+        }
+        if matches!(
+            kind,
+            "process.completed" | "process.failed" | "process.cancelled" | "process.abandoned"
+        ) {
+            model.terminal = true;
+            model.lease = None;
+        }
+        Ok(())
+    }
+
+    /// An owner operation presenting a token that is not the live lease's
+    /// must fail and append nothing.
+    fn check_process_refusal(
+        &self,
+        step: &StepContext<'_>,
+        new_events: &[StoredEvent],
+    ) -> Result<(), Violation> {
+        let Op::Process(op) = step.op else {
+            return Ok(());
+        };
+        let (id, token) = match op {
+            ProcessOp::Heartbeat(op) => (&op.id, &op.lease_token),
+            ProcessOp::Wait(op) => (&op.id, &op.lease_token),
+            ProcessOp::Complete(op) => (&op.id, &op.lease_token),
+            ProcessOp::Fail(op) => (&op.id, &op.lease_token),
+            _ => return Ok(()),
+        };
+        let Some(model) = self.processes.get(id) else {
+            return Ok(());
+        };
+        let presented = match token {
+            LeaseTokenRef::Of(owner) => model.latest_by_owner.get(owner),
+            LeaseTokenRef::Token(token) => Some(token),
+        };
+        let Some(presented) = presented else {
+            return Ok(());
+        };
+        let current = model
+            .lease
+            .as_ref()
+            .filter(|lease| lease.token == *presented && step.at_ms < lease.expires_at_ms);
+        if current.is_none() && (step.result.is_ok() || !new_events.is_empty()) {
+            return Err(Violation {
+                invariant: Invariant::StaleTokenRefused,
+                step: step.index + 1,
+                message: format!(
+                    "process `{id}`: `{}` with stale or lapsed token `{presented}` was not refused",
+                    op.kind()
+                ),
+                evidence: new_events.iter().map(event_ref).collect(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every persona's status at the step's time agrees with the model.
+    fn check_statuses(&self, step: &StepContext<'_>, runtime: &Runtime) -> Result<(), Violation> {
+        for (name, model) in &self.personas {
+            let Some(status) = runtime.status(name, step.at_ms) else {
+                continue;
+            };
+            let mismatch = |what: &str, reported: String, logged: String| Violation {
+                invariant: Invariant::StatusMatchesLog,
+                step: step.index + 1,
+                message: format!(
+                    "persona `{name}`: status reports {what} {reported}, the log says {logged}"
+                ),
+                evidence: Vec::new(),
+            };
+            let lease = model.live_lease(step.at_ms).map(|lease| lease.id.clone());
+            let reported = status.active_lease.as_ref().map(|lease| lease.id.clone());
+            if reported != lease {
+                return Err(mismatch(
+                    "active lease",
+                    format!("{reported:?}"),
+                    format!("{lease:?}"),
+                ));
+            }
+            let (day_usd, day_tokens) = model.today(step.at_ms);
+            let hour_usd = model.this_hour(step.at_ms);
+            let budget = &status.budget;
+            if budget.spent_today_usd.to_bits() != day_usd.to_bits()
+                || budget.spent_this_hour_usd.to_bits() != hour_usd.to_bits()
+                || budget.tokens_today != day_tokens
+            {
+                return Err(mismatch(
+                    "spend (today, this hour, tokens today)",
+                    format!(
+                        "({}, {}, {})",
+                        budget.spent_today_usd, budget.spent_this_hour_usd, budget.tokens_today
+                    ),
+                    format!("({day_usd}, {hour_usd}, {day_tokens})"),
+                ));
+            }
+            if status.queued_events != model.queued.len() {
+                return Err(mismatch(
+                    "queued events",
+                    status.queued_events.to_string(),
+                    model.queued.len().to_string(),
+                ));
+            }
+            let state_agrees = match model.control {
+                Control::Paused => status.state == Lifecycle::Paused,
+                Control::Disabled => status.state == Lifecycle::Disabled,
+                Control::Active => !matches!(status.state, Lifecycle::Paused | Lifecycle::Disabled),
+            };
+            if !state_agrees {
+                return Err(mismatch(
+                    "state",
+                    format!("{:?}", status.state),
+                    format!("{:?}", model.control),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_distinct_and_families_follow_design() {
+        let names: std::collections::BTreeSet<_> =
+            Invariant::ALL.iter().map(|i| i.name()).collect();
+        assert_eq!(names.len(), Invariant::ALL.len());
+        let count = |family| {
+            Invariant::ALL
+                .iter()
+                .filter(|i| i.family() == family)
+                .count()
+        };
+        assert_eq!(
+            [
+                count(Family::Leases),
+                count(Family::Budgets),
+                count(Family::Work),
+                count(Family::Determinism)
+            ],
+            [7, 5, 3, 4]
+        );
+    }
+
+    #[test]
+    fn a_violation_reads_as_one_line_with_its_evidence() {
+        let violation = Violation {
+            invariant: Invariant::WorkKeyOnce,
+            step: 2,
+            message: "persona `alpha`: work key `k` completed twice".to_string(),
+            evidence: vec![
+                "persona.runtime.events#7".to_string(),
+                "persona.runtime.events#12".to_string(),
+            ],
+        };
+        assert_eq!(
+            violation.to_string(),
+            "work_key_once at step 2: persona `alpha`: work key `k` completed twice (events persona.runtime.events#7, persona.runtime.events#12)"
+        );
+        let bare = Violation {
+            evidence: Vec::new(),
+            ..violation
+        };
+        assert_eq!(
+            bare.to_string(),
+            "work_key_once at step 2: persona `alpha`: work key `k` completed twice"
+        );
+    }
+}

@@ -1,0 +1,507 @@
+//! The checks serde cannot make: names, money, crons, limits, the order of
+//! times and references to personas. Each problem names the path it is about,
+//! so the parser can report the position it was written at.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rehearse_runtime::op::{Cost, Op};
+use rehearse_runtime::{format_ms, Constraints, PersonaSpec};
+
+use super::at::check_range;
+use super::layout::YamlPath;
+use super::model::{Expect, Scenario, Step, UNSETTLED_COUNTS};
+
+/// The longest scenario name: names become file names with suffixes added.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// The most retries a supervisor may be configured with.
+pub const MAX_RETRIES: u64 = 1000;
+
+/// Validation stops collecting problems after this many.
+const MAX_ISSUES: usize = 100;
+
+/// One problem with a scenario: where it is and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issue {
+    pub path: YamlPath,
+    pub message: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Why `name` is not a valid scenario name, or `None` when it is.
+///
+/// Names become file names under the output directory, so the pattern
+/// `[a-z0-9_-]+` is also what keeps `/` and `..` out of them.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("empty scenario name, expected `[a-z0-9_-]+`".to_owned());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Some(format!(
+            "scenario name is {} characters long, expected at most {MAX_NAME_LEN}",
+            name.len()
+        ));
+    }
+    let valid = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    (!valid).then(|| {
+        format!(
+            "invalid scenario name `{name}`, expected lowercase letters, digits, `_` and `-` (`[a-z0-9_-]+`)"
+        )
+    })
+}
+
+/// Whether `name` matches `[a-z0-9_-]+` and is at most [`MAX_NAME_LEN`] long.
+pub fn is_valid_name(name: &str) -> bool {
+    name_problem(name).is_none()
+}
+
+/// Every problem of `scenario` (up to a limit), in the order top-level
+/// fields, personas, supervisor, steps.
+pub fn validate(scenario: &Scenario) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let root = YamlPath::root();
+    if let Some(message) = name_problem(&scenario.name) {
+        issues.push(Issue {
+            path: root.clone().field("name"),
+            message,
+        });
+    }
+    if let Err(range) = check_range(scenario.start_ms) {
+        issues.push(Issue {
+            path: root.clone().field("start"),
+            message: format!("`start` is {range}"),
+        });
+    }
+    for (name, spec) in &scenario.personas {
+        check_persona(name, spec, &mut issues);
+    }
+    if let Some(supervisor) = &scenario.supervisor {
+        check_supervisor(supervisor, &mut issues);
+    }
+    let mut previous: Option<&Step> = None;
+    for (index, step) in scenario.steps.iter().enumerate() {
+        if issues.len() >= MAX_ISSUES {
+            break;
+        }
+        let base = root.clone().field("steps").index(index);
+        check_step(scenario, step, previous, &base, &mut issues);
+        previous = Some(step);
+    }
+    issues.truncate(MAX_ISSUES);
+    issues
+}
+
+fn check_persona(name: &str, spec: &PersonaSpec, issues: &mut Vec<Issue>) {
+    let base = YamlPath::root().field("personas").field(name);
+    if name.trim().is_empty() {
+        issues.push(Issue {
+            path: base.clone().as_key(),
+            message: "empty persona name, expected a name such as `merge_captain`".to_owned(),
+        });
+    }
+    if spec.entry_workflow.trim().is_empty() {
+        issues.push(Issue {
+            path: base.clone().field("entry_workflow"),
+            message:
+                "empty `entry_workflow`, expected a workflow such as `workflows/merge.harn#run`"
+                    .to_owned(),
+        });
+    }
+    let budget = &spec.budget;
+    for (field, value) in [
+        ("daily_usd", budget.daily_usd),
+        ("hourly_usd", budget.hourly_usd),
+        ("run_usd", budget.run_usd),
+    ] {
+        if let Some(message) = value.and_then(|value| money_problem(field, value)) {
+            issues.push(Issue {
+                path: base.clone().field("budget").field(field),
+                message,
+            });
+        }
+    }
+    for (index, expression) in spec.schedules.iter().enumerate() {
+        if let Some(message) = cron_problem(expression) {
+            issues.push(Issue {
+                path: base.clone().field("schedules").index(index),
+                message,
+            });
+        }
+    }
+    if spec.lease_ttl.is_some_and(|ttl| ttl.0 == 0) {
+        issues.push(Issue {
+            path: base.field("lease_ttl"),
+            message: "`lease_ttl` of 0s, expected a positive duration such as `5m`".to_owned(),
+        });
+    }
+}
+
+/// Why a cron expression is refused, checked as the runtime reads it:
+/// croner's default pattern, five fields (seconds are not allowed), with the
+/// `@daily`-style nicknames.
+fn cron_problem(expression: &str) -> Option<String> {
+    let error = croner::Cron::new(expression).parse().err()?;
+    let detail = match error {
+        croner::errors::CronError::EmptyPattern => "the pattern is empty".to_owned(),
+        croner::errors::CronError::InvalidPattern(detail)
+        | croner::errors::CronError::IllegalCharacters(detail)
+        | croner::errors::CronError::ComponentError(detail) => detail,
+        other => other.to_string(),
+    };
+    Some(format!(
+        "invalid cron expression `{expression}`: {}, expected five fields (minute hour day month weekday) such as `*/30 * * * *`",
+        sentence_to_fragment(&detail)
+    ))
+}
+
+/// Croner writes sentences ("Pattern must …."); messages here are fragments.
+fn sentence_to_fragment(text: &str) -> String {
+    let trimmed = text.trim().trim_end_matches('.');
+    let mut chars = trimmed.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn money_problem(field: &str, value: f64) -> Option<String> {
+    if !value.is_finite() {
+        Some(format!(
+            "`{field}` is not a finite number (`{value}`), expected an amount of at least 0"
+        ))
+    } else if value < 0.0 {
+        Some(format!(
+            "negative amount `{value}` for `{field}`, expected an amount of at least 0"
+        ))
+    } else {
+        None
+    }
+}
+
+fn check_supervisor(supervisor: &Constraints, issues: &mut Vec<Issue>) {
+    let base = YamlPath::root().field("supervisor");
+    let mut push = |field: &str, message: String| {
+        issues.push(Issue {
+            path: base.clone().field(field),
+            message,
+        });
+    };
+    if supervisor.max_in_flight == Some(0) {
+        push(
+            "max_in_flight",
+            "`max_in_flight` of 0 would never run anything, expected at least 1".to_owned(),
+        );
+    }
+    if supervisor.max_per_window == Some(0) {
+        push(
+            "max_per_window",
+            "`max_per_window` of 0 would never run anything, expected at least 1".to_owned(),
+        );
+    }
+    if supervisor.rate_window.is_some_and(|window| window.0 == 0) {
+        push(
+            "rate_window",
+            "`rate_window` of 0s, expected a positive duration such as `10s`".to_owned(),
+        );
+    }
+    match (supervisor.max_per_window, supervisor.rate_window) {
+        (Some(_), None) => push(
+            "max_per_window",
+            "`max_per_window` without `rate_window`, expected both or neither".to_owned(),
+        ),
+        (None, Some(_)) => push(
+            "rate_window",
+            "`rate_window` without `max_per_window`, expected both or neither".to_owned(),
+        ),
+        _ => {}
+    }
+    if supervisor.max_retries > MAX_RETRIES {
+        push(
+            "max_retries",
+            format!(
+                "`max_retries` of {} is above the limit, expected at most {MAX_RETRIES}",
+                supervisor.max_retries
+            ),
+        );
+    }
+}
+
+fn check_step(
+    scenario: &Scenario,
+    step: &Step,
+    previous: Option<&Step>,
+    base: &YamlPath,
+    issues: &mut Vec<Issue>,
+) {
+    let at_path = base.clone().field("at");
+    if let Err(range) = check_range(step.at_ms) {
+        issues.push(Issue {
+            path: at_path,
+            message: format!("`at` {} is {range}", step.at),
+        });
+    } else if step.at_ms < scenario.start_ms {
+        issues.push(Issue {
+            path: at_path,
+            message: format!(
+                "`at` {} is before `start` {}, expected a time at or after `start`",
+                step.at,
+                format_ms(scenario.start_ms)
+            ),
+        });
+    } else if let Some(previous) = previous.filter(|previous| step.at_ms < previous.at_ms) {
+        issues.push(Issue {
+            path: at_path,
+            message: format!(
+                "`at` {} ({}) is earlier than the step before it at {} ({}), expected times that never decrease",
+                step.at,
+                format_ms(step.at_ms),
+                previous.at,
+                format_ms(previous.at_ms)
+            ),
+        });
+    }
+    if let Some(op) = &step.op {
+        check_op(
+            op,
+            &scenario.personas,
+            &base.clone().field(op.kind()),
+            issues,
+        );
+    }
+    if let Some(expect) = &step.expect {
+        check_expect(
+            scenario,
+            expect,
+            step.op.as_ref(),
+            &base.clone().field("expect"),
+            issues,
+        );
+    }
+}
+
+fn unknown_persona(name: &str, personas: &BTreeMap<String, PersonaSpec>) -> String {
+    if personas.is_empty() {
+        format!("unknown persona `{name}`, expected a persona declared under `personas`, which has none")
+    } else {
+        let known: Vec<String> = personas.keys().map(|known| format!("`{known}`")).collect();
+        format!(
+            "unknown persona `{name}`, expected one of {}",
+            known.join(", ")
+        )
+    }
+}
+
+fn check_op(
+    op: &Op,
+    personas: &BTreeMap<String, PersonaSpec>,
+    base: &YamlPath,
+    issues: &mut Vec<Issue>,
+) {
+    if let Some(name) = op.persona() {
+        if !personas.contains_key(name) {
+            let path = match op {
+                Op::Pause(_) | Op::Resume(_) | Op::Disable(_) => base.clone(),
+                _ => base.clone().field("persona"),
+            };
+            issues.push(Issue {
+                path,
+                message: unknown_persona(name, personas),
+            });
+        }
+    }
+    match op {
+        Op::Trigger(trigger) => {
+            for key in trigger.metadata.keys().filter(|key| key.trim().is_empty()) {
+                issues.push(Issue {
+                    path: base.clone().field("metadata").field(key).as_key(),
+                    message: "empty metadata key, expected a name such as `repository`".to_owned(),
+                });
+            }
+            check_cost(&trigger.cost, &base.clone().field("cost"), issues);
+        }
+        Op::Tick(tick) => check_cost(&tick.cost, &base.clone().field("cost"), issues),
+        Op::Spend(spend) => {
+            if let Some(message) = money_problem("usd", spend.usd) {
+                issues.push(Issue {
+                    path: base.clone().field("usd"),
+                    message,
+                });
+            }
+        }
+        Op::Fault(fault) if fault.count == 0 => issues.push(Issue {
+            path: base.clone().field("count"),
+            message: "`count` of 0 would inject nothing, expected at least 1".to_owned(),
+        }),
+        _ => {}
+    }
+}
+
+fn check_cost(cost: &Cost, base: &YamlPath, issues: &mut Vec<Issue>) {
+    for (field, value) in [("usd", cost.usd), ("avoided_usd", cost.avoided_usd)] {
+        if let Some(message) = money_problem(field, value) {
+            issues.push(Issue {
+                path: base.clone().field(field),
+                message,
+            });
+        }
+    }
+    for (field, value) in [
+        ("deterministic_steps", cost.deterministic_steps),
+        ("llm_steps", cost.llm_steps),
+        ("frontier_escalations", cost.frontier_escalations),
+    ] {
+        if value < 0 {
+            issues.push(Issue {
+                path: base.clone().field(field),
+                message: format!(
+                    "negative count `{value}` for `{field}`, expected a count of at least 0"
+                ),
+            });
+        }
+    }
+    for key in cost.metadata.keys().filter(|key| key.trim().is_empty()) {
+        issues.push(Issue {
+            path: base.clone().field("metadata").field(key).as_key(),
+            message: "empty metadata key, expected a name such as `repository`".to_owned(),
+        });
+    }
+}
+
+fn check_expect(
+    scenario: &Scenario,
+    expect: &Expect,
+    op: Option<&Op>,
+    base: &YamlPath,
+    issues: &mut Vec<Issue>,
+) {
+    let mut push = |path: YamlPath, message: String| issues.push(Issue { path, message });
+    match op {
+        None => {
+            let about_this_step = [
+                ("receipt", expect.receipt.is_some()),
+                ("receipts", expect.receipts.is_some()),
+                ("error", expect.error.is_some()),
+                ("decision", expect.decision.is_some()),
+                ("schedule_at", expect.schedule_at.is_some()),
+                ("retry_count", expect.retry_count.is_some()),
+                ("termination", expect.termination.is_some()),
+            ];
+            for (field, _) in about_this_step.iter().filter(|(_, set)| *set) {
+                push(
+                    base.clone().field(field),
+                    format!(
+                        "`{field}` describes a step's operation but this step has none, expected a step kind such as `trigger` beside it"
+                    ),
+                );
+            }
+        }
+        Some(Op::Resume(_)) => {}
+        Some(op) => {
+            if expect.receipts.is_some() {
+                push(
+                    base.clone().field("receipts"),
+                    format!(
+                        "`receipts` is for `resume` steps, expected `receipt` on a `{}` step",
+                        op.kind()
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(at) = expect.schedule_at {
+        let resolved = at.resolve(scenario.start_ms).unwrap_or(i64::MAX);
+        if let Err(range) = check_range(resolved) {
+            push(
+                base.clone().field("schedule_at"),
+                format!("`schedule_at` {at} is {range}"),
+            );
+        }
+    }
+    match (&expect.persona, expect.status.is_empty()) {
+        (Some(name), _) if !scenario.personas.contains_key(name) => push(
+            base.clone().field("persona"),
+            unknown_persona(name, &scenario.personas),
+        ),
+        (Some(_), true) => push(
+            base.clone().field("persona"),
+            "`persona` without `status`, expected `status` with the dotted paths to compare such as `{state: idle}`"
+                .to_owned(),
+        ),
+        (None, false) => push(
+            base.clone().field("status"),
+            "`status` without `persona`, expected `persona` naming whose status to compare"
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    for key in expect.status.keys() {
+        if key.split('.').any(|segment| segment.trim().is_empty()) {
+            push(
+                base.clone().field("status").field(key).as_key(),
+                format!(
+                    "invalid status path `{key}`, expected dotted field names such as `budget.spent_today_usd`"
+                ),
+            );
+        }
+    }
+    for key in expect.unsettled.keys() {
+        if !UNSETTLED_COUNTS.contains(&key.as_str()) {
+            let known: Vec<String> = UNSETTLED_COUNTS
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect();
+            push(
+                base.clone().field("unsettled").field(key).as_key(),
+                format!(
+                    "unknown unsettled count `{key}`, expected one of {}",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_pattern() {
+        assert!(is_valid_name("pause-resume_drain2"));
+        for bad in ["", "Upper", "a/b", "..", "a.b", "a b", &"x".repeat(129)] {
+            assert!(!is_valid_name(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn crons_use_croner_defaults() {
+        assert_eq!(cron_problem("*/30 * * * *"), None);
+        assert_eq!(cron_problem("@daily"), None);
+        assert_eq!(
+            cron_problem("0 */30 * * * *").unwrap(),
+            "invalid cron expression `0 */30 * * * *`: pattern must consist of five fields, seconds are not allowed by configuration, expected five fields (minute hour day month weekday) such as `*/30 * * * *`"
+        );
+        assert!(cron_problem("61 * * * *").is_some());
+    }
+
+    #[test]
+    fn money_must_be_finite_and_not_negative() {
+        assert_eq!(money_problem("usd", 0.0), None);
+        assert_eq!(
+            money_problem("usd", -0.5).unwrap(),
+            "negative amount `-0.5` for `usd`, expected an amount of at least 0"
+        );
+        assert_eq!(
+            money_problem("usd", f64::NAN).unwrap(),
+            "`usd` is not a finite number (`NaN`), expected an amount of at least 0"
+        );
+    }
+}

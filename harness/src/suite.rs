@@ -1,0 +1,592 @@
+//! A conformance suite: discover scenario files, partition them, run them in
+//! parallel (results in a stable order whatever the parallelism), compare
+//! each with its goldens, replay each fresh capture, and report goldens whose
+//! scenario is gone.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use rehearse_runtime::replay::ReplayOptions;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::driver::{self, RunOutput, RunStats};
+use crate::golden::{self, Comparison};
+use crate::scenario;
+
+/// The directory name whose scenarios are expected to be invalid.
+pub const INVALID_DIR: &str = "invalid";
+
+/// A slice of the suite, for running it across several machines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partition {
+    /// Scenario `i` of the sorted list goes to shard `i mod N`.
+    Count { shard: u64, total: u64 },
+    /// A stable hash of the scenario path picks the shard, so adding a
+    /// scenario never moves the others.
+    Hash { shard: u64, total: u64 },
+}
+
+impl Partition {
+    /// Parses `hash:K/N` or `count:K/N` (1 <= K <= N).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let expected = "expected `hash:K/N` or `count:K/N` with 1 <= K <= N";
+        let (kind, rest) = text
+            .split_once(':')
+            .ok_or_else(|| format!("invalid partition `{text}`, {expected}"))?;
+        let (k, n) = rest
+            .split_once('/')
+            .ok_or_else(|| format!("invalid partition `{text}`, {expected}"))?;
+        let shard: u64 = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid partition `{text}`, {expected}"))?;
+        let total: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid partition `{text}`, {expected}"))?;
+        if shard == 0 || total == 0 || shard > total {
+            return Err(format!("invalid partition `{text}`, {expected}"));
+        }
+        match kind {
+            "hash" => Ok(Self::Hash { shard, total }),
+            "count" => Ok(Self::Count { shard, total }),
+            _ => Err(format!("invalid partition `{text}`, {expected}")),
+        }
+    }
+
+    /// Keeps the entries of `items` (sorted, relative paths) in this shard.
+    pub fn select<T: AsRef<str>>(&self, items: Vec<T>) -> Vec<T> {
+        match *self {
+            Self::Count { shard, total } => items
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| *i as u64 % total == shard - 1)
+                .map(|(_, t)| t)
+                .collect(),
+            Self::Hash { shard, total } => items
+                .into_iter()
+                .filter(|t| stable_hash(t.as_ref()) % total == shard - 1)
+                .collect(),
+        }
+    }
+}
+
+/// The first eight bytes of the sha256 of `text`: stable across machines,
+/// versions and runs.
+pub fn stable_hash(text: &str) -> u64 {
+    let digest = Sha256::digest(text.as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().expect("eight bytes"))
+}
+
+/// Where a suite reads and writes.
+#[derive(Clone, Debug)]
+pub struct SuiteConfig {
+    /// Files or directories to run; directories are searched for `*.yaml`.
+    pub paths: Vec<PathBuf>,
+    /// The root goldens are named relative to (normally `scenarios`).
+    pub scenarios_root: PathBuf,
+    pub snapshots_root: PathBuf,
+    pub jobs: usize,
+    pub partition: Option<Partition>,
+    /// Report goldens without a scenario (only when the whole library runs).
+    pub find_orphans: bool,
+}
+
+/// How one scenario fared.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    /// Outputs differ from the goldens, or expectations failed, or the
+    /// capture did not replay.
+    Fail {
+        problems: Vec<Problem>,
+    },
+    /// No goldens exist yet.
+    New,
+    /// The scenario file could not be read or run.
+    Error {
+        message: String,
+    },
+}
+
+/// One reason a scenario failed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Problem {
+    Expectation {
+        line: usize,
+        step: usize,
+        path: String,
+        expected: serde_json::Value,
+        actual: serde_json::Value,
+    },
+    Diff {
+        file: String,
+        diff: String,
+        line: Option<usize>,
+    },
+    Replay {
+        message: String,
+    },
+    Lint {
+        diff: String,
+    },
+    /// A runtime invariant broke after a step.
+    Invariant {
+        line: usize,
+        step: usize,
+        invariant: String,
+        message: String,
+    },
+}
+
+/// The result of one scenario.
+#[derive(Debug, Serialize)]
+pub struct ScenarioResult {
+    /// The scenario path relative to the scenarios root, `/`-separated.
+    pub name: String,
+    pub source: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    #[serde(skip)]
+    pub output: Option<RunOutput>,
+    #[serde(skip)]
+    pub stats: RunStats,
+}
+
+/// Finds scenario files under `paths`, sorted, each once.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut found = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            collect(path, &mut found)
+                .map_err(|error| format!("failed to read `{}`: {error}", path.display()))?;
+        } else if path.is_file() {
+            found.push(path.clone());
+        } else {
+            return Err(format!(
+                "no scenario file or directory at `{}`",
+                path.display()
+            ));
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn collect(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect(&path, found)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The name of a scenario: its path relative to the scenarios root.
+pub fn scenario_name(config: &SuiteConfig, path: &Path) -> String {
+    let relative = path.strip_prefix(&config.scenarios_root).unwrap_or(path);
+    relative.to_string_lossy().replace('\\', "/")
+}
+
+/// Whether a scenario lives in an `invalid/` directory.
+pub fn is_invalid_case(config: &SuiteConfig, path: &Path) -> bool {
+    let relative = path.strip_prefix(&config.scenarios_root).unwrap_or(path);
+    relative
+        .components()
+        .next()
+        .is_some_and(|c| c.as_os_str() == INVALID_DIR)
+}
+
+/// The golden of an invalid scenario: its exact lint error text.
+pub fn lint_golden(config: &SuiteConfig, path: &Path) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    config
+        .snapshots_root
+        .join(INVALID_DIR)
+        .join(format!("{stem}.lint.txt"))
+}
+
+/// The lint error text of an invalid scenario, with a trailing newline.
+pub fn lint_text(path: &Path) -> String {
+    match scenario::parse_scenario(path) {
+        Ok(_) => format!("{}: parsed without error\n", path.display()),
+        Err(error) => format!("{error}\n"),
+    }
+}
+
+/// The scenario files a suite covers, after partitioning.
+pub fn selected(config: &SuiteConfig) -> Result<Vec<PathBuf>, String> {
+    let all = discover(&config.paths)?;
+    Ok(match config.partition {
+        None => all,
+        Some(partition) => {
+            let named: Vec<(String, PathBuf)> = all
+                .into_iter()
+                .map(|p| (scenario_name(config, &p), p))
+                .collect();
+            struct Named((String, PathBuf));
+            impl AsRef<str> for Named {
+                fn as_ref(&self) -> &str {
+                    &self.0 .0
+                }
+            }
+            partition
+                .select(named.into_iter().map(Named).collect())
+                .into_iter()
+                .map(|n| n.0 .1)
+                .collect()
+        }
+    })
+}
+
+/// Runs `f` over `items` on `jobs` threads, returning results in input order.
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let jobs = jobs.clamp(1, items.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(index) else { break };
+                let result = f(item);
+                results
+                    .lock()
+                    .expect("no worker panics while holding the lock")[index] = Some(result);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("workers finished")
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
+/// Checks one scenario against its goldens; with `pending`, differing or
+/// new outputs are also written beside the goldens for review (never in CI).
+pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioResult {
+    let name = scenario_name(config, path);
+    let source = path.to_string_lossy().replace('\\', "/");
+    let mut result = ScenarioResult {
+        name,
+        source: source.clone(),
+        verdict: Verdict::Pass,
+        output: None,
+        stats: RunStats::default(),
+    };
+    if is_invalid_case(config, path) {
+        let text = lint_text(path);
+        let golden = lint_golden(config, path);
+        result.verdict = match golden::compare(&golden, &text) {
+            Ok(Comparison::Same) => Verdict::Pass,
+            Ok(Comparison::Missing) => Verdict::New,
+            Ok(Comparison::Differs { diff }) => Verdict::Fail {
+                problems: vec![Problem::Lint { diff }],
+            },
+            Err(error) => Verdict::Error {
+                message: format!("failed to read `{}`: {error}", golden.display()),
+            },
+        };
+        if pending && result.verdict != Verdict::Pass {
+            let _ = golden::write_pending(&golden, &text);
+        }
+        return result;
+    }
+    let scenario = match scenario::parse_scenario(path) {
+        Ok(scenario) => scenario,
+        Err(error) => {
+            result.verdict = Verdict::Error {
+                message: error.to_string(),
+            };
+            return result;
+        }
+    };
+    let output = match driver::run(&scenario, &source) {
+        Ok(output) => output,
+        Err(error) => {
+            result.verdict = Verdict::Error {
+                message: error.to_string(),
+            };
+            return result;
+        }
+    };
+    result.stats = output.stats;
+    let mut problems = Vec::new();
+    for (step, expectation) in output.report.failures() {
+        problems.push(Problem::Expectation {
+            line: step.line,
+            step: step.step,
+            path: expectation.path.clone(),
+            expected: expectation.expected.clone(),
+            actual: expectation.actual.clone(),
+        });
+    }
+    for violation in &output.report.invariant_violations {
+        problems.push(Problem::Invariant {
+            line: violation.line,
+            step: violation.step,
+            invariant: violation.invariant.clone(),
+            message: violation.message.clone(),
+        });
+    }
+    if let Err(error) = replay_fresh(&output) {
+        problems.push(Problem::Replay { message: error });
+    }
+    let dir = golden::golden_dir(&config.snapshots_root, &config.scenarios_root, path);
+    let mut missing = false;
+    for (file, contents) in output.files() {
+        let golden_path = dir.join(file);
+        match golden::compare(&golden_path, contents) {
+            Ok(Comparison::Same) => continue,
+            Ok(Comparison::Missing) => missing = true,
+            Ok(Comparison::Differs { diff }) => {
+                let line = first_differing_step_line(file, &diff, &output);
+                problems.push(Problem::Diff {
+                    file: file.to_string(),
+                    diff,
+                    line,
+                });
+            }
+            Err(error) => {
+                result.verdict = Verdict::Error {
+                    message: format!("failed to read `{}`: {error}", golden_path.display()),
+                };
+                return result;
+            }
+        }
+        if pending {
+            let _ = golden::write_pending(&golden_path, contents);
+        }
+    }
+    result.verdict = if !problems.is_empty() {
+        Verdict::Fail { problems }
+    } else if missing {
+        Verdict::New
+    } else {
+        Verdict::Pass
+    };
+    result.output = Some(output);
+    result
+}
+
+/// Replays a fresh capture on a fresh runtime; a scenario whose capture does
+/// not reproduce is broken, whatever its goldens say.
+fn replay_fresh(output: &RunOutput) -> Result<(), String> {
+    crate::storage::replay_bundle(&output.bundle, ReplayOptions { strict: true }).map(|_| ())
+}
+
+/// The scenario line of the step whose output diverged first, so a diff
+/// can point at the step in the scenario file.
+fn first_differing_step_line(file: &str, diff: &str, output: &RunOutput) -> Option<usize> {
+    let changed = first_changed_line(diff)?;
+    let text = match file {
+        "report.json" => &output.report_json,
+        "events.jsonl" => &output.events_jsonl,
+        _ => &output.capture_json,
+    };
+    match file {
+        // The n-th event belongs to the step whose appended range covers it.
+        "events.jsonl" => {
+            let mut seen = 0usize;
+            for step in &output.report.steps {
+                if changed <= seen + step.appended {
+                    return Some(step.line);
+                }
+                seen += step.appended;
+            }
+            output.report.steps.last().map(|s| s.line)
+        }
+        // The nearest step entry above the change names its line, or its event.
+        "report.json" => last_number_after(text, changed, "\"line\": "),
+        _ => {
+            let step: usize = last_number_after(text, changed, "\"event_id\": \"step-")?;
+            output
+                .report
+                .steps
+                .get(step.checked_sub(1)?)
+                .map(|s| s.line)
+        }
+    }
+}
+
+/// The 1-based line of the actual output where a unified diff first changes.
+pub fn first_changed_line(diff: &str) -> Option<usize> {
+    let mut new_line = 0usize;
+    for line in diff.lines() {
+        if let Some(header) = line.strip_prefix("@@ ") {
+            let plus = header
+                .split_whitespace()
+                .find(|part| part.starts_with('+'))?;
+            new_line = plus[1..].split(',').next()?.parse().ok()?;
+        } else if line.starts_with("+++") || line.starts_with("---") {
+            continue;
+        } else if line.starts_with('+') || line.starts_with('-') {
+            return Some(new_line.max(1));
+        } else if line.starts_with(' ') {
+            new_line += 1;
+        }
+    }
+    None
+}
+
+/// The number after the last `marker` in the first `upto` lines of `text`.
+fn last_number_after(text: &str, upto: usize, marker: &str) -> Option<usize> {
+    text.lines()
+        .take(upto)
+        .filter_map(|line| line.find(marker).map(|at| &line[at + marker.len()..]))
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .last()
+}
+
+/// Golden sets under the snapshots root whose scenario does not exist.
+pub fn orphans(config: &SuiteConfig, scenarios: &[PathBuf]) -> Vec<PathBuf> {
+    let Ok(sets) = golden::golden_sets(&config.snapshots_root) else {
+        return Vec::new();
+    };
+    let expected: std::collections::BTreeSet<PathBuf> = scenarios
+        .iter()
+        .filter(|p| !is_invalid_case(config, p))
+        .map(|p| golden::golden_dir(Path::new(""), &config.scenarios_root, p))
+        .collect();
+    let mut orphaned: Vec<PathBuf> = sets
+        .into_iter()
+        .filter(|set| !expected.contains(set))
+        .map(|set| config.snapshots_root.join(set))
+        .collect();
+    // Lint goldens of invalid scenarios that are gone.
+    let invalid_dir = config.snapshots_root.join(INVALID_DIR);
+    if let Ok(entries) = std::fs::read_dir(&invalid_dir) {
+        let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        for file in files {
+            let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some(stem) = name.strip_suffix(".lint.txt") else {
+                continue;
+            };
+            let has_scenario = scenarios
+                .iter()
+                .any(|p| is_invalid_case(config, p) && p.file_stem().is_some_and(|s| s == stem));
+            if !has_scenario {
+                orphaned.push(file);
+            }
+        }
+    }
+    orphaned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_parse_and_reject_garbage() {
+        assert_eq!(
+            Partition::parse("hash:1/4"),
+            Ok(Partition::Hash { shard: 1, total: 4 })
+        );
+        assert_eq!(
+            Partition::parse("count:4/4"),
+            Ok(Partition::Count { shard: 4, total: 4 })
+        );
+        for bad in [
+            "",
+            "hash",
+            "hash:0/4",
+            "hash:5/4",
+            "hash:1/0",
+            "slice:1/2",
+            "hash:a/b",
+            "count:1-2",
+        ] {
+            assert!(Partition::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn partitions_cover_everything_exactly_once() {
+        let names: Vec<String> = (0..97)
+            .map(|i| format!("group{}/scenario-{i}.yaml", i % 7))
+            .collect();
+        for kind in ["hash", "count"] {
+            let mut seen: Vec<String> = (1..=4)
+                .flat_map(|k| {
+                    Partition::parse(&format!("{kind}:{k}/4"))
+                        .unwrap()
+                        .select(names.clone())
+                })
+                .collect();
+            seen.sort();
+            let mut expected = names.clone();
+            expected.sort();
+            assert_eq!(seen, expected, "{kind}");
+        }
+    }
+
+    #[test]
+    fn hash_partitions_do_not_move_existing_scenarios() {
+        let before: Vec<String> = (0..40).map(|i| format!("s{i}.yaml")).collect();
+        let mut after = before.clone();
+        after.insert(7, "new.yaml".to_string());
+        for k in 1..=3 {
+            let p = Partition::parse(&format!("hash:{k}/3")).unwrap();
+            let old = p.select(before.clone());
+            let new: Vec<_> = p
+                .select(after.clone())
+                .into_iter()
+                .filter(|n| n != "new.yaml")
+                .collect();
+            assert_eq!(old, new);
+        }
+    }
+
+    #[test]
+    fn first_changed_line_walks_the_hunk() {
+        let old = (1..=20).map(|i| format!("{i}\n")).collect::<String>();
+        let new = old.replace("12\n", "twelve\n");
+        assert_eq!(
+            first_changed_line(&golden::unified_diff(&old, &new, "f")),
+            Some(12)
+        );
+        let shorter = old.replace("1\n2\n", "2\n");
+        assert_eq!(
+            first_changed_line(&golden::unified_diff(&old, &shorter, "f")),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn parallel_map_keeps_input_order() {
+        let items: Vec<u64> = (0..50).collect();
+        for jobs in [1, 2, 7, 64] {
+            assert_eq!(
+                parallel_map(&items, jobs, |x| x * 2),
+                items.iter().map(|x| x * 2).collect::<Vec<_>>()
+            );
+        }
+    }
+}

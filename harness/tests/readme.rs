@@ -1,0 +1,170 @@
+//! The README's promises: its two set-up commands are the ones CI runs, the
+//! conformance command passes on the bundled library, and the five-minute
+//! tour works as written (new, lint, run, bless, check, a changed number
+//! fails check with a diff naming the scenario, review, replay).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn rehearse(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .args(args)
+        .current_dir(dir)
+        .env("CI", "false")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The commands in the README's "Set up" code block, comments removed.
+fn setup_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme.split("## Set up").nth(1).expect("a Set up section");
+    let block = section
+        .split("```sh")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    block
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_readme_has_two_setup_commands_and_ci_runs_both() {
+    let commands = setup_commands();
+    assert_eq!(
+        commands,
+        ["cargo run -p rehearse -- check", "cargo test --workspace"]
+    );
+    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    for command in &commands {
+        assert!(
+            ci.lines().any(|l| l.trim().replace(" -q", "") == *command),
+            ".ci/run does not run `{command}`"
+        );
+    }
+}
+
+#[test]
+fn the_conformance_command_passes_on_the_bundled_library() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .arg("check")
+        .current_dir(root())
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    let last = out.lines().last().unwrap();
+    assert!(
+        last.starts_with("check: ") && last.ends_with(" passed, 0 failed"),
+        "{last}"
+    );
+}
+
+#[test]
+fn the_tour_works_as_written() {
+    let dir = std::env::temp_dir().join(format!("rehearse-tour-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let new = rehearse(&dir, &["new", "demo"]);
+    assert!(new.status.success(), "{}", text(&new));
+    let lint = rehearse(&dir, &["lint", "demo.yaml"]);
+    assert!(lint.status.success(), "{}", text(&lint));
+    let run = rehearse(&dir, &["run", "demo.yaml"]);
+    assert!(run.status.success(), "{}", text(&run));
+    for file in ["events.jsonl", "report.json", "capture.json"] {
+        assert!(dir.join("out/demo").join(file).is_file(), "{file} missing");
+    }
+    assert!(
+        dir.join("out/demo/runs")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some(),
+        "no run records"
+    );
+
+    std::fs::create_dir_all(dir.join("scenarios/tour")).unwrap();
+    std::fs::rename(dir.join("demo.yaml"), dir.join("scenarios/tour/demo.yaml")).unwrap();
+    let bless = rehearse(&dir, &["bless", "scenarios/tour/demo.yaml"]);
+    assert!(bless.status.success(), "{}", text(&bless));
+    assert!(dir.join("snapshots/tour/demo/report.json").is_file());
+    let check = rehearse(&dir, &["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+
+    // Change behaviour: one number in a step. Its inline expectation now
+    // fails too, and accepting goldens must not hide that.
+    let path = dir.join("scenarios/tour/demo.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let changed = yaml.replacen("usd: 0.01", "usd: 0.005", 1);
+    assert_ne!(changed, yaml, "the starter has a `usd: 0.01` cost to edit");
+    std::fs::write(&path, &changed).unwrap();
+    let failing = rehearse(&dir, &["check"]);
+    let out = text(&failing);
+    assert_eq!(failing.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(
+            "expectation `status.budget.spent_today_usd` failed: expected 0.02, actual 0.015"
+        ),
+        "{out}"
+    );
+    assert!(rehearse(&dir, &["review", "--accept"]).status.success());
+    assert_eq!(
+        rehearse(&dir, &["check"]).status.code(),
+        Some(1),
+        "accepted goldens do not make a failed expectation pass"
+    );
+
+    // Fix the expectation: now only the goldens differ.
+    std::fs::write(
+        &path,
+        changed.replace(
+            "budget.spent_today_usd: 0.02",
+            "budget.spent_today_usd: 0.015",
+        ),
+    )
+    .unwrap();
+    let broken = rehearse(&dir, &["check"]);
+    let out = text(&broken);
+    assert_eq!(broken.status.code(), Some(1), "{out}");
+    assert!(out.contains("FAIL  tour/demo.yaml"), "{out}");
+    assert!(
+        out.contains("--- snapshots/tour/demo/"),
+        "a diff of the goldens: {out}"
+    );
+    assert!(
+        out.lines().last().unwrap().ends_with("0 passed, 1 failed"),
+        "{out}"
+    );
+
+    // Review accepts the pending change; check passes again.
+    let review = rehearse(&dir, &["review", "--accept"]);
+    assert!(review.status.success(), "{}", text(&review));
+    assert_eq!(rehearse(&dir, &["check"]).status.code(), Some(0));
+
+    let replay = rehearse(&dir, &["replay", "out/demo/capture.json", "--strict"]);
+    assert!(replay.status.success(), "{}", text(&replay));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
