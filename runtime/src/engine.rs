@@ -463,43 +463,23 @@ impl Runtime {
                         "provider is empty".to_string(),
                     ));
                 }
-                let envelope = self
-                    .envelope_for(op, now_ms)
-                    .expect("a trigger has an envelope");
-                self.emit(
+                Ok(self.fire(
+                    op,
                     &trigger.persona,
                     "persona.trigger.received",
-                    json!({"persona": trigger.persona, "envelope": envelope}),
-                    now_ms,
-                );
-                let receipt = self.run_for_envelope(
-                    &trigger.persona,
-                    envelope,
-                    RunCost::from(&trigger.cost),
+                    &trigger.cost,
                     plan,
                     now_ms,
-                );
-                Ok(run_result(receipt))
+                ))
             }
-            Op::Tick(tick) => {
-                let envelope = self
-                    .envelope_for(op, now_ms)
-                    .expect("a tick has an envelope");
-                self.emit(
-                    &tick.persona,
-                    "persona.schedule.fired",
-                    json!({"persona": tick.persona, "envelope": envelope}),
-                    now_ms,
-                );
-                let receipt = self.run_for_envelope(
-                    &tick.persona,
-                    envelope,
-                    RunCost::from(&tick.cost),
-                    plan,
-                    now_ms,
-                );
-                Ok(run_result(receipt))
-            }
+            Op::Tick(tick) => Ok(self.fire(
+                op,
+                &tick.persona,
+                "persona.schedule.fired",
+                &tick.cost,
+                plan,
+                now_ms,
+            )),
             Op::Pause(name) => {
                 self.emit(
                     name,
@@ -571,6 +551,29 @@ impl Runtime {
             detail: outcome.result,
             ..OpResult::default()
         })
+    }
+
+    /// Records that a trigger arrived (or a schedule fired) and runs its
+    /// envelope: the first attempt of a trigger or tick.
+    fn fire(
+        &mut self,
+        op: &Op,
+        persona: &str,
+        kind: &str,
+        cost: &Cost,
+        plan: RunPlan,
+        now_ms: i64,
+    ) -> OpResult {
+        let envelope = self
+            .envelope_for(op, now_ms)
+            .expect("a trigger or tick has an envelope");
+        self.emit(
+            persona,
+            kind,
+            json!({"persona": persona, "envelope": envelope}),
+            now_ms,
+        );
+        run_result(self.run_for_envelope(persona, envelope, RunCost::from(cost), plan, now_ms))
     }
 
     /// The envelope a trigger or tick stands for at `now_ms` (generated work
