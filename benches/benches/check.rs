@@ -10,11 +10,17 @@ use rehearse::progress::Display;
 use rehearse::suite::{discover, SuiteConfig};
 
 fn check_library(c: &mut Criterion) {
+    // Goldens name scenarios by their path as the CLI sees it from the
+    // workspace root, so the suite runs from there with relative paths.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::set_current_dir(&root).expect("the workspace root exists");
+    // As in CI, a library that drifted fails without leaving `.new` goldens
+    // behind in snapshots/.
+    std::env::set_var("CI", "true");
     let config = SuiteConfig {
-        paths: vec![root.join("scenarios")],
-        scenarios_root: root.join("scenarios"),
-        snapshots_root: root.join("snapshots"),
+        paths: vec![PathBuf::from("scenarios")],
+        scenarios_root: PathBuf::from("scenarios"),
+        snapshots_root: PathBuf::from("snapshots"),
         jobs: 1,
         partition: None,
         find_orphans: true,

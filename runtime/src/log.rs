@@ -233,14 +233,17 @@ impl MemoryLog {
     }
 
     /// Appends events that were already stamped by [`MemoryLog::stamp`].
-    pub fn push(&mut self, event: StoredEvent) {
-        let position = self.events.len();
-        match self.topics.get_mut(&event.topic) {
-            Some(positions) => positions.push(position),
-            None => {
-                self.topics.insert(event.topic.clone(), vec![position]);
-            }
+    pub fn push(&mut self, mut event: StoredEvent) {
+        // An event read back from a file or a bundle brings its own copy of
+        // the topic name; it takes the log's shared one instead.
+        if let Some((shared, _)) = self.topics.get_key_value(&event.topic) {
+            event.topic = shared.clone();
         }
+        let position = self.events.len();
+        self.topics
+            .entry(event.topic.clone())
+            .or_default()
+            .push(position);
         self.events.push(event);
     }
 
