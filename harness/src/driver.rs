@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use rehearse_runtime::capture::{CaptureBundle, Session};
-use rehearse_runtime::config::RuntimeConfig;
 use rehearse_runtime::format_ms;
 use rehearse_runtime::log::{EventLog, MemoryLog, StoredEvent};
 use rehearse_runtime::op::Op;
@@ -21,11 +20,7 @@ use crate::report::{
     DeferredReport, Expectation, FinalState, InvariantViolation, Report, StepReport, Summary,
     Unsettled, REPORT_VERSION,
 };
-use crate::scenario::{Expect, Scenario};
-
-/// The most retries a scenario may ask of the supervisor per episode, so a
-/// scenario always finishes.
-pub const MAX_RETRIES_LIMIT: u64 = 1_000;
+use crate::scenario::{Expect, Scenario, MAX_RETRIES};
 
 /// Why a scenario could not be run at all (as opposed to running and
 /// failing its expectations).
@@ -80,24 +75,6 @@ impl RunOutput {
     }
 }
 
-/// The runtime configuration a scenario describes.
-pub fn runtime_config(scenario: &Scenario) -> RuntimeConfig {
-    RuntimeConfig {
-        start_ms: scenario.start_ms,
-        seed: scenario.seed,
-        personas: scenario.personas.clone(),
-        supervisor: scenario.supervisor.clone().unwrap_or_default(),
-    }
-}
-
-/// Whether a scenario needs the durable backend (it has a `restart`).
-pub fn needs_file_backend(scenario: &Scenario) -> bool {
-    scenario
-        .steps
-        .iter()
-        .any(|step| matches!(step.op, Some(Op::Restart(_))))
-}
-
 /// How to run a scenario.
 #[derive(Clone, Copy, Debug)]
 pub struct RunOptions {
@@ -141,12 +118,14 @@ pub fn run_with(
     options: RunOptions,
 ) -> Result<RunOutput, DriverError> {
     let started = Instant::now();
-    let config = runtime_config(scenario);
-    if config.supervisor.max_retries > MAX_RETRIES_LIMIT {
+    let config = scenario.runtime_config();
+    // Parsed scenarios are validated already; one built in code (by the
+    // explorer, say) still may not ask for unbounded retries.
+    if config.supervisor.max_retries > MAX_RETRIES {
         return Err(DriverError::Invalid {
             file: source.to_string(),
             message: format!(
-                "supervisor.max_retries is {}, at most {MAX_RETRIES_LIMIT} is allowed",
+                "supervisor.max_retries is {}, at most {MAX_RETRIES} is allowed",
                 config.supervisor.max_retries
             ),
         });
@@ -457,7 +436,7 @@ enum Storage {
 
 impl Storage {
     fn for_scenario(scenario: &Scenario, source: &str) -> Result<Self, DriverError> {
-        if !needs_file_backend(scenario) {
+        if !scenario.has_restart() {
             return Ok(Self::Memory);
         }
         let dir = crate::storage::scratch_dir(&scenario.name);
