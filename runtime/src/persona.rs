@@ -381,14 +381,35 @@ impl Persona {
             .min()
     }
 
+    /// The lifecycle state status reports at `now_ms`: a lapsed lease no
+    /// longer keeps a persona running.
+    pub fn lifecycle_at(&self, now_ms: i64) -> Lifecycle {
+        let state = &self.state;
+        let lapsed = state.lease.is_some() && state.live_lease(now_ms).is_none();
+        if lapsed && !state.lifecycle.holds_through_runs() {
+            Lifecycle::Idle
+        } else {
+            state.lifecycle
+        }
+    }
+
+    /// The budget part of status at `now_ms`, without building the rest
+    /// (whose lists grow with the log).
+    pub fn budget_status(&self, now_ms: i64) -> BudgetStatus {
+        budget::status(
+            &self.spec.budget,
+            &self.state.spend,
+            self.state.exhaustion_reason.as_deref(),
+            self.state.last_receipt_id.as_deref(),
+            now_ms,
+        )
+    }
+
     /// The status snapshot at `now_ms`.
     pub fn status(&self, now_ms: i64) -> PersonaStatus {
         let state = &self.state;
         let active_lease = state.live_lease(now_ms).cloned();
-        let mut lifecycle = state.lifecycle;
-        if state.lease.is_some() && active_lease.is_none() && !lifecycle.holds_through_runs() {
-            lifecycle = Lifecycle::Idle;
-        }
+        let lifecycle = self.lifecycle_at(now_ms);
         let queued_work: Vec<QueuedWork> = state
             .queued
             .values()
@@ -419,13 +440,7 @@ impl Persona {
             last_run: state.last_run_ms.map(format_ms),
             next_scheduled_run: self.next_scheduled_run_ms(now_ms).map(format_ms),
             active_lease,
-            budget: budget::status(
-                &self.spec.budget,
-                &state.spend,
-                state.exhaustion_reason.as_deref(),
-                state.last_receipt_id.as_deref(),
-                now_ms,
-            ),
+            budget: self.budget_status(now_ms),
             last_error: state.last_error.clone(),
             queued_events: state.queued.len(),
             queued_work,
