@@ -168,3 +168,43 @@ fn the_tour_works_as_written() {
     assert!(replay.status.success(), "{}", text(&replay));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_committed_schema_is_what_rehearse_schema_prints() {
+    let printed = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .arg("schema")
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    let committed = std::fs::read_to_string(root().join("docs/scenario.schema.json")).unwrap();
+    assert!(
+        committed == String::from_utf8_lossy(&printed.stdout),
+        "docs/scenario.schema.json is stale: regenerate it with `cargo run -q -p rehearse -- schema > docs/scenario.schema.json`"
+    );
+}
+
+#[test]
+fn new_points_editors_at_the_nearest_committed_schema() {
+    let dir = std::env::temp_dir().join(format!("rehearse-schema-ref-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("docs")).unwrap();
+    std::fs::write(dir.join("docs/scenario.schema.json"), "{}").unwrap();
+    let made = rehearse(&dir, &["new", "nested", "--dir", "scenarios/group"]);
+    assert!(made.status.success(), "{}", text(&made));
+    let first = std::fs::read_to_string(dir.join("scenarios/group/nested.yaml")).unwrap();
+    assert_eq!(
+        first.lines().next(),
+        Some("# yaml-language-server: $schema=../../docs/scenario.schema.json")
+    );
+    let chosen = rehearse(
+        &dir,
+        &["new", "explicit", "--schema", "https://schemas.test/s.json"],
+    );
+    assert!(chosen.status.success(), "{}", text(&chosen));
+    let first = std::fs::read_to_string(dir.join("explicit.yaml")).unwrap();
+    assert_eq!(
+        first.lines().next(),
+        Some("# yaml-language-server: $schema=https://schemas.test/s.json")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::exit::Exit;
-use crate::scenario::{name_problem, SCHEMA_URL};
+use crate::scenario::name_problem;
 
 /// Write a commented starter scenario, NAME.yaml, that passes `lint`.
 ///
@@ -19,9 +19,28 @@ pub struct NewArgs {
     /// The directory to write NAME.yaml into; created when missing.
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub dir: PathBuf,
-    /// The schema URL or path for the editor line; see `rehearse schema`.
-    #[arg(long, default_value = SCHEMA_URL, value_name = "URL")]
-    pub schema: String,
+    /// The schema URL or path for the editor line (default: the project's
+    /// `docs/scenario.schema.json` when the directory is inside a checkout
+    /// that has one, else `scenario.schema.json` beside the file, which
+    /// `rehearse schema > scenario.schema.json` writes).
+    #[arg(long, value_name = "URL")]
+    pub schema: Option<String>,
+}
+
+/// Where a checkout keeps the generated schema.
+pub const SCHEMA_FILE: &str = "docs/scenario.schema.json";
+
+/// The editor schema reference for a scenario written into `dir`: a
+/// relative path to the nearest enclosing `docs/scenario.schema.json`, so
+/// editors can load it offline.
+pub fn default_schema_ref(dir: &Path) -> String {
+    let start = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for (depth, ancestor) in start.ancestors().enumerate() {
+        if ancestor.join(SCHEMA_FILE).is_file() {
+            return format!("{}{SCHEMA_FILE}", "../".repeat(depth));
+        }
+    }
+    "scenario.schema.json".to_string()
 }
 
 /// Why a starter scenario was not written.
@@ -41,7 +60,11 @@ pub enum NewError {
 
 /// Writes the starter and reports the path written.
 pub fn run(args: &NewArgs) -> Exit {
-    match write_starter(&args.name, &args.dir, &args.schema) {
+    let schema = args
+        .schema
+        .clone()
+        .unwrap_or_else(|| default_schema_ref(&args.dir));
+    match write_starter(&args.name, &args.dir, &schema) {
         Ok(path) => {
             println!("wrote {}", path.display());
             Exit::Pass
