@@ -518,18 +518,12 @@ impl Runtime {
             Op::Finalize(finalize) => self.stage_pipeline(self.pipeline.finalize(finalize, now_ms)),
             Op::Process(process) => {
                 let outcome = self.processes.execute(process, now_ms, &mut self.ids)?;
-                let topic = process_topic();
-                self.pending.extend(
-                    outcome
-                        .events
-                        .into_iter()
-                        .map(|event| (topic.clone(), event)),
-                );
-                Ok(OpResult {
-                    receipt: outcome.receipt,
-                    detail: outcome.result,
-                    ..OpResult::default()
-                })
+                Ok(self.stage_subsystem(
+                    process_topic(),
+                    outcome.events,
+                    outcome.receipt,
+                    outcome.result,
+                ))
             }
         }
     }
@@ -539,18 +533,30 @@ impl Runtime {
         outcome: Result<PipelineOutcome, PipelineError>,
     ) -> Result<OpResult, RuntimeError> {
         let outcome = outcome?;
-        let topic = lifecycle_topic();
-        self.pending.extend(
-            outcome
-                .events
-                .into_iter()
-                .map(|event| (topic.clone(), event)),
-        );
-        Ok(OpResult {
-            receipt: outcome.receipt,
-            detail: outcome.result,
+        Ok(self.stage_subsystem(
+            lifecycle_topic(),
+            outcome.events,
+            outcome.receipt,
+            outcome.result,
+        ))
+    }
+
+    /// Stages the events a subsystem (the pipeline, the process registry)
+    /// returned for its topic; it folds them once they are committed.
+    fn stage_subsystem(
+        &mut self,
+        topic: Topic,
+        events: Vec<LogEvent>,
+        receipt: String,
+        detail: Option<Value>,
+    ) -> OpResult {
+        self.pending
+            .extend(events.into_iter().map(|event| (topic.clone(), event)));
+        OpResult {
+            receipt,
+            detail,
             ..OpResult::default()
-        })
+        }
     }
 
     /// Records that a trigger arrived (or a schedule fired) and runs its
