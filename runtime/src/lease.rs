@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const RUNTIME_HOLDER: &str = "persona-runtime";
 
 /// A lease on one persona's work, as the seed's `PersonaLease`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Lease {
     pub id: String,
     pub holder: String,

@@ -8,8 +8,8 @@ use std::fmt;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::capture::{hex_matches, json_digest, to_hex, CaptureBundle, Session, CAPTURE_VERSION};
-use crate::engine::effect_hash;
+use crate::capture::{CaptureBundle, Session, CAPTURE_VERSION};
+use crate::hash::{effect_hash, hex_matches, json_digest};
 use crate::log::EventLog;
 use crate::op::Op;
 
@@ -277,7 +277,7 @@ pub fn replay(
             return Err(ReplayError::PayloadHashMismatch {
                 event_id: event_id.clone(),
                 recorded: event.payload_hash.clone(),
-                actual: to_hex(&actual),
+                actual: hex::encode(actual),
             });
         }
         let op = Op::deserialize(&event.payload).map_err(|e| ReplayError::InvalidPayload {

@@ -15,7 +15,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Constraints;
-use crate::engine::{OpResult, RunPlan, Runtime, RuntimeError};
+use crate::engine::{OpResult, ReceiptStatus, RunPlan, Runtime, RuntimeError};
 use crate::op::{AttemptOutcome, FailKind, Op, Outcome};
 
 /// Invoke or Defer.
@@ -326,7 +326,7 @@ impl Supervisor {
                     .as_ref()
                     .ok()
                     .and_then(|r| r.run.as_ref())
-                    .filter(|run| run.status == "crashed")
+                    .filter(|run| run.status == ReceiptStatus::Crashed)
                     .and_then(|run| run.lease.as_ref())
                     .map(|lease| lease.expires_at_ms);
                 let until = crash_until.unwrap_or(now_ms).max(now_ms + elapsed_ms);
@@ -392,7 +392,7 @@ fn termination_of(result: &Result<OpResult, RuntimeError>) -> String {
     match result {
         Err(error) => format!("failed:{}", error.fail_kind()),
         Ok(result) => match result.run.as_ref() {
-            Some(run) if run.status == "crashed" => "aborted".to_string(),
+            Some(run) if run.status == ReceiptStatus::Crashed => "aborted".to_string(),
             Some(run) => match run.failure {
                 Some(FailKind::TimedOut) => "timed_out".to_string(),
                 Some(kind) => format!("failed:{kind}"),
