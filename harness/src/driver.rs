@@ -342,7 +342,7 @@ fn evaluate(
             &mut out,
             "termination",
             json!(termination.to_string()),
-            json!(decision.and_then(|d| d.termination.clone())),
+            json!(decision.and_then(|d| d.termination)),
         );
     }
     if !expect.unsettled.is_empty() {

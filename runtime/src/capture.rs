@@ -14,7 +14,7 @@ use crate::engine::{Runtime, RuntimeError};
 use crate::hash::{effect_hash, payload_hash};
 use crate::log::EventLog;
 use crate::op::Op;
-use crate::supervisor::{Decision, DecisionKind, DeferredEpisode, Handled, Supervisor};
+use crate::supervisor::{DecisionKind, DeferredEpisode, Handled, Supervisor};
 
 /// The capture format this runtime writes and reads.
 pub const CAPTURE_VERSION: &str = "rehearse-capture/1";
@@ -58,24 +58,11 @@ pub struct CapturedDecision {
     pub schedule_at_ms: Option<i64>,
     pub episode_id: Option<u64>,
     pub deadline_ms: Option<u64>,
+    /// The termination as recorded; replay compares it as written, so a
+    /// value no runtime writes reads as a mismatch, not a malformed bundle.
     pub termination: Option<String>,
     pub retry_count: u64,
     pub effects: Vec<Effect>,
-}
-
-impl CapturedDecision {
-    /// The decision without its effects.
-    pub fn decision(&self) -> Decision {
-        Decision {
-            event_id: self.event_id.clone(),
-            decision: self.decision,
-            schedule_at_ms: self.schedule_at_ms,
-            episode_id: self.episode_id,
-            deadline_ms: self.deadline_ms,
-            termination: self.termination.clone(),
-            retry_count: self.retry_count,
-        }
-    }
 }
 
 /// One log event an episode appended: its kind and the hash of the event.
@@ -162,7 +149,7 @@ impl Session {
             schedule_at_ms: d.schedule_at_ms,
             episode_id: d.episode_id,
             deadline_ms: d.deadline_ms,
-            termination: d.termination.clone(),
+            termination: d.termination.map(String::from),
             retry_count: d.retry_count,
             effects,
         });

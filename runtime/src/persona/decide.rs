@@ -100,23 +100,34 @@ impl Persona {
                 envelope: Some(envelope.clone()),
             },
         };
-        match self.refuse(decision, admission, &envelope, &cost, now_ms, ids) {
-            Ok(refused) => refused,
-            Err(admitted) => self.run(admitted, envelope, &cost, outcome, now_ms, ids),
+        let mut decision = decision;
+        match self.refuse(
+            &mut decision.receipt,
+            admission,
+            &envelope,
+            &cost,
+            now_ms,
+            ids,
+        ) {
+            Some(refusal) => {
+                decision.events.push(refusal);
+                decision
+            }
+            None => self.run(decision, envelope, &cost, outcome, now_ms, ids),
         }
     }
 
-    /// `Ok` with the refusal when the run does not start, `Err` handing the
-    /// decision back when it does.
+    /// The event of a run that does not start, with its receipt filled in;
+    /// `None` when the run starts.
     fn refuse(
         &self,
-        mut decision: RunDecision,
+        receipt: &mut RunReceipt,
         admission: &Admission,
         envelope: &Envelope,
         cost: &RunCost,
         now_ms: i64,
         ids: &mut IdGen,
-    ) -> Result<RunDecision, RunDecision> {
+    ) -> Option<PersonaEvent> {
         let work_key = envelope.subject_key.clone();
         let refused = |reason| TriggerRefused {
             work_key: work_key.clone(),
@@ -125,7 +136,7 @@ impl Persona {
         };
         let (event, status, error) = match self.state.lifecycle {
             super::Lifecycle::Paused => {
-                decision.receipt.queued = true;
+                receipt.queued = true;
                 let queued = TriggerQueued {
                     work_key: work_key.clone(),
                     envelope: envelope.clone(),
@@ -156,7 +167,7 @@ impl Persona {
             ),
             _ => match &admission.live_lease {
                 Some(active) => {
-                    decision.receipt.lease = Some(active.clone());
+                    receipt.lease = Some(active.clone());
                     let conflict = LeaseConflict {
                         active_lease: active.clone(),
                         requested_work_key: work_key.clone(),
@@ -169,11 +180,12 @@ impl Persona {
                         Some(error),
                     )
                 }
-                None => return Err(decision),
+                None => return None,
             },
         };
-        decision.events.push(event);
-        Ok(decision.ends(status, error))
+        receipt.status = status;
+        receipt.error = error;
+        Some(event)
     }
 
     /// The admitted run: the lease (clearing a lapsed one first), the start,
