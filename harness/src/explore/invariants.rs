@@ -225,7 +225,9 @@ struct Amount {
 /// One persona as the log shows it.
 #[derive(Clone, Debug, Default)]
 struct PersonaModel {
-    ttl_ms: i64,
+    /// The binding's lease TTL; `None` for a persona met in a log without
+    /// its binding, whose leases expire when the log says they do.
+    ttl_ms: Option<i64>,
     budget: BudgetPolicy,
     control: Control,
     lease: Option<LeaseModel>,
@@ -281,6 +283,12 @@ impl PersonaModel {
         }
     }
 
+    /// Whether the persona's binding is known: a persona met in a log
+    /// without one has no TTL and no limits to hold it to.
+    fn is_bound(&self) -> bool {
+        self.ttl_ms.is_some()
+    }
+
     fn live_lease(&self, now_ms: i64) -> Option<&LeaseModel> {
         self.lease.as_ref().filter(|lease| lease.is_live_at(now_ms))
     }
@@ -301,6 +309,62 @@ struct ProcessModel {
     lease: Option<ProcessLeaseModel>,
     latest_by_owner: BTreeMap<String, String>,
     terminal: bool,
+}
+
+/// A broken invariant as a check finds it: which, what, and the events.
+type Broken = (Invariant, String, Vec<String>);
+
+/// The persona event being checked: whose, when, and its reference.
+struct Seen<'a> {
+    name: &'a str,
+    at: i64,
+    here: String,
+}
+
+/// The limit a recorded spend broke, given the day's and hour's sums
+/// including it, in the reference order (run, daily, hourly, tokens).
+fn spend_over_limit(
+    policy: &BudgetPolicy,
+    amount: Amount,
+    day_usd: f64,
+    hour_usd: f64,
+    day_tokens: u64,
+) -> Option<(Invariant, String)> {
+    if policy.run_usd.is_some_and(|limit| amount.usd > limit) {
+        Some((
+            Invariant::RunLimit,
+            format!(
+                "a single record of {} USD is over run_usd {:?}",
+                amount.usd, policy.run_usd
+            ),
+        ))
+    } else if policy.daily_usd.is_some_and(|limit| day_usd > limit) {
+        Some((
+            Invariant::DailyLimit,
+            format!(
+                "spend today reached {day_usd} USD, over daily_usd {:?}",
+                policy.daily_usd
+            ),
+        ))
+    } else if policy.hourly_usd.is_some_and(|limit| hour_usd > limit) {
+        Some((
+            Invariant::HourlyLimit,
+            format!(
+                "spend this hour reached {hour_usd} USD, over hourly_usd {:?}",
+                policy.hourly_usd
+            ),
+        ))
+    } else if policy.max_tokens.is_some_and(|limit| day_tokens > limit) {
+        Some((
+            Invariant::TokenLimit,
+            format!(
+                "tokens today reached {day_tokens}, over max_tokens {:?}",
+                policy.max_tokens
+            ),
+        ))
+    } else {
+        None
+    }
 }
 
 impl ProcessModel {
@@ -370,62 +434,6 @@ impl ProcessModel {
     }
 }
 
-/// A broken invariant as a check finds it: which, what, and the events.
-type Broken = (Invariant, String, Vec<String>);
-
-/// The persona event being checked: whose, when, and its reference.
-struct Seen<'a> {
-    name: &'a str,
-    at: i64,
-    here: String,
-}
-
-/// The limit a recorded spend broke, given the day's and hour's sums
-/// including it, in the reference order (run, daily, hourly, tokens).
-fn spend_over_limit(
-    policy: &BudgetPolicy,
-    amount: Amount,
-    day_usd: f64,
-    hour_usd: f64,
-    day_tokens: u64,
-) -> Option<(Invariant, String)> {
-    if policy.run_usd.is_some_and(|limit| amount.usd > limit) {
-        Some((
-            Invariant::RunLimit,
-            format!(
-                "a single record of {} USD is over run_usd {:?}",
-                amount.usd, policy.run_usd
-            ),
-        ))
-    } else if policy.daily_usd.is_some_and(|limit| day_usd > limit) {
-        Some((
-            Invariant::DailyLimit,
-            format!(
-                "spend today reached {day_usd} USD, over daily_usd {:?}",
-                policy.daily_usd
-            ),
-        ))
-    } else if policy.hourly_usd.is_some_and(|limit| hour_usd > limit) {
-        Some((
-            Invariant::HourlyLimit,
-            format!(
-                "spend this hour reached {hour_usd} USD, over hourly_usd {:?}",
-                policy.hourly_usd
-            ),
-        ))
-    } else if policy.max_tokens.is_some_and(|limit| day_tokens > limit) {
-        Some((
-            Invariant::TokenLimit,
-            format!(
-                "tokens today reached {day_tokens}, over max_tokens {:?}",
-                policy.max_tokens
-            ),
-        ))
-    } else {
-        None
-    }
-}
-
 /// The invariant that an admitted run breaks when the model says `reason`.
 fn limit_invariant(reason: &str) -> Invariant {
     match reason {
@@ -462,6 +470,9 @@ pub struct Checker {
     processes: BTreeMap<String, ProcessModel>,
     /// How many log events have been checked.
     checked: usize,
+    /// Whether a persona without a binding is modelled when the log first
+    /// names it (`rehearse audit`), rather than ignored.
+    discover_personas: bool,
 }
 
 impl Checker {
@@ -472,7 +483,7 @@ impl Checker {
             .iter()
             .map(|(name, spec)| {
                 let model = PersonaModel {
-                    ttl_ms: spec.lease_ttl().as_i64(),
+                    ttl_ms: Some(spec.lease_ttl().as_i64()),
                     budget: spec.budget.clone(),
                     ..PersonaModel::default()
                 };
@@ -483,7 +494,61 @@ impl Checker {
             personas,
             processes: BTreeMap::new(),
             checked: 0,
+            discover_personas: false,
         }
+    }
+
+    /// A checker for a log read on its own, with no runtime and no
+    /// operations (`rehearse audit`). Personas of `config` are held to their
+    /// bindings; any other persona the log names is modelled from its first
+    /// event with no budget limits and lease expiries as logged, so the
+    /// lease-expiry and budget invariants hold nothing to it.
+    pub fn for_log(config: &RuntimeConfig) -> Self {
+        Self {
+            discover_personas: true,
+            ..Self::new(config)
+        }
+    }
+
+    /// Checks one event of a log read on its own against the model and folds
+    /// it in, as [`Checker::check_step`] does for each event a step
+    /// appended. What needs the operation behind the event (the cost it was
+    /// admitted with, which resume drained it, a refused process token) or
+    /// a runtime (statuses) is not checked. A violation's `step` is
+    /// `position`, the event's 1-based place in the log.
+    pub fn check_event(&mut self, position: usize, event: &StoredEvent) -> Result<(), Violation> {
+        if self.discover_personas && event.topic.as_str() == PERSONA_TOPIC {
+            if let Some(name) = event.header("persona") {
+                if !self.personas.contains_key(name) {
+                    self.personas
+                        .insert(name.to_string(), PersonaModel::default());
+                }
+            }
+        }
+        self.checked += 1;
+        self.event(None, position, event, &mut BTreeMap::new())
+    }
+
+    /// Checks one event against the model and folds it in; `step` is the
+    /// operation that appended it, when known.
+    fn event(
+        &mut self,
+        step: Option<&StepContext<'_>>,
+        position: usize,
+        event: &StoredEvent,
+        started_this_step: &mut BTreeMap<(String, String), String>,
+    ) -> Result<(), Violation> {
+        let result = match event.topic.as_str() {
+            PERSONA_TOPIC => self.persona_event(step, event, started_this_step),
+            PROCESS_TOPIC => self.process_event(event),
+            _ => Ok(()),
+        };
+        result.map_err(|(invariant, message, evidence)| Violation {
+            invariant,
+            step: position,
+            message,
+            evidence,
+        })
     }
 
     /// Checks the events one step appended and then every persona's status.
@@ -497,28 +562,7 @@ impl Checker {
         self.check_process_refusal(&step, new_events)?;
         let mut started_this_step: BTreeMap<(String, String), String> = BTreeMap::new();
         for event in new_events {
-            let violation =
-                |invariant: Invariant, message: String, evidence: Vec<String>| Violation {
-                    invariant,
-                    step: step.index + 1,
-                    message,
-                    evidence,
-                };
-            match event.topic.as_str() {
-                PERSONA_TOPIC => {
-                    self.persona_event(&step, event, &mut started_this_step)
-                        .map_err(|(invariant, message, evidence)| {
-                            violation(invariant, message, evidence)
-                        })?;
-                }
-                PROCESS_TOPIC => {
-                    self.process_event(event)
-                        .map_err(|(invariant, message, evidence)| {
-                            violation(invariant, message, evidence)
-                        })?;
-                }
-                _ => {}
-            }
+            self.event(Some(&step), step.index + 1, event, &mut started_this_step)?;
         }
         self.checked = log.len();
         self.check_statuses(&step, runtime)
@@ -526,13 +570,20 @@ impl Checker {
 
     /// The cost a run of `work_key` was admitted with in this step: the
     /// triggering operation's, or the queued item's for a resume.
-    fn admission_amount(&self, step: &StepContext<'_>, persona: &str, work_key: &str) -> Amount {
-        match step.effective_op() {
-            Op::Trigger(trigger) => Amount {
+    /// Without the operation (a log read on its own), only a queued item's
+    /// cost is known; anything else counts as free.
+    fn admission_amount(
+        &self,
+        step: Option<&StepContext<'_>>,
+        persona: &str,
+        work_key: &str,
+    ) -> Amount {
+        match step.map(StepContext::effective_op) {
+            Some(Op::Trigger(trigger)) => Amount {
                 usd: trigger.cost.usd,
                 tokens: trigger.cost.tokens,
             },
-            Op::Tick(tick) => Amount {
+            Some(Op::Tick(tick)) => Amount {
                 usd: tick.cost.usd,
                 tokens: tick.cost.tokens,
             },
@@ -546,7 +597,7 @@ impl Checker {
 
     fn persona_event(
         &mut self,
-        step: &StepContext<'_>,
+        step: Option<&StepContext<'_>>,
         event: &StoredEvent,
         started_this_step: &mut BTreeMap<(String, String), String>,
     ) -> Result<(), Broken> {
@@ -668,8 +719,14 @@ impl Checker {
                 vec![old.event.clone(), here.clone()],
             ));
         }
-        let expected = at.saturating_add(model.ttl_ms);
-        if lease.acquired_at_ms != at || lease.expires_at_ms != expected {
+        // Without a binding, the lease lasts as long as the log says.
+        let expected = model
+            .ttl_ms
+            .map_or(lease.expires_at_ms, |ttl_ms| at.saturating_add(ttl_ms));
+        if let Some(ttl_ms) = model
+            .ttl_ms
+            .filter(|_| lease.acquired_at_ms != at || lease.expires_at_ms != expected)
+        {
             return Err((
                 Invariant::LeaseExpiry,
                 format!(
@@ -678,7 +735,7 @@ impl Checker {
                     format_ms(lease.expires_at_ms),
                     format_ms(at),
                     format_ms(expected),
-                    Millis(model.ttl_ms.unsigned_abs())
+                    Millis(ttl_ms.unsigned_abs())
                 ),
                 vec![here.clone()],
             ));
@@ -694,7 +751,7 @@ impl Checker {
 
     fn on_conflict(
         &self,
-        step: &StepContext<'_>,
+        step: Option<&StepContext<'_>>,
         seen: &Seen<'_>,
         conflict: &LeaseConflict,
     ) -> Result<(), Broken> {
@@ -721,7 +778,7 @@ impl Checker {
     /// must have admitted the work's cost.
     fn refused_before_budget(
         &self,
-        step: &StepContext<'_>,
+        step: Option<&StepContext<'_>>,
         seen: &Seen<'_>,
         work_key: &str,
         what: &str,
@@ -743,7 +800,7 @@ impl Checker {
 
     fn on_run_started(
         &self,
-        step: &StepContext<'_>,
+        step: Option<&StepContext<'_>>,
         seen: &Seen<'_>,
         run: &RunRef,
         started_this_step: &mut BTreeMap<(String, String), String>,
@@ -787,7 +844,7 @@ impl Checker {
             );
             return broken(limit_invariant(reason), message, vec![here.clone()]);
         }
-        if matches!(step.op, Op::Resume(_)) {
+        if step.is_some_and(|step| matches!(step.op, Op::Resume(_))) {
             let key = (name.to_string(), work_key.clone());
             if let Some(first) = started_this_step.get(&key) {
                 let message = format!("persona `{name}`: one resume ran queued `{work_key}` twice");
@@ -843,6 +900,10 @@ impl Checker {
 
     fn on_exhausted(&self, seen: &Seen<'_>, exhausted: &BudgetExhausted) -> Result<(), Broken> {
         let name = seen.name;
+        if !self.personas[name].is_bound() {
+            // Without its binding, the limits that refused are unknown.
+            return Ok(());
+        }
         let reason = exhausted.reason.as_str();
         let amount = Amount {
             usd: exhausted.attempted_cost_usd,
