@@ -16,3 +16,4 @@ pub mod scenario;
 pub mod storage;
 pub mod style;
 pub mod suite;
+pub mod walk;
