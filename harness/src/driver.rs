@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use crate::expect::{self, check, check_error};
 use crate::explore::{Checker, RuntimeHook, StepContext};
 use crate::report::{
-    DeferredReport, Expectation, FinalState, InvariantViolation, Report, StepReport, Summary,
-    Unsettled, REPORT_VERSION,
+    DeferredReport, EventRange, Expectation, FinalState, InvariantViolation, Report, StepReport,
+    Summary, Unsettled, REPORT_VERSION,
 };
 use crate::scenario::{Expect, Scenario, MAX_RETRIES};
 
@@ -108,11 +108,39 @@ pub fn tears_log(scenario: &Scenario) -> bool {
         .any(|step| matches!(&step.op, Some(Op::Restart(r)) if r.torn_tail_bytes.unwrap_or(0) > 0))
 }
 
+/// Watches a run step by step: the explainer reads the runtime and the
+/// supervisor before a step and the events it appended after.
+pub trait StepObserver {
+    /// Step `index` (0-based) is about to run `op` at `at_ms`.
+    fn before(&mut self, index: usize, op: &Op, at_ms: i64, session: &Session);
+    /// Step `index` ran; `handled` is what the supervisor did.
+    fn after(&mut self, index: usize, op: &Op, at_ms: i64, session: &Session, handled: &Handled);
+}
+
+/// An observer that watches nothing.
+#[derive(Debug)]
+struct Unobserved;
+
+impl StepObserver for Unobserved {
+    fn before(&mut self, _: usize, _: &Op, _: i64, _: &Session) {}
+    fn after(&mut self, _: usize, _: &Op, _: i64, _: &Session, _: &Handled) {}
+}
+
 /// Runs `scenario` with `options`.
 pub fn run_with(
     scenario: &Scenario,
     source: &str,
     options: RunOptions,
+) -> Result<RunOutput, DriverError> {
+    run_observed(scenario, source, options, &mut Unobserved)
+}
+
+/// Runs `scenario` with `options`, showing every step to `observer`.
+pub fn run_observed(
+    scenario: &Scenario,
+    source: &str,
+    options: RunOptions,
+    observer: &mut dyn StepObserver,
 ) -> Result<RunOutput, DriverError> {
     let started = Instant::now();
     let config = scenario.runtime_config();
@@ -144,7 +172,7 @@ pub fn run_with(
     let mut deferred_ops: BTreeMap<u64, Op> = BTreeMap::new();
     let mut violations = Vec::new();
 
-    let mut steps = Vec::with_capacity(scenario.steps.len());
+    let mut steps: Vec<StepReport> = Vec::with_capacity(scenario.steps.len());
     let mut summary = Summary {
         steps: scenario.steps.len(),
         ..Summary::default()
@@ -163,14 +191,28 @@ pub fn run_with(
             receipts: Vec::new(),
             error: None,
             decision: None,
-            appended: 0,
+            events: None,
             detail: None,
             expectations: Vec::new(),
         };
         if let Some(op) = &step.op {
             let event_id = format!("step-{}", index + 1);
+            observer.before(index, op, now_ms, &session);
             let handled = session.handle(&event_id, now_ms, op);
             storage.check(source)?;
+            observer.after(index, op, now_ms, &session, &handled);
+            // A restart that cut a torn tail dropped events earlier steps
+            // appended: their ranges end where the log now ends.
+            for earlier in steps.iter_mut().rev() {
+                let Some(range) = earlier.events.as_mut() else {
+                    continue;
+                };
+                if range.first + range.count <= handled.events.end {
+                    break;
+                }
+                range.first = range.first.min(handled.events.end);
+                range.count = handled.events.end - range.first;
+            }
             if let Some(active) = checker.as_mut() {
                 let pumped = track_deferred(&mut deferred_ops, op, &handled);
                 let context = StepContext {
@@ -198,7 +240,10 @@ pub fn run_with(
             summary.episodes +=
                 usize::from(handled.decision.episode_id.is_some() && !matches!(op, Op::Pump(_)));
             report.event_id = Some(event_id);
-            report.appended = handled.events.len();
+            report.events = Some(EventRange {
+                first: handled.events.start,
+                count: handled.events.len(),
+            });
             match handled.result {
                 Ok(result) => {
                     report.receipt = Some(result.receipt);
