@@ -17,3 +17,4 @@ pub mod scenario;
 pub mod storage;
 pub mod style;
 pub mod suite;
+pub mod walk;
