@@ -403,6 +403,10 @@ fn garbage_exits_2_naming_file_and_line() {
     }
     let missing = rehearse(&["audit", dir.join("missing.jsonl").to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(2));
+    let directory = rehearse(&["audit", dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&directory.stderr);
+    assert_eq!(directory.status.code(), Some(2));
+    assert!(stderr.contains(":0: it is a directory"), "{stderr}");
     let bad_bindings = dir.join("bindings.yaml");
     std::fs::write(
         &bad_bindings,
