@@ -3,6 +3,7 @@
 //! and the CLI's pieces.
 
 pub mod atomic;
+pub mod check;
 pub mod cli;
 pub mod driver;
 pub mod exit;
@@ -10,8 +11,11 @@ pub mod expect;
 pub mod explore;
 pub mod golden;
 pub mod junit;
+pub mod lint;
+pub mod out;
 pub mod progress;
 pub mod report;
+pub mod root;
 pub mod scenario;
 pub mod storage;
 pub mod style;

@@ -130,7 +130,14 @@ fn the_tour_works_as_written() {
         ),
         "{out}"
     );
-    assert!(rehearse(&dir, &["review", "--accept"]).status.success());
+    // Review warns before accepting goldens whose expectations fail, and
+    // says so in its exit status.
+    let accepted = rehearse(&dir, &["review", "--accept"]);
+    let out = text(&accepted);
+    assert_eq!(accepted.status.code(), Some(1), "{out}");
+    let warning = out.find("warning: 1 failed expectation; accepting its goldens");
+    let accept = out.find("accepted tour/demo.yaml");
+    assert!(warning.is_some() && warning < accept, "{out}");
     assert_eq!(
         rehearse(&dir, &["check"]).status.code(),
         Some(1),
