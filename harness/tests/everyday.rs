@@ -519,3 +519,105 @@ fn the_timeline_names_pumped_episodes_and_process_operations() {
         "{text}"
     );
 }
+
+/// The keys of `value` at `path` (`steps.*.decision`: `*` is every entry
+/// of a list or every value of a map).
+fn keys_at(
+    value: &serde_json::Value,
+    path: &[&str],
+    found: &mut std::collections::BTreeSet<String>,
+) {
+    match path.split_first() {
+        None => {
+            if let Some(object) = value.as_object() {
+                found.extend(object.keys().cloned());
+            }
+        }
+        Some((&"*", rest)) => {
+            let children: Vec<&serde_json::Value> = match value {
+                serde_json::Value::Array(items) => items.iter().collect(),
+                serde_json::Value::Object(map) => map.values().collect(),
+                _ => Vec::new(),
+            };
+            for child in children {
+                keys_at(child, rest, found);
+            }
+        }
+        Some((key, rest)) => {
+            if let Some(child) = value.get(*key) {
+                keys_at(child, rest, found);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_formats_document_names_every_field() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = fs::read_to_string(workspace.join("docs/FORMATS.md")).unwrap();
+    let report_paths: [&[&str]; 14] = [
+        &[],
+        &["steps", "*"],
+        &["steps", "*", "decision"],
+        &["steps", "*", "expectations", "*"],
+        &["deferred_at_end", "*"],
+        &["invariant_violations", "*"],
+        &["final_state"],
+        &["final_state", "personas", "*"],
+        &["final_state", "personas", "*", "budget"],
+        &["final_state", "personas", "*", "active_lease"],
+        &["final_state", "personas", "*", "queued_work", "*"],
+        &["final_state", "unsettled"],
+        &["runs", "*"],
+        &["summary"],
+    ];
+    let capture_paths: [&[&str]; 6] = [
+        &[],
+        &["config"],
+        &["config", "personas", "*"],
+        &["config", "supervisor"],
+        &["events", "*"],
+        &["decisions", "*", "effects", "*"],
+    ];
+    let mut keys = std::collections::BTreeSet::new();
+    let mut stack = vec![workspace.join("snapshots")];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let paths: &[&[&str]] = match name.as_str() {
+                "report.json" => &report_paths,
+                "capture.json" => &capture_paths,
+                _ => {
+                    if path.is_dir() {
+                        stack.push(path);
+                    }
+                    continue;
+                }
+            };
+            let value: serde_json::Value =
+                serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+            for at in paths {
+                keys_at(&value, at, &mut keys);
+            }
+        }
+    }
+    // The JSON Lines records of `check`.
+    let library = Library::blessed();
+    library.break_spend();
+    let check = library.rehearse(".", "true", &["check", "--format", "json"]);
+    for line in stdout(&check).lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        keys_at(&record, &[], &mut keys);
+        keys_at(&record, &["problems", "*"], &mut keys);
+    }
+    assert!(keys.len() > 60, "{keys:?}");
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|key| !doc.contains(&format!("`{key}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/FORMATS.md does not name {missing:?}"
+    );
+}
