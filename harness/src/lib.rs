@@ -3,6 +3,7 @@
 //! and the CLI's pieces.
 
 pub mod atomic;
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod driver;

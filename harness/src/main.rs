@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rehearse::cli::{
-    bless, check, explore, lint, new, replay, review, run, schema, Cli, CliError, Command,
+    audit, bless, check, explore, lint, new, replay, review, run, schema, Cli, CliError, Command,
 };
 use rehearse::exit::Exit;
 
@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(args),
         Command::New(args) => Ok(new::run(args)),
         Command::Schema(args) => Ok(schema::run(args)),
+        Command::Audit(args) => Ok(audit::run(args)),
     };
     let exit = match outcome {
         Ok(exit) => exit,

@@ -10,8 +10,9 @@ use rehearse_runtime::supervisor::Decision;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The report format version.
-pub const REPORT_VERSION: u32 = 1;
+/// The report format version: 2 added each step's `events` range (and
+/// dropped `appended`, its count).
+pub const REPORT_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,12 +58,31 @@ pub struct StepReport {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
-    /// How many log events the step appended.
-    pub appended: usize,
+    /// The events this step appended, as indices into `events.jsonl`; for
+    /// a pump, the events of the episode it ran. Absent for a step that
+    /// only checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventRange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<Expectation>,
+}
+
+/// A run of consecutive events: `first` is the 0-based line of
+/// `events.jsonl`, `count` how many follow from it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRange {
+    pub first: usize,
+    pub count: usize,
+}
+
+impl EventRange {
+    /// The range as indices into the event list.
+    pub fn indices(self) -> std::ops::Range<usize> {
+        self.first..self.first + self.count
+    }
 }
 
 /// A runtime invariant that did not hold after a step.
@@ -126,6 +146,13 @@ pub struct Summary {
     pub expectations: usize,
     pub failed_expectations: usize,
     pub step_errors: usize,
+}
+
+impl StepReport {
+    /// How many events the step appended.
+    pub fn appended(&self) -> usize {
+        self.events.map_or(0, |range| range.count)
+    }
 }
 
 impl Report {

@@ -486,14 +486,14 @@ fn step_line(file: &str, changed: usize, output: &RunOutput) -> Option<usize> {
     match file {
         // The n-th event belongs to the step whose appended range covers it.
         "events.jsonl" => {
-            let mut seen = 0usize;
-            for step in &output.report.steps {
-                if changed <= seen + step.appended {
-                    return Some(step.line);
-                }
-                seen += step.appended;
-            }
-            output.report.steps.last().map(|s| s.line)
+            let index = changed - 1;
+            output
+                .report
+                .steps
+                .iter()
+                .find(|step| step.events.is_some_and(|r| index < r.first + r.count))
+                .or(output.report.steps.last())
+                .map(|s| s.line)
         }
         // The nearest step entry above the change names its line, or its event.
         "report.json" => last_number_after(text, changed, "\"line\": "),

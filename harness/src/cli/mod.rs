@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::suite::SuiteConfig;
 
+pub mod audit;
 pub mod bless;
 pub mod check;
 pub mod explore;
@@ -52,6 +53,7 @@ pub enum Command {
     Lint(lint::LintArgs),
     New(new::NewArgs),
     Schema(schema::SchemaArgs),
+    Audit(audit::AuditArgs),
 }
 
 /// The scenario library a command works on. Opening it makes the project
