@@ -21,3 +21,4 @@ pub mod scenario;
 pub mod storage;
 pub mod style;
 pub mod suite;
+pub mod walk;

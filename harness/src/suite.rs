@@ -188,21 +188,55 @@ pub enum SuiteError {
     },
     #[error("no scenario file or directory at `{}`", .0.display())]
     Missing(PathBuf),
+    #[error("`{}` is {kind}, expected {expected}", .path.display())]
+    NotAFile {
+        path: PathBuf,
+        kind: &'static str,
+        expected: &'static str,
+    },
     #[error("nothing to check: {0}")]
     NothingSelected(String),
+    #[error("{0}")]
+    GoldenClash(String),
 }
 
-/// Finds scenario files under `paths`, sorted, each once.
+/// Finds scenario files under `paths`, sorted, each once. Directories are
+/// walked without following links; an entry named `*.yaml` or `*.yml` that
+/// is not a regular file (a link, a FIFO, a device) is an error naming it,
+/// never opened. A path given by name may be a link to a regular file.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SuiteError> {
     let mut found = Vec::new();
     for path in paths {
         if path.is_dir() {
-            collect(path, &mut found).map_err(|source| SuiteError::Read {
+            let entries = crate::walk::walk(path).map_err(|source| SuiteError::Read {
                 path: path.clone(),
                 source,
             })?;
+            for entry in entries {
+                let is_scenario = matches!(
+                    entry.path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                );
+                if !is_scenario {
+                    continue;
+                }
+                if !entry.is_file() {
+                    return Err(SuiteError::NotAFile {
+                        path: entry.path,
+                        kind: crate::atomic::describe(&entry.file_type),
+                        expected: "a regular scenario file",
+                    });
+                }
+                found.push(entry.path);
+            }
         } else if path.is_file() {
             found.push(path.clone());
+        } else if let Ok(metadata) = path.metadata() {
+            return Err(SuiteError::NotAFile {
+                path: path.clone(),
+                kind: crate::atomic::describe(&metadata.file_type()),
+                expected: "a scenario file or directory",
+            });
         } else {
             return Err(SuiteError::Missing(path.clone()));
         }
@@ -212,17 +246,35 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SuiteError> {
     Ok(found)
 }
 
-fn collect(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            collect(&path, found)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
-            found.push(path);
+/// Where a scenario's goldens go: its golden directory, or for an invalid
+/// case its lint golden file.
+pub fn golden_target(config: &SuiteConfig, path: &Path) -> PathBuf {
+    if is_invalid_case(config, path) {
+        lint_golden(config, path)
+    } else {
+        golden::golden_dir(&config.snapshots_root, &config.scenarios_root, path)
+    }
+}
+
+/// Refuses two scenarios whose goldens would land in one place (`x.yaml`
+/// and `x.yml`, one stem in two `invalid/` folders), or in a directory that
+/// holds another scenario's goldens (`a.yaml` beside a folder `a/`): both
+/// would be blessed into the same files.
+pub fn check_golden_targets(config: &SuiteConfig, files: &[PathBuf]) -> Result<(), SuiteError> {
+    let mut targets: Vec<(PathBuf, &PathBuf)> = files
+        .iter()
+        .map(|path| (golden_target(config, path), path))
+        .collect();
+    targets.sort();
+    for pair in targets.windows(2) {
+        let ((first_target, first), (second_target, second)) = (&pair[0], &pair[1]);
+        if first_target == second_target || second_target.starts_with(first_target) {
+            return Err(SuiteError::GoldenClash(format!(
+                "`{}` and `{}` both map to goldens in `{}`, expected one scenario per golden set: rename one",
+                first.display(),
+                second.display(),
+                first_target.display()
+            )));
         }
     }
     Ok(())
@@ -263,6 +315,7 @@ pub fn lint_text(path: &Path) -> String {
 /// The scenario files a suite covers, after partitioning.
 pub fn selected(config: &SuiteConfig) -> Result<Vec<PathBuf>, SuiteError> {
     let all = discover(&config.paths)?;
+    check_golden_targets(config, &all)?;
     Ok(match config.partition {
         None => all,
         Some(partition) => {
@@ -349,12 +402,18 @@ pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioRe
         },
     };
     result.stats = output.stats;
-    let mut problems = behaviour_problems(&output);
+    let mut problems = match behaviour_problems(&output) {
+        Ok(problems) => problems,
+        Err(environment) => {
+            result.verdict = Verdict::error(format!("{source}: {environment}"));
+            return result;
+        }
+    };
     let dir = golden::golden_dir(&config.snapshots_root, &config.scenarios_root, path);
     let mut missing = false;
     for (file, contents) in output.files() {
         let golden_path = dir.join(file);
-        match golden::compare(&golden_path, contents) {
+        match golden::compare_in(&config.snapshots_root, &golden_path, contents) {
             Ok(Comparison::Same) => {
                 if pending {
                     let _ = golden::clear_pending(&golden_path);
@@ -397,7 +456,7 @@ pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioRe
 fn check_lint(config: &SuiteConfig, path: &Path, pending: bool, result: &mut ScenarioResult) {
     let text = lint_text(path);
     let golden = lint_golden(config, path);
-    result.verdict = match golden::compare(&golden, &text) {
+    result.verdict = match golden::compare_in(&config.snapshots_root, &golden, &text) {
         Ok(Comparison::Same) => Verdict::Pass,
         Ok(Comparison::Missing) => Verdict::New,
         Ok(Comparison::Differs { diff }) => Verdict::Fail {
@@ -417,8 +476,9 @@ fn check_lint(config: &SuiteConfig, path: &Path, pending: bool, result: &mut Sce
 
 /// What went wrong in the run itself, root causes first: a broken runtime
 /// invariant, then the expectations that failed (often because of it),
-/// then a capture that does not replay.
-fn behaviour_problems(output: &RunOutput) -> Vec<Problem> {
+/// then a capture that does not replay. An error of the machine (not of
+/// the capture) is returned as such: it is no behaviour of the scenario.
+fn behaviour_problems(output: &RunOutput) -> Result<Vec<Problem>, crate::storage::BundleError> {
     let mut problems: Vec<Problem> = output
         .report
         .invariant_violations
@@ -439,15 +499,19 @@ fn behaviour_problems(output: &RunOutput) -> Vec<Problem> {
             actual: expectation.actual.clone(),
         });
     }
-    if let Err(error) = replay_fresh(output) {
-        problems.push(Problem::Replay { message: error });
+    match replay_fresh(output) {
+        Ok(()) => {}
+        Err(error @ crate::storage::BundleError::Environment(_)) => return Err(error),
+        Err(error) => problems.push(Problem::Replay {
+            message: error.to_string(),
+        }),
     }
-    problems
+    Ok(problems)
 }
 
 /// Replays a fresh capture on a fresh runtime; a scenario whose capture does
 /// not reproduce is broken, whatever its goldens say.
-fn replay_fresh(output: &RunOutput) -> Result<(), String> {
+fn replay_fresh(output: &RunOutput) -> Result<(), crate::storage::BundleError> {
     crate::storage::replay_bundle(&output.bundle, ReplayOptions { strict: true }).map(|_| ())
 }
 
@@ -559,22 +623,19 @@ pub fn orphans(config: &SuiteConfig, scenarios: &[PathBuf]) -> Vec<PathBuf> {
         .collect();
     // Lint goldens of invalid scenarios that are gone.
     let invalid_dir = config.snapshots_root.join(INVALID_DIR);
-    if let Ok(entries) = std::fs::read_dir(&invalid_dir) {
-        let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-        files.sort();
-        for file in files {
-            let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            let Some(stem) = name.strip_suffix(".lint.txt") else {
-                continue;
-            };
-            let has_scenario = scenarios
-                .iter()
-                .any(|p| is_invalid_case(config, p) && p.file_stem().is_some_and(|s| s == stem));
-            if !has_scenario {
-                orphaned.push(file);
-            }
+    for found in crate::walk::walk(&invalid_dir).unwrap_or_default() {
+        if found.path.parent() != Some(invalid_dir.as_path()) {
+            continue;
+        }
+        let name = found.name();
+        let Some(stem) = name.strip_suffix(".lint.txt") else {
+            continue;
+        };
+        let has_scenario = scenarios
+            .iter()
+            .any(|p| is_invalid_case(config, p) && p.file_stem().is_some_and(|s| s == stem));
+        if !has_scenario {
+            orphaned.push(found.path);
         }
     }
     orphaned

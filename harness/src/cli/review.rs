@@ -274,21 +274,19 @@ fn apply(
     let pending = pending_of(config, path);
     match choice {
         Choice::Accept => {
-            let Some(contents) = accepted_contents(config, path, result) else {
+            let accepted = accept(config, path, result).map_err(|error| {
+                CliError::Input(format!(
+                    "failed to write the goldens of `{}`: {error}",
+                    result.source
+                ))
+            })?;
+            if !accepted {
                 outln!(
                     "      {}: cannot accept a scenario that does not run; fix it and check again",
                     style.red("refused")
                 );
                 tally.left += 1;
                 return Ok(());
-            };
-            for (golden_path, text) in contents {
-                golden::bless(&golden_path, &text).map_err(|error| {
-                    CliError::Input(format!(
-                        "failed to write `{}`: {error}",
-                        golden_path.display()
-                    ))
-                })?;
             }
             tally.accepted += 1;
             if behaviour_warning(result).is_some() {
@@ -306,28 +304,22 @@ fn apply(
     Ok(())
 }
 
-/// The goldens to write for an accepted scenario: every output of the run
-/// just made (or the lint text of an invalid scenario).
-fn accepted_contents(
-    config: &SuiteConfig,
-    path: &Path,
-    result: &ScenarioResult,
-) -> Option<Vec<(PathBuf, String)>> {
+/// Writes an accepted scenario's goldens: every output of the run just
+/// made, as one set (or the lint text of an invalid scenario). `false`
+/// when the scenario did not run, so there is nothing current to accept.
+fn accept(config: &SuiteConfig, path: &Path, result: &ScenarioResult) -> std::io::Result<bool> {
+    let root = &config.snapshots_root;
     if suite::is_invalid_case(config, path) {
-        return Some(vec![(
-            suite::lint_golden(config, path),
-            suite::lint_text(path),
-        )]);
+        let golden = suite::lint_golden(config, path);
+        golden::bless_in(root, &golden, &suite::lint_text(path))?;
+        return Ok(true);
     }
-    let output = result.output.as_ref()?;
-    let dir = golden::golden_dir(&config.snapshots_root, &config.scenarios_root, path);
-    Some(
-        output
-            .files()
-            .iter()
-            .map(|(file, text)| (dir.join(file), text.to_string()))
-            .collect(),
-    )
+    let Some(output) = result.output.as_ref() else {
+        return Ok(false);
+    };
+    let dir = golden::golden_dir(root, &config.scenarios_root, path);
+    golden::bless_set(root, &dir, &output.files())?;
+    Ok(true)
 }
 
 /// The golden files a scenario owns.
