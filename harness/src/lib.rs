@@ -3,6 +3,7 @@
 //! and the CLI's pieces.
 
 pub mod atomic;
+pub mod audit;
 pub mod cli;
 pub mod driver;
 pub mod exit;
@@ -16,3 +17,4 @@ pub mod scenario;
 pub mod storage;
 pub mod style;
 pub mod suite;
+pub mod walk;

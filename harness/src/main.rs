@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rehearse::cli::{bless, check, explore, lint, new, replay, review, run, schema, Cli, Command};
+use rehearse::cli::{
+    audit, bless, check, explore, lint, new, replay, review, run, schema, Cli, Command,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(args),
         Command::New(args) => new::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     exit.into()
 }
