@@ -642,7 +642,7 @@ pub fn orphans(config: &SuiteConfig, scenarios: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -724,7 +724,7 @@ mod tests {
     /// A pull request twice with an expectation on the second: with the
     /// deliberate bug that runs finished work again, the invariant breaks
     /// and, because of it, the expectation fails too.
-    const TWICE: &str = "\
+    pub(crate) const TWICE: &str = "\
 version: 1
 start: 2026-04-24T12:00:00Z
 personas:
@@ -746,8 +746,8 @@ steps:
     expect: { receipt: duplicate }
 ";
 
-    #[test]
-    fn a_broken_invariant_comes_before_the_expectations_it_broke() {
+    /// `TWICE` (as `twice.yaml`) on a runtime that runs finished work again.
+    pub(crate) fn twice_with_a_bug() -> RunOutput {
         fn complete_duplicates(runtime: &mut rehearse_runtime::engine::Runtime) {
             runtime.set_deliberate_bug(rehearse_runtime::test_hooks::Bug::CompleteDuplicates);
         }
@@ -756,7 +756,12 @@ steps:
             runtime_hook: Some(complete_duplicates),
             ..driver::RunOptions::default()
         };
-        let output = driver::run_with(&scenario, "twice.yaml", options).unwrap();
+        driver::run_with(&scenario, "twice.yaml", options).unwrap()
+    }
+
+    #[test]
+    fn a_broken_invariant_comes_before_the_expectations_it_broke() {
+        let output = twice_with_a_bug();
         let problems = behaviour_problems(&output).unwrap();
         let kinds: Vec<&str> = problems
             .iter()
