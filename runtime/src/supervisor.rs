@@ -249,7 +249,11 @@ impl Supervisor {
             .copied()
             .filter(|&(at, _)| at <= now_ms);
         let Some(key) = due else {
-            let decision = self.decision(event_id, DecisionKind::Defer, None, None, None, 0);
+            // An idle pump is an episode of its own, as in the modelled
+            // supervisor (docs/SCENARIOS.md, "Additions to v1").
+            let episode = self.next_episode_id();
+            let decision =
+                self.decision(event_id, DecisionKind::Defer, None, Some(episode), None, 0);
             return (
                 decision,
                 Ok(OpResult {
