@@ -138,13 +138,15 @@ impl<P: Serialize> AuditEntry<P> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Acknowledgement {
     pub envelope_id: String,
-    pub decision: String,
+    /// Any JSON value.
+    pub decision: Value,
 }
 
 /// The payload of a `pipeline_finalized` entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Disposition {
-    pub disposition: String,
+    /// Any JSON value.
+    pub disposition: Value,
 }
 
 /// A handoff to another pipeline or persona that has not been acknowledged.
@@ -199,9 +201,9 @@ pub struct Pipeline {
     audit: Vec<AuditEntry>,
     /// Unacknowledged handoffs in the order they were recorded.
     partial_handoffs: Vec<PartialHandoff>,
-    /// Envelope id to the decision it was acknowledged with.
-    acknowledged: BTreeMap<String, String>,
-    disposition: Option<String>,
+    /// Envelope id to the decision it was acknowledged with (any JSON).
+    acknowledged: BTreeMap<String, Value>,
+    disposition: Option<Value>,
 }
 
 impl Pipeline {
@@ -323,7 +325,7 @@ impl Pipeline {
         if let Some(decision) = self.acknowledged.get(&op.envelope) {
             return Err(PipelineError::AlreadyAcknowledged {
                 envelope: op.envelope.clone(),
-                decision: decision.clone(),
+                decision: text_of(decision),
             });
         }
         let Some(handoff) = self
@@ -335,7 +337,7 @@ impl Pipeline {
                 envelope: op.envelope.clone(),
             });
         };
-        if op.decision.is_empty() {
+        if op.decision.as_str() == Some("") {
             return Err(PipelineError::Empty {
                 field: "ack_handoff `decision`",
             });
@@ -364,10 +366,10 @@ impl Pipeline {
     pub fn finalize(&self, op: &FinalizeOp, now_ms: i64) -> Result<PipelineOutcome, PipelineError> {
         if let Some(disposition) = &self.disposition {
             return Err(PipelineError::AlreadyFinalized {
-                disposition: disposition.clone(),
+                disposition: text_of(disposition),
             });
         }
-        if op.disposition.is_empty() {
+        if op.disposition.as_str() == Some("") {
             return Err(PipelineError::Empty {
                 field: "finalize `disposition`",
             });
@@ -416,8 +418,8 @@ impl Pipeline {
     }
 
     /// The finalised disposition, if any.
-    pub fn disposition(&self) -> Option<&str> {
-        self.disposition.as_deref()
+    pub fn disposition(&self) -> Option<&Value> {
+        self.disposition.as_ref()
     }
 
     /// The unsettled-state snapshot at `now_ms`. Queued triggers belong to
@@ -461,6 +463,15 @@ impl Pipeline {
     }
 }
 
+/// A decision or disposition in a message: a string as its text, any other
+/// value as its JSON.
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The pipeline's state as the report shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -471,9 +482,9 @@ pub struct PipelineSnapshot {
     pub audit: Vec<AuditEntry>,
     /// Unacknowledged handoffs in the order they were recorded.
     pub partial_handoffs: Vec<PartialHandoff>,
-    /// Envelope id to the decision it was acknowledged with.
-    pub acknowledged: BTreeMap<String, String>,
-    pub disposition: Option<String>,
+    /// Envelope id to the decision it was acknowledged with (any JSON).
+    pub acknowledged: BTreeMap<String, Value>,
+    pub disposition: Option<Value>,
 }
 
 /// A trigger the persona runtime holds in its queue (for example while the
