@@ -1,4 +1,5 @@
-//! `rehearse schema`: print the JSON Schema of the scenario format.
+//! `rehearse schema`: print the JSON Schema of the scenario format, or with
+//! `--events` of the runtime's event vocabulary.
 
 use std::io::Write;
 
@@ -11,13 +12,26 @@ use crate::scenario::json_schema_text;
 ///
 /// Save it and point a scenario's `# yaml-language-server: $schema=PATH`
 /// line at it for completion and validation while writing scenarios.
+///
+/// With `--events`, print instead the JSON Schema of every event the runtime
+/// writes (a line of `events.jsonl`), committed as `docs/events.schema.json`
+/// and described kind by kind in `docs/EVENTS.md`.
 #[derive(Debug, Args)]
-pub struct SchemaArgs {}
+pub struct SchemaArgs {
+    /// Print the schema of the event vocabulary instead.
+    #[arg(long)]
+    pub events: bool,
+}
 
 /// Prints the schema to stdout.
-pub fn run(_args: &SchemaArgs) -> Exit {
+pub fn run(args: &SchemaArgs) -> Exit {
+    let text = if args.events {
+        rehearse_runtime::event::vocabulary_schema_text()
+    } else {
+        json_schema_text()
+    };
     let mut out = std::io::stdout().lock();
-    match out.write_all(json_schema_text().as_bytes()) {
+    match out.write_all(text.as_bytes()) {
         Ok(()) => Exit::Pass,
         Err(error) => {
             eprintln!("error: failed to write the schema: {error}");

@@ -1,0 +1,88 @@
+//! The committed event vocabulary schema, `docs/events.schema.json`, is what
+//! `rehearse schema --events` prints (generated from the runtime's event
+//! types), and every event of every golden `events.jsonl` validates against
+//! it with a real draft-07 validator; every kind appears in some golden.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the harness crate sits in the workspace")
+        .to_path_buf()
+}
+
+fn event_logs(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("a snapshot directory")
+        .map(|entry| entry.expect("a directory entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            event_logs(&path, out);
+        } else if path.file_name().is_some_and(|name| name == "events.jsonl") {
+            out.push(path);
+        }
+    }
+}
+
+fn committed() -> String {
+    std::fs::read_to_string(root().join("docs/events.schema.json")).expect("the committed schema")
+}
+
+#[test]
+fn the_committed_events_schema_is_what_rehearse_schema_events_prints() {
+    let printed = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .args(["schema", "--events"])
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    assert!(
+        committed() == String::from_utf8_lossy(&printed.stdout),
+        "docs/events.schema.json is stale: regenerate it with `cargo run -q -p rehearse -- schema --events > docs/events.schema.json`"
+    );
+}
+
+#[test]
+fn every_golden_event_validates_and_every_kind_is_seen() {
+    let schema: Value = serde_json::from_str(&committed()).expect("the schema is JSON");
+    let validator = jsonschema::draft7::new(&schema).expect("a valid draft-07 schema");
+    let mut logs = Vec::new();
+    event_logs(&root().join("snapshots"), &mut logs);
+    assert!(logs.len() > 50, "only {} event logs", logs.len());
+    let mut failures = Vec::new();
+    let mut seen = BTreeSet::new();
+    for path in &logs {
+        let text = std::fs::read_to_string(path).unwrap();
+        for (index, line) in text.lines().enumerate() {
+            let event: Value = serde_json::from_str(line).unwrap();
+            seen.insert(event["kind"].as_str().unwrap_or_default().to_string());
+            let errors: Vec<String> = validator
+                .iter_errors(&event)
+                .map(|error| format!("{error} at {}", error.instance_path()))
+                .collect();
+            if !errors.is_empty() {
+                failures.push(format!(
+                    "{}:{}: {}",
+                    path.display(),
+                    index + 1,
+                    errors.join("; ")
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let kinds: Vec<&str> = schema["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|alternative| alternative["properties"]["kind"]["const"].as_str().unwrap())
+        .collect();
+    let unseen: Vec<&&str> = kinds.iter().filter(|kind| !seen.contains(**kind)).collect();
+    assert!(unseen.is_empty(), "kinds no golden shows: {unseen:?}");
+}
