@@ -15,6 +15,7 @@ use std::fmt;
 
 use rehearse_runtime::config::BudgetPolicy;
 use rehearse_runtime::engine::{OpResult, Runtime};
+use rehearse_runtime::money::Money;
 use rehearse_runtime::persona::{Lifecycle, PERSONA_TOPIC};
 use rehearse_runtime::process::{LeaseTokenRef, ProcessOp, PROCESS_TOPIC};
 use rehearse_runtime::{format_ms, Millis, Op, RuntimeConfig, StoredEvent};
@@ -213,7 +214,8 @@ impl LeaseModel {
 /// What a cost to admit is: dollars and tokens.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Amount {
-    usd: f64,
+    /// Exact, as the reference admits it (docs/SCENARIOS.md, "Money").
+    usd: Money,
     tokens: u64,
 }
 
@@ -227,9 +229,9 @@ struct PersonaModel {
     control: Control,
     lease: Option<LeaseModel>,
     /// Spend per UTC day start: dollars (summed in log order from zero) and tokens.
-    days: BTreeMap<i64, (f64, u64)>,
+    days: BTreeMap<i64, (Money, u64)>,
     /// Spend per UTC hour start.
-    hours: BTreeMap<i64, f64>,
+    hours: BTreeMap<i64, Money>,
     /// Queued work keys with the cost stored when they were queued.
     queued: BTreeMap<String, Amount>,
     /// Completed work keys with the event that completed each.
@@ -237,18 +239,18 @@ struct PersonaModel {
 }
 
 impl PersonaModel {
-    fn today(&self, now_ms: i64) -> (f64, u64) {
+    fn today(&self, now_ms: i64) -> (Money, u64) {
         self.days
             .get(&(now_ms - now_ms.rem_euclid(DAY_MS)))
             .copied()
-            .unwrap_or((0.0, 0))
+            .unwrap_or((Money::ZERO, 0))
     }
 
-    fn this_hour(&self, now_ms: i64) -> f64 {
+    fn this_hour(&self, now_ms: i64) -> Money {
         self.hours
             .get(&(now_ms - now_ms.rem_euclid(HOUR_MS)))
             .copied()
-            .unwrap_or(0.0)
+            .unwrap_or(Money::ZERO)
     }
 
     /// The limit admitting `amount` at `now_ms` would break, in the
@@ -256,15 +258,11 @@ impl PersonaModel {
     fn refusal(&self, amount: Amount, now_ms: i64) -> Option<&'static str> {
         let (day_usd, day_tokens) = self.today(now_ms);
         let policy = &self.budget;
-        if policy.run_usd.is_some_and(|limit| amount.usd > limit) {
+        if usd_limit(policy.run_usd).is_some_and(|limit| amount.usd > limit) {
             Some("run_usd")
-        } else if policy
-            .daily_usd
-            .is_some_and(|limit| day_usd + amount.usd > limit)
-        {
+        } else if usd_limit(policy.daily_usd).is_some_and(|limit| day_usd + amount.usd > limit) {
             Some("daily_usd")
-        } else if policy
-            .hourly_usd
+        } else if usd_limit(policy.hourly_usd)
             .is_some_and(|limit| self.this_hour(now_ms) + amount.usd > limit)
         {
             Some("hourly_usd")
@@ -332,6 +330,16 @@ fn u64_of(payload: &Value, field: &str) -> u64 {
         .get(field)
         .and_then(Value::as_u64)
         .unwrap_or_default()
+}
+
+/// A dollar limit as an exact amount.
+fn usd_limit(limit: Option<f64>) -> Option<Money> {
+    limit.map(Money::from_f64)
+}
+
+/// A dollar amount of a payload, exactly.
+fn money_of(payload: &Value, field: &str) -> Money {
+    Money::from_f64(f64_of(payload, field))
 }
 
 fn f64_of(payload: &Value, field: &str) -> f64 {
@@ -477,11 +485,11 @@ impl Checker {
     ) -> Amount {
         match step.map(StepContext::effective_op) {
             Some(Op::Trigger(trigger)) => Amount {
-                usd: trigger.cost.usd,
+                usd: Money::from_f64(trigger.cost.usd),
                 tokens: trigger.cost.tokens,
             },
             Some(Op::Tick(tick)) => Amount {
-                usd: tick.cost.usd,
+                usd: Money::from_f64(tick.cost.usd),
                 tokens: tick.cost.tokens,
             },
             _ => self.personas[persona]
@@ -515,7 +523,7 @@ impl Checker {
                 if !model.completed.contains_key(&work_key) {
                     let cost = payload.get("cost").cloned().unwrap_or(Value::Null);
                     let amount = Amount {
-                        usd: f64_of(&cost, "cost_usd"),
+                        usd: money_of(&cost, "cost_usd"),
                         tokens: u64_of(&cost, "tokens"),
                     };
                     model.queued.insert(work_key, amount);
@@ -744,7 +752,7 @@ impl Checker {
                 }
                 let reason = str_of(payload, "reason");
                 let amount = Amount {
-                    usd: f64_of(payload, "attempted_cost_usd"),
+                    usd: money_of(payload, "attempted_cost_usd"),
                     tokens: u64_of(payload, "attempted_tokens"),
                 };
                 let expected = model.refusal(amount, at);
@@ -763,7 +771,7 @@ impl Checker {
             }
             "persona.budget.recorded" => {
                 let amount = Amount {
-                    usd: f64_of(payload, "cost_usd"),
+                    usd: money_of(payload, "cost_usd"),
                     tokens: u64_of(payload, "tokens"),
                 };
                 let model = self.model(&name);
@@ -772,7 +780,7 @@ impl Checker {
                 let day_tokens = day_tokens.saturating_add(amount.tokens);
                 let hour_usd = model.this_hour(at) + amount.usd;
                 let policy = &model.budget;
-                let broken = if policy.run_usd.is_some_and(|limit| amount.usd > limit) {
+                let broken = if usd_limit(policy.run_usd).is_some_and(|limit| amount.usd > limit) {
                     Some((
                         Invariant::RunLimit,
                         format!(
@@ -780,7 +788,7 @@ impl Checker {
                             amount.usd, policy.run_usd
                         ),
                     ))
-                } else if policy.daily_usd.is_some_and(|limit| day_usd > limit) {
+                } else if usd_limit(policy.daily_usd).is_some_and(|limit| day_usd > limit) {
                     Some((
                         Invariant::DailyLimit,
                         format!(
@@ -788,7 +796,7 @@ impl Checker {
                             policy.daily_usd
                         ),
                     ))
-                } else if policy.hourly_usd.is_some_and(|limit| hour_usd > limit) {
+                } else if usd_limit(policy.hourly_usd).is_some_and(|limit| hour_usd > limit) {
                     Some((
                         Invariant::HourlyLimit,
                         format!(
@@ -1011,8 +1019,8 @@ impl Checker {
             let (day_usd, day_tokens) = model.today(step.at_ms);
             let hour_usd = model.this_hour(step.at_ms);
             let budget = &status.budget;
-            if budget.spent_today_usd.to_bits() != day_usd.to_bits()
-                || budget.spent_this_hour_usd.to_bits() != hour_usd.to_bits()
+            if budget.spent_today_usd.to_bits() != day_usd.to_f64().to_bits()
+                || budget.spent_this_hour_usd.to_bits() != hour_usd.to_f64().to_bits()
                 || budget.tokens_today != day_tokens
             {
                 return Err(mismatch(
