@@ -386,10 +386,16 @@ fn garbage_exits_2_naming_file_and_line() {
                 .into_bytes(),
             ":1: invalid type: sequence",
         ),
+        ("empty-object.jsonl", b"{}\n".to_vec(), ":1: missing field `id`"),
         (
-            "empty-object.jsonl",
-            b"{}\n".to_vec(),
-            ":1: missing field `topic`",
+            "no-topic.jsonl",
+            b"{\"id\":1,\"kind\":\"k\",\"payload\":{},\"occurred_at_ms\":0}\n".to_vec(),
+            ":1: missing field `topic` (a file of one topic's events",
+        ),
+        (
+            "both-forms.jsonl",
+            b"{\"topic\":\"t\",\"id\":1,\"kind\":\"k\",\"event\":{\"kind\":\"k\",\"payload\":{},\"occurred_at_ms\":0}}\n".to_vec(),
+            ":1: both `event` and a top-level `kind`",
         ),
     ];
     for (name, bytes, needle) in cases {
@@ -630,11 +636,12 @@ fn upstream_dir() -> PathBuf {
     repo().join("harness/tests/data/audit/upstream")
 }
 
-/// Every log in the upstream directory audits clean: today the converted
-/// library log; the upstream runtime's own log joins it when it is produced
-/// (see the directory's README).
+/// Every log in the upstream directory (the upstream runtime's own log and a
+/// converted library log, see the directory's README) audits clean, and
+/// rebuilt as a scenario, the reference runtime writes the same persona
+/// events.
 #[test]
-fn every_upstream_format_log_audits_clean() {
+fn every_upstream_format_log_audits_clean_and_matches_the_reference() {
     let mut logs: Vec<PathBuf> = std::fs::read_dir(upstream_dir())
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -656,32 +663,51 @@ fn every_upstream_format_log_audits_clean() {
             log.display(),
             report.findings
         );
+        assert_eq!(
+            rebuilt_divergence(&log, bindings.as_ref()),
+            None,
+            "{}",
+            log.display()
+        );
     }
+}
+
+/// Rebuilds `log` as a scenario, runs it on the reference and compares.
+fn rebuilt_divergence(
+    log: &Path,
+    bindings: Option<&Bindings>,
+) -> Option<rehearse::audit::Divergence> {
+    use rehearse::audit::{
+        first_divergence, rebuild, reference_events, round_trip, run_reference, to_scenario,
+        LogReader,
+    };
+    let trace = rebuild(&mut LogReader::open(log).unwrap(), bindings, false).unwrap();
+    let frame = bindings.and_then(|b| b.scenario.as_ref());
+    let scenario = to_scenario(&trace, "rebuilt", frame, None, None);
+    let (_, scenario) = round_trip(&scenario, "rebuilt.yaml").unwrap();
+    let output = run_reference(&scenario, "rebuilt.yaml").unwrap();
+    assert!(
+        output.report.invariant_violations.is_empty(),
+        "{}",
+        log.display()
+    );
+    let mut reader = LogReader::open(log).unwrap();
+    first_divergence(
+        std::iter::from_fn(|| reader.next_event().transpose()),
+        reference_events(&output).into_iter(),
+    )
+    .unwrap()
 }
 
 /// The rebuild is faithful: every library log, rebuilt with its scenario as
 /// bindings and run on the reference, gives the same persona events.
 #[test]
 fn every_golden_log_rebuilds_into_a_scenario_the_reference_matches() {
-    use rehearse::audit::{
-        first_divergence, rebuild, reference_events, round_trip, run_reference, to_scenario,
-        LogReader,
-    };
     for log in golden_logs() {
         let bindings = load_bindings(&scenario_of(&log)).unwrap();
-        let trace = rebuild(&mut LogReader::open(&log).unwrap(), Some(&bindings), false).unwrap();
-        let scenario = to_scenario(&trace, "rebuilt", bindings.scenario.as_ref(), None, None);
-        let (_, scenario) = round_trip(&scenario, "rebuilt.yaml").unwrap();
-        let output = run_reference(&scenario, "rebuilt.yaml").unwrap();
-        let mut reader = LogReader::open(&log).unwrap();
-        let divergence = first_divergence(
-            std::iter::from_fn(|| reader.next_event().transpose()),
-            reference_events(&output).into_iter(),
-        )
-        .unwrap();
-        assert_eq!(divergence, None, "{}", log.display());
-        assert!(
-            output.report.invariant_violations.is_empty(),
+        assert_eq!(
+            rebuilt_divergence(&log, Some(&bindings)),
+            None,
             "{}",
             log.display()
         );

@@ -10,6 +10,7 @@
 //!     lease_ttl: 5m                       # optional, default 5m
 //!     budget: { daily_usd: 1.0, run_usd: 0.25, hourly_usd: 0.5, max_tokens: 1000 }
 //!     entry_workflow: workflows/merge.harn#run   # optional, used by --to-scenario
+//!     template_ref: software_factory@v0    # optional, used by --to-scenario
 //!     schedules: ["*/30 * * * *"]          # optional, used by --to-scenario
 //! ```
 //!
@@ -72,6 +73,8 @@ struct Binding {
     #[serde(default)]
     entry_workflow: Option<String>,
     #[serde(default)]
+    template_ref: Option<String>,
+    #[serde(default)]
     schedules: Vec<String>,
 }
 
@@ -120,6 +123,7 @@ pub fn load(path: &Path) -> Result<Bindings, String> {
     for (name, binding) in file.personas {
         let spec = PersonaSpec {
             entry_workflow: binding.entry_workflow.unwrap_or_default(),
+            template_ref: binding.template_ref,
             schedules: binding.schedules,
             budget: binding.budget,
             lease_ttl: binding.lease_ttl,
