@@ -388,6 +388,11 @@ fn garbage_exits_2_naming_file_and_line() {
         ),
         ("empty-object.jsonl", b"{}\n".to_vec(), ":1: missing field `id`"),
         (
+            "payload.jsonl",
+            first_line.replace("\"provider\":\"github\"", "\"provider\":7").into_bytes(),
+            ":1: malformed",
+        ),
+        (
             "no-topic.jsonl",
             b"{\"id\":1,\"kind\":\"k\",\"payload\":{},\"occurred_at_ms\":0}\n".to_vec(),
             ":1: missing field `topic` (a file of one topic's events",

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use rehearse_runtime::persona::PERSONA_TOPIC;
+use rehearse_runtime::persona::{PersonaEvent, PERSONA_TOPIC};
 use rehearse_runtime::pipeline::LIFECYCLE_AUDIT_TOPIC;
 use rehearse_runtime::process::PROCESS_TOPIC;
 use rehearse_runtime::{format_ms, parse_rfc3339_ms, StoredEvent, Topic};
@@ -338,18 +338,32 @@ fn parse_line_of(bytes: &[u8], topic: Option<&Topic>) -> Result<StoredEvent, Str
     if body.kind.is_empty() {
         return Err("empty `kind`, expected an event kind".to_string());
     }
-    Ok(StoredEvent {
+    let mut payload = body.payload;
+    // The upstream writes a value event's own `occurred_at` in its tuple
+    // form too; the vocabulary's form is RFC 3339.
+    if let Some(at) = payload.get_mut("occurred_at").filter(|at| at.is_array()) {
+        if let Some(ms) = time_value_ms(at) {
+            *at = Value::String(format_ms(ms));
+        }
+    }
+    let event = StoredEvent {
         topic,
         id: line.id,
         kind: body.kind,
-        payload: body.payload,
+        payload,
         headers: body
             .headers
             .into_iter()
             .map(|(name, value)| (name, value.into_text()))
             .collect(),
         occurred_at_ms,
-    })
+    };
+    // A persona event of a kind the vocabulary holds must read as its typed
+    // payload; a kind it does not hold is kept and checked by nothing.
+    if let Some(Err(error)) = PersonaEvent::from_stored(&event) {
+        return Err(error.to_string());
+    }
+    Ok(event)
 }
 
 /// The body's time, from exactly one of its two fields, in range.
@@ -385,8 +399,8 @@ mod tests {
         Ok(events)
     }
 
-    const RFC: &str = r#"{"topic":"persona.runtime.events","id":1,"kind":"persona.control.paused","occurred_at":"2026-04-24T12:00:00.25Z","headers":{"persona":"p"},"payload":{}}"#;
-    const TUPLE: &str = r#"{"topic":"persona.runtime.events","id":1,"kind":"persona.control.paused","occurred_at":[2026,114,12,0,0,250000000,0,0,0],"headers":{"persona":"p","harn.provenance.run":"r-1","harn.provenance.seq":7},"payload":{}}"#;
+    const RFC: &str = r#"{"topic":"persona.runtime.events","id":1,"kind":"upstream.note","occurred_at":"2026-04-24T12:00:00.25Z","headers":{"persona":"p"},"payload":{}}"#;
+    const TUPLE: &str = r#"{"topic":"persona.runtime.events","id":1,"kind":"upstream.note","occurred_at":[2026,114,12,0,0,250000000,0,0,0],"headers":{"persona":"p","harn.provenance.run":"r-1","harn.provenance.seq":7},"payload":{}}"#;
 
     #[test]
     fn both_time_forms_read_the_same_instant() {
