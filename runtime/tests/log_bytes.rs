@@ -220,11 +220,11 @@ fn tampered_messages(bundle: &CaptureBundle) -> String {
         ("truncated", text[..text.len() / 2].to_string()),
         (
             "version",
-            text.replacen("rehearse-capture/1", "rehearse-capture/9", 1),
+            text.replacen("rehearse-capture/2", "rehearse-capture/9", 1),
         ),
         (
             "numeric version",
-            text.replacen("\"rehearse-capture/1\"", "[1, {\"a\": 2.5}]", 1),
+            text.replacen("\"rehearse-capture/2\"", "[1, {\"a\": 2.5}]", 1),
         ),
         ("not an object", "[1, 2]".to_string()),
         ("deep", format!("{}{}", "[".repeat(200), "]".repeat(200))),
@@ -282,7 +282,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
         ),
         (
             "bundle",
-            "5b76469a7794b37a1b37c369897b6f81bdbc459417e6f96171219310a2681c01",
+            "6fb2056533409a41ad8a1fdd1ec404914260e4dffc558fea5825349511c257bf",
         ),
         (
             "outcomes",
@@ -294,7 +294,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
         ),
         (
             "tampered",
-            "23781dae6d10a97d498950fce9a44f63b687bf54c9d44ff64e22cce62a27bf13",
+            "bcb248325781dfd3398005a73c6ab3ee2aeca8496b7e4a87d667b2fd2a8c3a96",
         ),
     ];
     assert_eq!(
