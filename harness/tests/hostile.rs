@@ -616,8 +616,7 @@ fn f10_bundle_reads_and_amounts_are_bounded() {
     let op = bundle.events[0].payload["trigger"]["cost"]["tokens"].clone();
     assert!(op.is_u64());
     bundle.events[0].payload["trigger"]["cost"]["tokens"] = serde_json::json!(u64::MAX);
-    bundle.events[0].payload_hash =
-        rehearse_runtime::capture::payload_hash(&bundle.events[0].payload);
+    bundle.events[0].payload_hash = rehearse_runtime::hash::payload_hash(&bundle.events[0].payload);
     fs::write(
         library.path("huge.json"),
         serde_json::to_string(&bundle).unwrap(),

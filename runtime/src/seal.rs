@@ -11,8 +11,9 @@
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::capture::{json_digest, to_hex, CaptureBundle, CapturedDecision, CapturedEvent};
+use crate::capture::{CaptureBundle, CapturedDecision, CapturedEvent};
 use crate::config::RuntimeConfig;
+use crate::hash::json_digest;
 
 /// The seal itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +62,7 @@ impl CaptureBundle {
         Seal {
             events: self.events.len() as u64,
             decisions: self.decisions.len() as u64,
-            sha256: to_hex(&json_digest(&contents(self))),
+            sha256: hex::encode(json_digest(&contents(self))),
         }
     }
 }

@@ -76,7 +76,7 @@ fn summary(
         d.decision,
         d.schedule_at_ms,
         d.episode_id,
-        d.termination.clone(),
+        d.termination.map(String::from),
         d.retry_count,
         receipt,
     )
@@ -106,11 +106,11 @@ fn a_rate_limited_event_waits_for_the_oldest_invocation_to_leave_the_window() {
             "deferred".into()
         )
     );
-    // Too early: nothing is due.
+    // Too early: nothing is due. An idle pump takes a fresh episode id.
     let idle = d.send("9s", pump());
     assert_eq!(
         summary(&idle),
-        (DecisionKind::Defer, None, None, None, 0, "idle".into())
+        (DecisionKind::Defer, None, Some(3), None, 0, "idle".into())
     );
     let ran = d.send("10s", pump());
     assert_eq!(
@@ -197,7 +197,7 @@ fn retries_walk_the_attempts_and_stop_at_semantic_errors() {
     let exhausted = d.send("2s", trigger("a", 3, ", outcome: {fail: network_timeout}"));
     assert_eq!(
         (
-            exhausted.decision.termination.as_deref(),
+            exhausted.decision.termination.map(String::from).as_deref(),
             exhausted.decision.retry_count
         ),
         (Some("failed:network_timeout"), 3)
@@ -216,14 +216,17 @@ fn an_attempt_longer_than_the_deadline_times_out() {
     let slow = d.send("0s", trigger("a", 1, ", duration: 31s"));
     assert_eq!(
         (
-            slow.decision.termination.as_deref(),
+            slow.decision.termination.map(String::from).as_deref(),
             slow.decision.retry_count,
             slow.decision.deadline_ms
         ),
         (Some("timed_out"), 1, Some(30_000))
     );
     let exact = d.send("1m", trigger("a", 2, ", duration: 30s"));
-    assert_eq!(exact.decision.termination.as_deref(), Some("completed"));
+    assert_eq!(
+        exact.decision.termination.map(String::from).as_deref(),
+        Some("completed")
+    );
 }
 
 #[test]
