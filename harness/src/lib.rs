@@ -7,6 +7,7 @@ pub mod cli;
 pub mod driver;
 pub mod exit;
 pub mod expect;
+pub mod explain;
 pub mod explore;
 pub mod golden;
 pub mod junit;

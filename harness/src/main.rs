@@ -4,13 +4,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rehearse::cli::{bless, check, explore, lint, new, replay, review, run, schema, Cli, Command};
+use rehearse::cli::{
+    bless, check, explain, explore, lint, new, replay, review, run, schema, Cli, Command,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match &cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::Bless(args) => bless::run(args),
         Command::Review(args) => review::run(args),
         Command::Replay(args) => replay::run(args),

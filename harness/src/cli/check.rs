@@ -228,6 +228,7 @@ fn print_human(report: &CheckReport, style: Style) {
         for problem in located_problems(result) {
             println!("      {problem}");
         }
+        print_explanations(result, style);
         if let Verdict::Fail { problems } = &result.verdict {
             for problem in problems {
                 if let Problem::Diff { diff, .. } | Problem::Lint { diff } = problem {
@@ -249,6 +250,24 @@ fn print_human(report: &CheckReport, style: Style) {
         println!("{}", style.dim("new outputs were saved beside the goldens as `*.new`: review them with `rehearse review`"));
     }
     println!("check: {} passed, {} failed", report.passed, report.failed);
+}
+
+/// Under a scenario's failed expectations, why each of those steps got its
+/// result (see `explain`).
+fn print_explanations(result: &ScenarioResult, style: Style) {
+    let Verdict::Fail { problems } = &result.verdict else {
+        return;
+    };
+    let steps = problems
+        .iter()
+        .filter_map(|problem| match problem {
+            Problem::Expectation { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    for text in crate::explain::explain_file_steps(&result.source, steps, "        ").values() {
+        print!("{}", style.dim(text));
+    }
 }
 
 /// GitHub Actions workflow commands escape `%`, CR and LF in messages.

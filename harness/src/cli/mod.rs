@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bless;
 pub mod check;
+pub mod explain;
 pub mod explore;
 pub mod lint;
 pub mod new;
@@ -27,6 +28,7 @@ pub struct Cli {
 pub enum Command {
     Run(run::RunArgs),
     Check(check::CheckArgs),
+    Explain(explain::ExplainArgs),
     Bless(bless::BlessArgs),
     Review(review::ReviewArgs),
     Replay(replay::ReplayArgs),

@@ -63,7 +63,12 @@ pub fn run(args: &RunArgs) -> Exit {
         }
         match args.format {
             Format::Json => print!("{}", output.report_json),
-            Format::Human => print_human(&output, &dir, style),
+            Format::Human => {
+                // Why each failed step got its result (see `explain`).
+                let explained =
+                    crate::explain::explain_failures(&scenario, &output.report, "              ");
+                print_human(&output, &dir, style, &explained);
+            }
         }
         if args.stats {
             print_stats(&output);
@@ -101,7 +106,12 @@ pub fn write_outputs(dir: &Path, output: &RunOutput) -> std::io::Result<()> {
     Ok(())
 }
 
-fn print_human(output: &RunOutput, dir: &Path, style: Style) {
+fn print_human(
+    output: &RunOutput,
+    dir: &Path,
+    style: Style,
+    explained: &std::collections::BTreeMap<usize, String>,
+) {
     let report = &output.report;
     println!(
         "{} {}",
@@ -157,6 +167,9 @@ fn print_human(output: &RunOutput, dir: &Path, style: Style) {
                     expectation.actual
                 );
             }
+        }
+        if let Some(text) = explained.get(&step.step) {
+            print!("{}", style.dim(text));
         }
     }
     for deferred in &report.deferred_at_end {
