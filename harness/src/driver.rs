@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use rehearse_runtime::capture::{CaptureBundle, Session};
-use rehearse_runtime::format_ms;
+use rehearse_runtime::engine::Runtime;
 use rehearse_runtime::log::{EventLog, MemoryLog, StoredEvent};
 use rehearse_runtime::op::Op;
 use rehearse_runtime::supervisor::{DecisionKind, Handled};
+use rehearse_runtime::{format_ms, Millis};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -198,10 +199,16 @@ pub fn run_observed(
             detail: None,
             expectations: Vec::new(),
         };
+        let mut run_receipt = Value::Null;
+        let mut appended = 0..0;
         if let Some(op) = &step.op {
             let event_id = format!("step-{}", index + 1);
             observer.before(index, op, now_ms, &session);
             let handled = session.handle(&event_id, now_ms, op);
+            appended = handled.events.clone();
+            if let Ok(Some(run)) = handled.result.as_ref().map(|r| r.run.as_ref()) {
+                run_receipt = serde_json::to_value(run).expect("a run receipt serialises");
+            }
             observer.after(index, op, now_ms, &session, &handled);
             // A restart that cut a torn tail dropped events earlier steps
             // appended: their ranges end where the log now ends.
@@ -262,7 +269,12 @@ pub fn run_observed(
             report.decision = Some(handled.decision);
         }
         if let Some(expect) = &step.expect {
-            report.expectations = evaluate(expect, &report, &session, scenario.start_ms, now_ms);
+            let observed = Observed {
+                step: &report,
+                run: &run_receipt,
+                events: &session.runtime().log().all()[appended.clone()],
+            };
+            report.expectations = evaluate(expect, &observed, &session, scenario.start_ms, now_ms);
             summary.expectations += report.expectations.len();
             summary.failed_expectations += report.expectations.iter().filter(|e| !e.ok).count();
         }
@@ -340,13 +352,23 @@ pub fn run_observed(
     })
 }
 
+/// What one step produced, for its expectations.
+struct Observed<'a> {
+    step: &'a StepReport,
+    /// The step's run receipt as JSON, `null` when it has none.
+    run: &'a Value,
+    /// The log events the step appended.
+    events: &'a [StoredEvent],
+}
+
 fn evaluate(
     expect: &Expect,
-    step: &StepReport,
+    observed: &Observed<'_>,
     session: &Session,
     start_ms: i64,
     now_ms: i64,
 ) -> Vec<Expectation> {
+    let step = observed.step;
     let mut out = Vec::new();
     if let Some(receipt) = &expect.receipt {
         check(&mut out, "receipt", json!(receipt), json!(step.receipt));
@@ -390,6 +412,25 @@ fn evaluate(
             json!(decision.and_then(|d| d.termination.clone())),
         );
     }
+    if let Some(id) = expect.episode_id {
+        check(
+            &mut out,
+            "episode_id",
+            json!(id),
+            json!(decision.and_then(|d| d.episode_id)),
+        );
+    }
+    if let Some(deadline) = expect.deadline {
+        check(
+            &mut out,
+            "deadline",
+            json!(deadline.to_string()),
+            json!(decision
+                .and_then(|d| d.deadline_ms)
+                .map(|ms| Millis(ms).to_string())),
+        );
+    }
+    evaluate_added(expect, observed, session.runtime(), &mut out);
     if !expect.unsettled.is_empty() {
         let counts = session.runtime().unsettled(now_ms).counts();
         for (name, expected) in &expect.unsettled {
@@ -421,6 +462,54 @@ fn evaluate(
     out
 }
 
+/// The expectation keys that read the step's events, run receipt and
+/// receipts, and the run records, process records and pipeline state.
+fn evaluate_added(
+    expect: &Expect,
+    observed: &Observed<'_>,
+    runtime: &Runtime,
+    out: &mut Vec<Expectation>,
+) {
+    if expect.events.is_some() || expect.events_include.is_some() {
+        let events: Vec<Value> = observed.events.iter().map(event_value).collect();
+        if let Some(items) = &expect.events {
+            expect::check_events(out, items, &events);
+        }
+        if let Some(items) = &expect.events_include {
+            expect::check_events_include(out, items, &events);
+        }
+    }
+    expect::check_paths(out, "run", &expect.run, observed.run);
+    if let Some(counts) = &expect.receipt_counts {
+        expect::check_receipt_counts(out, counts, &observed.step.receipts);
+    }
+    if !expect.records.is_empty() {
+        let records = serde_json::to_value(runtime.run_records()).expect("run records serialise");
+        let count = records.as_array().map_or(0, Vec::len);
+        for (path, expected) in &expect.records {
+            let actual = if path == "count" {
+                json!(count)
+            } else {
+                expect::lookup(&records, path)
+            };
+            check(out, format!("records.{path}"), expected.clone(), actual);
+        }
+    }
+    if let Some(process) = &expect.process {
+        let snapshot = runtime.processes().snapshot();
+        let record = snapshot.get(&process.id).cloned().unwrap_or(Value::Null);
+        if record.is_null() {
+            check(out, "process.id", json!(process.id), Value::Null);
+        }
+        let prefix = format!("process.{}", process.id);
+        expect::check_paths(out, &prefix, &process.paths, &record);
+    }
+    if !expect.pipeline.is_empty() {
+        let snapshot = runtime.pipeline().snapshot();
+        expect::check_paths(out, "pipeline", &expect.pipeline, &snapshot);
+    }
+}
+
 /// Keeps the operation of every deferred episode, and returns the one a
 /// pump just invoked.
 fn track_deferred(deferred: &mut BTreeMap<u64, Op>, op: &Op, handled: &Handled) -> Option<Op> {
@@ -448,18 +537,29 @@ struct EventLine<'a> {
     payload: &'a Value,
 }
 
-/// Every event of every topic in append order, one JSON object a line.
-pub fn render_events(events: &[StoredEvent]) -> String {
-    let mut out = String::with_capacity(events.len() * 256);
-    for event in events {
-        let line = EventLine {
+impl<'a> EventLine<'a> {
+    fn of(event: &'a StoredEvent) -> Self {
+        EventLine {
             topic: event.topic.as_str(),
             id: event.id,
             kind: &event.kind,
             occurred_at: format_ms(event.occurred_at_ms),
             headers: &event.headers,
             payload: &event.payload,
-        };
+        }
+    }
+}
+
+/// One event as its line of `events.jsonl` reads, for expectations.
+pub fn event_value(event: &StoredEvent) -> Value {
+    serde_json::to_value(EventLine::of(event)).expect("an event serialises")
+}
+
+/// Every event of every topic in append order, one JSON object a line.
+pub fn render_events(events: &[StoredEvent]) -> String {
+    let mut out = String::with_capacity(events.len() * 256);
+    for event in events {
+        let line = EventLine::of(event);
         out.push_str(&serde_json::to_string(&line).expect("an event serialises"));
         out.push('\n');
     }

@@ -6,6 +6,7 @@
 //! records in log order from zero, exactly as folding the whole log would,
 //! so the floating-point results are bit-identical to a full rebuild.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{day_start, hour_start};
@@ -163,7 +164,7 @@ pub fn refusal(
 }
 
 /// A persona's budget as its status reports it (the seed's `PersonaBudgetStatus`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BudgetStatus {
     pub daily_usd: Option<f64>,
     pub hourly_usd: Option<f64>,

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -63,7 +64,7 @@ impl RuntimeError {
 }
 
 /// The receipt of one run attempt, as the seed's `PersonaRunReceipt`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunReceipt {
     pub status: String,
     pub persona: String,

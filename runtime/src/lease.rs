@@ -1,13 +1,14 @@
 //! Single-writer persona leases: who holds a persona's work, since when, and
 //! until when.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The holder name the runtime uses for its own runs.
 pub const RUNTIME_HOLDER: &str = "persona-runtime";
 
 /// A lease on one persona's work, as the seed's `PersonaLease`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Lease {
     pub id: String,
     pub holder: String,

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,7 +26,7 @@ pub const PERSONA_TOPIC: &str = "persona.runtime.events";
 pub const PAUSED_EVENT_POLICY: &str = "queue_then_drain_on_resume";
 
 /// The lifecycle state of a persona.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
     Inactive,
@@ -90,7 +91,7 @@ pub struct QueuedItem {
 }
 
 /// Queued work as status reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct QueuedWork {
     pub work_key: String,
     pub provider: String,
@@ -103,7 +104,7 @@ pub struct QueuedWork {
 }
 
 /// A queued handoff as status reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HandoffInboxItem {
     pub work_key: String,
     pub handoff_id: Option<String>,
@@ -115,7 +116,7 @@ pub struct HandoffInboxItem {
 }
 
 /// A value event as status reports it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ValueReceipt {
     pub kind: String,
     pub run_id: Option<String>,
@@ -128,7 +129,7 @@ pub struct ValueReceipt {
 }
 
 /// The current assignment: the live lease, with readable times.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Assignment {
     pub work_key: String,
     pub lease_id: String,
@@ -138,7 +139,7 @@ pub struct Assignment {
 }
 
 /// A persona's status snapshot, field for field the seed's `PersonaStatus`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PersonaStatus {
     pub name: String,
     pub template_ref: Option<String>,

@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -62,7 +63,7 @@ pub enum PipelineError {
 }
 
 /// One audit entry. `seq` counts from 1 per pipeline run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditEntry {
     pub seq: u64,
@@ -72,7 +73,7 @@ pub struct AuditEntry {
 }
 
 /// A handoff to another pipeline or persona that has not been acknowledged.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartialHandoff {
     /// `envelope_{seq}`.
@@ -392,18 +393,37 @@ impl Pipeline {
         }
     }
 
-    /// The state for the final report: `{pipeline_id, seq, audit,
-    /// partial_handoffs, acknowledged, disposition}`.
-    pub fn snapshot(&self) -> Value {
-        json!({
-            "pipeline_id": self.pipeline_id,
-            "seq": self.seq,
-            "audit": self.audit,
-            "partial_handoffs": self.partial_handoffs,
-            "acknowledged": self.acknowledged,
-            "disposition": self.disposition,
-        })
+    /// The state for the final report and for `expect.pipeline`.
+    pub fn state(&self) -> PipelineSnapshot {
+        PipelineSnapshot {
+            pipeline_id: self.pipeline_id.clone(),
+            seq: self.seq,
+            audit: self.audit.clone(),
+            partial_handoffs: self.partial_handoffs.clone(),
+            acknowledged: self.acknowledged.clone(),
+            disposition: self.disposition.clone(),
+        }
     }
+
+    /// [`Pipeline::state`] as JSON (keys sorted, as every output's are).
+    pub fn snapshot(&self) -> Value {
+        serde_json::to_value(self.state()).expect("a pipeline snapshot serialises")
+    }
+}
+
+/// The pipeline's state as the report shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSnapshot {
+    pub pipeline_id: Option<String>,
+    /// The last sequence number used.
+    pub seq: u64,
+    pub audit: Vec<AuditEntry>,
+    /// Unacknowledged handoffs in the order they were recorded.
+    pub partial_handoffs: Vec<PartialHandoff>,
+    /// Envelope id to the decision it was acknowledged with.
+    pub acknowledged: BTreeMap<String, String>,
+    pub disposition: Option<String>,
 }
 
 /// A trigger the persona runtime holds in its queue (for example while the

@@ -26,6 +26,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,7 +40,9 @@ pub const RUN_RECORD_VERSION: u64 = 1;
 pub const REPLAY_FIXTURE_VERSION: u64 = 1;
 
 /// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Completed,
@@ -65,7 +68,9 @@ impl fmt::Display for RunStatus {
 }
 
 /// How one stage ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StageStatus {
     Completed,
@@ -104,7 +109,7 @@ pub struct RunFacts {
 }
 
 /// One stage of a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunStage {
     /// `stage_{i}`, counting from 1 in declaration order.
@@ -119,7 +124,7 @@ pub struct RunStage {
 
 /// A child run a stage started, materialised from the stage's `worker`
 /// metadata.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChildRun {
     pub worker_id: String,
@@ -186,7 +191,7 @@ impl ChildRun {
 }
 
 /// The record of one persona run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunRecord {
     pub run_record_version: u64,
@@ -377,7 +382,7 @@ impl RunRecord {
 }
 
 /// What a replay fixture expects of one stage.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageAssertion {
     pub name: String,
@@ -387,7 +392,7 @@ pub struct StageAssertion {
 
 /// What a later run of the same work must reproduce: the run's status and
 /// each stage's name, status and outcome, in order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayFixture {
     pub replay_fixture_version: u64,

@@ -11,6 +11,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::at::At;
+use super::expect_keys::{EventMatch, ProcessExpect};
+use rehearse_runtime::Millis;
 
 /// The only scenario format version this harness reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -230,12 +232,55 @@ pub struct Expect {
     pub persona: Option<String>,
     /// Dotted paths into the persona's status JSON (`budget.spent_today_usd`, `queued_work.0.work_key`) and their values; `null` for an absent value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "path_map_schema")]
     pub status: BTreeMap<String, serde_json::Value>,
     /// Counts of the unsettled-state snapshot: `suspended`, `queued`, `partial`, `in_flight`, `pool_pending`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "unsettled_schema")]
     pub unsettled: BTreeMap<String, u64>,
+    /// The events this step appended, in order and in number: kinds, or `{kind, topic?, headers?, payload?}` matched as subsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventMatch>>,
+    /// Events this step appended, as an ordered subsequence (others may come between).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_include: Option<Vec<EventMatch>>,
+    /// Dotted paths into the step's run receipt (`status`, `run_id`, `lease.id`, `budget_receipt_id`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "path_map_schema")]
+    pub run: BTreeMap<String, serde_json::Value>,
+    /// The episode id of the supervisor's decision for this step's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode_id: Option<u64>,
+    /// The deadline the supervisor's decision carries, as a duration such as `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Millis>,
+    /// How many receipts of each status a `resume`, `advance` or `repeat` produced, such as `{completed: 95, budget_exhausted: 1}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_counts: Option<BTreeMap<String, u64>>,
+    /// Dotted paths into the list of run records so far (`count`, `0.status`, `1.stages.0.name`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "path_map_schema")]
+    pub records: BTreeMap<String, serde_json::Value>,
+    /// One process record: `{id: ID, <path>: value}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessExpect>,
+    /// Dotted paths into the pipeline state (`seq`, `audit.0.kind`, `disposition`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "path_map_schema")]
+    pub pipeline: BTreeMap<String, serde_json::Value>,
 }
+
+/// A map of dotted paths to expected values; each path is one or more
+/// non-empty segments separated by dots.
+fn path_map_schema(_generator: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "propertyNames": { "pattern": PATH_PATTERN },
+    })
+}
+
+/// What an expectation path looks like: non-empty segments separated by dots.
+pub const PATH_PATTERN: &str = r"^[^.]*[^.\s][^.]*(\.[^.]*[^.\s][^.]*)*$";
 
 impl Expect {
     /// `schedule_at` as an absolute time, resolved against `start_ms`.

@@ -11,6 +11,7 @@ use rehearse_runtime::{format_ms, Constraints, PersonaSpec};
 use super::at::check_range;
 use super::layout::YamlPath;
 use super::model::{Expect, Scenario, Step, UNSETTLED_COUNTS};
+use super::paths::{check_path, Shape};
 
 /// The longest scenario name: names become file names with suffixes added.
 pub const MAX_NAME_LEN: usize = 128;
@@ -393,6 +394,12 @@ fn check_expect(
                 ("schedule_at", expect.schedule_at.is_some()),
                 ("retry_count", expect.retry_count.is_some()),
                 ("termination", expect.termination.is_some()),
+                ("episode_id", expect.episode_id.is_some()),
+                ("deadline", expect.deadline.is_some()),
+                ("run", !expect.run.is_empty()),
+                ("events", expect.events.is_some()),
+                ("events_include", expect.events_include.is_some()),
+                ("receipt_counts", expect.receipt_counts.is_some()),
             ];
             for (field, _) in about_this_step.iter().filter(|(_, set)| *set) {
                 push(
@@ -405,14 +412,19 @@ fn check_expect(
         }
         Some(Op::Resume(_)) => {}
         Some(op) => {
-            if expect.receipts.is_some() {
-                push(
-                    base.clone().field("receipts"),
-                    format!(
-                        "`receipts` is for `resume` steps, expected `receipt` on a `{}` step",
-                        op.kind()
-                    ),
-                );
+            for (field, set) in [
+                ("receipts", expect.receipts.is_some()),
+                ("receipt_counts", expect.receipt_counts.is_some()),
+            ] {
+                if set {
+                    push(
+                        base.clone().field(field),
+                        format!(
+                            "`{field}` is for `resume` steps, expected `receipt` on a `{}` step",
+                            op.kind()
+                        ),
+                    );
+                }
             }
         }
     }
@@ -442,16 +454,6 @@ fn check_expect(
         ),
         _ => {}
     }
-    for key in expect.status.keys() {
-        if key.split('.').any(|segment| segment.trim().is_empty()) {
-            push(
-                base.clone().field("status").field(key).as_key(),
-                format!(
-                    "invalid status path `{key}`, expected dotted field names such as `budget.spent_today_usd`"
-                ),
-            );
-        }
-    }
     for key in expect.unsettled.keys() {
         if !UNSETTLED_COUNTS.contains(&key.as_str()) {
             let known: Vec<String> = UNSETTLED_COUNTS
@@ -465,6 +467,52 @@ fn check_expect(
                     known.join(", ")
                 ),
             );
+        }
+    }
+    check_paths(expect, base, issues);
+}
+
+/// An example path of each shape, for messages about malformed paths.
+fn example_path(shape: Shape) -> &'static str {
+    match shape {
+        Shape::Status => "budget.spent_today_usd",
+        Shape::Receipt => "lease.id",
+        Shape::Records => "0.stages.0.name",
+        Shape::Process => "lease.fencing_token",
+        Shape::Pipeline => "audit.0.kind",
+    }
+}
+
+/// Every dotted path of `expect` must exist in the typed shape it reads.
+fn check_paths(expect: &Expect, base: &YamlPath, issues: &mut Vec<Issue>) {
+    let empty = BTreeMap::new();
+    let process_paths = expect.process.as_ref().map_or(&empty, |p| &p.paths);
+    let groups = [
+        (Shape::Status, &expect.status),
+        (Shape::Receipt, &expect.run),
+        (Shape::Records, &expect.records),
+        (Shape::Process, process_paths),
+        (Shape::Pipeline, &expect.pipeline),
+    ];
+    for (shape, paths) in groups {
+        for path in paths.keys() {
+            let at = base.clone().field(shape.key()).field(path).as_key();
+            let message = if path.split('.').any(|segment| segment.trim().is_empty()) {
+                format!(
+                    "invalid {} path `{path}`, expected dotted field names such as `{}`",
+                    shape.key(),
+                    example_path(shape)
+                )
+            } else if let Err(unknown) = check_path(shape, path) {
+                format!(
+                    "unknown {} path `{path}`, did you mean `{}`?",
+                    shape.key(),
+                    unknown.suggestion
+                )
+            } else {
+                continue;
+            };
+            issues.push(Issue { path: at, message });
         }
     }
 }

@@ -4,13 +4,14 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::hash::stable_json_sha256_hex;
 
 /// What a process runs. Written `{type: tool | engine | session_turn |
 /// external, ...}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ProcessInput {
     /// A prepared tool call.
@@ -58,7 +59,9 @@ impl ProcessInput {
 }
 
 /// What recovery may do with a process whose owner went away.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RecoveryDisposition {
     /// Any owner may claim it again after its lease expires and run it anew.
@@ -81,7 +84,7 @@ impl RecoveryDisposition {
 
 /// How a process is named in listings: a kind, an optional label and an
 /// optional definition that the `definition` list filter matches.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProcessIdentity {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,7 +137,7 @@ impl ProcessIdentity {
 }
 
 /// Who started a process: the host, or a session.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ProcessOriginator {
     Host,
@@ -142,14 +145,14 @@ pub enum ProcessOriginator {
 }
 
 /// Where a process came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProcessProvenance {
     pub originator: ProcessOriginator,
 }
 
 /// The execution environment a process runs in, referred to by the hash of
 /// its canonical JSON.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessExecutionEnvSpec {
     #[serde(default = "empty_object")]
@@ -190,7 +193,9 @@ impl ProcessRegistration {
 }
 
 /// Where a process is in its lifecycle. Every state but `running` is final.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessStatus {
     #[default]
@@ -225,7 +230,7 @@ impl fmt::Display for ProcessStatus {
 
 /// A lease on a process: who holds it, the token that proves it, the fencing
 /// token that orders it after every earlier lease, and when it lapses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProcessLease {
     pub owner: String,
     pub lease_token: String,
@@ -243,14 +248,14 @@ impl ProcessLease {
 }
 
 /// The first claim of a process.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProcessStarted {
     pub owner: String,
     pub started_at_ms: i64,
 }
 
 /// A request to abandon a process, waiting for its live lease to end.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AbandonRequest {
     pub requested_by: String,
     pub requested_at_ms: i64,
@@ -259,14 +264,14 @@ pub struct AbandonRequest {
 }
 
 /// What a running process waits for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WaitState {
     pub signal: String,
     pub since_ms: i64,
 }
 
 /// How a process ended: when, by whom, and what it left for its awaiters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProcessEnd {
     pub at_ms: i64,
     pub by: String,
@@ -281,7 +286,7 @@ pub struct ProcessEnd {
 }
 
 /// One process as the registry holds it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProcessRecord {
     pub id: String,
     pub registration_hash: String,
