@@ -10,6 +10,7 @@ pub mod expect;
 pub mod explain;
 pub mod explore;
 pub mod golden;
+pub mod html;
 pub mod junit;
 pub mod progress;
 pub mod report;

@@ -47,6 +47,11 @@ pub struct CheckArgs {
     /// per scenario, for CI test reporters.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write a timeline page per scenario under DIR (named after its
+    /// path under the scenarios root; a failed one shows its golden diff
+    /// event by event) and `DIR/index.html` linking them.
+    #[arg(long, value_name = "DIR")]
+    pub html: Option<PathBuf>,
 }
 
 /// Parses `--jobs`: a whole number of at least 1.
@@ -162,6 +167,15 @@ pub fn run(args: &CheckArgs) -> Exit {
     }
     if args.stats {
         print_stats(&report);
+    }
+    if let Some(dir) = &args.html {
+        if let Err(error) = crate::html::write_check_pages(dir, &report.results, &config) {
+            eprintln!(
+                "failed to write the timeline pages to `{}`: {error}",
+                dir.display()
+            );
+            return Exit::Usage;
+        }
     }
     if let Some(path) = &args.junit {
         if let Err(error) = junit::write(path, &report) {

@@ -25,6 +25,11 @@ pub struct RunArgs {
     /// Print events, episodes and throughput after each run.
     #[arg(long)]
     pub stats: bool,
+    /// Also write a self-contained timeline page per scenario,
+    /// `DIR/<name>.html` (lanes per persona, the supervisor, the budget;
+    /// each step's explanation and events).
+    #[arg(long, value_name = "DIR")]
+    pub html: Option<PathBuf>,
 }
 
 /// Report formats of `run`.
@@ -72,6 +77,18 @@ pub fn run(args: &RunArgs) -> Exit {
         }
         if args.stats {
             print_stats(&output);
+        }
+        if let Some(html) = &args.html {
+            match crate::html::write_run_page(html, &scenario, &source) {
+                Ok(path) => eprintln!("timeline: {}", path.display()),
+                Err(error) => {
+                    eprintln!(
+                        "failed to write the timeline page to `{}`: {error}",
+                        html.display()
+                    );
+                    code = Exit::Usage;
+                }
+            }
         }
         if !output.passed() && code == Exit::Pass {
             code = Exit::Mismatch;
