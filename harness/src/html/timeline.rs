@@ -60,9 +60,15 @@ impl Axis {
         LEFT + (i as f64 + 0.5) * self.col()
     }
 
-    /// The left edge of step `i`'s column.
+    /// Where what holds after step `i` begins to be drawn: the step's
+    /// column centre (the right edge past the last step), so a state is
+    /// never drawn before the step that caused it.
     fn edge(&self, i: usize) -> f64 {
-        LEFT + i as f64 * self.col()
+        if i >= self.times.len() {
+            LEFT + WIDTH
+        } else {
+            self.x(i)
+        }
     }
 
     /// Where time `t` falls: between the columns of the steps around it,
@@ -531,12 +537,17 @@ pub(super) fn budget_svg(model: &Model<'_>) -> String {
                     .map_or((0.0, 0.0), |p| (p.today_usd, p.hour_usd))
             })
             .collect();
-        let top = values
+        let spent = values
             .iter()
             .flat_map(|&(d, h)| [d, h])
-            .chain(budget.daily_usd)
-            .chain(budget.hourly_usd)
             .fold(0.0f64, f64::max);
+        // A limit far above the spend would flatten the spend to a line:
+        // such a limit is drawn at the top edge and labelled as above it.
+        let top = [budget.daily_usd, budget.hourly_usd]
+            .into_iter()
+            .flatten()
+            .filter(|&limit| spent == 0.0 || limit <= 4.0 * spent)
+            .fold(spent, f64::max);
         if top <= 0.0 {
             continue;
         }
@@ -590,10 +601,14 @@ fn draw_budget(
         (budget.hourly_usd, "limit-hour", "hourly_usd"),
     ] {
         if let Some(limit) = limit {
-            let ly = y_of(limit);
+            let (ly, above) = if limit > top {
+                (y, " (above the chart)")
+            } else {
+                (y_of(limit), "")
+            };
             let _ = write!(
                 out,
-                r#"<line class="{class}" x1="{LEFT}" x2="{:.0}" y1="{ly:.1}" y2="{ly:.1}"><title>{text} {limit}</title></line><text class="row-label" x="{:.1}" y="{:.1}">{text} {limit}</text>"#,
+                r#"<line class="{class}" x1="{LEFT}" x2="{:.0}" y1="{ly:.1}" y2="{ly:.1}"><title>{text} {limit}</title></line><text class="row-label" x="{:.1}" y="{:.1}">{text} {limit}{above}</text>"#,
                 LEFT + WIDTH,
                 LEFT - 8.0,
                 ly + 4.0
