@@ -3,7 +3,6 @@
 //! and renders the outputs (`events.jsonl`, `report.json`, `capture.json`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use rehearse_runtime::capture::{CaptureBundle, Session};
@@ -29,12 +28,10 @@ use crate::scenario::{Expect, Scenario, MAX_RETRIES};
 pub enum DriverError {
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
-    #[error("{file}: failed to prepare the durable log in `{dir}`: {message}")]
-    Storage {
-        file: String,
-        dir: PathBuf,
-        message: String,
-    },
+    /// The machine failed the run (a full disk, an I/O error in the
+    /// scratch log): never behaviour, never a golden.
+    #[error("{file}: environment error: {message}")]
+    Environment { file: String, message: String },
 }
 
 /// Everything a run produced.
@@ -205,6 +202,7 @@ pub fn run_observed(
             let event_id = format!("step-{}", index + 1);
             observer.before(index, op, now_ms, &session);
             let handled = session.handle(&event_id, now_ms, op);
+            storage.check(source)?;
             appended = handled.events.clone();
             if let Ok(Some(run)) = handled.result.as_ref().map(|r| r.run.as_ref()) {
                 run_receipt = serde_json::to_value(run).expect("a run receipt serialises");
@@ -332,7 +330,7 @@ pub fn run_observed(
     };
     let (bundle, runtime) = session.finish();
     drop(runtime);
-    storage.cleanup();
+    drop(storage);
     let report_json = pretty(&report);
     let capture_json = pretty(&bundle);
     let stats = RunStats {
@@ -576,7 +574,7 @@ pub fn pretty<T: Serialize>(value: &T) -> String {
 /// Where a run keeps its log.
 enum Storage {
     Memory,
-    File(PathBuf),
+    File(crate::storage::Scratch),
 }
 
 impl Storage {
@@ -584,25 +582,23 @@ impl Storage {
         if !scenario.has_restart() {
             return Ok(Self::Memory);
         }
-        let dir = crate::storage::scratch_dir(&scenario.name);
-        std::fs::create_dir_all(&dir).map_err(|error| DriverError::Storage {
-            file: source.to_string(),
-            dir: dir.clone(),
-            message: error.to_string(),
-        })?;
-        Ok(Self::File(dir))
+        crate::storage::Scratch::new()
+            .map(Self::File)
+            .map_err(|message| DriverError::Environment {
+                file: source.to_string(),
+                message,
+            })
     }
 
     fn open(&self, source: &str) -> Result<Box<dyn EventLog>, DriverError> {
         match self {
             Self::Memory => Ok(Box::new(MemoryLog::new())),
-            Self::File(dir) => {
-                crate::storage::open_file_log(dir).map_err(|message| DriverError::Storage {
+            Self::File(scratch) => scratch
+                .open_log()
+                .map_err(|message| DriverError::Environment {
                     file: source.to_string(),
-                    dir: dir.clone(),
                     message,
-                })
-            }
+                }),
         }
     }
 
@@ -613,9 +609,18 @@ impl Storage {
         }
     }
 
-    fn cleanup(&self) {
-        if let Self::File(dir) = self {
-            let _ = std::fs::remove_dir_all(dir);
+    /// Fails the run when the durable log failed: such a step error is the
+    /// machine's, not the runtime's.
+    fn check(&self, source: &str) -> Result<(), DriverError> {
+        match self {
+            Self::File(scratch) => match scratch.failure() {
+                Some(message) => Err(DriverError::Environment {
+                    file: source.to_string(),
+                    message,
+                }),
+                None => Ok(()),
+            },
+            Self::Memory => Ok(()),
         }
     }
 }

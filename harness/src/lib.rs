@@ -3,6 +3,7 @@
 //! and the CLI's pieces.
 
 pub mod atomic;
+pub mod audit;
 pub mod cli;
 pub mod driver;
 pub mod exit;
@@ -18,3 +19,4 @@ pub mod scenario;
 pub mod storage;
 pub mod style;
 pub mod suite;
+pub mod walk;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rehearse::cli::{
-    bless, check, explain, explore, lint, new, replay, review, run, schema, Cli, Command,
+    audit, bless, check, explain, explore, lint, new, replay, review, run, schema, Cli, Command,
 };
 
 fn main() -> ExitCode {
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(args),
         Command::New(args) => new::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     exit.into()
 }

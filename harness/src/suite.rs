@@ -157,15 +157,41 @@ pub struct ScenarioResult {
     pub stats: RunStats,
 }
 
-/// Finds scenario files under `paths`, sorted, each once.
+/// Finds scenario files under `paths`, sorted, each once. Directories are
+/// walked without following links; an entry named `*.yaml` or `*.yml` that
+/// is not a regular file (a link, a FIFO, a device) is an error naming it,
+/// never opened. A path given by name may be a link to a regular file.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut found = Vec::new();
     for path in paths {
         if path.is_dir() {
-            collect(path, &mut found)
+            let entries = crate::walk::walk(path)
                 .map_err(|error| format!("failed to read `{}`: {error}", path.display()))?;
+            for entry in entries {
+                let is_scenario = matches!(
+                    entry.path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                );
+                if !is_scenario {
+                    continue;
+                }
+                if !entry.is_file() {
+                    return Err(format!(
+                        "`{}` is {}, expected a regular scenario file",
+                        entry.path.display(),
+                        crate::atomic::describe(&entry.file_type)
+                    ));
+                }
+                found.push(entry.path);
+            }
         } else if path.is_file() {
             found.push(path.clone());
+        } else if let Ok(metadata) = path.metadata() {
+            return Err(format!(
+                "`{}` is {}, expected a scenario file or directory",
+                path.display(),
+                crate::atomic::describe(&metadata.file_type())
+            ));
         } else {
             return Err(format!(
                 "no scenario file or directory at `{}`",
@@ -178,17 +204,35 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(found)
 }
 
-fn collect(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            collect(&path, found)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
-            found.push(path);
+/// Where a scenario's goldens go: its golden directory, or for an invalid
+/// case its lint golden file.
+pub fn golden_target(config: &SuiteConfig, path: &Path) -> PathBuf {
+    if is_invalid_case(config, path) {
+        lint_golden(config, path)
+    } else {
+        golden::golden_dir(&config.snapshots_root, &config.scenarios_root, path)
+    }
+}
+
+/// Refuses two scenarios whose goldens would land in one place (`x.yaml`
+/// and `x.yml`, one stem in two `invalid/` folders), or in a directory that
+/// holds another scenario's goldens (`a.yaml` beside a folder `a/`): both
+/// would be blessed into the same files.
+pub fn check_golden_targets(config: &SuiteConfig, files: &[PathBuf]) -> Result<(), String> {
+    let mut targets: Vec<(PathBuf, &PathBuf)> = files
+        .iter()
+        .map(|path| (golden_target(config, path), path))
+        .collect();
+    targets.sort();
+    for pair in targets.windows(2) {
+        let ((first_target, first), (second_target, second)) = (&pair[0], &pair[1]);
+        if first_target == second_target || second_target.starts_with(first_target) {
+            return Err(format!(
+                "`{}` and `{}` both map to goldens in `{}`, expected one scenario per golden set: rename one",
+                first.display(),
+                second.display(),
+                first_target.display()
+            ));
         }
     }
     Ok(())
@@ -229,6 +273,7 @@ pub fn lint_text(path: &Path) -> String {
 /// The scenario files a suite covers, after partitioning.
 pub fn selected(config: &SuiteConfig) -> Result<Vec<PathBuf>, String> {
     let all = discover(&config.paths)?;
+    check_golden_targets(config, &all)?;
     Ok(match config.partition {
         None => all,
         Some(partition) => {
@@ -295,7 +340,7 @@ pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioRe
     if is_invalid_case(config, path) {
         let text = lint_text(path);
         let golden = lint_golden(config, path);
-        result.verdict = match golden::compare(&golden, &text) {
+        result.verdict = match golden::compare_in(&config.snapshots_root, &golden, &text) {
             Ok(Comparison::Same) => Verdict::Pass,
             Ok(Comparison::Missing) => Verdict::New,
             Ok(Comparison::Differs { diff }) => Verdict::Fail {
@@ -347,14 +392,23 @@ pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioRe
             message: violation.message.clone(),
         });
     }
-    if let Err(error) = replay_fresh(&output) {
-        problems.push(Problem::Replay { message: error });
+    match replay_fresh(&output) {
+        Ok(()) => {}
+        Err(error @ crate::storage::BundleError::Environment(_)) => {
+            result.verdict = Verdict::Error {
+                message: format!("{source}: {error}"),
+            };
+            return result;
+        }
+        Err(error) => problems.push(Problem::Replay {
+            message: error.to_string(),
+        }),
     }
     let dir = golden::golden_dir(&config.snapshots_root, &config.scenarios_root, path);
     let mut missing = false;
     for (file, contents) in output.files() {
         let golden_path = dir.join(file);
-        match golden::compare(&golden_path, contents) {
+        match golden::compare_in(&config.snapshots_root, &golden_path, contents) {
             Ok(Comparison::Same) => continue,
             Ok(Comparison::Missing) => missing = true,
             Ok(Comparison::Differs { diff }) => {
@@ -389,7 +443,7 @@ pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioRe
 
 /// Replays a fresh capture on a fresh runtime; a scenario whose capture does
 /// not reproduce is broken, whatever its goldens say.
-fn replay_fresh(output: &RunOutput) -> Result<(), String> {
+fn replay_fresh(output: &RunOutput) -> Result<(), crate::storage::BundleError> {
     crate::storage::replay_bundle(&output.bundle, ReplayOptions { strict: true }).map(|_| ())
 }
 
@@ -478,22 +532,19 @@ pub fn orphans(config: &SuiteConfig, scenarios: &[PathBuf]) -> Vec<PathBuf> {
         .collect();
     // Lint goldens of invalid scenarios that are gone.
     let invalid_dir = config.snapshots_root.join(INVALID_DIR);
-    if let Ok(entries) = std::fs::read_dir(&invalid_dir) {
-        let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-        files.sort();
-        for file in files {
-            let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            let Some(stem) = name.strip_suffix(".lint.txt") else {
-                continue;
-            };
-            let has_scenario = scenarios
-                .iter()
-                .any(|p| is_invalid_case(config, p) && p.file_stem().is_some_and(|s| s == stem));
-            if !has_scenario {
-                orphaned.push(file);
-            }
+    for found in crate::walk::walk(&invalid_dir).unwrap_or_default() {
+        if found.path.parent() != Some(invalid_dir.as_path()) {
+            continue;
+        }
+        let name = found.name();
+        let Some(stem) = name.strip_suffix(".lint.txt") else {
+            continue;
+        };
+        let has_scenario = scenarios
+            .iter()
+            .any(|p| is_invalid_case(config, p) && p.file_stem().is_some_and(|s| s == stem));
+        if !has_scenario {
+            orphaned.push(found.path);
         }
     }
     orphaned

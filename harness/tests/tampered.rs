@@ -144,9 +144,11 @@ fn payload_hash_flipped() {
     check("payload-hash-flipped", MISMATCH);
 }
 
+/// A payload that is no operation makes the bundle malformed: an input
+/// error (2), not a behaviour mismatch.
 #[test]
 fn invalid_payload() {
-    check("invalid-payload", MISMATCH);
+    check("invalid-payload", USAGE);
 }
 
 #[test]
@@ -169,9 +171,11 @@ fn decision_termination() {
     check("decision-termination", MISMATCH);
 }
 
+/// Every event has exactly one decision; a bundle without is inconsistent,
+/// an input error (2).
 #[test]
 fn decision_removed() {
-    check("decision-removed", MISMATCH);
+    check("decision-removed", USAGE);
 }
 
 #[test]

@@ -77,7 +77,24 @@ pub enum ReplayError {
     InvalidConfig(String),
 }
 
+/// The largest capture bundle read: 256 MiB of JSON.
+pub const MAX_BUNDLE_BYTES: u64 = 256 * 1024 * 1024;
+
 impl ReplayError {
+    /// Whether the bundle itself is unusable (malformed, inconsistent,
+    /// invalid): an input error, as opposed to a bundle that is well formed
+    /// but does not reproduce.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Malformed { .. }
+                | Self::UnsupportedVersion { .. }
+                | Self::InvalidPayload { .. }
+                | Self::DecisionCount { .. }
+                | Self::InvalidConfig(_)
+        )
+    }
+
     /// What to do about it, in one sentence.
     pub fn hint(&self) -> &'static str {
         match self {
@@ -130,6 +147,16 @@ macro_rules! scalars {
 
 /// Reads a bundle from JSON text, checking its version before anything else.
 pub fn parse_bundle(text: &str) -> Result<CaptureBundle, ReplayError> {
+    if text.len() as u64 > MAX_BUNDLE_BYTES {
+        return Err(ReplayError::Malformed {
+            line: 1,
+            column: 1,
+            message: format!(
+                "the bundle is {} bytes, expected at most {MAX_BUNDLE_BYTES}",
+                text.len()
+            ),
+        });
+    }
     let probe: VersionProbe = serde_json::from_str(text).map_err(|e| malformed(&e))?;
     if let Some(found) = probe.0 {
         if found.as_str() != Some(CAPTURE_VERSION) {

@@ -40,7 +40,7 @@ pub fn run(args: &BlessArgs) -> Exit {
         partition: None,
         find_orphans: false,
     };
-    let files = match suite::discover(&config.paths) {
+    let files = match suite::selected(&config) {
         Ok(files) => files,
         Err(message) => {
             eprintln!("{message}");
@@ -86,15 +86,17 @@ struct Blessed {
 
 fn bless_one(config: &SuiteConfig, path: &std::path::Path) -> Result<Blessed, String> {
     let name = suite::scenario_name(config, path);
-    // Blessing an unchanged golden still clears a stale pending file.
-    let write = |golden_path: &std::path::Path, contents: &str| -> Result<bool, String> {
-        let changed = std::fs::read_to_string(golden_path).map_or(true, |old| old != contents);
-        golden::bless(golden_path, contents)
-            .map_err(|e| format!("failed to write `{}`: {e}", golden_path.display()))?;
-        Ok(changed)
+    let root = &config.snapshots_root;
+    let failed = |target: &std::path::Path, e: std::io::Error| {
+        format!("failed to write `{}`: {e}", target.display())
     };
     if suite::is_invalid_case(config, path) {
-        let changed = write(&suite::lint_golden(config, path), &suite::lint_text(path))?;
+        let golden_path = suite::lint_golden(config, path);
+        let text = suite::lint_text(path);
+        // Blessing an unchanged golden still clears a stale pending file.
+        let changed = golden::compare_in(root, &golden_path, &text)
+            .map_or(true, |c| c != golden::Comparison::Same);
+        golden::bless_in(root, &golden_path, &text).map_err(|e| failed(&golden_path, e))?;
         return Ok(Blessed {
             name,
             changed,
@@ -104,11 +106,8 @@ fn bless_one(config: &SuiteConfig, path: &std::path::Path) -> Result<Blessed, St
     let scenario = crate::scenario::parse_scenario(path).map_err(|e| e.to_string())?;
     let source = path.to_string_lossy().replace('\\', "/");
     let output = crate::driver::run(&scenario, &source).map_err(|e| e.to_string())?;
-    let dir = golden::golden_dir(&config.snapshots_root, &config.scenarios_root, path);
-    let mut changed = false;
-    for (file, contents) in output.files() {
-        changed |= write(&dir.join(file), contents)?;
-    }
+    let dir = golden::golden_dir(root, &config.scenarios_root, path);
+    let changed = golden::bless_set(root, &dir, &output.files()).map_err(|e| failed(&dir, e))?;
     Ok(Blessed {
         name,
         changed,

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
 pub mod bless;
 pub mod check;
 pub mod explain;
@@ -36,4 +37,5 @@ pub enum Command {
     Lint(lint::LintArgs),
     New(new::NewArgs),
     Schema(schema::SchemaArgs),
+    Audit(audit::AuditArgs),
 }

@@ -100,27 +100,34 @@ pub fn run(args: &RunArgs) -> Exit {
 /// How many threads write run records at once.
 const RECORD_WRITERS: usize = 8;
 
-/// Writes a run's outputs into `dir`, each file atomically, with one run
-/// record file per persona run under `runs/`.
+/// Writes a run's outputs as one set: `dir` is replaced whole (see
+/// `atomic::replace_dir`), with one run record file per persona run under
+/// `runs/`. An existing `dir` holding anything else is refused.
 pub fn write_outputs(dir: &Path, output: &RunOutput) -> std::io::Result<()> {
-    for (name, contents) in output.files() {
-        crate::atomic::write(&dir.join(name), contents.as_bytes())?;
-    }
-    let runs = dir.join("runs");
-    if runs.is_dir() {
-        std::fs::remove_dir_all(&runs)?;
-    }
-    // Each record is its own atomic, fsynced file; the writes wait on the
-    // disk, not the CPU, so a few threads make a load scenario's thousands of
-    // records quick.
-    let saved = crate::suite::parallel_map(&output.runs, RECORD_WRITERS, |record| {
-        record.save(&runs.join(record.file_name()))
-    });
-    saved
-        .into_iter()
-        .collect::<Result<Vec<()>, _>>()
-        .map_err(std::io::Error::other)?;
-    Ok(())
+    let owned = |name: &str, is_dir: bool| {
+        if is_dir {
+            name == "runs"
+        } else {
+            output.files().iter().any(|(file, _)| *file == name)
+        }
+    };
+    crate::atomic::replace_dir(dir, &owned, |stage| {
+        for (name, contents) in output.files() {
+            crate::atomic::write_new(&stage.join(name), contents.as_bytes())?;
+        }
+        let runs = stage.join("runs");
+        // Each record is its own fsynced file; the writes wait on the disk,
+        // not the CPU, so a few threads make a load scenario's thousands of
+        // records quick.
+        let saved = crate::suite::parallel_map(&output.runs, RECORD_WRITERS, |record| {
+            record.save(&runs.join(record.file_name()))
+        });
+        saved
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map_err(std::io::Error::other)?;
+        Ok(())
+    })
 }
 
 fn print_human(

@@ -220,7 +220,9 @@ struct Amount {
 /// One persona as the log shows it.
 #[derive(Clone, Debug, Default)]
 struct PersonaModel {
-    ttl_ms: i64,
+    /// The binding's lease TTL; `None` for a persona met in a log without
+    /// its binding, whose leases expire when the log says they do.
+    ttl_ms: Option<i64>,
     budget: BudgetPolicy,
     control: Control,
     lease: Option<LeaseModel>,
@@ -274,6 +276,12 @@ impl PersonaModel {
         } else {
             None
         }
+    }
+
+    /// Whether the persona's binding is known: a persona met in a log
+    /// without one has no TTL and no limits to hold it to.
+    fn is_bound(&self) -> bool {
+        self.ttl_ms.is_some()
     }
 
     fn live_lease(&self, now_ms: i64) -> Option<&LeaseModel> {
@@ -359,6 +367,9 @@ pub struct Checker {
     processes: BTreeMap<String, ProcessModel>,
     /// How many log events have been checked.
     checked: usize,
+    /// Whether a persona without a binding is modelled when the log first
+    /// names it (`rehearse audit`), rather than ignored.
+    discover_personas: bool,
 }
 
 impl Checker {
@@ -369,7 +380,7 @@ impl Checker {
             .iter()
             .map(|(name, spec)| {
                 let model = PersonaModel {
-                    ttl_ms: spec.lease_ttl().as_i64(),
+                    ttl_ms: Some(spec.lease_ttl().as_i64()),
                     budget: spec.budget.clone(),
                     ..PersonaModel::default()
                 };
@@ -380,7 +391,61 @@ impl Checker {
             personas,
             processes: BTreeMap::new(),
             checked: 0,
+            discover_personas: false,
         }
+    }
+
+    /// A checker for a log read on its own, with no runtime and no
+    /// operations (`rehearse audit`). Personas of `config` are held to their
+    /// bindings; any other persona the log names is modelled from its first
+    /// event with no budget limits and lease expiries as logged, so the
+    /// lease-expiry and budget invariants hold nothing to it.
+    pub fn for_log(config: &RuntimeConfig) -> Self {
+        Self {
+            discover_personas: true,
+            ..Self::new(config)
+        }
+    }
+
+    /// Checks one event of a log read on its own against the model and folds
+    /// it in, as [`Checker::check_step`] does for each event a step
+    /// appended. What needs the operation behind the event (the cost it was
+    /// admitted with, which resume drained it, a refused process token) or
+    /// a runtime (statuses) is not checked. A violation's `step` is
+    /// `position`, the event's 1-based place in the log.
+    pub fn check_event(&mut self, position: usize, event: &StoredEvent) -> Result<(), Violation> {
+        if self.discover_personas && event.topic.as_str() == PERSONA_TOPIC {
+            if let Some(name) = event.header("persona") {
+                if !self.personas.contains_key(name) {
+                    self.personas
+                        .insert(name.to_string(), PersonaModel::default());
+                }
+            }
+        }
+        self.checked += 1;
+        self.event(None, position, event, &mut BTreeMap::new())
+    }
+
+    /// Checks one event against the model and folds it in; `step` is the
+    /// operation that appended it, when known.
+    fn event(
+        &mut self,
+        step: Option<&StepContext<'_>>,
+        position: usize,
+        event: &StoredEvent,
+        started_this_step: &mut BTreeMap<(String, String), String>,
+    ) -> Result<(), Violation> {
+        let result = match event.topic.as_str() {
+            PERSONA_TOPIC => self.persona_event(step, event, started_this_step),
+            PROCESS_TOPIC => self.process_event(event),
+            _ => Ok(()),
+        };
+        result.map_err(|(invariant, message, evidence)| Violation {
+            invariant,
+            step: position,
+            message,
+            evidence,
+        })
     }
 
     /// Checks the events one step appended and then every persona's status.
@@ -394,28 +459,7 @@ impl Checker {
         self.check_process_refusal(&step, new_events)?;
         let mut started_this_step: BTreeMap<(String, String), String> = BTreeMap::new();
         for event in new_events {
-            let violation =
-                |invariant: Invariant, message: String, evidence: Vec<String>| Violation {
-                    invariant,
-                    step: step.index + 1,
-                    message,
-                    evidence,
-                };
-            match event.topic.as_str() {
-                PERSONA_TOPIC => {
-                    self.persona_event(&step, event, &mut started_this_step)
-                        .map_err(|(invariant, message, evidence)| {
-                            violation(invariant, message, evidence)
-                        })?;
-                }
-                PROCESS_TOPIC => {
-                    self.process_event(event)
-                        .map_err(|(invariant, message, evidence)| {
-                            violation(invariant, message, evidence)
-                        })?;
-                }
-                _ => {}
-            }
+            self.event(Some(&step), step.index + 1, event, &mut started_this_step)?;
         }
         self.checked = log.len();
         self.check_statuses(&step, runtime)
@@ -423,13 +467,20 @@ impl Checker {
 
     /// The cost a run of `work_key` was admitted with in this step: the
     /// triggering operation's, or the queued item's for a resume.
-    fn admission_amount(&self, step: &StepContext<'_>, persona: &str, work_key: &str) -> Amount {
-        match step.effective_op() {
-            Op::Trigger(trigger) => Amount {
+    /// Without the operation (a log read on its own), only a queued item's
+    /// cost is known; anything else counts as free.
+    fn admission_amount(
+        &self,
+        step: Option<&StepContext<'_>>,
+        persona: &str,
+        work_key: &str,
+    ) -> Amount {
+        match step.map(StepContext::effective_op) {
+            Some(Op::Trigger(trigger)) => Amount {
                 usd: trigger.cost.usd,
                 tokens: trigger.cost.tokens,
             },
-            Op::Tick(tick) => Amount {
+            Some(Op::Tick(tick)) => Amount {
                 usd: tick.cost.usd,
                 tokens: tick.cost.tokens,
             },
@@ -443,7 +494,7 @@ impl Checker {
 
     fn persona_event(
         &mut self,
-        step: &StepContext<'_>,
+        step: Option<&StepContext<'_>>,
         event: &StoredEvent,
         started_this_step: &mut BTreeMap<(String, String), String>,
     ) -> Result<(), (Invariant, String, Vec<String>)> {
@@ -524,8 +575,14 @@ impl Checker {
                 }
                 let acquired = i64_of(payload, "acquired_at_ms");
                 let expires = i64_of(payload, "expires_at_ms");
-                let expected = at.saturating_add(model.ttl_ms);
-                if acquired != Some(at) || expires != Some(expected) {
+                // Without a binding, the lease lasts as long as the log says.
+                let expected = model
+                    .ttl_ms
+                    .map_or(expires.unwrap_or(at), |ttl_ms| at.saturating_add(ttl_ms));
+                if let Some(ttl_ms) = model
+                    .ttl_ms
+                    .filter(|_| acquired != Some(at) || expires != Some(expected))
+                {
                     return Err((
                         Invariant::LeaseExpiry,
                         format!(
@@ -534,7 +591,7 @@ impl Checker {
                             expires.map_or_else(|| "?".to_string(), format_ms),
                             format_ms(at),
                             format_ms(expected),
-                            Millis(model.ttl_ms.unsigned_abs())
+                            Millis(ttl_ms.unsigned_abs())
                         ),
                         vec![here],
                     ));
@@ -654,7 +711,7 @@ impl Checker {
                         vec![here],
                     ));
                 }
-                if matches!(step.op, Op::Resume(_)) {
+                if step.is_some_and(|step| matches!(step.op, Op::Resume(_))) {
                     let key = (name.clone(), work_key.clone());
                     if let Some(first) = started_this_step.get(&key) {
                         return Err((
@@ -681,6 +738,10 @@ impl Checker {
             }
             "persona.budget.exhausted" => {
                 let model = &self.personas[&name];
+                if !model.is_bound() {
+                    // Without its binding, the limits that refused are unknown.
+                    return Ok(());
+                }
                 let reason = str_of(payload, "reason");
                 let amount = Amount {
                     usd: f64_of(payload, "attempted_cost_usd"),

@@ -25,14 +25,18 @@ pub fn parse_scenario(path: &Path) -> Result<Scenario, ScenarioError> {
         path: display.clone(),
         source,
     };
-    let file = File::open(path).map_err(read_error)?;
-    let metadata = file.metadata().map_err(read_error)?;
-    if metadata.is_dir() {
+    // A FIFO or a device is refused before it is opened: opening a FIFO
+    // would wait forever for a writer.
+    let kind = std::fs::metadata(path).map_err(read_error)?.file_type();
+    if !kind.is_file() {
+        let what = crate::atomic::describe(&kind);
         return Err(read_error(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            "it is a directory, expected a YAML file",
+            format!("it is {what}, expected a YAML file"),
         )));
     }
+    let file = File::open(path).map_err(read_error)?;
+    let metadata = file.metadata().map_err(read_error)?;
     if metadata.len() > MAX_FILE_BYTES {
         return Err(too_large(&display, metadata.len()));
     }

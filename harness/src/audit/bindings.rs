@@ -1,0 +1,156 @@
+//! What `rehearse audit --bindings FILE` holds a log to: each persona's
+//! lease TTL and budget, from a scenario file or from a small bindings file.
+//!
+//! A bindings file (format version 1) is YAML:
+//!
+//! ```yaml
+//! version: 1
+//! personas:
+//!   merge_captain:
+//!     lease_ttl: 5m                       # optional, default 5m
+//!     budget: { daily_usd: 1.0, run_usd: 0.25, hourly_usd: 0.5, max_tokens: 1000 }
+//!     entry_workflow: workflows/merge.harn#run   # optional, used by --to-scenario
+//!     schedules: ["*/30 * * * *"]          # optional, used by --to-scenario
+//! ```
+//!
+//! A file with `steps` is read as a scenario instead, strictly, and its
+//! personas, start, seed and supervisor are used.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use rehearse_runtime::config::BudgetPolicy;
+use rehearse_runtime::{Constraints, Millis, PersonaSpec};
+use serde::Deserialize;
+
+use crate::scenario::{parse_scenario, parse_str};
+
+/// The bindings format version this harness reads.
+pub const BINDINGS_VERSION: u32 = 1;
+
+/// The largest bindings file read: 1 MiB.
+pub const MAX_BINDINGS_BYTES: u64 = 1024 * 1024;
+
+/// The bindings an audit holds a log to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Bindings {
+    /// The personas, with an empty `entry_workflow` where the file gave none.
+    pub personas: BTreeMap<String, PersonaSpec>,
+    /// From a scenario file: its start, seed and supervisor.
+    pub scenario: Option<ScenarioFrame>,
+}
+
+/// What a scenario given as bindings adds to its personas.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioFrame {
+    pub start_ms: i64,
+    pub seed: u64,
+    pub supervisor: Option<Constraints>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a bindings file such as `{version: 1, personas: {NAME: {budget: {daily_usd: 1.0}}}}`"
+)]
+struct BindingsFile {
+    version: u32,
+    personas: BTreeMap<String, Binding>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a persona binding such as `{lease_ttl: 5m, budget: {daily_usd: 1.0}}`"
+)]
+struct Binding {
+    #[serde(default)]
+    lease_ttl: Option<Millis>,
+    #[serde(default)]
+    budget: BudgetPolicy,
+    #[serde(default)]
+    entry_workflow: Option<String>,
+    #[serde(default)]
+    schedules: Vec<String>,
+}
+
+/// Reads bindings from `path`: a scenario when it has `steps`, otherwise a
+/// bindings file. Errors read `path:line:column: message`.
+pub fn load(path: &Path) -> Result<Bindings, String> {
+    let display = path.display().to_string();
+    let text = read_limited(path).map_err(|message| format!("{display}: {message}"))?;
+    let probe: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or(serde_yaml::Value::Null);
+    if probe.get("steps").is_some() {
+        let scenario = parse_scenario(path).map_err(|error| error.to_string())?;
+        return Ok(Bindings {
+            personas: scenario.personas,
+            scenario: Some(ScenarioFrame {
+                start_ms: scenario.start_ms,
+                seed: scenario.seed,
+                supervisor: scenario.supervisor,
+            }),
+        });
+    }
+    let file: BindingsFile = serde_yaml::from_str(&text).map_err(|error| {
+        let at = error
+            .location()
+            .map_or_else(String::new, |l| format!("{}:{}:", l.line(), l.column()));
+        format!("{display}:{at} {error}")
+    })?;
+    if file.version != BINDINGS_VERSION {
+        return Err(format!(
+            "{display}: bindings version {} is not supported, expected `version: {BINDINGS_VERSION}`",
+            file.version
+        ));
+    }
+    let mut personas = BTreeMap::new();
+    for (name, binding) in file.personas {
+        let spec = PersonaSpec {
+            entry_workflow: binding.entry_workflow.unwrap_or_default(),
+            schedules: binding.schedules,
+            budget: binding.budget,
+            lease_ttl: binding.lease_ttl,
+            ..PersonaSpec::default()
+        };
+        check_binding(&display, &name, &spec)?;
+        personas.insert(name, spec);
+    }
+    Ok(Bindings {
+        personas,
+        scenario: None,
+    })
+}
+
+/// A binding is checked as a scenario's persona would be, through the
+/// scenario parser, so the rules live in one place.
+fn check_binding(display: &str, name: &str, spec: &PersonaSpec) -> Result<(), String> {
+    let mut spec = spec.clone();
+    if spec.entry_workflow.is_empty() {
+        spec.entry_workflow = "audit".to_string();
+    }
+    let probe = serde_json::json!({
+        "version": 1,
+        "start": "2026-01-01T00:00:00Z",
+        "personas": { name: spec },
+        "steps": [],
+    });
+    let yaml = serde_yaml::to_string(&probe).expect("a probe scenario serialises");
+    parse_str(&yaml, display, "bindings")
+        .map(drop)
+        .map_err(|error| format!("{display}: persona `{name}`: {}", error.message()))
+}
+
+fn read_limited(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|error| format!("cannot open: {error}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_BINDINGS_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("cannot read: {error}"))?;
+    if bytes.len() as u64 > MAX_BINDINGS_BYTES {
+        return Err(format!(
+            "larger than {MAX_BINDINGS_BYTES} bytes (1 MiB), the largest bindings file read"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text, expected YAML".to_string())
+}

@@ -1,0 +1,367 @@
+//! Reading an event log line by line: the project's own `events.jsonl` and
+//! the upstream persona runtime's JSON Lines, into stored events.
+//!
+//! One line is one event: `topic`, `id`, `kind`, `headers` (optional),
+//! `payload` and its time as `occurred_at` (an RFC 3339 string, or the
+//! `time` crate's compact tuple `[year, ordinal day, hour, minute, second,
+//! nanosecond, offset hours, offset minutes, offset seconds]`) or
+//! `occurred_at_ms`. Unknown top-level fields and extra headers (such as
+//! `harn.provenance.*`) are accepted and ignored by the checks. Each line is
+//! read with a size limit and the whole log with a total limit, and nothing
+//! but the current line is held: memory does not grow with the log.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use rehearse_runtime::{format_ms, parse_rfc3339_ms, StoredEvent, Topic};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::scenario::{MAX_TIME_MS, MIN_TIME_MS};
+
+/// The longest line read: 1 MiB. An event of the vocabulary is a few
+/// hundred bytes.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// The most bytes read from one log: 64 GiB.
+pub const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024 * 1024;
+
+/// Why a log could not be read: the file, the line (0 when the file itself
+/// could not be opened) and what was wrong.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ReadError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// A log read one event at a time.
+#[derive(Debug)]
+pub struct LogReader<R> {
+    file: String,
+    input: R,
+    line: usize,
+    bytes: u64,
+    buffer: Vec<u8>,
+    /// The last id seen on each topic; ids must grow within a topic.
+    last_ids: BTreeMap<Topic, u64>,
+}
+
+impl LogReader<BufReader<File>> {
+    /// Opens the log at `path`; errors name it as given.
+    pub fn open(path: &Path) -> Result<Self, ReadError> {
+        let file = path.display().to_string();
+        let fail = |message: String| ReadError {
+            file: file.clone(),
+            line: 0,
+            message,
+        };
+        let handle = File::open(path).map_err(|error| fail(format!("cannot open: {error}")))?;
+        let metadata = handle
+            .metadata()
+            .map_err(|error| fail(format!("cannot read: {error}")))?;
+        if metadata.is_dir() {
+            return Err(fail(
+                "it is a directory, expected a JSON Lines event log".to_string(),
+            ));
+        }
+        Ok(Self::new(file, BufReader::new(handle)))
+    }
+}
+
+impl<R: BufRead> LogReader<R> {
+    /// Reads the log from `input`, naming it `file` in errors.
+    pub fn new(file: String, input: R) -> Self {
+        Self {
+            file,
+            input,
+            line: 0,
+            bytes: 0,
+            buffer: Vec::new(),
+            last_ids: BTreeMap::new(),
+        }
+    }
+
+    /// The next event with its line number, `None` at the end of the log.
+    pub fn next_event(&mut self) -> Result<Option<(usize, StoredEvent)>, ReadError> {
+        if !self.next_line()? {
+            return Ok(None);
+        }
+        let event = parse_line(&self.buffer).map_err(|message| self.error(message))?;
+        let last = self.last_ids.get(&event.topic).copied();
+        if let Some(last) = last.filter(|last| event.id <= *last) {
+            return Err(self.error(format!(
+                "event id {} of topic `{}` does not follow id {last}: ids must grow within a topic",
+                event.id, event.topic
+            )));
+        }
+        self.last_ids.insert(event.topic.clone(), event.id);
+        Ok(Some((self.line, event)))
+    }
+
+    /// Reads the next line into the buffer, without its line ending.
+    fn next_line(&mut self) -> Result<bool, ReadError> {
+        self.buffer.clear();
+        self.line += 1;
+        let limit = MAX_LINE_BYTES as u64 + 1;
+        let read = (&mut self.input)
+            .take(limit)
+            .read_until(b'\n', &mut self.buffer)
+            .map_err(|error: io::Error| self.error(format!("cannot read: {error}")))?;
+        if read == 0 {
+            return Ok(false);
+        }
+        self.bytes += read as u64;
+        if self.bytes > MAX_LOG_BYTES {
+            return Err(self.error(format!(
+                "the log is longer than {MAX_LOG_BYTES} bytes (64 GiB), the most read"
+            )));
+        }
+        if self.buffer.last() == Some(&b'\n') {
+            self.buffer.pop();
+            if self.buffer.last() == Some(&b'\r') {
+                self.buffer.pop();
+            }
+        } else if read as u64 == limit {
+            return Err(self.error(format!(
+                "line is longer than {MAX_LINE_BYTES} bytes (1 MiB), the longest event read"
+            )));
+        }
+        Ok(true)
+    }
+
+    fn error(&self, message: String) -> ReadError {
+        ReadError {
+            file: self.file.clone(),
+            line: self.line,
+            message,
+        }
+    }
+}
+
+/// One line as written: the stored event's fields with either time form.
+#[derive(Deserialize)]
+#[serde(expecting = "an event object with `topic`, `id`, `kind`, `payload` and `occurred_at`")]
+struct Line {
+    topic: Topic,
+    id: u64,
+    kind: String,
+    #[serde(default)]
+    headers: BTreeMap<String, HeaderValue>,
+    payload: Value,
+    #[serde(default)]
+    occurred_at: Option<OccurredAt>,
+    #[serde(default)]
+    occurred_at_ms: Option<i64>,
+}
+
+/// A header value: text, or a scalar kept as its JSON text.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a header value (a string, number or boolean)")]
+enum HeaderValue {
+    Text(String),
+    Number(serde_json::Number),
+    Bool(bool),
+}
+
+impl HeaderValue {
+    fn into_text(self) -> String {
+        match self {
+            Self::Text(text) => text,
+            Self::Number(number) => number.to_string(),
+            Self::Bool(flag) => flag.to_string(),
+        }
+    }
+}
+
+/// `occurred_at` as the project writes it (RFC 3339) or as the `time`
+/// crate's compact serde form writes an `OffsetDateTime`.
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "an RFC 3339 timestamp or a tuple [year, ordinal day, hour, minute, second, nanosecond, offset hours, offset minutes, offset seconds]"
+)]
+enum OccurredAt {
+    Text(String),
+    Tuple([i64; 9]),
+}
+
+impl OccurredAt {
+    fn to_ms(&self) -> Result<i64, String> {
+        match self {
+            Self::Text(text) => parse_rfc3339_ms(text),
+            Self::Tuple(parts) => tuple_ms(*parts),
+        }
+    }
+}
+
+/// Milliseconds since the epoch of a compact `OffsetDateTime` tuple.
+fn tuple_ms(parts: [i64; 9]) -> Result<i64, String> {
+    let [year, ordinal, hour, minute, second, nanosecond, off_h, off_m, off_s] = parts;
+    let small = |value: i64, what: &str| -> Result<i8, String> {
+        i8::try_from(value).map_err(|_| format!("{what} {value} is out of range"))
+    };
+    let date = i32::try_from(year)
+        .ok()
+        .zip(u16::try_from(ordinal).ok())
+        .and_then(|(year, ordinal)| time::Date::from_ordinal_date(year, ordinal).ok())
+        .ok_or_else(|| format!("year {year} and ordinal day {ordinal} are not a date"))?;
+    let clock = u8::try_from(hour)
+        .ok()
+        .zip(u8::try_from(minute).ok())
+        .zip(u8::try_from(second).ok())
+        .zip(u32::try_from(nanosecond).ok())
+        .and_then(|(((h, m), s), n)| time::Time::from_hms_nano(h, m, s, n).ok())
+        .ok_or_else(|| {
+            format!("{hour}:{minute}:{second} and {nanosecond} ns are not a time of day")
+        })?;
+    let offset = time::UtcOffset::from_hms(
+        small(off_h, "offset hours")?,
+        small(off_m, "offset minutes")?,
+        small(off_s, "offset seconds")?,
+    )
+    .map_err(|error| format!("invalid offset: {error}"))?;
+    let at = time::PrimitiveDateTime::new(date, clock).assume_offset(offset);
+    i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000))
+        .map_err(|_| "the time is out of range".to_string())
+}
+
+/// Parses one line into a stored event; the error says what is wrong.
+pub fn parse_line(bytes: &[u8]) -> Result<StoredEvent, String> {
+    let text = std::str::from_utf8(bytes).map_err(|error| {
+        format!(
+            "invalid UTF-8 at byte {}, expected a JSON object per line",
+            error.valid_up_to()
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Err("empty line, expected a JSON object per line".to_string());
+    }
+    let line: Line = serde_json::from_str(text).map_err(|error| format!("{error}"))?;
+    let occurred_at_ms = match (&line.occurred_at, line.occurred_at_ms) {
+        (Some(at), None) => at.to_ms()?,
+        (None, Some(ms)) => ms,
+        (Some(_), Some(_)) => {
+            return Err("both `occurred_at` and `occurred_at_ms`, expected one".to_string())
+        }
+        (None, None) => return Err("missing field `occurred_at`".to_string()),
+    };
+    if !(MIN_TIME_MS..=MAX_TIME_MS).contains(&occurred_at_ms) {
+        return Err(format!(
+            "`occurred_at` is out of range, expected a time from {} to {}",
+            format_ms(MIN_TIME_MS),
+            format_ms(MAX_TIME_MS)
+        ));
+    }
+    if line.kind.is_empty() {
+        return Err("empty `kind`, expected an event kind".to_string());
+    }
+    Ok(StoredEvent {
+        topic: line.topic,
+        id: line.id,
+        kind: line.kind,
+        payload: line.payload,
+        headers: line
+            .headers
+            .into_iter()
+            .map(|(name, value)| (name, value.into_text()))
+            .collect(),
+        occurred_at_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(text: &str) -> Result<Vec<(usize, StoredEvent)>, ReadError> {
+        let mut reader = LogReader::new("log.jsonl".to_string(), text.as_bytes());
+        let mut events = Vec::new();
+        while let Some(event) = reader.next_event()? {
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    const RFC: &str = r#"{"topic":"persona.runtime.events","id":1,"kind":"persona.control.paused","occurred_at":"2026-04-24T12:00:00.25Z","headers":{"persona":"p"},"payload":{}}"#;
+    const TUPLE: &str = r#"{"topic":"persona.runtime.events","id":1,"kind":"persona.control.paused","occurred_at":[2026,114,12,0,0,250000000,0,0,0],"headers":{"persona":"p","harn.provenance.run":"r-1","harn.provenance.seq":7},"payload":{}}"#;
+
+    #[test]
+    fn both_time_forms_read_the_same_instant() {
+        let rfc = read_all(RFC).unwrap();
+        let tuple = read_all(TUPLE).unwrap();
+        assert_eq!(rfc[0].1.occurred_at_ms, tuple[0].1.occurred_at_ms);
+        assert_eq!(
+            rfc[0].1.occurred_at_ms,
+            parse_rfc3339_ms("2026-04-24T12:00:00.25Z").unwrap()
+        );
+        assert_eq!(tuple[0].1.header("harn.provenance.seq"), Some("7"));
+    }
+
+    #[test]
+    fn an_offset_in_the_tuple_is_applied() {
+        let east = TUPLE.replace(
+            "[2026,114,12,0,0,250000000,0,0,0]",
+            "[2026,114,14,0,0,250000000,2,0,0]",
+        );
+        assert_eq!(
+            read_all(&east).unwrap()[0].1.occurred_at_ms,
+            read_all(RFC).unwrap()[0].1.occurred_at_ms
+        );
+    }
+
+    #[test]
+    fn garbage_names_its_line() {
+        let cases = [
+            (format!("{RFC}\nnot json\n"), 2, "expected"),
+            (format!("{RFC}\n{RFC}\n"), 2, "does not follow id 1"),
+            (RFC.replace("\"id\":1", "\"id\":\"one\""), 1, "invalid type"),
+            (
+                RFC.replace("2026-04-24T12:00:00.25Z", "yesterday"),
+                1,
+                "yesterday",
+            ),
+            (
+                TUPLE.replace("[2026,114,", "[2026,400,"),
+                1,
+                "ordinal day 400",
+            ),
+            (
+                RFC.replace("persona.runtime.events", "bad topic"),
+                1,
+                "invalid topic",
+            ),
+            (format!("{RFC}\n\n"), 2, "empty line"),
+            (
+                RFC.replace(",\"occurred_at\":\"2026-04-24T12:00:00.25Z\"", ""),
+                1,
+                "missing field `occurred_at`",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            let error = read_all(&text).unwrap_err();
+            assert_eq!(error.line, line, "{error}");
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("log.jsonl:{line}: ")),
+                "{error}"
+            );
+            assert!(error.message.contains(needle), "{error}");
+        }
+        let binary = [0xffu8, 0xfe, 0x00, b'\n'];
+        let mut reader = LogReader::new("log.jsonl".to_string(), &binary[..]);
+        assert!(reader.next_event().unwrap_err().message.contains("UTF-8"));
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_without_reading_it_all() {
+        let long = "x".repeat(MAX_LINE_BYTES + 10);
+        let error = read_all(&long).unwrap_err();
+        assert_eq!(error.line, 1);
+        assert!(error.message.contains("longer than"), "{error}");
+    }
+}
