@@ -403,6 +403,10 @@ fn garbage_exits_2_naming_file_and_line() {
     }
     let missing = rehearse(&["audit", dir.join("missing.jsonl").to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(2));
+    let directory = rehearse(&["audit", dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&directory.stderr);
+    assert_eq!(directory.status.code(), Some(2));
+    assert!(stderr.contains(":0: it is a directory"), "{stderr}");
     let bad_bindings = dir.join("bindings.yaml");
     std::fs::write(
         &bad_bindings,
@@ -469,5 +473,151 @@ fn a_bindings_file_holds_the_log_to_its_ttls_and_budgets() {
             "{error}"
         );
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Runs `rehearse audit LOG --bindings LOG.yaml --to-scenario OUT --shrink`
+/// and reads the saved scenario back.
+fn shrink_log(log: &Path, bindings: bool) -> (Output, rehearse::scenario::Scenario) {
+    let out = log.with_extension("shrunk.yaml");
+    let mut args = vec!["audit", log.to_str().unwrap()];
+    let bindings_file = log.with_extension("yaml");
+    if bindings {
+        args.extend(["--bindings", bindings_file.to_str().unwrap()]);
+    }
+    args.extend(["--to-scenario", out.to_str().unwrap(), "--shrink"]);
+    let output = rehearse(&args);
+    let scenario = rehearse::scenario::parse_scenario(&out)
+        .unwrap_or_else(|error| panic!("{error}\n{}", String::from_utf8_lossy(&output.stdout)));
+    (output, scenario)
+}
+
+#[test]
+fn each_violation_is_shrunk_to_a_few_steps_that_pass_on_the_reference() {
+    let dir = scratch("shrink");
+    let expected = [
+        ("two-leases", "lease_busy", 2),
+        ("over-limit", "budget_exhausted", 1),
+        ("twice", "duplicate", 2),
+        ("disabled-ran", "dead_lettered", 2),
+    ];
+    for ((name, log, invariant), (_, receipt, steps)) in
+        violating_logs(&dir).into_iter().zip(expected)
+    {
+        let (output, scenario) = shrink_log(&log, true);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stdout}");
+        assert!(
+            stdout.contains(&format!("to {steps} operations"))
+                && stdout.contains(&format!("): {invariant}: ")),
+            "{name}: {stdout}"
+        );
+        assert_eq!(
+            scenario.steps.len(),
+            steps,
+            "{name}: {stdout}\n{}",
+            scenario.to_yaml()
+        );
+        let expects: Vec<_> = scenario
+            .steps
+            .iter()
+            .filter_map(|s| s.expect.as_ref())
+            .collect();
+        assert_eq!(expects.len(), 1, "{name}");
+        assert_eq!(expects[0].receipt.as_deref(), Some(receipt), "{name}");
+        assert!(
+            scenario.steps.last().unwrap().expect.is_some(),
+            "{name}: the failing step is the last"
+        );
+        assert!(
+            scenario
+                .description
+                .as_deref()
+                .unwrap()
+                .contains(invariant.name()),
+            "{name}"
+        );
+        // Ready for the library: it passes on the reference runtime.
+        let run = rehearse::driver::run(&scenario, name).unwrap();
+        assert!(run.passed(), "{name}: {:?}", run.report.steps);
+        // The noise (the other persona, the earlier run) is gone and the
+        // times are merged into one.
+        assert!(
+            scenario
+                .steps
+                .iter()
+                .all(|s| s.op.as_ref().unwrap().persona() == Some("bot")),
+            "{name}"
+        );
+        assert_eq!(
+            scenario.personas.keys().collect::<Vec<_>>(),
+            ["bot"],
+            "{name}"
+        );
+        assert!(
+            scenario
+                .steps
+                .iter()
+                .all(|s| s.at_ms == scenario.steps[0].at_ms),
+            "{name}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_log_that_differs_from_the_reference_is_reported_and_shrunk() {
+    let dir = scratch("diverge");
+    let golden = repo().join("snapshots/workkey/webhook-keys");
+    let log = dir.join("tampered.jsonl");
+    std::fs::copy(golden.join("events.jsonl"), &log).unwrap();
+    std::fs::copy(
+        repo().join("scenarios/workkey/webhook-keys.yaml"),
+        dir.join("tampered.yaml"),
+    )
+    .unwrap();
+    // The second lease goes to another holder: every invariant holds, but the
+    // reference runtime would not write it.
+    let mut seen = 0;
+    edit_log(&log, |events| {
+        for event in events
+            .iter_mut()
+            .filter(|e| e["kind"] == "persona.lease.acquired")
+        {
+            seen += 1;
+            if seen == 2 {
+                event["payload"]["holder"] = "impostor".into();
+            }
+        }
+    });
+    let clean = rehearse(&[
+        "audit",
+        log.to_str().unwrap(),
+        "--to-scenario",
+        dir.join("full.yaml").to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&clean.stdout);
+    assert_eq!(clean.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("no violation"), "{stdout}");
+    assert!(
+        stdout.contains("persona.lease.acquired: `payload.holder` is `\"impostor\"` in the log and `\"persona-runtime\"` in the reference"),
+        "{stdout}"
+    );
+    let full = rehearse::scenario::parse_scenario(&dir.join("full.yaml")).unwrap();
+    assert_eq!(full.steps.len(), 9);
+    let (output, scenario) = shrink_log(&log, false);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert_eq!(scenario.steps.len(), 1, "{stdout}");
+    assert_eq!(
+        scenario.steps[0]
+            .expect
+            .as_ref()
+            .unwrap()
+            .receipt
+            .as_deref(),
+        Some("completed")
+    );
+    assert!(rehearse::driver::run(&scenario, "shrunk").unwrap().passed());
     std::fs::remove_dir_all(dir).unwrap();
 }

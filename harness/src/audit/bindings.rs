@@ -142,6 +142,13 @@ fn check_binding(display: &str, name: &str, spec: &PersonaSpec) -> Result<(), St
 }
 
 fn read_limited(path: &Path) -> Result<String, String> {
+    let metadata = std::fs::metadata(path).map_err(|error| format!("cannot open: {error}"))?;
+    if !metadata.is_file() {
+        return Err(format!(
+            "it is {}, expected a regular YAML file",
+            crate::atomic::describe(&metadata.file_type())
+        ));
+    }
     let file = std::fs::File::open(path).map_err(|error| format!("cannot open: {error}"))?;
     let mut bytes = Vec::new();
     file.take(MAX_BINDINGS_BYTES + 1)

@@ -7,7 +7,11 @@
 //! work keys, never with the length of the log.
 
 mod bindings;
+mod diverge;
 mod read;
+mod rebuild;
+mod reference;
+mod shrink;
 
 use std::path::Path;
 
@@ -17,7 +21,13 @@ use serde::Serialize;
 use crate::explore::{Checker, Invariant, Violation};
 
 pub use bindings::{load as load_bindings, Bindings, ScenarioFrame, BINDINGS_VERSION};
+pub use diverge::{first_divergence, Divergence};
 pub use read::{parse_line, LogReader, ReadError, MAX_LINE_BYTES, MAX_LOG_BYTES};
+pub use rebuild::{rebuild, Trace, TraceStep};
+pub use reference::{
+    reference_events, round_trip, run_reference, scenario_name, to_scenario, trace_divergence,
+};
+pub use shrink::{divergence_target, Failure, Shrink, Shrunk, Target};
 
 /// The most violations an audit keeps to report; later ones are counted.
 pub const MAX_REPORTED: usize = 1_000;

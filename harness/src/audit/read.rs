@@ -59,15 +59,17 @@ impl LogReader<BufReader<File>> {
             line: 0,
             message,
         };
-        let handle = File::open(path).map_err(|error| fail(format!("cannot open: {error}")))?;
-        let metadata = handle
-            .metadata()
-            .map_err(|error| fail(format!("cannot read: {error}")))?;
-        if metadata.is_dir() {
-            return Err(fail(
-                "it is a directory, expected a JSON Lines event log".to_string(),
-            ));
+        // A FIFO or device is refused before it is opened (opening one can
+        // block, and reading one need never end).
+        let metadata =
+            std::fs::metadata(path).map_err(|error| fail(format!("cannot open: {error}")))?;
+        if !metadata.is_file() {
+            return Err(fail(format!(
+                "it is {}, expected a regular file holding a JSON Lines event log",
+                crate::atomic::describe(&metadata.file_type())
+            )));
         }
+        let handle = File::open(path).map_err(|error| fail(format!("cannot open: {error}")))?;
         Ok(Self::new(file, BufReader::new(handle)))
     }
 }

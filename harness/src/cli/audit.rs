@@ -1,19 +1,26 @@
 //! `rehearse audit`: the lease, budget and work invariants over an event
-//! log written anywhere (docs/SCENARIOS.md, "audit").
+//! log written anywhere, and the log rebuilt as a scenario, compared with
+//! the reference and shrunk (docs/SCENARIOS.md, "audit").
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::audit::{audit, load_bindings, AuditReport, Coverage};
+use crate::audit::{
+    audit, divergence_target, first_divergence, load_bindings, rebuild, reference_events,
+    round_trip, run_reference, scenario_name, to_scenario, AuditReport, Bindings, Coverage,
+    Divergence, LogReader, Shrink, Shrunk, Target, Trace,
+};
 use crate::exit::Exit;
 use crate::explore::Invariant;
+use crate::scenario::Expect;
 use crate::style::Style;
 
 /// Check an event log (JSON Lines: rehearse's `events.jsonl` or the
 /// upstream persona runtime's) against the lease, budget and work
-/// invariants, streaming it. Exit 1 on a violation, 2 on input that cannot
-/// be read.
+/// invariants, streaming it. Exit 1 on a violation (or, with
+/// `--to-scenario`, a difference from the reference), 2 on input that
+/// cannot be read.
 #[derive(Args, Debug)]
 pub struct AuditArgs {
     /// The event log.
@@ -24,6 +31,17 @@ pub struct AuditArgs {
     /// invariants that need them are skipped.
     #[arg(long, value_name = "FILE")]
     pub bindings: Option<PathBuf>,
+    /// Rebuild the operations behind the log as a scenario, write it to
+    /// FILE, run it on the reference runtime and report the first event
+    /// where the log and the reference differ.
+    #[arg(long, value_name = "FILE.yaml")]
+    pub to_scenario: Option<PathBuf>,
+    /// With `--to-scenario`: when the log breaks an invariant or differs
+    /// from the reference, shrink the rebuilt scenario to the smallest that
+    /// still fails the same way and write that instead, with an `expect`
+    /// on the failing step.
+    #[arg(long, requires = "to_scenario")]
+    pub shrink: bool,
 }
 
 pub fn run(args: &AuditArgs) -> Exit {
@@ -42,10 +60,26 @@ pub fn run(args: &AuditArgs) -> Exit {
         }
     };
     print_report(&args.log.display().to_string(), &report);
-    if report.violations > 0 {
+    let exit = if report.violations > 0 {
         Exit::Mismatch
     } else {
         Exit::Pass
+    };
+    let Some(file) = &args.to_scenario else {
+        return exit;
+    };
+    let rebuilt = Rebuild {
+        log: &args.log,
+        file,
+        bindings: bindings.as_ref(),
+        name: scenario_name(&args.log),
+    };
+    match rebuilt.run(&report, args.shrink) {
+        Ok(diverged) => exit.worst(if diverged { Exit::Mismatch } else { Exit::Pass }),
+        Err(message) => {
+            eprintln!("{message}");
+            Exit::Usage
+        }
     }
 }
 
@@ -104,4 +138,181 @@ fn print_report(log: &str, report: &AuditReport) {
         "not checked from a log alone (need the runtime, see --to-scenario): {}",
         names(&report.invariants(Coverage::NeedsRuntime))
     );
+}
+
+/// `--to-scenario` (and `--shrink`) for one log.
+struct Rebuild<'a> {
+    log: &'a Path,
+    file: &'a Path,
+    bindings: Option<&'a Bindings>,
+    name: String,
+}
+
+impl Rebuild<'_> {
+    /// Rebuilds, compares, shrinks when asked and saves; whether the log
+    /// differs from the reference.
+    fn run(&self, report: &AuditReport, shrink: bool) -> Result<bool, String> {
+        let mut reader = LogReader::open(self.log).map_err(|e| e.to_string())?;
+        let trace = rebuild(&mut reader, self.bindings, shrink).map_err(|e| e.to_string())?;
+        let frame = self.bindings.and_then(|b| b.scenario.as_ref());
+        let description = format!(
+            "Rebuilt by `rehearse audit --to-scenario` from `{}` ({} operations).",
+            self.log.display(),
+            trace.steps.len()
+        );
+        let scenario = to_scenario(&trace, &self.name, frame, Some(description), None);
+        let display = self.file.display().to_string();
+        let (yaml, scenario) = round_trip(&scenario, &display)?;
+        let output = run_reference(&scenario, &display)?;
+        let reference = reference_events(&output);
+        let mut log = LogReader::open(self.log).map_err(|e| e.to_string())?;
+        let divergence = first_divergence(
+            std::iter::from_fn(|| log.next_event().transpose()),
+            reference.into_iter(),
+        )
+        .map_err(|e| e.to_string())?;
+        self.print_rebuild(
+            &trace,
+            output.report.invariant_violations.len(),
+            divergence.as_ref(),
+        );
+        let target = match (report.findings.first(), &divergence) {
+            (Some(finding), _) => Some(Target::Violation(finding.invariant)),
+            (None, Some(divergence)) => Some(divergence_target(divergence)),
+            (None, None) => None,
+        };
+        let yaml = match target.filter(|_| shrink) {
+            Some(target) => self.shrunk_yaml(trace, target, &display)?.unwrap_or(yaml),
+            None => yaml,
+        };
+        crate::atomic::write(self.file, yaml.as_bytes())
+            .map_err(|error| format!("{display}: cannot write: {error}"))?;
+        println!("saved {display}");
+        Ok(divergence.is_some())
+    }
+
+    fn print_rebuild(
+        &self,
+        trace: &Trace,
+        reference_violations: usize,
+        divergence: Option<&Divergence>,
+    ) {
+        let style = Style::stdout();
+        let skipped: Vec<String> = trace
+            .not_rebuilt
+            .iter()
+            .map(|(topic, count)| format!("{topic}: {count}"))
+            .collect();
+        println!(
+            "rebuilt {} operations of {} personas{}",
+            trace.steps.len(),
+            trace.personas.len(),
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; events not rebuilt: {}", skipped.join(", "))
+            }
+        );
+        if reference_violations > 0 {
+            println!(
+                "{}",
+                style.red("the reference run of the rebuilt scenario broke an invariant (see `rehearse run`)")
+            );
+        }
+        match divergence {
+            Some(divergence) => println!(
+                "{}: {divergence}",
+                style.red("the log and the reference differ at")
+            ),
+            None => println!(
+                "{}",
+                style.green("the reference runtime writes the same persona events")
+            ),
+        }
+    }
+
+    /// The shrunk scenario as YAML, or `None` (said why) when the rebuilt
+    /// operations do not fail the way the log does.
+    fn shrunk_yaml(
+        &self,
+        trace: Trace,
+        target: Target,
+        display: &str,
+    ) -> Result<Option<String>, String> {
+        let frame = self.bindings.and_then(|b| b.scenario.as_ref());
+        let shrinker = Shrink {
+            target,
+            bindings: self.bindings,
+            frame,
+            name: &self.name,
+        };
+        let Some(failure) = shrinker.fails(&trace) else {
+            println!(
+                "not shrunk: the rebuilt operations' events do not fail the same way ({:?}); the whole rebuilt scenario is saved",
+                shrinker.target
+            );
+            return Ok(None);
+        };
+        let mut shrunk = shrinker.run(trace, failure);
+        // Personas no step names are not part of the failure.
+        let named: Vec<String> = shrunk
+            .trace
+            .steps
+            .iter()
+            .filter_map(|step| step.op.persona().map(str::to_string))
+            .collect();
+        shrunk.trace.personas.retain(|name, _| named.contains(name));
+        let (yaml, step, receipt) = self.expect_scenario(&shrunk, display)?;
+        println!(
+            "shrunk from {} to {} operations ({} tries): {}; step {step} expects the reference's receipt `{receipt}`",
+            shrunk.original_steps,
+            shrunk.trace.steps.len(),
+            shrunk.iterations,
+            shrunk.failure.message
+        );
+        Ok(Some(yaml))
+    }
+
+    /// The shrunk trace as a scenario with the reference's receipt expected
+    /// on the failing step, checked to pass on the reference.
+    fn expect_scenario(
+        &self,
+        shrunk: &Shrunk,
+        display: &str,
+    ) -> Result<(String, usize, String), String> {
+        let frame = self.bindings.and_then(|b| b.scenario.as_ref());
+        let plain = to_scenario(&shrunk.trace, &self.name, frame, None, None);
+        let output = run_reference(&plain, display)?;
+        let index = shrunk.failure.step;
+        let step = &output.report.steps[index];
+        let receipt = step.receipt.clone().unwrap_or_default();
+        let expect = Expect {
+            receipt: Some(receipt.clone()),
+            receipts: (!step.receipts.is_empty()).then(|| step.receipts.clone()),
+            ..Expect::default()
+        };
+        let description = format!(
+            "Shrunk by `rehearse audit --shrink` from `{}` ({} operations to {}): {}. Step {} expects what the reference runtime does there.",
+            self.log.display(),
+            shrunk.original_steps,
+            shrunk.trace.steps.len(),
+            shrunk.failure.message,
+            index + 1
+        );
+        let scenario = to_scenario(
+            &shrunk.trace,
+            &self.name,
+            frame,
+            Some(description),
+            Some((index, expect)),
+        );
+        let (yaml, parsed) = round_trip(&scenario, display)?;
+        let check = run_reference(&parsed, display)?;
+        if !check.passed() {
+            return Err(format!(
+                "{display}: the shrunk scenario does not pass on the reference runtime"
+            ));
+        }
+        Ok((yaml, index + 1, receipt))
+    }
 }

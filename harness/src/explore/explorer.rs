@@ -149,8 +149,11 @@ pub fn explore(
             }
             Err(violation) => {
                 let original_steps = case.steps.len();
+                let hook = config.runtime_hook;
                 let (case, violation, shrink_iterations) =
-                    shrink(&mut tree, case, violation, config.runtime_hook);
+                    shrink(&mut tree, case, violation, |case| {
+                        check_case(case, hook).err()
+                    });
                 return Err(Counterexample {
                     case,
                     violation,
@@ -165,15 +168,17 @@ pub fn explore(
     Ok(summary)
 }
 
-/// Simplifies `tree` while its case still breaks an invariant; returns the
-/// smallest failing case seen, its violation and the shrink steps tried.
-fn shrink(
-    tree: &mut impl ValueTree<Value = Case>,
-    case: Case,
-    violation: Violation,
-    hook: Option<RuntimeHook>,
-) -> (Case, Violation, usize) {
-    let mut best = (case, violation);
+/// Simplifies `tree` while its value still fails (`fails` says how), at most
+/// [`MAX_SHRINK_ITERATIONS`] times; returns the smallest failing value seen,
+/// its failure and the shrink steps tried. `explore` shrinks generated cases
+/// with it, `audit --shrink` the operations rebuilt from a log.
+pub fn shrink<T, F>(
+    tree: &mut impl ValueTree<Value = T>,
+    value: T,
+    failure: F,
+    mut fails: impl FnMut(&T) -> Option<F>,
+) -> (T, F, usize) {
+    let mut best = (value, failure);
     let mut iterations = 0;
     if !tree.simplify() {
         return (best.0, best.1, iterations);
@@ -181,12 +186,12 @@ fn shrink(
     while iterations < MAX_SHRINK_ITERATIONS {
         iterations += 1;
         let candidate = tree.current();
-        let more = match check_case(&candidate, hook) {
-            Err(violation) => {
-                best = (candidate, violation);
+        let more = match fails(&candidate) {
+            Some(failure) => {
+                best = (candidate, failure);
                 tree.simplify()
             }
-            Ok(_) => tree.complicate(),
+            None => tree.complicate(),
         };
         if !more {
             break;

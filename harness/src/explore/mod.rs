@@ -9,6 +9,8 @@ mod invariants;
 
 pub use case::Case;
 pub use check::{check_case, CaseRun, RuntimeHook, EXPLORE_SCENARIO};
-pub use explorer::{explore, Counterexample, ExploreConfig, ExploreSummary, MAX_SHRINK_ITERATIONS};
+pub use explorer::{
+    explore, shrink, Counterexample, ExploreConfig, ExploreSummary, MAX_SHRINK_ITERATIONS,
+};
 pub use generate::{case_strategy, config_strategy, op_strategy, Generation, PERSONA_NAMES};
 pub use invariants::{event_ref, Checker, Family, Invariant, StepContext, Violation};
