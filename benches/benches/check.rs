@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rehearse::cli::check::run_suite;
+use rehearse::check::{self, CheckOptions};
 use rehearse::progress::Display;
 use rehearse::suite::{discover, SuiteConfig};
 
@@ -31,7 +31,8 @@ fn check_library(c: &mut Criterion) {
     group.throughput(Throughput::Elements(scenarios.len() as u64));
     group.bench_function("library", |b| {
         b.iter(|| {
-            let report = run_suite(&config, Display::Hidden).expect("the library checks");
+            let report = check::run(&config, &CheckOptions::default(), Display::Hidden)
+                .expect("the library checks");
             assert_eq!(report.failed, 0, "the library no longer passes its goldens");
             report
         });

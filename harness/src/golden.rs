@@ -246,6 +246,15 @@ pub fn write_pending(path: &Path, contents: &str) -> io::Result<()> {
     atomic::write(&pending, contents.as_bytes())
 }
 
+/// Removes the pending file beside the golden at `path`, if any: its
+/// golden now matches, so the pending file is stale. Never in CI.
+pub fn clear_pending(path: &Path) -> io::Result<()> {
+    if in_ci() {
+        return Ok(());
+    }
+    remove_if_present(&pending_path(path))
+}
+
 /// The pending file of the golden at `path`.
 pub fn pending_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();

@@ -435,6 +435,13 @@ pub fn write_run_page(dir: &Path, scenario: &Scenario, source: &str) -> io::Resu
     Ok(path)
 }
 
+/// [`write_run_page`] for the scenario file at `path`, named `source`.
+pub fn write_run_file_page(dir: &Path, path: &Path, source: &str) -> io::Result<PathBuf> {
+    let scenario =
+        crate::scenario::parse_scenario(path).map_err(|e| io::Error::other(e.to_string()))?;
+    write_run_page(dir, &scenario, source)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

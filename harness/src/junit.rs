@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::cli::check::{located_problems, CheckReport};
+use crate::check::{located_problems, CheckReport};
 use crate::suite::{Problem, ScenarioResult, Verdict};
 
 /// The name of the report and of its one test suite.
@@ -161,7 +161,7 @@ fn failure_text(result: &ScenarioResult) -> String {
     }
     if diff_lines.len() > MAX_DIFF_LINES {
         text.push_str(&format!(
-            "... {} more diff lines: run `rehearse check {}` to see them all\n",
+            "... {} more diff lines: run `rehearse check -v {}` to see them all\n",
             diff_lines.len() - MAX_DIFF_LINES,
             result.source
         ));
@@ -181,17 +181,19 @@ mod tests {
             verdict,
             output: None,
             stats: RunStats::default(),
+            pending_written: false,
         }
     }
 
     fn check(results: Vec<ScenarioResult>, orphans: Vec<String>) -> CheckReport {
         CheckReport {
-            check_version: crate::cli::check::CHECK_REPORT_VERSION,
+            check_version: crate::check::CHECK_REPORT_VERSION,
             results,
             orphans,
             passed: 0,
             failed: 0,
             errors: 0,
+            not_run: 0,
         }
     }
 
@@ -223,7 +225,7 @@ mod tests {
         assert!(text.contains("+line 20\n"), "{text}");
         assert!(!text.contains("+line 21\n"), "{text}");
         assert!(
-            text.ends_with("... 10 more diff lines: run `rehearse check scenarios/lease/long.yaml` to see them all\n"),
+            text.ends_with("... 10 more diff lines: run `rehearse check -v scenarios/lease/long.yaml` to see them all\n"),
             "{text}"
         );
     }
@@ -238,6 +240,7 @@ mod tests {
                     "b/broken.yaml",
                     Verdict::Error {
                         message: "scenarios/b/broken.yaml:3:1: unknown field `x`".to_string(),
+                        line: Some(3),
                     },
                 ),
             ],

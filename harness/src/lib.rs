@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod audit;
+pub mod check;
 pub mod cli;
 pub mod driver;
 pub mod exit;
@@ -13,8 +14,11 @@ pub mod explore;
 pub mod golden;
 pub mod html;
 pub mod junit;
+pub mod lint;
+pub mod out;
 pub mod progress;
 pub mod report;
+pub mod root;
 pub mod scenario;
 pub mod storage;
 pub mod style;

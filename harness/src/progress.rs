@@ -81,10 +81,10 @@ pub struct Progress {
 impl Progress {
     /// A counter over `total` items shown as `display` says, with the
     /// default timing.
-    pub fn start(total: usize, display: Display) -> Self {
+    pub fn start(label: &'static str, total: usize, display: Display) -> Self {
         match display {
             Display::Hidden => Self::hidden(),
-            Display::Stderr => Self::start_on(total, Timing::default(), std::io::stderr()),
+            Display::Stderr => Self::start_on(label, total, Timing::default(), std::io::stderr()),
         }
     }
 
@@ -97,13 +97,19 @@ impl Progress {
         }
     }
 
-    /// A counter drawing on `sink` with `timing`.
-    pub fn start_on(total: usize, timing: Timing, sink: impl Write + Send + 'static) -> Self {
+    /// A counter named `label` drawing on `sink` with `timing`.
+    pub fn start_on(
+        label: &'static str,
+        total: usize,
+        timing: Timing,
+        sink: impl Write + Send + 'static,
+    ) -> Self {
         let done = Arc::new(AtomicUsize::new(0));
         let (stop, stopped) = mpsc::channel::<()>();
         let counted = Arc::clone(&done);
-        let drawer =
-            std::thread::spawn(move || draw_until_stopped(total, timing, &counted, &stopped, sink));
+        let drawer = std::thread::spawn(move || {
+            draw_until_stopped(label, total, timing, &counted, &stopped, sink);
+        });
         Self {
             done,
             stop: Some(stop),
@@ -143,6 +149,7 @@ impl Drop for Progress {
 }
 
 fn draw_until_stopped(
+    label: &str,
     total: usize,
     timing: Timing,
     done: &AtomicUsize,
@@ -163,7 +170,7 @@ fn draw_until_stopped(
         if drawn != Some(now) {
             drawn = Some(now);
             // A terminal that stops accepting writes only loses the counter.
-            let _ = write!(sink, "{CLEAR_LINE}{}", render(now, total));
+            let _ = write!(sink, "{CLEAR_LINE}{}", render(label, now, total));
             let _ = sink.flush();
         }
         if !matches!(
@@ -177,13 +184,14 @@ fn draw_until_stopped(
     let _ = sink.flush();
 }
 
-/// The counter's line: `check [#########---------------] 12/32`.
-pub fn render(done: usize, total: usize) -> String {
+/// The counter's line: `check [#########---------------] 12/32`, named
+/// after the command that counts.
+pub fn render(label: &str, done: usize, total: usize) -> String {
     let done = done.min(total);
     // An empty run is complete: a full bar.
     let filled = (done * BAR_WIDTH).checked_div(total).unwrap_or(BAR_WIDTH);
     format!(
-        "check [{}{}] {done}/{total}",
+        "{label} [{}{}] {done}/{total}",
         "#".repeat(filled),
         "-".repeat(BAR_WIDTH - filled)
     )
@@ -217,11 +225,26 @@ mod tests {
 
     #[test]
     fn the_line_shows_a_bar_and_a_count() {
-        assert_eq!(render(0, 4), "check [------------------------] 0/4");
-        assert_eq!(render(1, 4), "check [######------------------] 1/4");
-        assert_eq!(render(4, 4), "check [########################] 4/4");
-        assert_eq!(render(9, 4), "check [########################] 4/4");
-        assert_eq!(render(0, 0), "check [########################] 0/0");
+        assert_eq!(
+            render("check", 0, 4),
+            "check [------------------------] 0/4"
+        );
+        assert_eq!(
+            render("check", 1, 4),
+            "check [######------------------] 1/4"
+        );
+        assert_eq!(
+            render("check", 4, 4),
+            "check [########################] 4/4"
+        );
+        assert_eq!(
+            render("check", 9, 4),
+            "check [########################] 4/4"
+        );
+        assert_eq!(
+            render("explore", 0, 0),
+            "explore [########################] 0/0"
+        );
     }
 
     #[test]
@@ -240,7 +263,7 @@ mod tests {
             delay: Duration::from_secs(3600),
             interval: DEFAULT_INTERVAL,
         };
-        let progress = Progress::start_on(3, timing, sink.clone());
+        let progress = Progress::start_on("check", 3, timing, sink.clone());
         progress.inc();
         progress.finish();
         assert_eq!(sink.text(), "");
@@ -253,7 +276,7 @@ mod tests {
             delay: Duration::ZERO,
             interval: Duration::from_millis(1),
         };
-        let progress = Progress::start_on(2, timing, sink.clone());
+        let progress = Progress::start_on("check", 2, timing, sink.clone());
         progress.inc();
         progress.inc();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -267,7 +290,7 @@ mod tests {
             "{text:?}"
         );
         assert!(
-            text.contains(&format!("{CLEAR_LINE}{}", render(2, 2))),
+            text.contains(&format!("{CLEAR_LINE}{}", render("check", 2, 2))),
             "{text:?}"
         );
         assert!(
@@ -278,7 +301,7 @@ mod tests {
 
     #[test]
     fn a_hidden_counter_still_counts() {
-        let progress = Progress::start(5, Display::Hidden);
+        let progress = Progress::start("check", 5, Display::Hidden);
         progress.inc();
         progress.inc();
         assert_eq!(progress.done(), 2);

@@ -89,6 +89,15 @@ impl Style {
     }
 }
 
+/// `n` and a noun, plural unless `n` is 1: `1 hunk`, `3 hunks`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +107,12 @@ mod tests {
         let style = Style::plain();
         assert_eq!(style.red("x"), "x");
         assert_eq!(style.diff("-a\n+b\n"), "-a\n+b\n");
+    }
+
+    #[test]
+    fn counts_are_plural_unless_one() {
+        assert_eq!(count(1, "hunk"), "1 hunk");
+        assert_eq!(count(0, "hunk"), "0 hunks");
+        assert_eq!(count(3, "failed expectation"), "3 failed expectations");
     }
 }

@@ -109,7 +109,25 @@ pub enum Verdict {
     /// The scenario file could not be read or run.
     Error {
         message: String,
+        /// The line of the scenario file the error points at, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<usize>,
     },
+}
+
+impl Verdict {
+    /// An error without a known line.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self::Error {
+            message: message.into(),
+            line: None,
+        }
+    }
+
+    /// Whether the scenario failed or could not run.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Fail { .. } | Self::Error { .. })
+    }
 }
 
 /// One reason a scenario failed.
@@ -155,18 +173,45 @@ pub struct ScenarioResult {
     pub output: Option<RunOutput>,
     #[serde(skip)]
     pub stats: RunStats,
+    /// Whether outputs were saved beside the goldens as `*.new`.
+    #[serde(skip)]
+    pub pending_written: bool,
+}
+
+/// Why a suite could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("failed to read `{}`: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no scenario file or directory at `{}`", .0.display())]
+    Missing(PathBuf),
+    #[error("`{}` is {kind}, expected {expected}", .path.display())]
+    NotAFile {
+        path: PathBuf,
+        kind: &'static str,
+        expected: &'static str,
+    },
+    #[error("nothing to check: {0}")]
+    NothingSelected(String),
+    #[error("{0}")]
+    GoldenClash(String),
 }
 
 /// Finds scenario files under `paths`, sorted, each once. Directories are
 /// walked without following links; an entry named `*.yaml` or `*.yml` that
 /// is not a regular file (a link, a FIFO, a device) is an error naming it,
 /// never opened. A path given by name may be a link to a regular file.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SuiteError> {
     let mut found = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let entries = crate::walk::walk(path)
-                .map_err(|error| format!("failed to read `{}`: {error}", path.display()))?;
+            let entries = crate::walk::walk(path).map_err(|source| SuiteError::Read {
+                path: path.clone(),
+                source,
+            })?;
             for entry in entries {
                 let is_scenario = matches!(
                     entry.path.extension().and_then(|e| e.to_str()),
@@ -176,27 +221,24 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
                     continue;
                 }
                 if !entry.is_file() {
-                    return Err(format!(
-                        "`{}` is {}, expected a regular scenario file",
-                        entry.path.display(),
-                        crate::atomic::describe(&entry.file_type)
-                    ));
+                    return Err(SuiteError::NotAFile {
+                        path: entry.path,
+                        kind: crate::atomic::describe(&entry.file_type),
+                        expected: "a regular scenario file",
+                    });
                 }
                 found.push(entry.path);
             }
         } else if path.is_file() {
             found.push(path.clone());
         } else if let Ok(metadata) = path.metadata() {
-            return Err(format!(
-                "`{}` is {}, expected a scenario file or directory",
-                path.display(),
-                crate::atomic::describe(&metadata.file_type())
-            ));
+            return Err(SuiteError::NotAFile {
+                path: path.clone(),
+                kind: crate::atomic::describe(&metadata.file_type()),
+                expected: "a scenario file or directory",
+            });
         } else {
-            return Err(format!(
-                "no scenario file or directory at `{}`",
-                path.display()
-            ));
+            return Err(SuiteError::Missing(path.clone()));
         }
     }
     found.sort();
@@ -218,7 +260,7 @@ pub fn golden_target(config: &SuiteConfig, path: &Path) -> PathBuf {
 /// and `x.yml`, one stem in two `invalid/` folders), or in a directory that
 /// holds another scenario's goldens (`a.yaml` beside a folder `a/`): both
 /// would be blessed into the same files.
-pub fn check_golden_targets(config: &SuiteConfig, files: &[PathBuf]) -> Result<(), String> {
+pub fn check_golden_targets(config: &SuiteConfig, files: &[PathBuf]) -> Result<(), SuiteError> {
     let mut targets: Vec<(PathBuf, &PathBuf)> = files
         .iter()
         .map(|path| (golden_target(config, path), path))
@@ -227,12 +269,12 @@ pub fn check_golden_targets(config: &SuiteConfig, files: &[PathBuf]) -> Result<(
     for pair in targets.windows(2) {
         let ((first_target, first), (second_target, second)) = (&pair[0], &pair[1]);
         if first_target == second_target || second_target.starts_with(first_target) {
-            return Err(format!(
+            return Err(SuiteError::GoldenClash(format!(
                 "`{}` and `{}` both map to goldens in `{}`, expected one scenario per golden set: rename one",
                 first.display(),
                 second.display(),
                 first_target.display()
-            ));
+            )));
         }
     }
     Ok(())
@@ -271,7 +313,7 @@ pub fn lint_text(path: &Path) -> String {
 }
 
 /// The scenario files a suite covers, after partitioning.
-pub fn selected(config: &SuiteConfig) -> Result<Vec<PathBuf>, String> {
+pub fn selected(config: &SuiteConfig) -> Result<Vec<PathBuf>, SuiteError> {
     let all = discover(&config.paths)?;
     check_golden_targets(config, &all)?;
     Ok(match config.partition {
@@ -326,90 +368,58 @@ pub fn parallel_map<T: Sync, R: Send>(
 }
 
 /// Checks one scenario against its goldens; with `pending`, differing or
-/// new outputs are also written beside the goldens for review (never in CI).
+/// new outputs are also written beside the goldens for review, and pending
+/// files of outputs that now match are removed (never in CI).
 pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioResult {
-    let name = scenario_name(config, path);
     let source = path.to_string_lossy().replace('\\', "/");
     let mut result = ScenarioResult {
-        name,
+        name: scenario_name(config, path),
         source: source.clone(),
         verdict: Verdict::Pass,
         output: None,
         stats: RunStats::default(),
+        pending_written: false,
     };
+    let pending = pending && !golden::in_ci();
     if is_invalid_case(config, path) {
-        let text = lint_text(path);
-        let golden = lint_golden(config, path);
-        result.verdict = match golden::compare_in(&config.snapshots_root, &golden, &text) {
-            Ok(Comparison::Same) => Verdict::Pass,
-            Ok(Comparison::Missing) => Verdict::New,
-            Ok(Comparison::Differs { diff }) => Verdict::Fail {
-                problems: vec![Problem::Lint { diff }],
-            },
-            Err(error) => Verdict::Error {
-                message: format!("failed to read `{}`: {error}", golden.display()),
-            },
-        };
-        if pending && result.verdict != Verdict::Pass {
-            let _ = golden::write_pending(&golden, &text);
-        }
+        check_lint(config, path, pending, &mut result);
         return result;
     }
-    let scenario = match scenario::parse_scenario(path) {
-        Ok(scenario) => scenario,
+    let output = match scenario::parse_scenario(path) {
         Err(error) => {
             result.verdict = Verdict::Error {
                 message: error.to_string(),
+                line: error.position().map(|p| p.line),
             };
             return result;
         }
-    };
-    let output = match driver::run(&scenario, &source) {
-        Ok(output) => output,
-        Err(error) => {
-            result.verdict = Verdict::Error {
-                message: error.to_string(),
-            };
-            return result;
-        }
+        Ok(scenario) => match driver::run(&scenario, &source) {
+            Ok(output) => output,
+            Err(error) => {
+                result.verdict = Verdict::error(error.to_string());
+                return result;
+            }
+        },
     };
     result.stats = output.stats;
-    let mut problems = Vec::new();
-    for (step, expectation) in output.report.failures() {
-        problems.push(Problem::Expectation {
-            line: step.line,
-            step: step.step,
-            path: expectation.path.clone(),
-            expected: expectation.expected.clone(),
-            actual: expectation.actual.clone(),
-        });
-    }
-    for violation in &output.report.invariant_violations {
-        problems.push(Problem::Invariant {
-            line: violation.line,
-            step: violation.step,
-            invariant: violation.invariant.clone(),
-            message: violation.message.clone(),
-        });
-    }
-    match replay_fresh(&output) {
-        Ok(()) => {}
-        Err(error @ crate::storage::BundleError::Environment(_)) => {
-            result.verdict = Verdict::Error {
-                message: format!("{source}: {error}"),
-            };
+    let mut problems = match behaviour_problems(&output) {
+        Ok(problems) => problems,
+        Err(environment) => {
+            result.verdict = Verdict::error(format!("{source}: {environment}"));
             return result;
         }
-        Err(error) => problems.push(Problem::Replay {
-            message: error.to_string(),
-        }),
-    }
+    };
     let dir = golden::golden_dir(&config.snapshots_root, &config.scenarios_root, path);
     let mut missing = false;
     for (file, contents) in output.files() {
         let golden_path = dir.join(file);
         match golden::compare_in(&config.snapshots_root, &golden_path, contents) {
-            Ok(Comparison::Same) => continue,
+            Ok(Comparison::Same) => {
+                if pending {
+                    let _ = golden::clear_pending(&golden_path);
+                }
+                continue;
+            }
             Ok(Comparison::Missing) => missing = true,
             Ok(Comparison::Differs { diff }) => {
                 let line = first_differing_step_line(file, &diff, &output);
@@ -420,14 +430,15 @@ pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioRe
                 });
             }
             Err(error) => {
-                result.verdict = Verdict::Error {
-                    message: format!("failed to read `{}`: {error}", golden_path.display()),
-                };
+                result.verdict = Verdict::error(format!(
+                    "failed to read `{}`: {error}",
+                    golden_path.display()
+                ));
                 return result;
             }
         }
-        if pending {
-            let _ = golden::write_pending(&golden_path, contents);
+        if pending && golden::write_pending(&golden_path, contents).is_ok() {
+            result.pending_written = true;
         }
     }
     result.verdict = if !problems.is_empty() {
@@ -441,6 +452,63 @@ pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioRe
     result
 }
 
+/// Compares an invalid scenario's lint text with its golden.
+fn check_lint(config: &SuiteConfig, path: &Path, pending: bool, result: &mut ScenarioResult) {
+    let text = lint_text(path);
+    let golden = lint_golden(config, path);
+    result.verdict = match golden::compare_in(&config.snapshots_root, &golden, &text) {
+        Ok(Comparison::Same) => Verdict::Pass,
+        Ok(Comparison::Missing) => Verdict::New,
+        Ok(Comparison::Differs { diff }) => Verdict::Fail {
+            problems: vec![Problem::Lint { diff }],
+        },
+        Err(error) => Verdict::error(format!("failed to read `{}`: {error}", golden.display())),
+    };
+    if !pending {
+        return;
+    }
+    if result.verdict == Verdict::Pass {
+        let _ = golden::clear_pending(&golden);
+    } else if golden::write_pending(&golden, &text).is_ok() {
+        result.pending_written = true;
+    }
+}
+
+/// What went wrong in the run itself, root causes first: a broken runtime
+/// invariant, then the expectations that failed (often because of it),
+/// then a capture that does not replay. An error of the machine (not of
+/// the capture) is returned as such: it is no behaviour of the scenario.
+fn behaviour_problems(output: &RunOutput) -> Result<Vec<Problem>, crate::storage::BundleError> {
+    let mut problems: Vec<Problem> = output
+        .report
+        .invariant_violations
+        .iter()
+        .map(|violation| Problem::Invariant {
+            line: violation.line,
+            step: violation.step,
+            invariant: violation.invariant.clone(),
+            message: violation.message.clone(),
+        })
+        .collect();
+    for (step, expectation) in output.report.failures() {
+        problems.push(Problem::Expectation {
+            line: step.line,
+            step: step.step,
+            path: expectation.path.clone(),
+            expected: expectation.expected.clone(),
+            actual: expectation.actual.clone(),
+        });
+    }
+    match replay_fresh(output) {
+        Ok(()) => {}
+        Err(error @ crate::storage::BundleError::Environment(_)) => return Err(error),
+        Err(error) => problems.push(Problem::Replay {
+            message: error.to_string(),
+        }),
+    }
+    Ok(problems)
+}
+
 /// Replays a fresh capture on a fresh runtime; a scenario whose capture does
 /// not reproduce is broken, whatever its goldens say.
 fn replay_fresh(output: &RunOutput) -> Result<(), crate::storage::BundleError> {
@@ -450,7 +518,30 @@ fn replay_fresh(output: &RunOutput) -> Result<(), crate::storage::BundleError> {
 /// The scenario line of the step whose output diverged first, so a diff
 /// can point at the step in the scenario file.
 fn first_differing_step_line(file: &str, diff: &str, output: &RunOutput) -> Option<usize> {
-    let changed = first_changed_line(diff)?;
+    step_line(file, first_changed_line(diff)?, output)
+}
+
+/// The scenario line of the step each hunk of `diff` (a golden's diff)
+/// changes first; `None` for a hunk that names no step.
+pub fn hunk_step_lines(file: &str, diff: &str, output: &RunOutput) -> Vec<Option<usize>> {
+    let mut hunks: Vec<String> = Vec::new();
+    for line in diff.lines() {
+        if line.starts_with("@@ ") {
+            hunks.push(String::new());
+        }
+        if let Some(hunk) = hunks.last_mut() {
+            hunk.push_str(line);
+            hunk.push('\n');
+        }
+    }
+    hunks
+        .iter()
+        .map(|hunk| step_line(file, first_changed_line(hunk)?, output))
+        .collect()
+}
+
+/// The scenario line of the step that wrote line `changed` of an output.
+fn step_line(file: &str, changed: usize, output: &RunOutput) -> Option<usize> {
     let text = match file {
         "report.json" => &output.report_json,
         "events.jsonl" => &output.events_jsonl,

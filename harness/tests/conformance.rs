@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use rehearse::cli::check::problem_lines;
+use rehearse::check::problem_lines;
 use rehearse::suite::{self, Problem, SuiteConfig, Verdict};
 
 fn main() {

@@ -246,6 +246,31 @@ fn rehearse_in(dir: &Path, ci: &str, args: &[&str], env: &[(&str, &str)]) -> Out
     command.output().expect("the rehearse binary runs")
 }
 
+/// The records of `check --format json` (JSON Lines): the scenario
+/// records, the orphaned golden sets, and the summary, which comes last.
+fn json_lines(stdout: &[u8]) -> (Vec<serde_json::Value>, Vec<String>, serde_json::Value) {
+    let records: Vec<serde_json::Value> = text(stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    for record in &records {
+        assert_eq!(record["version"], 1, "{record}");
+    }
+    let (summary, rest) = records.split_last().expect("a summary record");
+    assert_eq!(summary["record"], "summary", "{summary}");
+    let scenarios = rest
+        .iter()
+        .filter(|r| r["record"] == "scenario")
+        .cloned()
+        .collect();
+    let orphans = rest
+        .iter()
+        .filter(|r| r["record"] == "orphan")
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    (scenarios, orphans, summary.clone())
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("rehearse prints UTF-8")
 }
@@ -288,7 +313,19 @@ fn a_broken_step_is_annotated_on_its_line() {
             )
         })
         .collect();
-    assert_eq!(stdout, format!("{expected}check: 4 passed, 1 failed\n"));
+    assert!(stdout.starts_with(&expected), "{stdout}");
+    // Then the scenario's diffs, folded in one group so they reach the CI
+    // log without flooding it; no line inside reads as a workflow command.
+    let group = stdout[expected.len()..]
+        .strip_prefix("::group::diff of lease/spend.yaml\n")
+        .and_then(|rest| rest.strip_suffix("::endgroup::\ncheck: 4 passed, 1 failed\n"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        group.starts_with("--- snapshots/lease/spend/report.json (golden)\n"),
+        "{group}"
+    );
+    assert!(group.contains("0.005"), "{group}");
+    assert!(group.lines().all(|l| !l.starts_with("::")), "{group}");
 }
 
 #[test]
@@ -304,10 +341,11 @@ fn jobs_and_repeated_runs_give_identical_reports() {
         assert_eq!(text(&four.stdout), text(&again.stdout), "{format}");
         assert_eq!(text(&one.stderr), "", "{format}");
     }
-    // The human report lists the scenarios in sorted order.
-    let human = text(&library.check(&["--jobs", "4"]).stdout);
+    // The verbose human report lists the scenarios in sorted order.
+    let human = text(&library.check(&["--jobs", "4", "-v"]).stdout);
     let listed: Vec<&str> = human
         .lines()
+        .take_while(|line| !line.is_empty())
         .filter_map(|line| line.split_once(' ').map(|(_, rest)| rest.trim()))
         .filter(|rest| rest.ends_with(".yaml"))
         .collect();
@@ -358,9 +396,8 @@ fn partitions_cover_the_real_library_exactly_once() {
                 &["check", "--format", "json", "--partition", &partition],
                 &[],
             );
-            let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-                .unwrap_or_else(|e| panic!("{partition}: {e}: {}", text(&output.stderr)));
-            let names = report["results"].as_array().expect("a result list");
+            assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+            let (names, _, _) = json_lines(&output.stdout);
             seen.extend(
                 names
                     .iter()
@@ -499,7 +536,7 @@ fn junit_report_follows_the_schema() {
     let junit = library.path("reports/junit.xml");
     let output = library.check(&["--format", "json", "--junit", junit.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2), "an error outranks failures");
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (results, orphans, _) = json_lines(&output.stdout);
 
     let xml = fs::read_to_string(&junit).unwrap();
     let leftovers: Vec<_> = fs::read_dir(library.path("reports"))
@@ -562,19 +599,11 @@ fn junit_report_follows_the_schema() {
     assert_eq!(root.count("errors"), errors);
 
     // One testcase per scenario and orphan, in the JSON report's order.
-    let mut expected: Vec<String> = json["results"]
-        .as_array()
-        .unwrap()
+    let mut expected: Vec<String> = results
         .iter()
         .map(|r| r["name"].as_str().unwrap().to_string())
         .collect();
-    expected.extend(
-        json["orphans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o.as_str().unwrap().to_string()),
-    );
+    expected.extend(orphans);
     let names: Vec<&str> = cases.iter().map(|c| c.attribute("name")).collect();
     assert_eq!(
         names,
@@ -639,7 +668,7 @@ fn junit_report_follows_the_schema() {
     assert!(
         last.starts_with("... ")
             && last.ends_with(
-                " more diff lines: run `rehearse check scenarios/lease/spend.yaml` to see them all"
+                " more diff lines: run `rehearse check -v scenarios/lease/spend.yaml` to see them all"
             ),
         "{last}"
     );

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rehearse::cli::lint::lint_files;
 use rehearse::exit::Exit;
+use rehearse::lint::lint_files;
 
 /// The workspace root: the scenario paths in the goldens are relative to it.
 fn root() -> PathBuf {

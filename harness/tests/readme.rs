@@ -23,6 +23,21 @@ fn rehearse(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The `rehearse` arguments of every `cargo run -q -p rehearse -- ...`
+/// line in the README's tour, in order.
+fn tour_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let tour = readme
+        .split("## A five-minute tour")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a tour section");
+    tour.lines()
+        .filter_map(|line| line.strip_prefix("cargo run -q -p rehearse -- "))
+        .map(|line| line.split('#').next().unwrap().trim().to_string())
+        .collect()
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -83,16 +98,49 @@ fn the_conformance_command_passes_on_the_bundled_library() {
 }
 
 #[test]
+fn the_tour_runs_the_commands_this_test_runs() {
+    assert_eq!(
+        tour_commands(),
+        [
+            "new demo --dir scenarios/tour",
+            "lint scenarios/tour/demo.yaml",
+            "run scenarios/tour/demo.yaml",
+            "bless scenarios/tour/demo.yaml",
+            "check",
+            "replay out/demo/capture.json --strict",
+        ]
+    );
+}
+
+#[test]
 fn the_tour_works_as_written() {
     let dir = std::env::temp_dir().join(format!("rehearse-tour-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
 
-    let new = rehearse(&dir, &["new", "demo"]);
+    // As in a checkout: the committed schema the editor line points at.
+    std::fs::create_dir_all(dir.join("docs")).unwrap();
+    std::fs::copy(
+        root().join("docs/scenario.schema.json"),
+        dir.join("docs/scenario.schema.json"),
+    )
+    .unwrap();
+    let new = rehearse(&dir, &["new", "demo", "--dir", "scenarios/tour"]);
     assert!(new.status.success(), "{}", text(&new));
-    let lint = rehearse(&dir, &["lint", "demo.yaml"]);
+    let path = dir.join("scenarios/tour/demo.yaml");
+    let starter = std::fs::read_to_string(&path).unwrap();
+    let schema = starter
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("# yaml-language-server: $schema="))
+        .expect("an editor line");
+    assert!(
+        dir.join("scenarios/tour").join(schema).is_file(),
+        "the editor line `{schema}` resolves to the committed schema"
+    );
+    let lint = rehearse(&dir, &["lint", "scenarios/tour/demo.yaml"]);
     assert!(lint.status.success(), "{}", text(&lint));
-    let run = rehearse(&dir, &["run", "demo.yaml"]);
+    let run = rehearse(&dir, &["run", "scenarios/tour/demo.yaml"]);
     assert!(run.status.success(), "{}", text(&run));
     for file in ["events.jsonl", "report.json", "capture.json"] {
         assert!(dir.join("out/demo").join(file).is_file(), "{file} missing");
@@ -106,8 +154,6 @@ fn the_tour_works_as_written() {
         "no run records"
     );
 
-    std::fs::create_dir_all(dir.join("scenarios/tour")).unwrap();
-    std::fs::rename(dir.join("demo.yaml"), dir.join("scenarios/tour/demo.yaml")).unwrap();
     let bless = rehearse(&dir, &["bless", "scenarios/tour/demo.yaml"]);
     assert!(bless.status.success(), "{}", text(&bless));
     assert!(dir.join("snapshots/tour/demo/report.json").is_file());
@@ -116,7 +162,6 @@ fn the_tour_works_as_written() {
 
     // Change behaviour: one number in a step. Its inline expectation now
     // fails too, and accepting goldens must not hide that.
-    let path = dir.join("scenarios/tour/demo.yaml");
     let yaml = std::fs::read_to_string(&path).unwrap();
     let changed = yaml.replacen("usd: 0.01", "usd: 0.005", 1);
     assert_ne!(changed, yaml, "the starter has a `usd: 0.01` cost to edit");
@@ -130,7 +175,14 @@ fn the_tour_works_as_written() {
         ),
         "{out}"
     );
-    assert!(rehearse(&dir, &["review", "--accept"]).status.success());
+    // Review warns before accepting goldens whose expectations fail, and
+    // says so in its exit status.
+    let accepted = rehearse(&dir, &["review", "--accept"]);
+    let out = text(&accepted);
+    assert_eq!(accepted.status.code(), Some(1), "{out}");
+    let warning = out.find("warning: 1 failed expectation; accepting its goldens");
+    let accept = out.find("accepted tour/demo.yaml");
+    assert!(warning.is_some() && warning < accept, "{out}");
     assert_eq!(
         rehearse(&dir, &["check"]).status.code(),
         Some(1),

@@ -15,12 +15,13 @@ pub struct BlessArgs {
     /// Scenario files or directories (default: `scenarios/`).
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// The scenarios root that golden paths are named after.
-    #[arg(long, value_name = "DIR", default_value = "scenarios")]
-    pub scenarios: PathBuf,
-    /// Where the goldens live.
-    #[arg(long, value_name = "DIR", default_value = "snapshots")]
-    pub snapshots: PathBuf,
+    /// The scenarios directory that golden paths are named after (default:
+    /// `scenarios` under the project root).
+    #[arg(long, value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
+    /// Where the goldens live (default: `snapshots` under the project root).
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
 }
 
 pub fn run(args: &BlessArgs) -> Exit {
@@ -28,18 +29,19 @@ pub fn run(args: &BlessArgs) -> Exit {
         eprintln!("refusing to bless while `CI` is set: goldens are reviewed and written by people, never by CI");
         return Exit::Usage;
     }
-    let config = SuiteConfig {
-        paths: if args.paths.is_empty() {
-            vec![args.scenarios.clone()]
-        } else {
-            args.paths.clone()
-        },
-        scenarios_root: args.scenarios.clone(),
-        snapshots_root: args.snapshots.clone(),
-        jobs: crate::cli::check::default_jobs(),
-        partition: None,
-        find_orphans: false,
+    // Paths are named from the project root, as `check` names them.
+    let library = match crate::cli::Library::open(
+        &args.paths,
+        args.scenarios.as_deref(),
+        args.snapshots.as_deref(),
+    ) {
+        Ok(library) => library,
+        Err(error) => {
+            eprintln!("{error}");
+            return Exit::Usage;
+        }
     };
+    let config = library.suite(crate::cli::default_jobs(), None);
     let files = match suite::selected(&config) {
         Ok(files) => files,
         Err(message) => {

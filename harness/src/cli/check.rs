@@ -1,28 +1,44 @@
-//! `rehearse check`: the conformance gate. Runs every scenario under the
-//! given paths, compares the outputs with the reviewed goldens, replays each
-//! fresh capture, and fails on any difference. Reports come out in the
-//! library's sorted order whatever `--jobs` says, as text, JSON, GitHub
-//! annotations and, with `--junit`, a JUnit XML file.
+//! `rehearse check`: the conformance gate. Runs every selected scenario,
+//! compares the outputs with the reviewed goldens, replays each fresh
+//! capture, and fails on any difference. Reports come out in the library's
+//! sorted order whatever `--jobs` says, as text, JSON Lines, GitHub
+//! workflow commands and, with `--junit`, a JUnit XML file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
-use serde::Serialize;
+use serde_json::json;
 
+use crate::check::{self, CheckOptions, CheckReport, NameFilter, CHECK_REPORT_VERSION};
+use crate::cli::{default_jobs, Library};
 use crate::exit::Exit;
-use crate::golden;
 use crate::junit;
-use crate::progress::{Display, Progress};
+use crate::progress::Display;
 use crate::style::Style;
-use crate::suite::{self, Problem, ScenarioResult, SuiteConfig, Verdict};
+use crate::suite::{self, ScenarioResult, Verdict};
+use crate::{out, outln};
 
 /// Run scenarios and compare their outputs with the goldens in
 /// `snapshots/`; exit 1 on any difference.
+///
+/// Paths are resolved against the project root (the nearest directory
+/// upward that holds `scenarios/`), so `./scenarios`, `$PWD/scenarios` and
+/// a path typed from inside `scenarios/` all name the same scenarios.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// Scenario files or directories (default: `scenarios/`).
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Only scenarios whose name (`lease/expiry.yaml`) contains PATTERN, or
+    /// matches it as a glob when it holds `*`, `?` or `[`. Repeatable.
+    #[arg(long = "filter", short = 'k', value_name = "PATTERN")]
+    pub filters: Vec<String>,
+    /// Stop at the first scenario that does not pass.
+    #[arg(long, short = 'x')]
+    pub fail_fast: bool,
+    /// Also list passing scenarios, and print whole diffs.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// How many scenarios to run at once (default: the number of cores).
     /// The report's order does not depend on it.
     #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
@@ -34,12 +50,13 @@ pub struct CheckArgs {
     /// How to report.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
-    /// The scenarios root that golden paths are named after.
-    #[arg(long, value_name = "DIR", default_value = "scenarios")]
-    pub scenarios: PathBuf,
-    /// Where the goldens live.
-    #[arg(long, value_name = "DIR", default_value = "snapshots")]
-    pub snapshots: PathBuf,
+    /// The scenarios directory that golden paths are named after (default:
+    /// `scenarios` under the project root).
+    #[arg(long, value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
+    /// Where the goldens live (default: `snapshots` under the project root).
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
     /// Print events, episodes and throughput for the whole check.
     #[arg(long)]
     pub stats: bool,
@@ -68,202 +85,109 @@ pub fn parse_jobs(text: &str) -> Result<usize, String> {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Human,
+    /// JSON Lines: one object per scenario, then a summary (docs/FORMATS.md).
     Json,
     /// `::error file=…,line=…::` annotations for GitHub Actions.
     Github,
 }
 
-/// The version of `check --format json`.
-pub const CHECK_REPORT_VERSION: u32 = 1;
+/// How many lines of each golden's diff the default report shows.
+pub const DIFF_PREVIEW_LINES: usize = 12;
 
-impl CheckArgs {
-    /// The suite this invocation describes.
-    pub fn suite(&self) -> SuiteConfig {
-        let whole_library = self.paths.is_empty();
-        let paths = if whole_library {
-            vec![self.scenarios.clone()]
-        } else {
-            self.paths.clone()
-        };
-        SuiteConfig {
-            paths,
-            scenarios_root: self.scenarios.clone(),
-            snapshots_root: self.snapshots.clone(),
-            jobs: self.jobs.unwrap_or_else(default_jobs).max(1),
-            partition: self.partition,
-            find_orphans: whole_library && self.partition.is_none(),
-        }
-    }
-}
-
-/// The number of cores, or 1.
-pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
-/// The outcome of a whole check.
-#[derive(Debug, Serialize)]
-pub struct CheckReport {
-    pub check_version: u32,
-    pub results: Vec<ScenarioResult>,
-    /// Golden sets whose scenario is gone.
-    pub orphans: Vec<String>,
-    pub passed: usize,
-    pub failed: usize,
-    pub errors: usize,
-}
-
-/// Runs the suite, showing a progress counter as `display` says.
-pub fn run_suite(config: &SuiteConfig, display: Display) -> Result<CheckReport, String> {
-    let files = suite::selected(config)?;
-    let progress = Progress::start(files.len(), display);
-    let results = suite::parallel_map(&files, config.jobs, |path| {
-        let result = suite::check_one(config, path, true);
-        progress.inc();
-        result
-    });
-    progress.finish();
-    let orphans = if config.find_orphans {
-        let all = suite::discover(&config.paths)?;
-        suite::orphans(config, &all)
-            .into_iter()
-            .map(|p| p.to_string_lossy().replace('\\', "/"))
-            .collect()
-    } else {
-        Vec::new()
+pub fn run(args: &CheckArgs) -> Result<Exit, crate::cli::CliError> {
+    // The JUnit file is named from where the command started.
+    let junit_path = args.junit.as_ref().map(|path| absolute(path));
+    let html_dir = args.html.as_ref().map(|path| absolute(path));
+    let library = Library::open(
+        &args.paths,
+        args.scenarios.as_deref(),
+        args.snapshots.as_deref(),
+    )?;
+    let config = library.suite(
+        args.jobs.unwrap_or_else(default_jobs).max(1),
+        args.partition,
+    );
+    let options = CheckOptions {
+        filters: args.filters.iter().map(|f| NameFilter::new(f)).collect(),
+        fail_fast: args.fail_fast,
+        pending: true,
     };
-    let passed = results
-        .iter()
-        .filter(|r| r.verdict == Verdict::Pass)
-        .count();
-    let errors = results
-        .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Error { .. }))
-        .count();
-    let failed = results.len() - passed + orphans.len();
-    Ok(CheckReport {
-        check_version: CHECK_REPORT_VERSION,
-        results,
-        orphans,
-        passed,
-        failed,
-        errors,
-    })
-}
-
-pub fn run(args: &CheckArgs) -> Exit {
-    let config = args.suite();
-    let report = match run_suite(&config, Display::detect()) {
-        Ok(report) => report,
-        Err(message) => {
-            eprintln!("{message}");
-            return Exit::Usage;
-        }
-    };
+    let report = check::run(&config, &options, Display::detect())?;
     match args.format {
-        Format::Human => print_human(&report, Style::stdout()),
-        Format::Json => print!("{}", crate::driver::pretty(&report)),
+        Format::Human => print_human(&report, Style::stdout(), args.verbose),
+        Format::Json => print_json_lines(&report),
         Format::Github => print_github(&report),
     }
     if args.stats {
         print_stats(&report);
     }
-    if let Some(dir) = &args.html {
-        if let Err(error) = crate::html::write_check_pages(dir, &report.results, &config) {
+    if let Some(path) = junit_path {
+        junit::write(&path, &report)?;
+    }
+    if let Some(dir) = html_dir {
+        if let Err(error) = crate::html::write_check_pages(&dir, &report.results, &config) {
             eprintln!(
                 "failed to write the timeline pages to `{}`: {error}",
                 dir.display()
             );
-            return Exit::Usage;
+            return Ok(Exit::Usage);
         }
     }
-    if let Some(path) = &args.junit {
-        if let Err(error) = junit::write(path, &report) {
-            eprintln!("{error}");
-            return Exit::Usage;
-        }
-    }
-    if report.errors > 0 {
+    Ok(if report.errors > 0 {
         Exit::Usage
     } else if report.failed > 0 {
         Exit::Mismatch
     } else {
         Exit::Pass
+    })
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::env::current_dir()
+        .map(|cwd| cwd.join(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn tag(verdict: &Verdict, style: Style) -> String {
+    match verdict {
+        Verdict::Pass => style.green("PASS "),
+        Verdict::New => style.yellow("NEW  "),
+        Verdict::Fail { .. } => style.red("FAIL "),
+        Verdict::Error { .. } => style.red("ERROR"),
     }
 }
 
-/// One line per problem: `file:line: message`, for humans and annotations.
-pub fn problem_lines(result: &ScenarioResult) -> Vec<(Option<usize>, String)> {
-    match &result.verdict {
-        Verdict::Pass => Vec::new(),
-        Verdict::New => vec![(None, format!("no goldens yet: review the outputs, then run `rehearse bless {}`", result.source))],
-        Verdict::Error { message } => vec![(None, message.clone())],
-        Verdict::Fail { problems } => problems
-            .iter()
-            .map(|problem| match problem {
-                Problem::Expectation { line, step, path, expected, actual } => {
-                    (Some(*line), format!("step {step}: expectation `{path}` failed: expected {expected}, actual {actual}"))
-                }
-                Problem::Diff { file, line, .. } => (*line, format!("{file} differs from its golden")),
-                Problem::Replay { message } => (None, format!("the fresh capture does not replay: {message}")),
-                Problem::Lint { .. } => (None, "lint error text differs from its golden".to_string()),
-                Problem::Invariant { line, step, message, .. } => {
-                    (Some(*line), format!("step {step}: runtime invariant broken: {message}"))
-                }
-            })
-            .collect(),
-    }
-}
-
-/// Each problem located in the scenario file: `scenarios/x.yaml:14: ...`,
-/// or `scenarios/x.yaml: ...` where no line is known; a message that
-/// already starts with the file (a parse error's `file:line:column`) is
-/// kept as it is.
-pub fn located_problems(result: &ScenarioResult) -> Vec<String> {
-    problem_lines(result)
-        .into_iter()
-        .map(|(line, message)| match line {
-            Some(line) => format!("{}:{line}: {message}", result.source),
-            None if message.starts_with(&result.source) => message,
-            None => format!("{}: {message}", result.source),
-        })
-        .collect()
-}
-
-fn print_human(report: &CheckReport, style: Style) {
+/// One line per failed scenario, one line per problem under it (root
+/// causes first), a preview of each diff, then a recap of what failed with
+/// the command that shows each in full.
+fn print_human(report: &CheckReport, style: Style, verbose: bool) {
     for result in &report.results {
-        let tag = match result.verdict {
-            Verdict::Pass => style.green("PASS "),
-            Verdict::New => style.yellow("NEW  "),
-            Verdict::Fail { .. } => style.red("FAIL "),
-            Verdict::Error { .. } => style.red("ERROR"),
-        };
-        println!("{tag} {}", result.name);
-        for problem in located_problems(result) {
-            println!("      {problem}");
+        if result.verdict == Verdict::Pass && !verbose {
+            continue;
+        }
+        outln!("{} {}", tag(&result.verdict, style), result.name);
+        for problem in check::located_problems(result) {
+            outln!("      {problem}");
         }
         print_explanations(result, style);
-        if let Verdict::Fail { problems } = &result.verdict {
-            for problem in problems {
-                if let Problem::Diff { diff, .. } | Problem::Lint { diff } = problem {
-                    for line in style.diff(diff).lines() {
-                        println!("      {line}");
-                    }
-                }
-            }
+        for diff in check::diffs(result) {
+            print_diff(diff, style, verbose, &result.source);
         }
     }
     for orphan in &report.orphans {
-        println!(
+        outln!(
             "{} {orphan}: goldens without a scenario; delete them or restore the scenario",
             style.red("ORPHAN")
         );
     }
-    let pending = report.results.iter().any(|r| r.verdict != Verdict::Pass);
-    if pending && !golden::in_ci() {
-        println!("{}", style.dim("new outputs were saved beside the goldens as `*.new`: review them with `rehearse review`"));
+    if report.pending_written() {
+        outln!(
+            "{}",
+            style.dim("saved the new outputs beside the goldens as `*.new`: review them with `rehearse review`")
+        );
     }
-    println!("check: {} passed, {} failed", report.passed, report.failed);
+    print_recap(report, style);
+    outln!("{}", summary_line(report));
 }
 
 /// Under a scenario's failed expectations, why each of those steps got its
@@ -275,42 +199,156 @@ fn print_explanations(result: &ScenarioResult, style: Style) {
     let steps = problems
         .iter()
         .filter_map(|problem| match problem {
-            Problem::Expectation { step, .. } => Some(*step),
+            crate::suite::Problem::Expectation { step, .. } => Some(*step),
             _ => None,
         })
         .collect();
     for text in crate::explain::explain_file_steps(&result.source, steps, "        ").values() {
-        print!("{}", style.dim(text));
+        out!("{}", style.dim(text));
     }
 }
 
-/// GitHub Actions workflow commands escape `%`, CR and LF in messages.
-fn escape_github(text: &str) -> String {
+fn print_diff(diff: &str, style: Style, verbose: bool, source: &str) {
+    let lines: Vec<&str> = diff.lines().collect();
+    let shown = if verbose {
+        lines.len()
+    } else {
+        lines.len().min(DIFF_PREVIEW_LINES)
+    };
+    for line in style.diff(&lines[..shown].join("\n")).lines() {
+        outln!("      {line}");
+    }
+    if shown < lines.len() {
+        outln!(
+            "      {}",
+            style.dim(&format!(
+                "... {} more lines: `rehearse check -v {source}`",
+                lines.len() - shown
+            ))
+        );
+    }
+}
+
+fn print_recap(report: &CheckReport, style: Style) {
+    let failed: Vec<&ScenarioResult> = report
+        .results
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .collect();
+    if failed.is_empty() {
+        return;
+    }
+    outln!();
+    outln!("{}", style.bold(&format!("failed ({}):", failed.len())));
+    let width = failed.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    for result in failed {
+        outln!(
+            "  {} {:<width$}  rehearse check -v {}",
+            tag(&result.verdict, style),
+            result.name,
+            result.source
+        );
+    }
+}
+
+fn summary_line(report: &CheckReport) -> String {
+    let mut line = format!("check: {} passed, {} failed", report.passed, report.failed);
+    if report.not_run > 0 {
+        line.push_str(&format!(
+            ", {} not run (stopped at the first failure)",
+            report.not_run
+        ));
+    }
+    line
+}
+
+/// JSON Lines: one `scenario` record per scenario, one `orphan` record per
+/// golden set without a scenario, then one `summary` record.
+fn print_json_lines(report: &CheckReport) {
+    for result in &report.results {
+        let mut record = json!({
+            "record": "scenario",
+            "version": CHECK_REPORT_VERSION,
+        });
+        if let (Some(object), Ok(serde_json::Value::Object(fields))) =
+            (record.as_object_mut(), serde_json::to_value(result))
+        {
+            object.extend(fields);
+        }
+        outln!("{record}");
+    }
+    for orphan in &report.orphans {
+        outln!(
+            "{}",
+            json!({"record": "orphan", "version": CHECK_REPORT_VERSION, "path": orphan})
+        );
+    }
+    outln!(
+        "{}",
+        json!({
+            "record": "summary",
+            "version": CHECK_REPORT_VERSION,
+            "passed": report.passed,
+            "failed": report.failed,
+            "errors": report.errors,
+            "not_run": report.not_run,
+            "orphans": report.orphans.len(),
+        })
+    );
+}
+
+/// Escapes workflow-command data (the message): `%`, CR and LF.
+pub fn escape_github_data(text: &str) -> String {
     text.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
+/// Escapes a workflow-command property (`file=`, `title=`): as data, plus
+/// `:` and `,`, which would end the property.
+pub fn escape_github_property(text: &str) -> String {
+    escape_github_data(text)
+        .replace(':', "%3A")
+        .replace(',', "%2C")
+}
+
+/// One `::error` command per problem, at its file and line where known;
+/// each failed scenario's diffs in a collapsed `::group::` block.
 fn print_github(report: &CheckReport) {
     for result in &report.results {
-        for (line, message) in problem_lines(result) {
+        let file = escape_github_property(&result.source);
+        let title = escape_github_property(&format!("rehearse {}", result.name));
+        for (line, message) in check::problem_lines(result) {
             let location = match line {
-                Some(line) => format!("file={},line={line}", result.source),
-                None => format!("file={}", result.source),
+                Some(line) => format!("file={file},line={line}"),
+                None => format!("file={file}"),
             };
-            println!(
-                "::error {location},title=rehearse {}::{}",
-                result.name,
-                escape_github(&message)
+            outln!(
+                "::error {location},title={title}::{}",
+                escape_github_data(&message)
             );
+        }
+        let diffs = check::diffs(result);
+        if !diffs.is_empty() {
+            outln!(
+                "::group::{}",
+                escape_github_data(&format!("diff of {}", result.name))
+            );
+            // Every line of a unified diff starts with ` `, `+`, `-` or
+            // `@`, so none can be read as a workflow command.
+            for diff in diffs {
+                out!("{diff}");
+            }
+            outln!("::endgroup::");
         }
     }
     for orphan in &report.orphans {
-        println!(
-            "::error file={orphan},title=rehearse orphaned goldens::goldens without a scenario"
+        outln!(
+            "::error file={},title=rehearse orphaned goldens::goldens without a scenario",
+            escape_github_property(orphan)
         );
     }
-    println!("check: {} passed, {} failed", report.passed, report.failed);
+    outln!("{}", summary_line(report));
 }
 
 fn print_stats(report: &CheckReport) {
@@ -327,7 +365,7 @@ fn print_stats(report: &CheckReport) {
             0.0
         }
     };
-    println!(
+    outln!(
         "stats: {} scenarios, {events} events, {episodes} episodes, {seconds:.3}s of run time ({:.0} events/s, {:.0} episodes/s)",
         report.results.len(),
         rate(events),
@@ -354,7 +392,11 @@ mod tests {
     }
 
     #[test]
-    fn github_messages_escape_newlines_and_percent() {
-        assert_eq!(escape_github("50%\nnext"), "50%25%0Anext");
+    fn github_escapes_data_and_properties() {
+        assert_eq!(escape_github_data("50%\nnext"), "50%25%0Anext");
+        assert_eq!(
+            escape_github_property("a,b:c\r\n::add-mask::x"),
+            "a%2Cb%3Ac%0D%0A%3A%3Aadd-mask%3A%3Ax"
+        );
     }
 }

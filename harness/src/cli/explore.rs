@@ -42,8 +42,9 @@ pub fn run(args: &ExploreArgs) -> Exit {
         max_steps: args.max_steps,
         ..ExploreConfig::default()
     };
-    // The same counter as `check`: on a terminal, after a second, on stderr.
-    let progress = Progress::start(args.cases, Display::detect());
+    // The same counter as `check`, named `explore`: on a terminal, after a
+    // second, on stderr.
+    let progress = Progress::start("explore", args.cases, Display::detect());
     let result = explore(config, |_| progress.inc());
     progress.finish();
     match result {

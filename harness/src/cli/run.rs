@@ -1,13 +1,21 @@
 //! `rehearse run`: run scenarios, print their reports, write their outputs.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use rehearse_runtime::op::Op;
+use serde_json::json;
 
+use crate::cli::CliError;
 use crate::driver::{self, RunOutput};
 use crate::exit::Exit;
-use crate::scenario;
+use crate::report::{Report, StepReport};
+use crate::root::Project;
+use crate::scenario::{self, Scenario};
 use crate::style::Style;
+use crate::{out, outln};
 
 /// Run scenario files, print each report and write its outputs
 /// (`events.jsonl`, `report.json`, `capture.json`, `runs/`).
@@ -16,10 +24,13 @@ pub struct RunArgs {
     /// Scenario files to run.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Where to write outputs; each scenario gets `DIR/<name>/`.
+    /// Where to write outputs; each scenario gets `DIR/<name>/`. Two files
+    /// with the same `name` in one run are refused rather than overwriting
+    /// each other's folder.
     #[arg(long, value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
-    /// How to print the report.
+    /// How to print the report: `json` writes JSON Lines, one record per
+    /// scenario and a summary (docs/FORMATS.md).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// Print events, episodes and throughput after each run.
@@ -39,62 +50,124 @@ pub enum Format {
     Json,
 }
 
-pub fn run(args: &RunArgs) -> Exit {
+/// The version of the JSON Lines records of `run --format json`.
+pub const RUN_RECORD_VERSION: u32 = 1;
+
+/// How the scenarios of one `run` fared.
+#[derive(Debug, Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    errors: usize,
+    /// Output folders already written, by scenario name, with their file.
+    written: BTreeMap<String, String>,
+}
+
+pub fn run(args: &RunArgs) -> Result<Exit, CliError> {
+    let project = Project::discover()?;
     let style = Style::stdout();
-    let mut code = Exit::Pass;
+    let mut tally = Tally::default();
     for file in &args.files {
-        let source = file.to_string_lossy().replace('\\', "/");
-        let scenario = match scenario::parse_scenario(file) {
-            Ok(scenario) => scenario,
-            Err(error) => {
-                eprintln!("{error}");
-                code = Exit::Usage;
-                continue;
-            }
-        };
-        let output = match driver::run(&scenario, &source) {
-            Ok(output) => output,
-            Err(error) => {
-                eprintln!("{error}");
-                code = Exit::Usage;
-                continue;
-            }
-        };
-        let dir = args.out.join(&scenario.name);
-        if let Err(error) = write_outputs(&dir, &output) {
-            eprintln!("failed to write outputs to `{}`: {error}", dir.display());
-            code = Exit::Usage;
-            continue;
-        }
-        match args.format {
-            Format::Json => print!("{}", output.report_json),
-            Format::Human => {
-                // Why each failed step got its result (see `explain`).
-                let explained =
-                    crate::explain::explain_failures(&scenario, &output.report, "              ");
-                print_human(&output, &dir, style, &explained);
-            }
-        }
-        if args.stats {
-            print_stats(&output);
-        }
-        if let Some(html) = &args.html {
-            match crate::html::write_run_page(html, &scenario, &source) {
-                Ok(path) => eprintln!("timeline: {}", path.display()),
-                Err(error) => {
-                    eprintln!(
-                        "failed to write the timeline page to `{}`: {error}",
-                        html.display()
-                    );
-                    code = Exit::Usage;
+        match run_file(args, &project, file, &mut tally) {
+            Ok((output, dir)) => {
+                let passed = output.passed();
+                match args.format {
+                    Format::Json => print_json_record(file, &dir, &output),
+                    Format::Human => {
+                        // Why each failed step got its result (see `explain`).
+                        let explained = crate::explain::explain_file_failures(
+                            file,
+                            &output.report,
+                            "              ",
+                        );
+                        out!(
+                            "{}",
+                            render_human_explained(&output, &dir, style, &explained)
+                        );
+                    }
+                }
+                if args.stats {
+                    print_stats(&output);
+                }
+                if let Some(html) = &args.html {
+                    write_page(html, file, &output.report.source, &mut tally);
+                }
+                if passed {
+                    tally.passed += 1;
+                } else {
+                    tally.failed += 1;
                 }
             }
-        }
-        if !output.passed() && code == Exit::Pass {
-            code = Exit::Mismatch;
+            Err(message) => {
+                tally.errors += 1;
+                if args.format == Format::Json {
+                    outln!(
+                        "{}",
+                        json!({"record": "error", "version": RUN_RECORD_VERSION,
+                               "file": project.name(file), "message": message})
+                    );
+                }
+                eprintln!("{message}");
+            }
         }
     }
-    code
+    if args.format == Format::Json {
+        outln!(
+            "{}",
+            json!({"record": "summary", "version": RUN_RECORD_VERSION,
+                   "scenarios": args.files.len(), "passed": tally.passed,
+                   "failed": tally.failed, "errors": tally.errors})
+        );
+    }
+    Ok(if tally.errors > 0 {
+        Exit::Usage
+    } else if tally.failed > 0 {
+        Exit::Mismatch
+    } else {
+        Exit::Pass
+    })
+}
+
+/// Writes the timeline page of `file` under `dir` (see `html`).
+fn write_page(dir: &Path, file: &Path, source: &str, tally: &mut Tally) {
+    match crate::html::write_run_file_page(dir, file, source) {
+        Ok(path) => eprintln!("timeline: {}", path.display()),
+        Err(error) => {
+            eprintln!(
+                "failed to write the timeline page to `{}`: {error}",
+                dir.display()
+            );
+            tally.errors += 1;
+        }
+    }
+}
+
+/// Parses, runs and writes one scenario; the message says why not.
+fn run_file(
+    args: &RunArgs,
+    project: &Project,
+    file: &Path,
+    tally: &mut Tally,
+) -> Result<(RunOutput, PathBuf), String> {
+    let source = project.name(file);
+    let scenario = scenario::parse_scenario(file).map_err(|error| error.to_string())?;
+    if let Some(first) = tally.written.get(&scenario.name) {
+        return Err(format!(
+            "{}: has the same name `{}` as `{first}`, so its outputs would overwrite `{}`; give one of them another `name`",
+            file.display(),
+            scenario.name,
+            args.out.join(&scenario.name).display()
+        ));
+    }
+    let mut output = driver::run(&scenario, &source).map_err(|error| error.to_string())?;
+    let dir = args.out.join(&scenario.name);
+    write_outputs(&dir, &output)
+        .map_err(|error| format!("failed to write outputs to `{}`: {error}", dir.display()))?;
+    tally
+        .written
+        .insert(scenario.name.clone(), file.display().to_string());
+    label_steps(&scenario, &mut output.report);
+    Ok((output, dir))
 }
 
 /// How many threads write run records at once.
@@ -130,14 +203,161 @@ pub fn write_outputs(dir: &Path, output: &RunOutput) -> std::io::Result<()> {
     })
 }
 
-fn print_human(
+/// Names each step of the printed timeline after what it did: a process
+/// step by its operation and process (`process claim p1`). The outputs
+/// were written before, so this changes nothing on disk.
+fn label_steps(scenario: &Scenario, report: &mut Report) {
+    for (step, spec) in report.steps.iter_mut().zip(&scenario.steps) {
+        if let Some(Op::Process(process)) = &spec.op {
+            step.kind = match process.process_id() {
+                Some(id) => format!("process {} {id}", process.kind()),
+                None => format!("process {}", process.kind()),
+            };
+        }
+    }
+}
+
+/// One JSON Lines record for a scenario that ran.
+fn print_json_record(file: &Path, dir: &Path, output: &RunOutput) {
+    let report = serde_json::from_str::<serde_json::Value>(&output.report_json)
+        .expect("the report is JSON the driver wrote");
+    outln!(
+        "{}",
+        json!({
+            "record": "scenario",
+            "version": RUN_RECORD_VERSION,
+            "file": crate::root::slashed(file),
+            "outputs": crate::root::slashed(dir),
+            "passed": output.passed(),
+            "report": report,
+        })
+    );
+}
+
+/// For each episode a step deferred, the step that deferred it.
+fn deferring_steps(report: &Report) -> BTreeMap<u64, usize> {
+    let mut steps = BTreeMap::new();
+    for step in &report.steps {
+        if let Some(decision) = &step.decision {
+            if decision.decision.as_str() == "defer" {
+                if let Some(episode) = decision.episode_id {
+                    steps.entry(episode).or_insert(step.step);
+                }
+            }
+        }
+    }
+    steps
+}
+
+/// What a pump ran: `episode 2 from step 3`, or that nothing was due.
+fn pumped(step: &StepReport, deferred: &BTreeMap<u64, usize>) -> Option<String> {
+    if step.kind != "pump" {
+        return None;
+    }
+    let episode = step.decision.as_ref().and_then(|d| d.episode_id);
+    Some(match episode {
+        None => "nothing due".to_string(),
+        Some(episode) => match deferred.get(&episode) {
+            Some(from) => format!("episode {episode} from step {from}"),
+            None => format!("episode {episode}"),
+        },
+    })
+}
+
+fn render_step(
+    text: &mut String,
+    step: &StepReport,
+    report: &Report,
+    deferred: &BTreeMap<u64, usize>,
+    style: Style,
+) {
+    let receipt = step.receipt.as_deref().unwrap_or("");
+    let painted = match receipt {
+        "error" => style.red(receipt),
+        _ => receipt.to_string(),
+    };
+    let decision = step.decision.as_ref().map_or("", |d| d.decision.as_str());
+    let mut line = format!(
+        "  step {:>3}  line {:>4}  {}  {:<20} {:<16} {}",
+        step.step,
+        step.line,
+        step.at,
+        step.kind,
+        painted,
+        style.dim(decision)
+    );
+    if let Some(what) = pumped(step, deferred) {
+        line.push_str(&format!("  {}", style.dim(&format!("({what})"))));
+    }
+    let _ = writeln!(text, "{}", line.trim_end());
+    if !step.receipts.is_empty() {
+        let _ = writeln!(text, "            drained: {}", step.receipts.join(", "));
+    }
+    if let Some(error) = &step.error {
+        let _ = writeln!(
+            text,
+            "            {}",
+            style.dim(&format!("error: {error}"))
+        );
+    }
+    for violation in report
+        .invariant_violations
+        .iter()
+        .filter(|v| v.step == step.step)
+    {
+        let _ = writeln!(
+            text,
+            "            {} {}:{}: invariant `{}` broken: {}",
+            style.red("VIOLATED"),
+            report.source,
+            violation.line,
+            violation.invariant,
+            violation.message
+        );
+    }
+    for expectation in &step.expectations {
+        if expectation.ok {
+            let _ = writeln!(
+                text,
+                "            {} {} = {}",
+                style.green("ok"),
+                expectation.path,
+                expectation.expected
+            );
+        } else {
+            let _ = writeln!(
+                text,
+                "            {} {}:{}: {}: expected {}, actual {}",
+                style.red("FAILED"),
+                report.source,
+                step.line,
+                expectation.path,
+                expectation.expected,
+                expectation.actual
+            );
+        }
+    }
+}
+
+/// The human report of a run: its steps (with every broken invariant at
+/// its step), what was left deferred, the final states and a summary that
+/// says why a run failed.
+pub fn render_human(output: &RunOutput, dir: &Path, style: Style) -> String {
+    render_human_explained(output, dir, style, &BTreeMap::new())
+}
+
+/// [`render_human`] with each failed step's explanation under its failed
+/// expectations.
+pub fn render_human_explained(
     output: &RunOutput,
     dir: &Path,
     style: Style,
-    explained: &std::collections::BTreeMap<usize, String>,
-) {
+    explained: &BTreeMap<usize, String>,
+) -> String {
+    let mut text = String::new();
     let report = &output.report;
-    println!(
+    let _ = writeln!(
+        text,
         "{} {}",
         style.bold(&report.scenario),
         style.dim(&format!(
@@ -145,59 +365,16 @@ fn print_human(
             report.source, report.seed, report.start
         ))
     );
+    let deferred = deferring_steps(report);
     for step in &report.steps {
-        let receipt = step.receipt.as_deref().unwrap_or("");
-        let painted = match receipt {
-            "error" => style.red(receipt),
-            "" => String::new(),
-            _ => receipt.to_string(),
-        };
-        let decision = step
-            .decision
-            .as_ref()
-            .map(|d| d.decision.as_str())
-            .unwrap_or("");
-        println!(
-            "  step {:>3}  line {:>4}  {}  {:<18} {:<16} {}",
-            step.step,
-            step.line,
-            step.at,
-            step.kind,
-            painted,
-            style.dim(decision)
-        );
-        if !step.receipts.is_empty() {
-            println!("            drained: {}", step.receipts.join(", "));
-        }
-        if let Some(error) = &step.error {
-            println!("            {}", style.dim(&format!("error: {error}")));
-        }
-        for expectation in &step.expectations {
-            if expectation.ok {
-                println!(
-                    "            {} {} = {}",
-                    style.green("ok"),
-                    expectation.path,
-                    expectation.expected
-                );
-            } else {
-                println!(
-                    "            {} {}:{}: {}: expected {}, actual {}",
-                    style.red("FAILED"),
-                    report.source,
-                    step.line,
-                    expectation.path,
-                    expectation.expected,
-                    expectation.actual
-                );
-            }
-        }
-        if let Some(text) = explained.get(&step.step) {
-            print!("{}", style.dim(text));
+        render_step(&mut text, step, report, &deferred, style);
+        if let Some(explanation) = explained.get(&step.step) {
+            text.push_str(&style.dim(explanation));
         }
     }
     for deferred in &report.deferred_at_end {
-        println!(
+        let _ = writeln!(
+            text,
             "  {} episode {} ({} from {}) still deferred, due {}",
             style.yellow("left"),
             deferred.episode_id,
@@ -211,7 +388,8 @@ fn print_human(
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        println!(
+        let _ = writeln!(
+            text,
             "  final {name}: {state}, queued {}, spent today {}, lease {}",
             status.queued_events,
             status.budget.spent_today_usd,
@@ -221,20 +399,51 @@ fn print_human(
                 .map_or("none", |l| l.id.as_str())
         );
     }
+    render_summary(&mut text, output, dir, style);
+    text
+}
+
+fn render_summary(text: &mut String, output: &RunOutput, dir: &Path, style: Style) {
+    let report = &output.report;
     let summary = &report.summary;
-    let verdict = if summary.failed_expectations == 0 {
+    let violations = report.invariant_violations.len();
+    let verdict = if output.passed() {
         style.green("passed")
     } else {
         style.red("failed")
     };
-    println!(
-        "{verdict}: {} steps, {} events, {} expectations, {} failed; outputs in {}",
-        summary.steps,
-        summary.events,
-        summary.expectations,
-        summary.failed_expectations,
-        dir.display()
+    let _ = write!(
+        text,
+        "{verdict}: {} steps, {} events, {} expectations, {} failed",
+        summary.steps, summary.events, summary.expectations, summary.failed_expectations,
     );
+    if violations > 0 {
+        let _ = write!(text, ", {violations} invariant violated");
+    }
+    let _ = writeln!(text, "; outputs in {}", dir.display());
+    if violations > 0 {
+        let first = &report.invariant_violations[0];
+        let _ = writeln!(
+            text,
+            "{}: the runtime broke invariant `{}` at step {} ({}:{}); see `invariant_violations` in {}",
+            style.red("failed because"),
+            first.invariant,
+            first.step,
+            report.source,
+            first.line,
+            dir.join("report.json").display()
+        );
+    } else if let Some((step, expectation)) = report.failures().next() {
+        let _ = writeln!(
+            text,
+            "{}: {} did not hold, the first `{}` at {}:{}",
+            style.red("failed because"),
+            crate::style::count(summary.failed_expectations, "expectation"),
+            expectation.path,
+            report.source,
+            step.line
+        );
+    }
 }
 
 /// Prints a run's size and speed (wall time: informative, never compared).
@@ -247,7 +456,7 @@ pub fn print_stats(output: &RunOutput) {
             0.0
         }
     };
-    println!(
+    outln!(
         "stats: {} steps, {} events, {} episodes in {:.3}s ({:.0} events/s, {:.0} episodes/s)",
         stats.steps,
         stats.events,
@@ -256,4 +465,69 @@ pub fn print_stats(output: &RunOutput) {
         per_second(stats.events),
         per_second(stats.episodes)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::{run_with, RunOptions};
+    use rehearse_runtime::test_hooks::Bug;
+
+    /// The same pull request twice: the second is a duplicate, unless the
+    /// runtime has the deliberate bug that runs finished work again.
+    const TWICE: &str = "\
+version: 1
+start: 2026-04-24T12:00:00Z
+personas:
+  merge_captain:
+    entry_workflow: workflows/merge.harn#run
+steps:
+  - at: 0s
+    trigger:
+      persona: merge_captain
+      provider: github
+      kind: pull_request
+      metadata: { repository: burin-labs/harn, number: \"7\" }
+  - at: 1s
+    trigger:
+      persona: merge_captain
+      provider: github
+      kind: pull_request
+      metadata: { repository: burin-labs/harn, number: \"7\" }
+";
+
+    fn complete_duplicates(runtime: &mut rehearse_runtime::engine::Runtime) {
+        runtime.set_deliberate_bug(Bug::CompleteDuplicates);
+    }
+
+    #[test]
+    fn a_broken_invariant_is_shown_at_its_step_counted_and_explained() {
+        let scenario = crate::scenario::parse_str(TWICE, "twice.yaml", "twice").unwrap();
+        let options = RunOptions {
+            runtime_hook: Some(complete_duplicates),
+            ..RunOptions::default()
+        };
+        let output = run_with(&scenario, "twice.yaml", options).unwrap();
+        assert!(!output.passed());
+        let text = render_human(&output, Path::new("out/twice"), Style::plain());
+        let lines: Vec<&str> = text.lines().collect();
+        let step2 = lines
+            .iter()
+            .position(|l| l.starts_with("  step   2"))
+            .unwrap();
+        assert!(
+            lines[step2 + 1].starts_with("            VIOLATED twice.yaml:13: invariant `"),
+            "{text}"
+        );
+        let summary = lines[lines.len() - 2];
+        assert!(
+            summary.starts_with("failed: 2 steps,")
+                && summary.contains(", 0 failed, 1 invariant violated; outputs in out/twice"),
+            "{text}"
+        );
+        assert!(
+            lines[lines.len() - 1].starts_with("failed because: the runtime broke invariant `"),
+            "{text}"
+        );
+    }
 }

@@ -45,7 +45,7 @@ pub fn write_check_pages(
             href: None,
             note: String::new(),
         };
-        if let Verdict::Error { message } = &result.verdict {
+        if let Verdict::Error { message, .. } = &result.verdict {
             entry.note = message.clone();
         } else if suite::is_invalid_case(config, path) {
             entry.note = "an invalid scenario: its golden is its lint error".to_string();

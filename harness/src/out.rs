@@ -1,0 +1,38 @@
+//! Writing reports to standard output, where a closed pipe is a normal end:
+//! `rehearse check | head -1` and `rehearse check | true` must exit with the
+//! check's own status, so a failed write is dropped instead of panicking as
+//! `println!` does. The exit status still tells the outcome.
+
+use std::fmt;
+use std::io::Write;
+
+/// Writes `args` and a newline to standard output, ignoring write errors.
+pub fn line(args: fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_fmt(args);
+    let _ = stdout.write_all(b"\n");
+}
+
+/// Writes `args` to standard output, ignoring write errors.
+pub fn text(args: fmt::Arguments<'_>) {
+    let _ = std::io::stdout().lock().write_fmt(args);
+}
+
+/// `println!` that treats a closed standard output as a normal end.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::out::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::out::line(format_args!($($arg)*))
+    };
+}
+
+/// `print!` that treats a closed standard output as a normal end.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::out::text(format_args!($($arg)*))
+    };
+}
