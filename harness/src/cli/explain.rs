@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::exit::Exit;
 use crate::explain::{self, Wanted};
+use crate::out;
 use crate::scenario;
 
 /// Explain one step: the admission rules in order with their inputs and
@@ -77,11 +78,11 @@ pub fn run(args: &ExplainArgs) -> Exit {
         return Exit::Usage;
     };
     match args.format {
-        Format::Json => print!("{}", crate::driver::pretty(explanation)),
+        Format::Json => out!("{}", crate::driver::pretty(explanation)),
         Format::Human => {
             let lines: Vec<&str> = output.events_jsonl.lines().collect();
-            print!("{}", explain::render(explanation));
-            print!("{}", explain::render_events(explanation.events, &lines));
+            out!("{}", explain::render(explanation));
+            out!("{}", explain::render_events(explanation.events, &lines));
         }
     }
     Exit::Pass
