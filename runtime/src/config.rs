@@ -19,10 +19,13 @@ pub const DEFAULT_LEASE_TTL: Millis = Millis(5 * 60 * 1000);
 )]
 pub struct BudgetPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub daily_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub hourly_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub run_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
@@ -63,6 +66,7 @@ pub struct StageExit {
     expecting = "a persona binding such as `{entry_workflow: workflows/merge.harn#run}`"
 )]
 pub struct PersonaSpec {
+    #[schemars(regex(pattern = r"\S"))]
     pub entry_workflow: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_ref: Option<String>,
@@ -73,6 +77,7 @@ pub struct PersonaSpec {
     #[serde(default, skip_serializing_if = "is_default_budget")]
     pub budget: BudgetPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::duration::positive_duration_schema")]
     pub lease_ttl: Option<Millis>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageDecl>,
@@ -95,12 +100,19 @@ impl PersonaSpec {
     deny_unknown_fields,
     expecting = "supervisor constraints such as `{max_in_flight: 1, max_retries: 2}`"
 )]
+#[schemars(extend("dependencies" = {
+    "max_per_window": ["rate_window"],
+    "rate_window": ["max_per_window"],
+}))]
 pub struct Constraints {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_in_flight: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_per_window: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::duration::positive_duration_schema")]
     pub rate_window: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Millis>,

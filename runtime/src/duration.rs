@@ -119,6 +119,17 @@ impl<'de> Deserialize<'de> for Millis {
     }
 }
 
+/// The schema of an optional duration that must not be zero (`lease_ttl`,
+/// `rate_window`): the duration pattern, less any spelling of zero.
+pub fn positive_duration_schema(_generator: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "A positive duration with units: `250ms`, `10s`, `5m`, `2h`, `1d`, or a sequence such as `1h30m`.",
+        "type": "string",
+        "pattern": "^\\s*([0-9]+(ms|s|m|h|d))+\\s*$",
+        "not": { "pattern": "^\\s*(0+(ms|s|m|h|d))+\\s*$" },
+    })
+}
+
 impl JsonSchema for Millis {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Duration".into()

@@ -230,19 +230,25 @@ impl Op {
 )]
 pub struct Cost {
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub usd: f64,
     #[serde(default)]
     pub tokens: u64,
     #[serde(default, skip_serializing_if = "is_zero_f64")]
+    #[schemars(range(min = 0))]
     pub avoided_usd: f64,
     #[serde(default, skip_serializing_if = "is_zero_i64")]
+    #[schemars(range(min = 0))]
     pub deterministic_steps: i64,
     #[serde(default, skip_serializing_if = "is_zero_i64")]
+    #[schemars(range(min = 0))]
     pub llm_steps: i64,
     #[serde(default, skip_serializing_if = "is_zero_i64")]
+    #[schemars(range(min = 0))]
     pub frontier_escalations: i64,
     /// Merged into the run's value-event metadata.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": "\\S" }))]
     pub metadata: BTreeMap<String, serde_json::Value>,
 }
 
@@ -544,6 +550,7 @@ impl TriggerOp {
         json_schema!({
             "description": "Provider metadata; scalar values are kept as their text.",
             "type": "object",
+            "propertyNames": { "pattern": "\\S" },
             "additionalProperties": { "type": ["string", "number", "integer", "boolean"] },
         })
     }
@@ -583,6 +590,7 @@ fn is_zero_millis(value: &Millis) -> bool {
 pub struct SpendOp {
     pub persona: String,
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub usd: f64,
     #[serde(default)]
     pub tokens: u64,
@@ -707,6 +715,7 @@ pub struct FinalizeOp {
 pub struct FaultOp {
     pub append: FaultMode,
     #[serde(default = "one")]
+    #[schemars(range(min = 1))]
     pub count: u64,
 }
 

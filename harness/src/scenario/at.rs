@@ -67,6 +67,9 @@ fn looks_like_timestamp(text: &str) -> bool {
 
 /// Parses an RFC 3339 timestamp that must be in UTC and within
 /// [`MIN_TIME_MS`]..=[`MAX_TIME_MS`].
+/// A timestamp in UTC ends with `Z` or a zero offset, as [`parse_utc`] reads it.
+pub(crate) const UTC_PATTERN: &str = "([zZ]|[+-]00:00)$";
+
 pub fn parse_utc(text: &str) -> Result<i64, String> {
     let ms = parse_rfc3339_ms(text).map_err(|error| {
         format!("{error}, expected an RFC 3339 UTC timestamp such as `{EXAMPLE_TIME}`")
@@ -148,7 +151,7 @@ impl JsonSchema for At {
             "description": "An offset from `start` with units (`0s`, `250ms`, `1h30m`) or an RFC 3339 UTC timestamp (`2026-04-24T12:00:00Z`).",
             "anyOf": [
                 { "type": "string", "pattern": "^\\s*([0-9]+(ms|s|m|h|d))+\\s*$" },
-                { "type": "string", "format": "date-time" },
+                { "type": "string", "format": "date-time", "pattern": UTC_PATTERN },
                 { "const": 0 },
             ],
         })

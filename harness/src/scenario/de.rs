@@ -11,7 +11,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess};
 use serde::{Deserialize, Deserializer};
 
-use super::at::{parse_utc, At, EXAMPLE_TIME};
+use super::at::{parse_utc, At, EXAMPLE_TIME, UTC_PATTERN};
 use super::model::{Expect, FORMAT_VERSION};
 
 /// The most steps one scenario may have: generous enough for a
@@ -36,7 +36,7 @@ pub(crate) struct RawScenario {
     pub version: Version,
     /// The scenario's name, `[a-z0-9_-]+`; default: the file stem.
     #[serde(default)]
-    #[schemars(regex(pattern = r"^[a-z0-9_-]+$"))]
+    #[schemars(regex(pattern = r"^[a-z0-9_-]+$"), length(max = 128))]
     pub name: Option<String>,
     /// What the scenario shows, in a sentence.
     #[serde(default)]
@@ -48,6 +48,7 @@ pub(crate) struct RawScenario {
     pub seed: u64,
     /// Persona bindings by name.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": "\\S" }))]
     pub personas: BTreeMap<String, PersonaSpec>,
     /// The supervisor's constraints; absent means no limits and no retries.
     #[serde(default)]
@@ -128,6 +129,7 @@ impl JsonSchema for Start {
             "description": "An RFC 3339 UTC timestamp such as `2026-04-24T12:00:00Z`.",
             "type": "string",
             "format": "date-time",
+            "pattern": UTC_PATTERN,
         })
     }
 }

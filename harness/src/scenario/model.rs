@@ -205,6 +205,7 @@ pub const UNSETTLED_COUNTS: [&str; 5] = [
     deny_unknown_fields,
     expecting = "an expectation such as `{receipt: completed}`"
 )]
+#[schemars(extend("dependencies" = { "persona": ["status"], "status": ["persona"] }))]
 pub struct Expect {
     /// The status string this step returned (`completed`, `queued`, `deferred`, `idle`, `ok`, `error`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]

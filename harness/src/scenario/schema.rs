@@ -5,6 +5,7 @@ use schemars::generate::SchemaSettings;
 use schemars::Schema;
 
 use super::de::RawScenario;
+use super::validate::MAX_RETRIES;
 
 /// Where the schema is published; `rehearse new` points editors at it.
 pub const SCHEMA_URL: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/schema/scenario-v1.json");
@@ -19,6 +20,13 @@ pub fn json_schema() -> Schema {
         "title".to_owned(),
         "rehearse scenario, format version 1".into(),
     );
+    // The retry limit is the harness's, not the runtime's, so it is added
+    // here rather than on the runtime's type.
+    if let Some(retries) = schema.pointer_mut("/definitions/Constraints/properties/max_retries") {
+        if let Some(retries) = retries.as_object_mut() {
+            retries.insert("maximum".to_owned(), MAX_RETRIES.into());
+        }
+    }
     schema
 }
 

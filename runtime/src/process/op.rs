@@ -334,7 +334,16 @@ impl schemars::JsonSchema for ProcessOp {
     fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let properties: serde_json::Map<String, serde_json::Value> = PROCESS_OP_KINDS
             .iter()
-            .map(|kind| (kind.to_string(), serde_json::json!({"type": "object"})))
+            .map(|kind| {
+                // A listing takes any value: a malformed filter is refused
+                // with the registry's own message when the step runs.
+                let body = if *kind == "list" {
+                    serde_json::json!({})
+                } else {
+                    serde_json::json!({"type": "object"})
+                };
+                (kind.to_string(), body)
+            })
             .collect();
         schemars::json_schema!({
             "description": "One process registry operation: a map with exactly one of the operation names.",
