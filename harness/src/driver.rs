@@ -20,7 +20,7 @@ use crate::report::{
     DeferredReport, EventRange, Expectation, FinalState, InvariantViolation, Report, StepReport,
     Summary, Unsettled, REPORT_VERSION,
 };
-use crate::scenario::{Expect, Scenario, MAX_RETRIES};
+use crate::scenario::{Expect, Scenario, Sequence, Step, MAX_RETRIES};
 
 /// Why a scenario could not be run at all (as opposed to running and
 /// failing its expectations).
@@ -168,116 +168,36 @@ pub fn run_observed(
     if let Some(hook) = options.runtime_hook {
         hook(session.runtime_mut());
     }
-    let mut checker =
-        (options.check_invariants && !tears_log(scenario)).then(|| Checker::new(&config));
-    let mut deferred_ops: BTreeMap<u64, Op> = BTreeMap::new();
-    let mut violations = Vec::new();
-
-    let mut steps: Vec<StepReport> = Vec::with_capacity(scenario.steps.len());
-    let mut summary = Summary {
-        steps: scenario.steps.len(),
-        ..Summary::default()
+    let checker = (options.check_invariants && !tears_log(scenario)).then(|| Checker::new(&config));
+    let mut driving = Driving {
+        scenario,
+        source,
+        session,
+        storage,
+        checker,
+        deferred_ops: BTreeMap::new(),
+        violations: Vec::new(),
+        summary: Summary {
+            steps: scenario.steps.len(),
+            ..Summary::default()
+        },
+        steps: Vec::with_capacity(scenario.steps.len()),
     };
     let mut last_ms = scenario.start_ms;
     for (index, step) in scenario.steps.iter().enumerate() {
-        let now_ms = step.at_ms;
-        last_ms = now_ms;
-        let mut report = StepReport {
-            step: index + 1,
-            line: step.line,
-            at: format_ms(now_ms),
-            kind: step.op.as_ref().map_or("expect", Op::kind).to_string(),
-            event_id: None,
-            receipt: None,
-            receipts: Vec::new(),
-            error: None,
-            decision: None,
-            events: None,
-            detail: None,
-            expectations: Vec::new(),
-        };
-        let mut run_receipt = Value::Null;
-        let mut appended = 0..0;
-        if let Some(op) = &step.op {
-            let event_id = format!("step-{}", index + 1);
-            observer.before(index, op, now_ms, &session);
-            let handled = session.handle(&event_id, now_ms, op);
-            storage.check(source)?;
-            appended = handled.events.clone();
-            if let Ok(Some(run)) = handled.result.as_ref().map(|r| r.run.as_ref()) {
-                run_receipt = serde_json::to_value(run).expect("a run receipt serialises");
-            }
-            observer.after(index, op, now_ms, &session, &handled);
-            // A restart that cut a torn tail dropped events earlier steps
-            // appended: their ranges end where the log now ends.
-            for earlier in steps.iter_mut().rev() {
-                let Some(range) = earlier.events.as_mut() else {
-                    continue;
-                };
-                if range.first + range.count <= handled.events.end {
-                    break;
-                }
-                range.first = range.first.min(handled.events.end);
-                range.count = handled.events.end - range.first;
-            }
-            if let Some(active) = checker.as_mut() {
-                let pumped = track_deferred(&mut deferred_ops, op, &handled);
-                let context = StepContext {
-                    index,
-                    at_ms: now_ms,
-                    op,
-                    pumped: pumped.as_ref(),
-                    result: &handled.result,
-                };
-                if let Err(violation) = active.check_step(context, session.runtime()) {
-                    // The model is not trusted past its first violation.
-                    violations.push(InvariantViolation {
-                        step: violation.step,
-                        line: scenario
-                            .steps
-                            .get(violation.step.saturating_sub(1))
-                            .map_or(step.line, |s| s.line),
-                        invariant: violation.invariant.name().to_string(),
-                        message: violation.to_string(),
-                        evidence: violation.evidence.clone(),
-                    });
-                    checker = None;
-                }
-            }
-            summary.episodes +=
-                usize::from(handled.decision.episode_id.is_some() && !matches!(op, Op::Pump(_)));
-            report.event_id = Some(event_id);
-            report.events = Some(EventRange {
-                first: handled.events.start,
-                count: handled.events.len(),
-            });
-            match handled.result {
-                Ok(result) => {
-                    report.receipt = Some(result.receipt);
-                    report.receipts = result.receipts;
-                    report.error = result.error;
-                    report.detail = result.detail;
-                }
-                Err(message) => {
-                    summary.step_errors += 1;
-                    report.receipt = Some("error".to_string());
-                    report.error = Some(message);
-                }
-            }
-            report.decision = Some(handled.decision);
-        }
-        if let Some(expect) = &step.expect {
-            let observed = Observed {
-                step: &report,
-                run: &run_receipt,
-                events: &session.runtime().log().all()[appended.clone()],
-            };
-            report.expectations = evaluate(expect, &observed, &session, scenario.start_ms, now_ms);
-            summary.expectations += report.expectations.len();
-            summary.failed_expectations += report.expectations.iter().filter(|e| !e.ok).count();
-        }
-        steps.push(report);
+        let after_ms = last_ms;
+        last_ms = step.end_ms();
+        let report = driving.step(index, step, after_ms, observer)?;
+        driving.steps.push(report);
     }
+    let Driving {
+        session,
+        storage,
+        violations,
+        mut summary,
+        steps,
+        ..
+    } = driving;
 
     let runtime = session.runtime();
     let personas = runtime
@@ -348,6 +268,219 @@ pub fn run_observed(
         capture_json,
         stats,
     })
+}
+
+/// A run in progress: the session and everything collected so far.
+struct Driving<'a> {
+    scenario: &'a Scenario,
+    source: &'a str,
+    session: Session,
+    storage: Storage,
+    checker: Option<Checker>,
+    deferred_ops: BTreeMap<u64, Op>,
+    violations: Vec<InvariantViolation>,
+    summary: Summary,
+    steps: Vec<StepReport>,
+}
+
+impl Driving<'_> {
+    /// Runs one step (its operation, or each event of an `advance` or
+    /// `repeat`) and checks its expectations. `after_ms` is when the step
+    /// before it ended.
+    fn step(
+        &mut self,
+        index: usize,
+        step: &Step,
+        after_ms: i64,
+        observer: &mut dyn StepObserver,
+    ) -> Result<StepReport, DriverError> {
+        let mut report = StepReport {
+            step: index + 1,
+            line: step.line,
+            at: format_ms(step.at_ms),
+            kind: step.kind().to_string(),
+            event_id: None,
+            receipt: None,
+            receipts: Vec::new(),
+            error: None,
+            decision: None,
+            events: None,
+            detail: None,
+            expectations: Vec::new(),
+        };
+        let mut run_receipt = Value::Null;
+        let first = self.session.runtime().log().all().len();
+        if let Some(op) = &step.op {
+            let event_id = format!("step-{}", index + 1);
+            let handled = self.handle(index, &event_id, step.at_ms, op, observer)?;
+            run_receipt = run_json(&handled);
+            report.event_id = Some(event_id);
+            report.events = Some(EventRange {
+                first: handled.events.start,
+                count: handled.events.len(),
+            });
+            match handled.result {
+                Ok(result) => {
+                    report.receipt = Some(result.receipt);
+                    report.receipts = result.receipts;
+                    report.error = result.error;
+                    report.detail = result.detail;
+                }
+                Err(message) => {
+                    self.summary.step_errors += 1;
+                    report.receipt = Some("error".to_string());
+                    report.error = Some(message);
+                }
+            }
+            report.decision = Some(handled.decision);
+        }
+        if let Some(sequence) = &step.sequence {
+            run_receipt = self.sequence(index, step, sequence, after_ms, observer, &mut report)?;
+        }
+        let end = self.session.runtime().log().all().len();
+        if let Some(expect) = &step.expect {
+            let observed = Observed {
+                step: &report,
+                run: &run_receipt,
+                events: &self.session.runtime().log().all()[first.min(end)..end],
+            };
+            report.expectations = evaluate(
+                expect,
+                &observed,
+                &self.session,
+                self.scenario.start_ms,
+                step.end_ms(),
+            );
+            self.summary.expectations += report.expectations.len();
+            self.summary.failed_expectations +=
+                report.expectations.iter().filter(|e| !e.ok).count();
+        }
+        Ok(report)
+    }
+
+    /// Runs each event an `advance` or `repeat` stands for, as its own
+    /// external event `step-N.K` (K from 1); the step's receipts are theirs,
+    /// in order, and its decision and run receipt the last one's.
+    fn sequence(
+        &mut self,
+        index: usize,
+        step: &Step,
+        sequence: &Sequence,
+        after_ms: i64,
+        observer: &mut dyn StepObserver,
+        report: &mut StepReport,
+    ) -> Result<Value, DriverError> {
+        let first = self.session.runtime().log().all().len();
+        let events = match sequence.expand(&self.scenario.personas, after_ms, step.at_ms) {
+            Ok(events) => events,
+            Err(message) => {
+                self.summary.step_errors += 1;
+                report.receipt = Some("error".to_string());
+                report.error = Some(message);
+                return Ok(Value::Null);
+            }
+        };
+        let mut run_receipt = Value::Null;
+        let mut failed = None;
+        for (k, (at_ms, op)) in events.iter().enumerate() {
+            let event_id = format!("step-{}.{}", index + 1, k + 1);
+            let handled = self.handle(index, &event_id, *at_ms, op, observer)?;
+            if handled.result.as_ref().is_ok_and(|r| r.run.is_some()) {
+                run_receipt = run_json(&handled);
+            }
+            match handled.result {
+                Ok(result) => report.receipts.push(result.receipt),
+                Err(message) => {
+                    report.receipts.push("error".to_string());
+                    failed.get_or_insert(message);
+                }
+            }
+            report.event_id = Some(event_id);
+            report.decision = Some(handled.decision);
+        }
+        let end = self.session.runtime().log().all().len();
+        report.events = Some(EventRange {
+            first: first.min(end),
+            count: end.saturating_sub(first),
+        });
+        if let Some(message) = failed {
+            self.summary.step_errors += 1;
+            report.receipt = Some("error".to_string());
+            report.error = Some(message);
+        } else {
+            report.receipt = Some("ok".to_string());
+        }
+        Ok(run_receipt)
+    }
+
+    /// Hands one external event to the session, shows it to the observer,
+    /// and checks the invariants after it.
+    fn handle(
+        &mut self,
+        index: usize,
+        event_id: &str,
+        at_ms: i64,
+        op: &Op,
+        observer: &mut dyn StepObserver,
+    ) -> Result<Handled, DriverError> {
+        observer.before(index, op, at_ms, &self.session);
+        let handled = self.session.handle(event_id, at_ms, op);
+        self.storage.check(self.source)?;
+        observer.after(index, op, at_ms, &self.session, &handled);
+        // A restart that cut a torn tail dropped events earlier steps
+        // appended: their ranges end where the log now ends.
+        for earlier in self.steps.iter_mut().rev() {
+            let Some(range) = earlier.events.as_mut() else {
+                continue;
+            };
+            if range.first + range.count <= handled.events.end {
+                break;
+            }
+            range.first = range.first.min(handled.events.end);
+            range.count = handled.events.end - range.first;
+        }
+        self.check_invariants(index, at_ms, op, &handled);
+        self.summary.episodes +=
+            usize::from(handled.decision.episode_id.is_some() && !matches!(op, Op::Pump(_)));
+        Ok(handled)
+    }
+
+    fn check_invariants(&mut self, index: usize, at_ms: i64, op: &Op, handled: &Handled) {
+        let Some(active) = self.checker.as_mut() else {
+            return;
+        };
+        let pumped = track_deferred(&mut self.deferred_ops, op, handled);
+        let context = StepContext {
+            index,
+            at_ms,
+            op,
+            pumped: pumped.as_ref(),
+            result: &handled.result,
+        };
+        if let Err(violation) = active.check_step(context, self.session.runtime()) {
+            // The model is not trusted past its first violation.
+            let steps = &self.scenario.steps;
+            self.violations.push(InvariantViolation {
+                step: violation.step,
+                line: steps
+                    .get(violation.step.saturating_sub(1))
+                    .or(steps.get(index))
+                    .map_or(0, |s| s.line),
+                invariant: violation.invariant.name().to_string(),
+                message: violation.to_string(),
+                evidence: violation.evidence.clone(),
+            });
+            self.checker = None;
+        }
+    }
+}
+
+/// The run receipt a step's event returned, as JSON; `null` when none.
+fn run_json(handled: &Handled) -> Value {
+    match handled.result.as_ref().map(|r| r.run.as_ref()) {
+        Ok(Some(run)) => serde_json::to_value(run).expect("a run receipt serialises"),
+        _ => Value::Null,
+    }
 }
 
 /// What one step produced, for its expectations.

@@ -10,6 +10,7 @@ mod model;
 mod parse;
 mod paths;
 mod schema;
+mod sequence;
 mod validate;
 
 pub use at::{parse_utc, At, MAX_TIME_MS, MIN_TIME_MS};
@@ -24,4 +25,5 @@ pub use model::{
 pub use parse::{parse_scenario, parse_str, MAX_FILE_BYTES};
 pub use paths::{check_path, known_paths, Shape, UnknownPath};
 pub use schema::{json_schema, json_schema_text, SCHEMA_URL};
+pub use sequence::{AdvanceStep, RepeatStep, Repeated, Sequence, MAX_EXPANSION, SEQUENCE_KINDS};
 pub use validate::{is_valid_name, name_problem, validate, Issue, MAX_NAME_LEN, MAX_RETRIES};

@@ -287,7 +287,7 @@ fn errors_name_the_file_line_column_and_what_was_expected() {
         ),
         (
             "version: 1\nstart: 2026-04-24T12:00:00Z\nsteps:\n  - at: 0s\n    explode: a\n",
-            "scenarios/test.yaml:5:5: unknown step kind `explode`, expected `at`, `expect` or one of `trigger`, `tick`, `pause`, `resume`, `disable`, `spend`, `pump`, `repair_worker`, `restore_checkpoint`, `process`, `audit`, `handoff`, `ack_handoff`, `finalize`, `fault`, `restart`",
+            "scenarios/test.yaml:5:5: unknown step kind `explode`, expected `at`, `expect` or one of `trigger`, `tick`, `pause`, `resume`, `disable`, `spend`, `pump`, `repair_worker`, `restore_checkpoint`, `process`, `audit`, `handoff`, `ack_handoff`, `finalize`, `fault`, `restart`, `advance`, `repeat`",
         ),
         (
             "version: 1\nstart: 2026-04-24T12:00:00Z\nsteps:\n  - at: 5s\n    pump: {}\n  - at: 4s\n    pump: {}\n",
@@ -552,6 +552,7 @@ fn a_scenario_built_in_code_round_trips_and_ignores_positions() {
                 outcome: Outcome::Fail(FailKind::TimedOut),
                 duration: Millis(1_500),
             })),
+            sequence: None,
             expect: Some(Expect {
                 receipt: Some("failed".into()),
                 ..Expect::default()
@@ -604,7 +605,7 @@ fn the_new_starter_passes_lint() {
     );
     let scenario = parse_str(&text, "demo.yaml", "demo").unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(scenario.name, "demo");
-    assert_eq!(scenario.steps.len(), 5);
+    assert_eq!(scenario.steps.len(), 7);
 
     let dir = tempfile::tempdir().unwrap();
     let written = write_starter("demo", &dir.path().join("nested"), "../schema.json").unwrap();
@@ -648,7 +649,8 @@ fn the_json_schema_describes_the_format() {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
     assert!(kinds.contains(&"at") && kinds.contains(&"expect"));
-    assert_eq!(step["oneOf"].as_array().unwrap().len(), 17);
+    assert!(kinds.contains(&"advance") && kinds.contains(&"repeat"));
+    assert_eq!(step["oneOf"].as_array().unwrap().len(), 19);
     let expect = &schema["definitions"]["Expect"]["properties"];
     for key in [
         "receipt",

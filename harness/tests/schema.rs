@@ -32,6 +32,14 @@ const LINT_ONLY: &[(&str, &str)] = &[
         "refers to a persona declared elsewhere in the file",
     ),
     (
+        "repeat-unknown-persona.yaml",
+        "refers to a persona declared elsewhere in the file",
+    ),
+    (
+        "repeat-overlaps-next-step.yaml",
+        "compares a step's time with the repeat before it",
+    ),
+    (
         "receipt-without-op.yaml",
         "whether a step has an operation decides which expect keys fit",
     ),

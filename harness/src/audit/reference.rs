@@ -63,6 +63,7 @@ pub fn to_scenario(
                 u64::try_from(step.at_ms - start_ms).unwrap_or_default(),
             )),
             op: Some(step.op.clone()),
+            sequence: None,
             expect: expect
                 .as_ref()
                 .filter(|(at, _)| *at == index)

@@ -11,7 +11,9 @@ use crate::scenario::name_problem;
 /// Write a commented starter scenario, NAME.yaml, that passes `lint`.
 ///
 /// Refuses to overwrite an existing file. The file's first line points
-/// yaml-language-server at the format's JSON Schema.
+/// yaml-language-server at the format's JSON Schema by a path relative to
+/// the new file, so write it where it will live (`--dir scenarios/tour`):
+/// a file moved to another depth needs that line's `../` adjusted.
 #[derive(Debug, Args)]
 pub struct NewArgs {
     /// The scenario's name: lowercase letters, digits, `_` and `-`.
@@ -159,7 +161,12 @@ steps:
       kind: pull_request
       metadata: { repository: acme/widgets, number: "1" }
       cost: { usd: 0.01, tokens: 10 }
-    expect: { receipt: completed }
+    # `events_include`: events the step appended, in this order (others may
+    # come between); `run`: fields of its run receipt.
+    expect:
+      receipt: completed
+      events_include: [persona.run.started, persona.run.completed]
+      run: { work_key: "github:acme/widgets:pr:1" }
 
   # While the persona is paused, new work is queued instead of run.
   - at: 1m
@@ -184,4 +191,18 @@ steps:
     expect:
       persona: reviewer
       status: { state: idle, queued_events: 0, budget.spent_today_usd: 0.02 }
+
+  # Time that advances: every schedule occurrence after the step before and
+  # up to this one fires as a tick at its own time (12:30 and 13:00 here).
+  - at: 1h
+    advance: { cost: { usd: 0.01, tokens: 10 } }
+    expect: { receipts: [completed, completed], records: { count: 4 } }
+
+  # Load: one trigger 20 times, a second apart; `{i}` is the repetition number.
+  - at: 2h
+    repeat:
+      times: 20
+      every: 1s
+      trigger: { persona: reviewer, provider: webhook, kind: push, metadata: { dedupe_key: "load-{i}" } }
+    expect: { receipt_counts: { completed: 20 } }
 "#;

@@ -39,6 +39,7 @@ impl Case {
                     at_ms: *at_ms,
                     at: At::Offset(Millis(offset_ms)),
                     op: Some(op.clone()),
+                    sequence: None,
                     expect: None,
                     line: 0,
                     column: 0,

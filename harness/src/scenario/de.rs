@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use rehearse_runtime::op::{expected_kinds, Op, OP_KINDS};
+use rehearse_runtime::op::{Op, OP_KINDS};
 use rehearse_runtime::{Constraints, PersonaSpec};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess};
@@ -13,6 +13,20 @@ use serde::{Deserialize, Deserializer};
 
 use super::at::{parse_utc, At, EXAMPLE_TIME, UTC_PATTERN};
 use super::model::{Expect, FORMAT_VERSION};
+use super::sequence::{AdvanceStep, RepeatStep, Sequence, SEQUENCE_KINDS};
+
+/// Every step kind: the runtime's operations, then `advance` and `repeat`.
+fn step_kinds() -> impl Iterator<Item = &'static str> {
+    OP_KINDS.iter().chain(SEQUENCE_KINDS.iter()).copied()
+}
+
+/// The step kinds as a list for error messages: "`trigger`, `tick`, ...".
+pub(crate) fn all_kinds() -> String {
+    step_kinds()
+        .map(|kind| format!("`{kind}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The most steps one scenario may have: generous enough for a
 /// million-step load scenario.
@@ -185,6 +199,7 @@ impl JsonSchema for Steps {
 pub(crate) struct RawStep {
     pub at: At,
     pub op: Option<Op>,
+    pub sequence: Option<Sequence>,
     pub expect: Option<Expect>,
 }
 
@@ -226,10 +241,10 @@ impl serde::de::Visitor<'_> for StepKeySeed {
             "expect" if self.has_expect => Err(duplicate()),
             "expect" => Ok(StepKey::Expect),
             _ => {
-                let Some(kind) = OP_KINDS.iter().copied().find(|kind| *kind == key) else {
+                let Some(kind) = step_kinds().find(|kind| *kind == key) else {
                     return Err(E::custom(format!(
                         "unknown step kind `{key}`, expected `at`, `expect` or one of {}",
-                        expected_kinds()
+                        all_kinds()
                     )));
                 };
                 match self.kind {
@@ -255,10 +270,14 @@ impl<'de> Deserialize<'de> for RawStep {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawStep, A::Error> {
                 let mut at = None;
                 let mut op: Option<Op> = None;
+                let mut sequence: Option<Sequence> = None;
                 let mut expect = None;
                 loop {
                     let seed = StepKeySeed {
-                        kind: op.as_ref().map(Op::kind),
+                        kind: op
+                            .as_ref()
+                            .map(Op::kind)
+                            .or(sequence.as_ref().map(Sequence::kind)),
                         has_at: at.is_some(),
                         has_expect: expect.is_some(),
                     };
@@ -268,6 +287,12 @@ impl<'de> Deserialize<'de> for RawStep {
                     match key {
                         StepKey::At => at = Some(map.next_value::<At>()?),
                         StepKey::Expect => expect = Some(map.next_value::<Expect>()?),
+                        StepKey::Kind("advance") => {
+                            sequence = Some(Sequence::Advance(map.next_value()?));
+                        }
+                        StepKey::Kind("repeat") => {
+                            sequence = Some(Sequence::Repeat(map.next_value()?));
+                        }
                         StepKey::Kind(kind) => op = Some(Op::next_body(kind, &mut map)?),
                     }
                 }
@@ -276,13 +301,18 @@ impl<'de> Deserialize<'de> for RawStep {
                         "missing field `at`, expected when the step happens such as `at: 10s`",
                     ));
                 };
-                if op.is_none() && expect.is_none() {
+                if op.is_none() && sequence.is_none() && expect.is_none() {
                     return Err(serde::de::Error::custom(format!(
                         "step has only `at`, expected one of {} or `expect`",
-                        expected_kinds()
+                        all_kinds()
                     )));
                 }
-                Ok(RawStep { at, op, expect })
+                Ok(RawStep {
+                    at,
+                    op,
+                    sequence,
+                    expect,
+                })
             }
         }
         deserializer.deserialize_map(Visitor)
@@ -300,7 +330,9 @@ impl JsonSchema for RawStep {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let at = generator.subschema_for::<At>();
         let expect = generator.subschema_for::<Expect>();
-        let bodies = Op::body_schemas(generator);
+        let mut bodies = Op::body_schemas(generator);
+        bodies.push(("advance", generator.subschema_for::<AdvanceStep>()));
+        bodies.push(("repeat", generator.subschema_for::<RepeatStep>()));
         let mut properties = serde_json::Map::new();
         properties.insert("at".to_owned(), at.into());
         for (kind, body) in &bodies {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::at::At;
 use super::expect_keys::{EventMatch, ProcessExpect};
+use super::sequence::{Sequence, SequenceBody};
 use rehearse_runtime::Millis;
 
 /// The only scenario format version this harness reads.
@@ -124,8 +125,11 @@ pub struct Step {
     pub at_ms: i64,
     /// When the step happens, as written.
     pub at: At,
-    /// `None` for a step that only checks expectations.
+    /// `None` for a step that only checks expectations or that expands
+    /// into many events.
     pub op: Option<Op>,
+    /// An `advance` or `repeat` step: many external events.
+    pub sequence: Option<Sequence>,
     pub expect: Option<Expect>,
     /// Where the step starts in the file (its first key, or its `{`).
     pub line: usize,
@@ -137,11 +141,30 @@ impl PartialEq for Step {
         self.at_ms == other.at_ms
             && self.at == other.at
             && self.op == other.op
+            && self.sequence == other.sequence
             && self.expect == other.expect
     }
 }
 
 impl Step {
+    /// The step kind (`trigger`, `advance`, ...), or `expect` for a step
+    /// that only checks.
+    pub fn kind(&self) -> &'static str {
+        match (&self.op, &self.sequence) {
+            (Some(op), _) => op.kind(),
+            (None, Some(sequence)) => sequence.kind(),
+            (None, None) => "expect",
+        }
+    }
+
+    /// When the step's last event happens: its `at`, or a `repeat`'s last
+    /// repetition.
+    pub fn end_ms(&self) -> i64 {
+        self.sequence
+            .as_ref()
+            .map_or(self.at_ms, |sequence| sequence.end_ms(self.at_ms))
+    }
+
     /// Where the step starts in the file.
     pub fn position(&self) -> Position {
         Position {
@@ -157,6 +180,9 @@ impl Serialize for Step {
         map.serialize_entry("at", &self.at)?;
         if let Some(op) = &self.op {
             map.serialize_entry(op.kind(), &OpBody(op))?;
+        }
+        if let Some(sequence) = &self.sequence {
+            map.serialize_entry(sequence.kind(), &SequenceBody(sequence))?;
         }
         if let Some(expect) = &self.expect {
             map.serialize_entry("expect", expect)?;

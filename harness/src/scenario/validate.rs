@@ -12,6 +12,7 @@ use super::at::check_range;
 use super::layout::YamlPath;
 use super::model::{Expect, Scenario, Step, UNSETTLED_COUNTS};
 use super::paths::{check_path, Shape};
+use super::sequence::{Repeated, Sequence};
 
 /// The longest scenario name: names become file names with suffixes added.
 pub const MAX_NAME_LEN: usize = 128;
@@ -268,6 +269,16 @@ fn check_step(
                 format_ms(previous.at_ms)
             ),
         });
+    } else if let Some(previous) = previous.filter(|previous| step.at_ms < previous.end_ms()) {
+        issues.push(Issue {
+            path: base.clone().field("at"),
+            message: format!(
+                "`at` {} ({}) is earlier than the last repetition of the `repeat` before it ({}), expected times that never decrease",
+                step.at,
+                format_ms(step.at_ms),
+                format_ms(previous.end_ms())
+            ),
+        });
     }
     if let Some(op) = &step.op {
         check_op(
@@ -277,14 +288,47 @@ fn check_step(
             issues,
         );
     }
+    if let Some(sequence) = &step.sequence {
+        check_sequence(sequence, &scenario.personas, base, issues);
+        if let Err(range) = check_range(step.end_ms()) {
+            issues.push(Issue {
+                path: base.clone().field(sequence.kind()),
+                message: format!("the last repetition at {} ms is {range}", step.end_ms()),
+            });
+        }
+    }
     if let Some(expect) = &step.expect {
         check_expect(
             scenario,
             expect,
-            step.op.as_ref(),
+            step,
             &base.clone().field("expect"),
             issues,
         );
+    }
+}
+
+/// An `advance`'s cost, and a `repeat`'s body, are checked as a tick's or
+/// trigger's; a `repeat` must end within the scenario clock's range.
+fn check_sequence(
+    sequence: &Sequence,
+    personas: &BTreeMap<String, PersonaSpec>,
+    base: &YamlPath,
+    issues: &mut Vec<Issue>,
+) {
+    match sequence {
+        Sequence::Advance(advance) => {
+            let at = base.clone().field("advance").field("cost");
+            check_cost(&advance.cost, &at, issues);
+        }
+        Sequence::Repeat(repeat) => {
+            let base = base.clone().field("repeat");
+            let op = match &repeat.body {
+                Repeated::Trigger(trigger) => Op::Trigger(trigger.clone()),
+                Repeated::Tick(tick) => Op::Tick(tick.clone()),
+            };
+            check_op(&op, personas, &base.clone().field(op.kind()), issues);
+        }
     }
 }
 
@@ -379,13 +423,13 @@ fn check_cost(cost: &Cost, base: &YamlPath, issues: &mut Vec<Issue>) {
 fn check_expect(
     scenario: &Scenario,
     expect: &Expect,
-    op: Option<&Op>,
+    step: &Step,
     base: &YamlPath,
     issues: &mut Vec<Issue>,
 ) {
     let mut push = |path: YamlPath, message: String| issues.push(Issue { path, message });
-    match op {
-        None => {
+    match (&step.op, &step.sequence) {
+        (None, None) => {
             let about_this_step = [
                 ("receipt", expect.receipt.is_some()),
                 ("receipts", expect.receipts.is_some()),
@@ -410,8 +454,8 @@ fn check_expect(
                 );
             }
         }
-        Some(Op::Resume(_)) => {}
-        Some(op) => {
+        (Some(Op::Resume(_)), _) | (None, Some(_)) => {}
+        (Some(op), _) => {
             for (field, set) in [
                 ("receipts", expect.receipts.is_some()),
                 ("receipt_counts", expect.receipt_counts.is_some()),
@@ -420,7 +464,7 @@ fn check_expect(
                     push(
                         base.clone().field(field),
                         format!(
-                            "`{field}` is for `resume` steps, expected `receipt` on a `{}` step",
+                            "`{field}` is for `resume`, `advance` and `repeat` steps, expected `receipt` on a `{}` step",
                             op.kind()
                         ),
                     );
