@@ -138,7 +138,15 @@ impl<'a> Explainer<'a> {
             .enumerate()
             .filter(|(index, _)| self.wanted.contains(*index))
             .map(|(index, explanation)| {
-                explanation.unwrap_or_else(|| walk::expect_only(scenario, index))
+                let step = &scenario.steps[index];
+                explanation.unwrap_or_else(|| match step.sequence {
+                    // An `advance` or `repeat` that stood for no event.
+                    Some(_) => Explanation {
+                        summary: format!("{}: it stands for no event here", step.kind()),
+                        ..sequence_start(step.kind(), index, step)
+                    },
+                    None => walk::expect_only(scenario, index),
+                })
             })
             .collect()
     }
@@ -160,9 +168,66 @@ impl StepObserver for Explainer<'_> {
             explanation.line = step.line;
             explanation.at = rehearse_runtime::format_ms(at_ms);
             explanation.kind = op.kind().to_string();
-            self.explanations[index] = Some(explanation);
+            let slot = &mut self.explanations[index];
+            if step.sequence.is_some() {
+                let merged = slot.get_or_insert_with(|| sequence_start(step.kind(), index, step));
+                add_to_sequence(merged, explanation, handled);
+            } else {
+                *slot = Some(explanation);
+            }
         }
     }
+}
+
+/// The explanation of an `advance` or `repeat` before its first event.
+fn sequence_start(kind: &str, index: usize, step: &crate::scenario::Step) -> Explanation {
+    Explanation {
+        step: index + 1,
+        line: step.line,
+        at: rehearse_runtime::format_ms(step.at_ms),
+        kind: kind.to_string(),
+        summary: format!("{kind}: each event it stands for is explained in turn"),
+        predicted: Outcome {
+            receipts: Some(Vec::new()),
+            ..Outcome::default()
+        },
+        actual: Outcome {
+            receipts: Some(Vec::new()),
+            ..Outcome::default()
+        },
+        ..Explanation::default()
+    }
+}
+
+/// Adds one event of an `advance` or `repeat` to its step's explanation:
+/// its sections under a heading, its receipts to the step's lists; the
+/// step's decision is the last event's.
+fn add_to_sequence(merged: &mut Explanation, event: Explanation, handled: &Handled) {
+    let heading = Section {
+        title: format!(
+            "event {} at {}: {}",
+            handled.decision.event_id, event.at, event.summary
+        ),
+        rules: Vec::new(),
+    };
+    merged.sections.push(heading);
+    merged.sections.extend(event.sections);
+    let (p, a) = (&mut merged.predicted, &mut merged.actual);
+    match (p.receipts.as_mut(), event.predicted.receipt) {
+        (Some(list), Some(receipt)) => list.push(receipt),
+        // One event the rules do not predict: no list for the step.
+        _ => p.receipts = None,
+    }
+    if let (Some(list), Some(receipt)) = (a.receipts.as_mut(), event.actual.receipt) {
+        list.push(receipt);
+    }
+    p.decision = event.predicted.decision;
+    p.schedule_at = event.predicted.schedule_at;
+    a.decision = event.actual.decision;
+    a.schedule_at = event.actual.schedule_at;
+    let failed = |o: &Outcome| o.receipts.as_ref().map(|l| l.iter().any(|r| r == "error"));
+    p.receipt = failed(p).map(|f| if f { "error" } else { "ok" }.to_string());
+    a.receipt = failed(a).map(|f| if f { "error" } else { "ok" }.to_string());
 }
 
 /// Runs `scenario` and explains the `wanted` steps; the run's output comes
@@ -175,14 +240,24 @@ pub fn explain(
     let mut explainer = Explainer::new(scenario, wanted);
     let output = driver::run_observed(scenario, source, RunOptions::default(), &mut explainer)?;
     let mut explanations = explainer.finish();
-    // A restart that cut a torn tail shortens earlier steps' ranges: the
-    // report has the final ranges.
-    for explanation in &mut explanations {
-        if let Some(step) = output.report.steps.get(explanation.step - 1) {
-            explanation.events = step.events;
+    settle(&mut explanations, &output.report);
+    Ok((output, explanations))
+}
+
+/// Takes from the report what only the whole step knows: the final event
+/// ranges (a restart that cut a torn tail shortens earlier ones) and an
+/// `advance`'s or `repeat`'s own receipt.
+pub fn settle(explanations: &mut [Explanation], report: &Report) {
+    for explanation in explanations {
+        let Some(step) = report.steps.get(explanation.step - 1) else {
+            continue;
+        };
+        explanation.events = step.events;
+        if matches!(step.kind.as_str(), "advance" | "repeat") {
+            explanation.actual.receipt.clone_from(&step.receipt);
+            explanation.actual.receipts = Some(step.receipts.clone());
         }
     }
-    Ok((output, explanations))
 }
 
 /// The step an explanation is asked for by scenario line: the step whose

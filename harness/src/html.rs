@@ -90,9 +90,7 @@ pub fn render_page(
     let mut recorder = record::Recorder::new(explainer, steps, names.clone());
     let output = driver::run_observed(scenario, source, RunOptions::default(), &mut recorder)?;
     let mut explanations = recorder.explainer.finish();
-    for (explanation, step) in explanations.iter_mut().zip(&output.report.steps) {
-        explanation.events = step.events;
-    }
+    explain::settle(&mut explanations, &output.report);
     let mut frames = Vec::with_capacity(steps);
     let mut last = record::Frame::default();
     for frame in recorder.frames {
