@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         Command::Bless(args) => Ok(bless::run(args)),
         Command::Review(args) => review::run(args),
         Command::Replay(args) => Ok(replay::run(args)),
-        Command::Explore(args) => Ok(explore::run(args)),
+        Command::Explore(args) => explore::run(args),
         Command::Lint(args) => lint::run(args),
         Command::New(args) => Ok(new::run(args)),
         Command::Schema(args) => Ok(schema::run(args)),

@@ -642,7 +642,7 @@ pub fn orphans(config: &SuiteConfig, scenarios: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -719,6 +719,59 @@ mod tests {
             first_changed_line(&golden::unified_diff(&old, &shorter, "f")),
             Some(1)
         );
+    }
+
+    /// A pull request twice with an expectation on the second: with the
+    /// deliberate bug that runs finished work again, the invariant breaks
+    /// and, because of it, the expectation fails too.
+    pub(crate) const TWICE: &str = "\
+version: 1
+start: 2026-04-24T12:00:00Z
+personas:
+  merge_captain:
+    entry_workflow: workflows/merge.harn#run
+steps:
+  - at: 0s
+    trigger:
+      persona: merge_captain
+      provider: github
+      kind: pull_request
+      metadata: { repository: burin-labs/harn, number: \"7\" }
+  - at: 1s
+    trigger:
+      persona: merge_captain
+      provider: github
+      kind: pull_request
+      metadata: { repository: burin-labs/harn, number: \"7\" }
+    expect: { receipt: duplicate }
+";
+
+    /// `TWICE` (as `twice.yaml`) on a runtime that runs finished work again.
+    pub(crate) fn twice_with_a_bug() -> RunOutput {
+        fn complete_duplicates(runtime: &mut rehearse_runtime::engine::Runtime) {
+            runtime.set_deliberate_bug(rehearse_runtime::test_hooks::Bug::CompleteDuplicates);
+        }
+        let scenario = scenario::parse_str(TWICE, "twice.yaml", "twice").unwrap();
+        let options = driver::RunOptions {
+            runtime_hook: Some(complete_duplicates),
+            ..driver::RunOptions::default()
+        };
+        driver::run_with(&scenario, "twice.yaml", options).unwrap()
+    }
+
+    #[test]
+    fn a_broken_invariant_comes_before_the_expectations_it_broke() {
+        let output = twice_with_a_bug();
+        let problems = behaviour_problems(&output).unwrap();
+        let kinds: Vec<&str> = problems
+            .iter()
+            .map(|p| match p {
+                Problem::Invariant { .. } => "invariant",
+                Problem::Expectation { .. } => "expectation",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds[..2], ["invariant", "expectation"], "{problems:?}");
     }
 
     #[test]

@@ -621,3 +621,100 @@ fn the_formats_document_names_every_field() {
         "docs/FORMATS.md does not name {missing:?}"
     );
 }
+
+#[test]
+fn review_takes_single_keys_on_a_terminal() {
+    let library = Library::blessed();
+    library.break_spend();
+    library.write("controls/pause.yaml", &PAUSE.replace("at: 2s", "at: 3s"));
+    library.rehearse(".", "false", &["check"]);
+    assert_eq!(library.pending().len(), 6);
+    // `script` gives review a terminal; the keys are typed ahead: `r`
+    // rejects the first scenario, `q` quits before the second, no Enter.
+    let command = format!("'{}' review", env!("CARGO_BIN_EXE_rehearse"));
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(library.dir.path())
+        .env("CI", "false")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs");
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"rq").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = stdout(&output).replace('\r', "");
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("rejected controls/pause.yaml"), "{text}");
+    assert!(
+        text.contains("review: 0 accepted, 1 rejected, 1 left, 0 stale removed"),
+        "{text}"
+    );
+    // The interactive view shows each hunk with the step it belongs to.
+    assert!(
+        text.contains(" @@ step at scenarios/controls/pause.yaml:16"),
+        "{text}"
+    );
+    assert_eq!(
+        library.pending(),
+        [
+            "snapshots/lease/spend/capture.json.new",
+            "snapshots/lease/spend/events.jsonl.new",
+            "snapshots/lease/spend/report.json.new",
+        ]
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_output_and_keeps_the_status() {
+    let library = Library::blessed();
+    for (expected, args) in [(0, &["check", "-v"][..]), (1, &["check"][..])] {
+        if expected == 1 {
+            library.break_spend();
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+            .current_dir(library.dir.path())
+            .args(args)
+            .env("CI", "true")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end at once, as `| true` does.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn input_errors_are_exit_2_with_one_message() {
+    let library = Library::blessed();
+    let outside = tempfile::tempdir().unwrap();
+    let root = library.root().display().to_string();
+    let elsewhere = outside.path().canonicalize().unwrap().display().to_string();
+    let mut messages = String::new();
+    let cases: [&[&str]; 6] = [
+        &["check", "nowhere.yaml"],
+        &["check", &elsewhere],
+        &["bless", &elsewhere],
+        &["review", "nowhere"],
+        &["check", "--snapshots", &elsewhere],
+        &["lint", "scenarios/empty-dir-that-is-not-there"],
+    ];
+    for args in cases {
+        let output = library.rehearse(".", "false", args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", all(&output));
+        assert_eq!(stdout(&output), "", "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr)
+            .replace(&elsewhere, "[OUTSIDE]")
+            .replace(&root, "[ROOT]");
+        messages.push_str(
+            &format!("$ rehearse {}\n{stderr}", args.join(" ")).replace(&elsewhere, "[OUTSIDE]"),
+        );
+    }
+    insta::assert_snapshot!("input_errors", messages);
+}

@@ -686,24 +686,26 @@ pub struct HandoffOp {
 }
 
 /// The acknowledgement of a partial handoff.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a handoff acknowledgement such as `{envelope: ID, decision: accepted}`"
 )]
 pub struct AckHandoffOp {
     pub envelope: String,
-    pub decision: String,
+    /// Any JSON value, as the modelled pipeline takes it.
+    pub decision: serde_json::Value,
 }
 
 /// The pipeline's finalised disposition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a disposition such as `{disposition: completed}`"
 )]
 pub struct FinalizeOp {
-    pub disposition: String,
+    /// Any JSON value, as the modelled pipeline takes it.
+    pub disposition: serde_json::Value,
 }
 
 /// A storage fault: the next `count` operations' appends fail.

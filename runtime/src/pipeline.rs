@@ -124,9 +124,9 @@ pub struct Pipeline {
     audit: Vec<AuditEntry>,
     /// Unacknowledged handoffs in the order they were recorded.
     partial_handoffs: Vec<PartialHandoff>,
-    /// Envelope id to the decision it was acknowledged with.
-    acknowledged: BTreeMap<String, String>,
-    disposition: Option<String>,
+    /// Envelope id to the decision it was acknowledged with (any JSON).
+    acknowledged: BTreeMap<String, Value>,
+    disposition: Option<Value>,
 }
 
 impl Pipeline {
@@ -176,10 +176,7 @@ impl Pipeline {
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
-                let decision = entry.payload["decision"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
+                let decision = entry.payload["decision"].clone();
                 self.partial_handoffs
                     .retain(|handoff| handoff.envelope_id != envelope);
                 self.acknowledged.insert(envelope, decision);
@@ -187,7 +184,7 @@ impl Pipeline {
             }
             FINALIZE_EVENT => {
                 let entry: AuditEntry = decode(event);
-                self.disposition = entry.payload["disposition"].as_str().map(str::to_string);
+                self.disposition = entry.payload.get("disposition").cloned();
                 self.record_entry(entry);
             }
             // Kinds written by a later version are left alone rather than
@@ -263,7 +260,7 @@ impl Pipeline {
         if let Some(decision) = self.acknowledged.get(&op.envelope) {
             return Err(PipelineError::AlreadyAcknowledged {
                 envelope: op.envelope.clone(),
-                decision: decision.clone(),
+                decision: text_of(decision),
             });
         }
         let Some(handoff) = self
@@ -275,7 +272,7 @@ impl Pipeline {
                 envelope: op.envelope.clone(),
             });
         };
-        if op.decision.is_empty() {
+        if op.decision.as_str() == Some("") {
             return Err(PipelineError::Empty {
                 field: "ack_handoff `decision`",
             });
@@ -300,10 +297,10 @@ impl Pipeline {
     pub fn finalize(&self, op: &FinalizeOp, now_ms: i64) -> Result<PipelineOutcome, PipelineError> {
         if let Some(disposition) = &self.disposition {
             return Err(PipelineError::AlreadyFinalized {
-                disposition: disposition.clone(),
+                disposition: text_of(disposition),
             });
         }
-        if op.disposition.is_empty() {
+        if op.disposition.as_str() == Some("") {
             return Err(PipelineError::Empty {
                 field: "finalize `disposition`",
             });
@@ -366,8 +363,8 @@ impl Pipeline {
     }
 
     /// The finalised disposition, if any.
-    pub fn disposition(&self) -> Option<&str> {
-        self.disposition.as_deref()
+    pub fn disposition(&self) -> Option<&Value> {
+        self.disposition.as_ref()
     }
 
     /// The unsettled-state snapshot at `now_ms`. Queued triggers belong to
@@ -411,6 +408,15 @@ impl Pipeline {
     }
 }
 
+/// A decision or disposition in a message: a string as its text, any other
+/// value as its JSON.
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The pipeline's state as the report shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -421,9 +427,9 @@ pub struct PipelineSnapshot {
     pub audit: Vec<AuditEntry>,
     /// Unacknowledged handoffs in the order they were recorded.
     pub partial_handoffs: Vec<PartialHandoff>,
-    /// Envelope id to the decision it was acknowledged with.
-    pub acknowledged: BTreeMap<String, String>,
-    pub disposition: Option<String>,
+    /// Envelope id to the decision it was acknowledged with (any JSON).
+    pub acknowledged: BTreeMap<String, Value>,
+    pub disposition: Option<Value>,
 }
 
 /// A trigger the persona runtime holds in its queue (for example while the

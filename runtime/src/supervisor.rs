@@ -301,7 +301,11 @@ impl Supervisor {
             .copied()
             .filter(|&(at, _)| at <= now_ms);
         let Some(key) = due else {
-            let decision = self.decision(event_id, DecisionKind::Defer, None, None, None, 0);
+            // An idle pump is an episode of its own, as in the modelled
+            // supervisor (docs/SCENARIOS.md, "Additions to v1").
+            let episode = self.next_episode_id();
+            let decision =
+                self.decision(event_id, DecisionKind::Defer, None, Some(episode), None, 0);
             return (
                 decision,
                 Ok(OpResult {
@@ -351,6 +355,26 @@ impl Supervisor {
             Op::Tick(t) => (&t.persona, &t.cost),
             _ => unreachable!("only triggers and ticks are gated"),
         };
+        let deadline_ms = self.constraints.deadline.map(|d| d.as_i64());
+        if deadline_ms == Some(0) {
+            // A zero deadline has expired before the attempt starts: the
+            // modelled runtime handle aborts it without running it, and an
+            // abort is never retried (docs/SCENARIOS.md, "Additions to v1").
+            let decision = self.decision(
+                event_id,
+                DecisionKind::Invoke,
+                None,
+                Some(episode),
+                Some("aborted".to_string()),
+                0,
+            );
+            let result = OpResult {
+                receipt: "aborted".to_string(),
+                error: Some("deadline of 0s: the attempt was aborted before it ran".to_string()),
+                ..OpResult::default()
+            };
+            return (decision, Ok(result));
+        }
         let scripted = |index: usize| {
             self.scripted_attempt(op, index)
                 .expect("a trigger or tick has scripted attempts")

@@ -282,11 +282,11 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
         ),
         (
             "bundle",
-            "5b76469a7794b37a1b37c369897b6f81bdbc459417e6f96171219310a2681c01",
+            "fcaa3ef5774e3033568fc1c5f24d783a01b6aa2acf8666310807646de3633c1e",
         ),
         (
             "outcomes",
-            "c056cc4d9b234136b5b929a5cdc0c9791c3278afafd45feef3c15ac814e8ef8f",
+            "695771be62100e6c355f6e55c1061f8e71d2a2a3647dfc6642f897018e00400c",
         ),
         (
             "state",
@@ -294,7 +294,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
         ),
         (
             "tampered",
-            "23781dae6d10a97d498950fce9a44f63b687bf54c9d44ff64e22cce62a27bf13",
+            "33e0f7727647d39922e29ad9823cbeeaddf5c8ca5eeb9a73f2303fc0b01a338d",
         ),
     ];
     assert_eq!(

@@ -354,7 +354,7 @@ fn garbage_operations_are_refused_with_messages() {
     );
     let empty_disposition = p.finalize(
         &FinalizeOp {
-            disposition: String::new(),
+            disposition: json!(""),
         },
         0,
     );
@@ -393,14 +393,14 @@ fn a_pipeline_is_finalized_once() {
             },
         }))
     );
-    assert_eq!(h.pipeline.disposition(), Some("completed"));
+    assert_eq!(h.pipeline.disposition(), Some(&json!("completed")));
     assert_eq!(h.log.all()[1].kind, "pipeline_finalized");
     let again = h.finalize("abandoned", 2_000).unwrap_err();
     assert_eq!(
         again.to_string(),
         "pipeline is already finalized with disposition `completed`"
     );
-    assert_eq!(h.pipeline.disposition(), Some("completed"));
+    assert_eq!(h.pipeline.disposition(), Some(&json!("completed")));
     // Audits are still accepted after finalisation, as in the seed.
     assert_eq!(h.audit("late", json!({}), 3_000).receipt, "recorded");
 }

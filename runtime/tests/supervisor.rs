@@ -106,11 +106,11 @@ fn a_rate_limited_event_waits_for_the_oldest_invocation_to_leave_the_window() {
             "deferred".into()
         )
     );
-    // Too early: nothing is due.
+    // Too early: nothing is due. An idle pump takes a fresh episode id.
     let idle = d.send("9s", pump());
     assert_eq!(
         summary(&idle),
-        (DecisionKind::Defer, None, None, None, 0, "idle".into())
+        (DecisionKind::Defer, None, Some(3), None, 0, "idle".into())
     );
     let ran = d.send("10s", pump());
     assert_eq!(

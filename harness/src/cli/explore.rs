@@ -5,10 +5,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cli::CliError;
 use crate::exit::Exit;
 use crate::explore::{explore, ExploreConfig};
 use crate::progress::{Display, Progress};
 use crate::style::Style;
+use crate::{out, outln};
 
 /// Generate random scenarios and check every lease, budget, work and
 /// determinism invariant after every step. A failure is shrunk to a minimal
@@ -31,10 +33,11 @@ pub struct ExploreArgs {
     pub save: Option<PathBuf>,
 }
 
-pub fn run(args: &ExploreArgs) -> Exit {
+pub fn run(args: &ExploreArgs) -> Result<Exit, CliError> {
     if args.cases == 0 || args.max_steps == 0 {
-        eprintln!("--cases and --max-steps must be at least 1");
-        return Exit::Usage;
+        return Err(CliError::Input(
+            "--cases and --max-steps must be at least 1".to_string(),
+        ));
     }
     let config = ExploreConfig {
         cases: args.cases,
@@ -49,7 +52,7 @@ pub fn run(args: &ExploreArgs) -> Exit {
     progress.finish();
     match result {
         Ok(summary) => {
-            println!(
+            outln!(
                 "{}: {} cases, {} steps, {} events, seed {}: every invariant held",
                 Style::stdout().green("explore"),
                 summary.cases,
@@ -57,11 +60,11 @@ pub fn run(args: &ExploreArgs) -> Exit {
                 summary.events,
                 summary.seed
             );
-            Exit::Pass
+            Ok(Exit::Pass)
         }
         Err(counterexample) => {
             let style = Style::stdout();
-            println!(
+            outln!(
                 "{}: {counterexample}",
                 style.red("explore found a counterexample")
             );
@@ -69,22 +72,21 @@ pub fn run(args: &ExploreArgs) -> Exit {
             match &args.save {
                 Some(dir) => {
                     let path = dir.join(format!("{}.yaml", counterexample.scenario_name()));
-                    if let Err(error) = crate::atomic::write(&path, yaml.as_bytes()) {
-                        eprintln!(
+                    crate::atomic::write(&path, yaml.as_bytes()).map_err(|error| {
+                        CliError::Input(format!(
                             "failed to save the counterexample to `{}`: {error}",
                             path.display()
-                        );
-                        return Exit::Usage;
-                    }
-                    println!(
+                        ))
+                    })?;
+                    outln!(
                         "saved {}; reproduce it with `rehearse run {}`",
                         path.display(),
                         path.display()
                     );
                 }
-                None => print!("{yaml}"),
+                None => out!("{yaml}"),
             }
-            Exit::Mismatch
+            Ok(Exit::Mismatch)
         }
     }
 }

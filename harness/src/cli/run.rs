@@ -470,44 +470,10 @@ pub fn print_stats(output: &RunOutput) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::{run_with, RunOptions};
-    use rehearse_runtime::test_hooks::Bug;
-
-    /// The same pull request twice: the second is a duplicate, unless the
-    /// runtime has the deliberate bug that runs finished work again.
-    const TWICE: &str = "\
-version: 1
-start: 2026-04-24T12:00:00Z
-personas:
-  merge_captain:
-    entry_workflow: workflows/merge.harn#run
-steps:
-  - at: 0s
-    trigger:
-      persona: merge_captain
-      provider: github
-      kind: pull_request
-      metadata: { repository: burin-labs/harn, number: \"7\" }
-  - at: 1s
-    trigger:
-      persona: merge_captain
-      provider: github
-      kind: pull_request
-      metadata: { repository: burin-labs/harn, number: \"7\" }
-";
-
-    fn complete_duplicates(runtime: &mut rehearse_runtime::engine::Runtime) {
-        runtime.set_deliberate_bug(Bug::CompleteDuplicates);
-    }
 
     #[test]
     fn a_broken_invariant_is_shown_at_its_step_counted_and_explained() {
-        let scenario = crate::scenario::parse_str(TWICE, "twice.yaml", "twice").unwrap();
-        let options = RunOptions {
-            runtime_hook: Some(complete_duplicates),
-            ..RunOptions::default()
-        };
-        let output = run_with(&scenario, "twice.yaml", options).unwrap();
+        let output = crate::suite::tests::twice_with_a_bug();
         assert!(!output.passed());
         let text = render_human(&output, Path::new("out/twice"), Style::plain());
         let lines: Vec<&str> = text.lines().collect();
@@ -522,7 +488,7 @@ steps:
         let summary = lines[lines.len() - 2];
         assert!(
             summary.starts_with("failed: 2 steps,")
-                && summary.contains(", 0 failed, 1 invariant violated; outputs in out/twice"),
+                && summary.contains(", 1 failed, 1 invariant violated; outputs in out/twice"),
             "{text}"
         );
         assert!(

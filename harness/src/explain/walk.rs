@@ -124,10 +124,25 @@ impl Before {
             }
             None => {
                 rules.extend(rules::invoke_rules(supervisor, op));
-                self.plan = run_plan(op, session);
+                self.invoke(op, session, &mut rules);
             }
         }
         self.sections.push(section("supervisor", rules));
+    }
+
+    /// An invoked trigger or tick: its attempts run, unless a zero
+    /// deadline aborts it before it starts.
+    fn invoke(&mut self, op: &Op, session: &Session, rules: &mut Vec<Rule>) {
+        if session.supervisor().constraints().deadline.map(|d| d.0) == Some(0) {
+            rules.push(rule(
+                "deadline 0s",
+                String::new(),
+                "expired before the attempt starts: aborted without running, never retried",
+            ));
+            self.predicted.receipt = Some("aborted".to_string());
+            return;
+        }
+        self.plan = run_plan(op, session);
     }
 
     fn pump(&mut self, now_ms: i64, session: &Session) {
@@ -148,7 +163,7 @@ impl Before {
                     summary(&episode.op)
                 );
                 rules.extend(rules::invoke_rules(supervisor, &episode.op));
-                self.plan = run_plan(&episode.op, session);
+                self.invoke(&episode.op, session, &mut rules);
             }
         }
         self.sections.push(section("supervisor (pump)", rules));
