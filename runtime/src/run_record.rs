@@ -35,7 +35,10 @@ use crate::clock::format_ms;
 use crate::config::StageDecl;
 
 /// The run record format this build writes and reads.
-pub const RUN_RECORD_VERSION: u64 = 1;
+pub const RUN_RECORD_VERSION: u64 = 2;
+
+/// The `_type` of every run record.
+pub const RUN_RECORD_TYPE: &str = "run_record";
 /// The replay fixture format this build writes and reads.
 pub const REPLAY_FIXTURE_VERSION: u64 = 1;
 
@@ -195,7 +198,13 @@ impl ChildRun {
 #[serde(deny_unknown_fields)]
 pub struct RunRecord {
     pub run_record_version: u64,
+    /// Always `run_record`, as the modelled system's `_type`.
+    #[serde(rename = "_type")]
+    pub type_name: String,
     pub id: String,
+    /// The run at the root of this run's tree: its own id, as no run here
+    /// has a parent.
+    pub root_run_id: Option<String>,
     pub persona: String,
     pub work_key: String,
     pub entry_workflow: String,
@@ -209,6 +218,12 @@ pub struct RunRecord {
     pub stages: Vec<RunStage>,
     #[serde(default)]
     pub child_runs: Vec<ChildRun>,
+    /// What a later run of the same work must reproduce, derived from this
+    /// record as the modelled system does when it normalises one.
+    pub replay_fixture: Option<ReplayFixture>,
+    /// Where `rehearse run` saves the record, relative to the scenario's
+    /// output directory: `runs/{id}.json`.
+    pub persisted_path: Option<String>,
 }
 
 /// Why a run record or replay fixture could not be saved or loaded. Every
@@ -283,6 +298,8 @@ impl RunRecord {
             .collect();
         let mut record = Self {
             run_record_version: RUN_RECORD_VERSION,
+            type_name: RUN_RECORD_TYPE.to_string(),
+            root_run_id: Some(facts.run_id.clone()),
             id: facts.run_id,
             persona: facts.persona,
             work_key: facts.work_key,
@@ -293,8 +310,12 @@ impl RunRecord {
             error: facts.error,
             stages,
             child_runs: Vec::new(),
+            replay_fixture: None,
+            persisted_path: None,
         };
         record.materialize_child_runs();
+        record.replay_fixture = Some(ReplayFixture::from_run(&record));
+        record.persisted_path = Some(format!("runs/{}", record.file_name()));
         record
     }
 

@@ -290,7 +290,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
         ),
         (
             "state",
-            "a8fe1c7d427013292e2e1bbf81ff141b1fa4fdf2f4c1e6b43d2d1eab5030b01e",
+            "63db7a83a932430278110fcd617c885ff36b1bbd8eec0236f14fc8ac97672e17",
         ),
         (
             "tampered",
