@@ -104,7 +104,7 @@ pub fn run_triggers(rt: &mut Runtime, ops: &[Op]) {
 /// before every operation, as the seed does: the quadratic baseline.
 pub fn run_triggers_seed_strategy(rt: &mut Runtime, ops: &[Op]) {
     for (index, op) in (0u64..).zip(ops) {
-        rt.rebuild();
+        rt.rebuild().expect("the log folds");
         let (result, _) = rt
             .execute(op, RunPlan::COMPLETE, at_ms(index))
             .expect("a bench trigger runs");

@@ -540,7 +540,7 @@ fn evaluate(
             &mut out,
             "termination",
             json!(termination.to_string()),
-            json!(decision.and_then(|d| d.termination.clone())),
+            json!(decision.and_then(|d| d.termination)),
         );
     }
     if let Some(id) = expect.episode_id {

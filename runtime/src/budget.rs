@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{day_start, hour_start};
 use crate::config::BudgetPolicy;
 
+/// An amount of US dollars, as spend, costs and limits carry it. One alias,
+/// so every money field changes together.
+pub type Usd = f64;
+
 /// The running spend of one persona.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SpendWindows {

@@ -8,13 +8,13 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::config::RuntimeConfig;
-use crate::engine::{effect_hash, Runtime, RuntimeError};
+use crate::engine::{Runtime, RuntimeError};
+use crate::hash::{effect_hash, payload_hash};
 use crate::log::EventLog;
 use crate::op::Op;
-use crate::supervisor::{Decision, DecisionKind, DeferredEpisode, Handled, Supervisor};
+use crate::supervisor::{DecisionKind, DeferredEpisode, Handled, Supervisor};
 
 /// The capture format this runtime writes and reads.
 pub const CAPTURE_VERSION: &str = "rehearse-capture/1";
@@ -58,24 +58,11 @@ pub struct CapturedDecision {
     pub schedule_at_ms: Option<i64>,
     pub episode_id: Option<u64>,
     pub deadline_ms: Option<u64>,
+    /// The termination as recorded; replay compares it as written, so a
+    /// value no runtime writes reads as a mismatch, not a malformed bundle.
     pub termination: Option<String>,
     pub retry_count: u64,
     pub effects: Vec<Effect>,
-}
-
-impl CapturedDecision {
-    /// The decision without its effects.
-    pub fn decision(&self) -> Decision {
-        Decision {
-            event_id: self.event_id.clone(),
-            decision: self.decision,
-            schedule_at_ms: self.schedule_at_ms,
-            episode_id: self.episode_id,
-            deadline_ms: self.deadline_ms,
-            termination: self.termination.clone(),
-            retry_count: self.retry_count,
-        }
-    }
 }
 
 /// One log event an episode appended: its kind and the hash of the event.
@@ -84,61 +71,6 @@ impl CapturedDecision {
 pub struct Effect {
     pub kind: String,
     pub effect_hash: String,
-}
-
-/// The canonical JSON of `value`: object keys sorted (serde_json's map is
-/// ordered by key), no insignificant whitespace.
-pub fn canonical_json(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).expect("a JSON value serialises")
-}
-
-/// sha256 hex of `value`'s canonical JSON.
-pub fn payload_hash(value: &Value) -> String {
-    to_hex(&json_digest(value))
-}
-
-/// The sha256 of `value`'s compact JSON, serialised into a buffer this
-/// thread reuses: hashing every effect of a long capture then allocates
-/// nothing.
-pub(crate) fn json_digest<T: Serialize + ?Sized>(value: &T) -> [u8; 32] {
-    thread_local! {
-        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BUFFER.with(|buffer| {
-        // A nested call (none exists today) gets a buffer of its own rather
-        // than a second borrow.
-        let mut fresh = Vec::new();
-        let mut borrowed = buffer.try_borrow_mut();
-        let bytes = match borrowed.as_deref_mut() {
-            Ok(bytes) => bytes,
-            Err(_) => &mut fresh,
-        };
-        bytes.clear();
-        serde_json::to_writer(&mut *bytes, value).expect("a JSON value serialises");
-        Sha256::digest(bytes.as_slice()).into()
-    })
-}
-
-/// Lowercase hex, as `hex::encode` writes it.
-pub(crate) fn to_hex(digest: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(64);
-    for byte in digest {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    text
-}
-
-/// Whether `text` is exactly the lowercase hex of `digest`: the same answer
-/// as comparing it with [`to_hex`], without building the string.
-pub(crate) fn hex_matches(digest: &[u8; 32], text: &str) -> bool {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let text = text.as_bytes();
-    text.len() == 64
-        && digest.iter().zip(text.chunks_exact(2)).all(|(byte, pair)| {
-            pair[0] == DIGITS[usize::from(byte >> 4)] && pair[1] == DIGITS[usize::from(byte & 0xf)]
-        })
 }
 
 /// A supervisor and a runtime driven together, recording a capture bundle.
@@ -217,7 +149,7 @@ impl Session {
             schedule_at_ms: d.schedule_at_ms,
             episode_id: d.episode_id,
             deadline_ms: d.deadline_ms,
-            termination: d.termination.clone(),
+            termination: d.termination.map(String::from),
             retry_count: d.retry_count,
             effects,
         });

@@ -27,6 +27,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::event::event_enum;
 use crate::log::{LogEvent, StoredEvent, Topic};
 use crate::op::{AckHandoffOp, AuditOp, FinalizeOp, HandoffOp};
 
@@ -41,6 +42,53 @@ pub const HANDOFF_EVENT: &str = "partial_handoff_recorded";
 pub const ACK_EVENT: &str = "handoff_acknowledged";
 /// Event kind (and audit kind) of a `finalize` step.
 pub const FINALIZE_EVENT: &str = "pipeline_finalized";
+
+event_enum! {
+    /// One event on [`LIFECYCLE_AUDIT_TOPIC`].
+    pub enum PipelineEvent {
+        /// An `audit` step's entry.
+        Audit(AuditEntry) = AUDIT_EVENT,
+        /// A `handoff` step's envelope, awaiting acknowledgement.
+        HandoffRecorded(PartialHandoff) = HANDOFF_EVENT,
+        /// An `ack_handoff` step's audit entry.
+        HandoffAcknowledged(AuditEntry<Acknowledgement>) = ACK_EVENT,
+        /// A `finalize` step's audit entry.
+        Finalized(AuditEntry<Disposition>) = FINALIZE_EVENT,
+    }
+}
+
+impl PipelineEvent {
+    /// The event as it is appended at `now_ms`: audit entries carry headers
+    /// `kind`, `seq` and `pipeline_id`; a handoff `envelope_id`, `seq` and
+    /// `pipeline_id` (`pipeline_id` only when the pipeline has an id).
+    pub fn to_log_event(&self, now_ms: i64) -> LogEvent {
+        let (first, seq, pipeline_id) = match self {
+            Self::Audit(entry) => (("kind", entry.kind.clone()), entry.seq, &entry.pipeline_id),
+            Self::HandoffAcknowledged(entry) => {
+                (("kind", entry.kind.clone()), entry.seq, &entry.pipeline_id)
+            }
+            Self::Finalized(entry) => (("kind", entry.kind.clone()), entry.seq, &entry.pipeline_id),
+            Self::HandoffRecorded(handoff) => (
+                ("envelope_id", handoff.envelope_id.clone()),
+                handoff.seq,
+                &handoff.from,
+            ),
+        };
+        let mut headers = BTreeMap::from([
+            (first.0.to_string(), first.1),
+            ("seq".to_string(), seq.to_string()),
+        ]);
+        if let Some(id) = pipeline_id {
+            headers.insert("pipeline_id".to_string(), id.clone());
+        }
+        LogEvent {
+            kind: self.kind().to_string(),
+            payload: self.payload(),
+            headers,
+            occurred_at_ms: now_ms,
+        }
+    }
+}
 
 /// The lifecycle topic as a validated [`Topic`].
 pub fn lifecycle_topic() -> Topic {
@@ -65,11 +113,40 @@ pub enum PipelineError {
 /// One audit entry. `seq` counts from 1 per pipeline run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AuditEntry {
+pub struct AuditEntry<P = Value> {
     pub seq: u64,
+    /// The audit kind: the `audit` step's own, or the event kind for an
+    /// acknowledgement or a finalisation.
     pub kind: String,
-    pub payload: Value,
+    pub payload: P,
     pub pipeline_id: Option<String>,
+}
+
+impl<P: Serialize> AuditEntry<P> {
+    /// The entry with its payload as JSON, as the audit trail keeps it.
+    fn untyped(&self) -> AuditEntry {
+        AuditEntry {
+            seq: self.seq,
+            kind: self.kind.clone(),
+            payload: to_value(&self.payload),
+            pipeline_id: self.pipeline_id.clone(),
+        }
+    }
+}
+
+/// The payload of a `handoff_acknowledged` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Acknowledgement {
+    pub envelope_id: String,
+    /// Any JSON value.
+    pub decision: Value,
+}
+
+/// The payload of a `pipeline_finalized` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Disposition {
+    /// Any JSON value.
+    pub disposition: Value,
 }
 
 /// A handoff to another pipeline or persona that has not been acknowledged.
@@ -150,7 +227,8 @@ impl Pipeline {
         pipeline
     }
 
-    /// The fold: applies one stored event of the lifecycle topic.
+    /// The fold over the log: applies one stored event, ignoring other
+    /// topics and kinds this version does not know.
     ///
     /// # Panics
     /// When an event of a known kind on the lifecycle topic has a payload
@@ -160,36 +238,34 @@ impl Pipeline {
         if event.topic.as_str() != LIFECYCLE_AUDIT_TOPIC {
             return;
         }
-        match event.kind.as_str() {
-            AUDIT_EVENT => {
-                let entry: AuditEntry = decode(event);
-                self.record_entry(entry);
-            }
-            HANDOFF_EVENT => {
-                let handoff: PartialHandoff = decode(event);
+        if let Some(decoded) = PipelineEvent::decode(&event.kind, &event.payload) {
+            let decoded = decoded.unwrap_or_else(|error| {
+                panic!("event {} on topic `{}`: {error}", event.id, event.topic)
+            });
+            self.apply_event(&decoded);
+        }
+    }
+
+    /// The fold: applies one lifecycle event.
+    pub fn apply_event(&mut self, event: &PipelineEvent) {
+        match event {
+            PipelineEvent::Audit(entry) => self.record_entry(entry.clone()),
+            PipelineEvent::HandoffRecorded(handoff) => {
                 self.seq = self.seq.max(handoff.seq);
-                self.partial_handoffs.push(handoff);
+                self.partial_handoffs.push(handoff.clone());
             }
-            ACK_EVENT => {
-                let entry: AuditEntry = decode(event);
-                let envelope = entry.payload["envelope_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let decision = entry.payload["decision"].clone();
+            PipelineEvent::HandoffAcknowledged(entry) => {
+                let ack = &entry.payload;
                 self.partial_handoffs
-                    .retain(|handoff| handoff.envelope_id != envelope);
-                self.acknowledged.insert(envelope, decision);
-                self.record_entry(entry);
+                    .retain(|handoff| handoff.envelope_id != ack.envelope_id);
+                self.acknowledged
+                    .insert(ack.envelope_id.clone(), ack.decision.clone());
+                self.record_entry(entry.untyped());
             }
-            FINALIZE_EVENT => {
-                let entry: AuditEntry = decode(event);
-                self.disposition = entry.payload.get("disposition").cloned();
-                self.record_entry(entry);
+            PipelineEvent::Finalized(entry) => {
+                self.disposition = Some(entry.payload.disposition.clone());
+                self.record_entry(entry.untyped());
             }
-            // Kinds written by a later version are left alone rather than
-            // misread.
-            _ => {}
         }
     }
 
@@ -206,10 +282,11 @@ impl Pipeline {
             });
         }
         let entry = self.entry(op.kind.clone(), op.payload.clone());
+        let result = to_value(&entry);
         Ok(PipelineOutcome {
-            events: vec![self.entry_event(AUDIT_EVENT, &entry, now_ms)],
+            events: vec![PipelineEvent::Audit(entry).to_log_event(now_ms)],
             receipt: "recorded".to_string(),
-            result: Some(to_value(&entry)),
+            result: Some(result),
         })
     }
 
@@ -230,22 +307,10 @@ impl Pipeline {
             payload: op.payload.clone(),
             queued_at_ms: now_ms,
         };
-        let mut headers = BTreeMap::new();
-        headers.insert("envelope_id".to_string(), handoff.envelope_id.clone());
-        headers.insert("seq".to_string(), seq.to_string());
-        if let Some(id) = &self.pipeline_id {
-            headers.insert("pipeline_id".to_string(), id.clone());
-        }
-        let event = LogEvent {
-            kind: HANDOFF_EVENT.to_string(),
-            payload: to_value(&handoff),
-            headers,
-            occurred_at_ms: now_ms,
-        };
         Ok(PipelineOutcome {
-            events: vec![event],
             receipt: handoff.envelope_id.clone(),
             result: Some(to_value(&handoff.unsettled_at(now_ms))),
+            events: vec![PipelineEvent::HandoffRecorded(handoff).to_log_event(now_ms)],
         })
     }
 
@@ -279,15 +344,19 @@ impl Pipeline {
         }
         let entry = self.entry(
             ACK_EVENT.to_string(),
-            json!({ "envelope_id": op.envelope, "decision": op.decision }),
+            Acknowledgement {
+                envelope_id: op.envelope.clone(),
+                decision: op.decision.clone(),
+            },
         );
+        let result = json!({
+            "envelope": handoff.unsettled_at(now_ms),
+            "entry": entry,
+        });
         Ok(PipelineOutcome {
-            events: vec![self.entry_event(ACK_EVENT, &entry, now_ms)],
+            events: vec![PipelineEvent::HandoffAcknowledged(entry).to_log_event(now_ms)],
             receipt: "acked".to_string(),
-            result: Some(json!({
-                "envelope": handoff.unsettled_at(now_ms),
-                "entry": entry,
-            })),
+            result: Some(result),
         })
     }
 
@@ -307,43 +376,29 @@ impl Pipeline {
         }
         let entry = self.entry(
             FINALIZE_EVENT.to_string(),
-            json!({ "disposition": op.disposition }),
+            Disposition {
+                disposition: op.disposition.clone(),
+            },
         );
+        let result = json!({
+            "status": "finalized",
+            "disposition": op.disposition,
+            "entry": entry,
+        });
         Ok(PipelineOutcome {
-            events: vec![self.entry_event(FINALIZE_EVENT, &entry, now_ms)],
+            events: vec![PipelineEvent::Finalized(entry).to_log_event(now_ms)],
             receipt: "finalized".to_string(),
-            result: Some(json!({
-                "status": "finalized",
-                "disposition": op.disposition,
-                "entry": entry,
-            })),
+            result: Some(result),
         })
     }
 
     /// The next audit entry of this run.
-    fn entry(&self, kind: String, payload: Value) -> AuditEntry {
+    fn entry<P>(&self, kind: String, payload: P) -> AuditEntry<P> {
         AuditEntry {
             seq: self.seq + 1,
             kind,
             payload,
             pipeline_id: self.pipeline_id.clone(),
-        }
-    }
-
-    /// The log event for an audit entry, with the seed's `kind`, `seq` and
-    /// `pipeline_id` headers.
-    fn entry_event(&self, event_kind: &str, entry: &AuditEntry, now_ms: i64) -> LogEvent {
-        let mut headers = BTreeMap::new();
-        headers.insert("kind".to_string(), entry.kind.clone());
-        headers.insert("seq".to_string(), entry.seq.to_string());
-        if let Some(id) = &entry.pipeline_id {
-            headers.insert("pipeline_id".to_string(), id.clone());
-        }
-        LogEvent {
-            kind: event_kind.to_string(),
-            payload: to_value(entry),
-            headers,
-            occurred_at_ms: now_ms,
         }
     }
 
@@ -590,13 +645,4 @@ pub fn payload_summary(payload: &Value) -> String {
 
 fn to_value<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("lifecycle records serialise to JSON")
-}
-
-fn decode<T: serde::de::DeserializeOwned>(event: &StoredEvent) -> T {
-    serde_json::from_value(event.payload.clone()).unwrap_or_else(|error| {
-        panic!(
-            "malformed `{}` event {} on topic `{}`: {error}",
-            event.kind, event.id, event.topic
-        )
-    })
 }

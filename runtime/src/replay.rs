@@ -8,8 +8,8 @@ use std::fmt;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::capture::{hex_matches, json_digest, to_hex, CaptureBundle, Session, CAPTURE_VERSION};
-use crate::engine::effect_hash;
+use crate::capture::{CaptureBundle, Session, CAPTURE_VERSION};
+use crate::hash::{effect_hash, hex_matches, json_digest};
 use crate::log::EventLog;
 use crate::op::Op;
 
@@ -304,7 +304,7 @@ pub fn replay(
             return Err(ReplayError::PayloadHashMismatch {
                 event_id: event_id.clone(),
                 recorded: event.payload_hash.clone(),
-                actual: to_hex(&actual),
+                actual: hex::encode(actual),
             });
         }
         let op = Op::deserialize(&event.payload).map_err(|e| ReplayError::InvalidPayload {
@@ -319,7 +319,7 @@ pub fn replay(
             });
         };
         let handled = session.handle(event_id, event.at_ms, &op);
-        compare_decision(event_id, &recorded.decision(), &handled.decision)?;
+        compare_decision(event_id, recorded, &handled.decision)?;
         let appended = &session.runtime().log().all()[handled.events.clone()];
         for (i, expected) in recorded.effects.iter().enumerate() {
             // The common case, a match, is decided without building the
@@ -370,7 +370,7 @@ pub fn replay(
 
 fn compare_decision(
     event_id: &str,
-    expected: &crate::supervisor::Decision,
+    expected: &crate::capture::CapturedDecision,
     actual: &crate::supervisor::Decision,
 ) -> Result<(), ReplayError> {
     fn show<T: serde::Serialize>(value: &T) -> String {
@@ -378,7 +378,19 @@ fn compare_decision(
     }
     // Equal decisions serialise to equal fields; only a mismatch needs the
     // texts, to name the field and show both values.
-    if expected == actual {
+    let same_termination = match (&expected.termination, actual.termination) {
+        (Some(text), Some(termination)) => termination.is_written(text),
+        (None, None) => true,
+        _ => false,
+    };
+    if same_termination
+        && expected.event_id == actual.event_id
+        && expected.decision == actual.decision
+        && expected.schedule_at_ms == actual.schedule_at_ms
+        && expected.episode_id == actual.episode_id
+        && expected.deadline_ms == actual.deadline_ms
+        && expected.retry_count == actual.retry_count
+    {
         return Ok(());
     }
     let fields: [(&'static str, String, String); 7] = [

@@ -15,7 +15,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Constraints;
-use crate::engine::{OpResult, RunPlan, Runtime, RuntimeError};
+use crate::engine::{OpResult, ReceiptStatus, RunPlan, Runtime, RuntimeError};
 use crate::op::{AttemptOutcome, FailKind, Op, Outcome};
 
 /// Invoke or Defer.
@@ -46,9 +46,85 @@ pub struct Decision {
     /// Absent only for a pump that found nothing due.
     pub episode_id: Option<u64>,
     pub deadline_ms: Option<u64>,
-    /// `completed`, `timed_out`, `aborted` or `failed:<kind>`, for Invoke.
-    pub termination: Option<String>,
+    /// How an invoked episode ended; absent for Defer.
+    pub termination: Option<Termination>,
     pub retry_count: u64,
+}
+
+/// How an invoked episode ended, written `completed`, `timed_out`,
+/// `aborted` or `failed:<kind>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Termination {
+    Completed,
+    /// The attempt overran the deadline.
+    TimedOut,
+    /// The run crashed after it started.
+    Aborted,
+    /// The run or the operation failed with this kind.
+    Failed(FailKind),
+}
+
+impl Termination {
+    /// Whether `text` is how this termination is written.
+    pub fn is_written(self, text: &str) -> bool {
+        match self {
+            Self::Failed(kind) => text
+                .strip_prefix("failed:")
+                .is_some_and(|rest| rest == kind.as_str()),
+            other => text == other.fixed_text().unwrap_or_default(),
+        }
+    }
+
+    fn fixed_text(self) -> Option<&'static str> {
+        match self {
+            Self::Completed => Some("completed"),
+            Self::TimedOut => Some("timed_out"),
+            Self::Aborted => Some("aborted"),
+            Self::Failed(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Termination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self, self.fixed_text()) {
+            (Self::Failed(kind), _) => write!(f, "failed:{kind}"),
+            (_, Some(text)) => f.write_str(text),
+            (_, None) => unreachable!("only failures have no fixed text"),
+        }
+    }
+}
+
+impl std::str::FromStr for Termination {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let fixed = [Self::Completed, Self::TimedOut, Self::Aborted];
+        if let Some(found) = fixed.into_iter().find(|t| t.is_written(text)) {
+            return Ok(found);
+        }
+        text.strip_prefix("failed:")
+            .and_then(FailKind::from_name)
+            .map(Self::Failed)
+            .ok_or_else(|| {
+                format!("unknown termination `{text}`, expected `completed`, `timed_out`, `aborted` or `failed:<kind>`")
+            })
+    }
+}
+
+impl From<Termination> for String {
+    fn from(termination: Termination) -> Self {
+        termination.to_string()
+    }
+}
+
+impl TryFrom<String> for Termination {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
 }
 
 /// An episode waiting for a pump.
@@ -159,7 +235,7 @@ impl Supervisor {
         kind: DecisionKind,
         schedule_at_ms: Option<i64>,
         episode_id: Option<u64>,
-        termination: Option<String>,
+        termination: Option<Termination>,
         retry_count: u64,
     ) -> Decision {
         Decision {
@@ -365,7 +441,7 @@ impl Supervisor {
                 DecisionKind::Invoke,
                 None,
                 Some(episode),
-                Some("aborted".to_string()),
+                Some(Termination::Aborted),
                 0,
             );
             let result = OpResult {
@@ -396,7 +472,7 @@ impl Supervisor {
                     .as_ref()
                     .ok()
                     .and_then(|r| r.run.as_ref())
-                    .filter(|run| run.status == "crashed")
+                    .filter(|run| run.status == ReceiptStatus::Crashed)
                     .and_then(|run| run.lease.as_ref())
                     .map(|lease| lease.expires_at_ms);
                 let until = crash_until.unwrap_or(now_ms).max(now_ms + elapsed_ms);
@@ -478,17 +554,17 @@ fn attempt_with_timeout(outcome: &Outcome, index: usize) -> AttemptOutcome {
 }
 
 /// How an invocation ended, as the decision records it.
-fn termination_of(result: &Result<OpResult, RuntimeError>) -> String {
+fn termination_of(result: &Result<OpResult, RuntimeError>) -> Termination {
     match result {
-        Err(error) => format!("failed:{}", error.fail_kind()),
+        Err(error) => Termination::Failed(error.fail_kind()),
         Ok(result) => match result.run.as_ref() {
-            Some(run) if run.status == "crashed" => "aborted".to_string(),
+            Some(run) if run.status == ReceiptStatus::Crashed => Termination::Aborted,
             Some(run) => match run.failure {
-                Some(FailKind::TimedOut) => "timed_out".to_string(),
-                Some(kind) => format!("failed:{kind}"),
-                None => "completed".to_string(),
+                Some(FailKind::TimedOut) => Termination::TimedOut,
+                Some(kind) => Termination::Failed(kind),
+                None => Termination::Completed,
             },
-            None => "completed".to_string(),
+            None => Termination::Completed,
         },
     }
 }

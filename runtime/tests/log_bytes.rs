@@ -336,7 +336,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
         .values()
         .map(|p| p.state.clone())
         .collect();
-    runtime.rebuild();
+    runtime.rebuild().unwrap();
     let after: Vec<_> = runtime
         .personas()
         .values()

@@ -527,7 +527,7 @@ fn incremental_status_equals_a_rebuild_after_every_operation() {
             Box::new(MemoryLog::from_stored(rt.log().all().to_vec()).unwrap()),
         )
         .unwrap();
-        rebuilt.rebuild();
+        rebuilt.rebuild().unwrap();
         for (name, status) in &incremental {
             assert_eq!(
                 &rebuilt.status(name, now).unwrap(),

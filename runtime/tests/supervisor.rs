@@ -76,7 +76,7 @@ fn summary(
         d.decision,
         d.schedule_at_ms,
         d.episode_id,
-        d.termination.clone(),
+        d.termination.map(String::from),
         d.retry_count,
         receipt,
     )
@@ -197,7 +197,7 @@ fn retries_walk_the_attempts_and_stop_at_semantic_errors() {
     let exhausted = d.send("2s", trigger("a", 3, ", outcome: {fail: network_timeout}"));
     assert_eq!(
         (
-            exhausted.decision.termination.as_deref(),
+            exhausted.decision.termination.map(String::from).as_deref(),
             exhausted.decision.retry_count
         ),
         (Some("failed:network_timeout"), 3)
@@ -216,14 +216,17 @@ fn an_attempt_longer_than_the_deadline_times_out() {
     let slow = d.send("0s", trigger("a", 1, ", duration: 31s"));
     assert_eq!(
         (
-            slow.decision.termination.as_deref(),
+            slow.decision.termination.map(String::from).as_deref(),
             slow.decision.retry_count,
             slow.decision.deadline_ms
         ),
         (Some("timed_out"), 1, Some(30_000))
     );
     let exact = d.send("1m", trigger("a", 2, ", duration: 30s"));
-    assert_eq!(exact.decision.termination.as_deref(), Some("completed"));
+    assert_eq!(
+        exact.decision.termination.map(String::from).as_deref(),
+        Some("completed")
+    );
 }
 
 #[test]

@@ -15,11 +15,16 @@ use std::fmt;
 
 use rehearse_runtime::config::BudgetPolicy;
 use rehearse_runtime::engine::{OpResult, Runtime};
-use rehearse_runtime::persona::{Lifecycle, PERSONA_TOPIC};
-use rehearse_runtime::process::{LeaseTokenRef, ProcessOp, PROCESS_TOPIC};
+use rehearse_runtime::lease::Lease;
+use rehearse_runtime::persona::{
+    BudgetExhausted, BudgetRecorded, LeaseConflict, Lifecycle, PersonaEvent, RunRef, TriggerQueued,
+    PERSONA_TOPIC,
+};
+use rehearse_runtime::process::{
+    LeaseTokenRef, ProcessEvent, ProcessLease, ProcessOp, PROCESS_TOPIC,
+};
 use rehearse_runtime::{format_ms, Millis, Op, RuntimeConfig, StoredEvent};
 use serde::Serialize;
-use serde_json::Value;
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -306,6 +311,129 @@ struct ProcessModel {
     terminal: bool,
 }
 
+/// A broken invariant as a check finds it: which, what, and the events.
+type Broken = (Invariant, String, Vec<String>);
+
+/// The persona event being checked: whose, when, and its reference.
+struct Seen<'a> {
+    name: &'a str,
+    at: i64,
+    here: String,
+}
+
+/// The limit a recorded spend broke, given the day's and hour's sums
+/// including it, in the reference order (run, daily, hourly, tokens).
+fn spend_over_limit(
+    policy: &BudgetPolicy,
+    amount: Amount,
+    day_usd: f64,
+    hour_usd: f64,
+    day_tokens: u64,
+) -> Option<(Invariant, String)> {
+    if policy.run_usd.is_some_and(|limit| amount.usd > limit) {
+        Some((
+            Invariant::RunLimit,
+            format!(
+                "a single record of {} USD is over run_usd {:?}",
+                amount.usd, policy.run_usd
+            ),
+        ))
+    } else if policy.daily_usd.is_some_and(|limit| day_usd > limit) {
+        Some((
+            Invariant::DailyLimit,
+            format!(
+                "spend today reached {day_usd} USD, over daily_usd {:?}",
+                policy.daily_usd
+            ),
+        ))
+    } else if policy.hourly_usd.is_some_and(|limit| hour_usd > limit) {
+        Some((
+            Invariant::HourlyLimit,
+            format!(
+                "spend this hour reached {hour_usd} USD, over hourly_usd {:?}",
+                policy.hourly_usd
+            ),
+        ))
+    } else if policy.max_tokens.is_some_and(|limit| day_tokens > limit) {
+        Some((
+            Invariant::TokenLimit,
+            format!(
+                "tokens today reached {day_tokens}, over max_tokens {:?}",
+                policy.max_tokens
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
+impl ProcessModel {
+    /// A claim: no live lease may hold, and the fencing token must grow.
+    fn claim(
+        &mut self,
+        id: &str,
+        lease: &ProcessLease,
+        at: i64,
+        here: String,
+    ) -> Result<(), Broken> {
+        if let Some(held) = self.lease.as_ref().filter(|l| at < l.expires_at_ms) {
+            return Err((
+                Invariant::SingleLiveLease,
+                format!(
+                    "process `{id}`: claimed at {} while lease `{}` holds until {}",
+                    format_ms(at),
+                    held.token,
+                    format_ms(held.expires_at_ms)
+                ),
+                vec![here],
+            ));
+        }
+        let fencing_token = lease.fencing_token;
+        if fencing_token <= self.max_fencing_token {
+            return Err((
+                Invariant::FencingTokenGrows,
+                format!(
+                    "process `{id}`: a claim got fencing token {fencing_token}, not above {}",
+                    self.max_fencing_token
+                ),
+                vec![here],
+            ));
+        }
+        self.max_fencing_token = fencing_token;
+        self.latest_by_owner
+            .insert(lease.owner.clone(), lease.lease_token.clone());
+        self.lease = Some(ProcessLeaseModel {
+            token: lease.lease_token.clone(),
+            fencing_token,
+            expires_at_ms: lease.expires_at_ms,
+        });
+        Ok(())
+    }
+
+    /// An owner's event was accepted: its token must be the live lease's.
+    fn check_token(
+        &self,
+        id: &str,
+        kind: &str,
+        token: &str,
+        fencing_token: u64,
+        at: i64,
+        here: String,
+    ) -> Result<(), Broken> {
+        let accepted = self.lease.as_ref().is_some_and(|lease| {
+            lease.token == token && lease.fencing_token == fencing_token && at < lease.expires_at_ms
+        });
+        if accepted {
+            return Ok(());
+        }
+        Err((
+            Invariant::StaleTokenRefused,
+            format!("process `{id}`: `{kind}` was accepted with token `{token}` (fencing token {fencing_token}), which is not the live lease"),
+            vec![here],
+        ))
+    }
+}
+
 /// The invariant that an admitted run breaks when the model says `reason`.
 fn limit_invariant(reason: &str) -> Invariant {
     match reason {
@@ -314,31 +442,6 @@ fn limit_invariant(reason: &str) -> Invariant {
         "hourly_usd" => Invariant::HourlyLimit,
         _ => Invariant::TokenLimit,
     }
-}
-
-fn str_of<'a>(payload: &'a Value, field: &str) -> &'a str {
-    payload
-        .get(field)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-fn i64_of(payload: &Value, field: &str) -> Option<i64> {
-    payload.get(field).and_then(Value::as_i64)
-}
-
-fn u64_of(payload: &Value, field: &str) -> u64 {
-    payload
-        .get(field)
-        .and_then(Value::as_u64)
-        .unwrap_or_default()
-}
-
-fn f64_of(payload: &Value, field: &str) -> f64 {
-    payload
-        .get(field)
-        .and_then(Value::as_f64)
-        .unwrap_or_default()
 }
 
 /// What one step was, as the checker needs to know it.
@@ -497,330 +600,355 @@ impl Checker {
         step: Option<&StepContext<'_>>,
         event: &StoredEvent,
         started_this_step: &mut BTreeMap<(String, String), String>,
-    ) -> Result<(), (Invariant, String, Vec<String>)> {
-        let name = event.header("persona").unwrap_or_default().to_string();
-        if !self.personas.contains_key(&name) {
+    ) -> Result<(), Broken> {
+        let Some(decoded) = PersonaEvent::from_stored(event) else {
+            return Ok(());
+        };
+        let here = event_ref(event);
+        let (name, typed) = decoded.map_err(|error| {
+            let message = format!("a persona event does not read back: {error}");
+            (
+                Invariant::RebuildMatchesIncremental,
+                message,
+                vec![here.clone()],
+            )
+        })?;
+        if !self.personas.contains_key(name) {
             return Ok(());
         }
-        let at = event.occurred_at_ms;
-        let here = event_ref(event);
-        let payload = &event.payload;
-        match event.kind.as_str() {
-            "persona.control.paused" => self.model(&name).control = Control::Paused,
-            "persona.control.disabled" => self.model(&name).control = Control::Disabled,
-            "persona.control.resumed" => self.model(&name).control = Control::Active,
-            "persona.trigger.queued" => {
-                let work_key = str_of(payload, "work_key").to_string();
-                let model = self.model(&name);
-                if !model.completed.contains_key(&work_key) {
-                    let cost = payload.get("cost").cloned().unwrap_or(Value::Null);
-                    let amount = Amount {
-                        usd: f64_of(&cost, "cost_usd"),
-                        tokens: u64_of(&cost, "tokens"),
-                    };
-                    model.queued.insert(work_key, amount);
-                }
-            }
-            "persona.lease.expired" => {
-                let model = &self.personas[&name];
-                let id = str_of(payload, "id");
-                match &model.lease {
-                    Some(lease) if lease.id == id && !lease.is_live_at(at) => {}
-                    Some(lease) if lease.id == id => {
-                        return Err((
-                            Invariant::ExpiryBeforeReplace,
-                            format!(
-                                "persona `{name}`: lease `{id}` was expired at {} but holds until {}",
-                                format_ms(at),
-                                format_ms(lease.expires_at_ms)
-                            ),
-                            vec![lease.event.clone(), here],
-                        ));
-                    }
-                    _ => {
-                        return Err((
-                            Invariant::ExpiryBeforeReplace,
-                            format!("persona `{name}`: lease `{id}` was expired but is not held"),
-                            vec![here],
-                        ));
-                    }
-                }
-                self.model(&name).lease = None;
-            }
-            "persona.lease.acquired" => {
-                let model = &self.personas[&name];
-                if model.control == Control::Disabled {
-                    return Err((
-                        Invariant::DisabledRunsNothing,
-                        format!("persona `{name}` is disabled but acquired a lease"),
-                        vec![here],
-                    ));
-                }
-                if let Some(old) = &model.lease {
-                    let invariant = if old.is_live_at(at) {
-                        Invariant::SingleLiveLease
-                    } else {
-                        Invariant::ExpiryBeforeReplace
-                    };
-                    return Err((
-                        invariant,
-                        format!(
-                            "persona `{name}`: a lease was acquired at {} while lease `{}` (expiring at {}) was never released or expired",
-                            format_ms(at),
-                            old.id,
-                            format_ms(old.expires_at_ms)
-                        ),
-                        vec![old.event.clone(), here],
-                    ));
-                }
-                let acquired = i64_of(payload, "acquired_at_ms");
-                let expires = i64_of(payload, "expires_at_ms");
-                // Without a binding, the lease lasts as long as the log says.
-                let expected = model
-                    .ttl_ms
-                    .map_or(expires.unwrap_or(at), |ttl_ms| at.saturating_add(ttl_ms));
-                if let Some(ttl_ms) = model
-                    .ttl_ms
-                    .filter(|_| acquired != Some(at) || expires != Some(expected))
-                {
-                    return Err((
-                        Invariant::LeaseExpiry,
-                        format!(
-                            "persona `{name}`: lease acquired at {} expires at {}, expected acquisition at {} and expiry at {} (TTL {})",
-                            acquired.map_or_else(|| "?".to_string(), format_ms),
-                            expires.map_or_else(|| "?".to_string(), format_ms),
-                            format_ms(at),
-                            format_ms(expected),
-                            Millis(ttl_ms.unsigned_abs())
-                        ),
-                        vec![here],
-                    ));
-                }
-                let lease = LeaseModel {
-                    id: str_of(payload, "id").to_string(),
-                    work_key: str_of(payload, "work_key").to_string(),
-                    expires_at_ms: expected,
-                    event: here,
-                };
-                self.model(&name).lease = Some(lease);
-            }
-            "persona.lease.released" => {
-                let id = str_of(payload, "id");
-                let model = self.model(&name);
-                if model.lease.as_ref().is_some_and(|lease| lease.id == id) {
+        let seen = Seen {
+            name,
+            at: event.occurred_at_ms,
+            here,
+        };
+        match &typed {
+            PersonaEvent::ControlPaused(_) => self.model(name).control = Control::Paused,
+            PersonaEvent::ControlDisabled(_) => self.model(name).control = Control::Disabled,
+            PersonaEvent::ControlResumed(_) => self.model(name).control = Control::Active,
+            PersonaEvent::TriggerQueued(queued) => self.on_queued(name, queued),
+            PersonaEvent::LeaseExpired(expired) => self.on_lease_expired(&seen, &expired.id)?,
+            PersonaEvent::LeaseAcquired(lease) => self.on_lease_acquired(&seen, lease)?,
+            PersonaEvent::LeaseReleased(released) => {
+                let model = self.model(name);
+                if model.lease.as_ref().is_some_and(|l| l.id == released.id) {
                     model.lease = None;
                 }
             }
-            "persona.lease.conflict" => {
-                let model = &self.personas[&name];
-                let work_key = str_of(payload, "requested_work_key");
-                if model.live_lease(at).is_none() {
-                    return Err((
-                        Invariant::ConflictNeedsLiveLease,
-                        format!("persona `{name}`: a lease conflict was recorded at {} with no live lease", format_ms(at)),
-                        vec![here],
-                    ));
-                }
-                let amount = self.admission_amount(step, &name, work_key);
-                if let Some(reason) = model.refusal(amount, at) {
-                    return Err((
-                        Invariant::BudgetRefusalExact,
-                        format!(
-                            "persona `{name}`: `{work_key}` got a lease conflict but its cost ({} USD, {} tokens) breaks `{reason}`, which is checked first",
-                            amount.usd, amount.tokens
-                        ),
-                        vec![here],
-                    ));
-                }
+            PersonaEvent::LeaseConflict(conflict) => self.on_conflict(step, &seen, conflict)?,
+            PersonaEvent::TriggerDuplicate(duplicate) => {
+                self.refused_before_budget(
+                    step,
+                    &seen,
+                    &duplicate.work_key,
+                    "was refused as a duplicate",
+                )?;
             }
-            "persona.trigger.duplicate" => {
-                let model = &self.personas[&name];
-                let work_key = str_of(payload, "work_key");
-                let amount = self.admission_amount(step, &name, work_key);
-                if let Some(reason) = model.refusal(amount, at) {
-                    return Err((
-                        Invariant::BudgetRefusalExact,
-                        format!(
-                            "persona `{name}`: `{work_key}` was refused as a duplicate but its cost ({} USD, {} tokens) breaks `{reason}`, which is checked first",
-                            amount.usd, amount.tokens
-                        ),
-                        vec![here],
-                    ));
-                }
+            PersonaEvent::RunStarted(started) => {
+                self.on_run_started(step, &seen, &started.run, started_this_step)?;
             }
-            "persona.run.started" => {
-                let model = &self.personas[&name];
-                let work_key = str_of(payload, "work_key").to_string();
-                let lease_id = str_of(payload, "lease_id");
-                match model.control {
-                    Control::Disabled => {
-                        return Err((
-                            Invariant::DisabledRunsNothing,
-                            format!(
-                                "persona `{name}` is disabled but started a run of `{work_key}`"
-                            ),
-                            vec![here],
-                        ));
-                    }
-                    Control::Paused => {
-                        return Err((
-                            Invariant::QueuedRunsOnceAfterResume,
-                            format!("persona `{name}` is paused but started a run of `{work_key}`"),
-                            vec![here],
-                        ));
-                    }
-                    Control::Active => {}
-                }
-                match model.live_lease(at) {
-                    Some(lease) if lease.id == lease_id && lease.work_key == work_key => {}
-                    Some(lease) => {
-                        return Err((
-                            Invariant::RunUnderOwnLease,
-                            format!(
-                                "persona `{name}`: a run of `{work_key}` started under lease `{lease_id}`, but the live lease is `{}` for `{}`",
-                                lease.id, lease.work_key
-                            ),
-                            vec![lease.event.clone(), here],
-                        ));
-                    }
-                    None => {
-                        return Err((
-                            Invariant::RunUnderOwnLease,
-                            format!("persona `{name}`: a run of `{work_key}` started under lease `{lease_id}`, which is not live"),
-                            vec![here],
-                        ));
-                    }
-                }
-                if let Some(completed) = model.completed.get(&work_key) {
-                    return Err((
-                        Invariant::WorkKeyOnce,
-                        format!(
-                            "persona `{name}`: a run of `{work_key}` started after it completed"
-                        ),
-                        vec![completed.clone(), here],
-                    ));
-                }
-                let amount = self.admission_amount(step, &name, &work_key);
-                if let Some(reason) = model.refusal(amount, at) {
-                    return Err((
-                        limit_invariant(reason),
-                        format!(
-                            "persona `{name}`: a run of `{work_key}` costing {} USD and {} tokens was admitted although it breaks `{reason}`",
-                            amount.usd, amount.tokens
-                        ),
-                        vec![here],
-                    ));
-                }
-                if step.is_some_and(|step| matches!(step.op, Op::Resume(_))) {
-                    let key = (name.clone(), work_key.clone());
-                    if let Some(first) = started_this_step.get(&key) {
-                        return Err((
-                            Invariant::QueuedRunsOnceAfterResume,
-                            format!("persona `{name}`: one resume ran queued `{work_key}` twice"),
-                            vec![first.clone(), here],
-                        ));
-                    }
-                    started_this_step.insert(key, here);
-                }
-            }
-            "persona.run.completed" => {
-                let work_key = str_of(payload, "work_key").to_string();
-                let model = self.model(&name);
-                if let Some(first) = model.completed.get(&work_key) {
-                    return Err((
-                        Invariant::WorkKeyOnce,
-                        format!("persona `{name}`: work key `{work_key}` completed twice"),
-                        vec![first.clone(), here],
-                    ));
-                }
-                model.queued.remove(&work_key);
-                model.completed.insert(work_key, here);
-            }
-            "persona.budget.exhausted" => {
-                let model = &self.personas[&name];
-                if !model.is_bound() {
-                    // Without its binding, the limits that refused are unknown.
-                    return Ok(());
-                }
-                let reason = str_of(payload, "reason");
-                let amount = Amount {
-                    usd: f64_of(payload, "attempted_cost_usd"),
-                    tokens: u64_of(payload, "attempted_tokens"),
-                };
-                let expected = model.refusal(amount, at);
-                if expected != Some(reason) {
-                    return Err((
-                        Invariant::BudgetRefusalExact,
-                        format!(
-                            "persona `{name}`: {} USD and {} tokens were refused for `{reason}`, but admission should have said {}",
-                            amount.usd,
-                            amount.tokens,
-                            expected.map_or_else(|| "admit".to_string(), |r| format!("`{r}`"))
-                        ),
-                        vec![here],
-                    ));
-                }
-            }
-            "persona.budget.recorded" => {
-                let amount = Amount {
-                    usd: f64_of(payload, "cost_usd"),
-                    tokens: u64_of(payload, "tokens"),
-                };
-                let model = self.model(&name);
-                let (day_usd, day_tokens) = model.today(at);
-                let day_usd = day_usd + amount.usd;
-                let day_tokens = day_tokens.saturating_add(amount.tokens);
-                let hour_usd = model.this_hour(at) + amount.usd;
-                let policy = &model.budget;
-                let broken = if policy.run_usd.is_some_and(|limit| amount.usd > limit) {
-                    Some((
-                        Invariant::RunLimit,
-                        format!(
-                            "a single record of {} USD is over run_usd {:?}",
-                            amount.usd, policy.run_usd
-                        ),
-                    ))
-                } else if policy.daily_usd.is_some_and(|limit| day_usd > limit) {
-                    Some((
-                        Invariant::DailyLimit,
-                        format!(
-                            "spend today reached {day_usd} USD, over daily_usd {:?}",
-                            policy.daily_usd
-                        ),
-                    ))
-                } else if policy.hourly_usd.is_some_and(|limit| hour_usd > limit) {
-                    Some((
-                        Invariant::HourlyLimit,
-                        format!(
-                            "spend this hour reached {hour_usd} USD, over hourly_usd {:?}",
-                            policy.hourly_usd
-                        ),
-                    ))
-                } else if policy.max_tokens.is_some_and(|limit| day_tokens > limit) {
-                    Some((
-                        Invariant::TokenLimit,
-                        format!(
-                            "tokens today reached {day_tokens}, over max_tokens {:?}",
-                            policy.max_tokens
-                        ),
-                    ))
-                } else {
-                    None
-                };
-                if let Some((invariant, message)) = broken {
-                    return Err((
-                        invariant,
-                        format!("persona `{name}`: {message}"),
-                        vec![here],
-                    ));
-                }
-                model
-                    .days
-                    .insert(at - at.rem_euclid(DAY_MS), (day_usd, day_tokens));
-                model.hours.insert(at - at.rem_euclid(HOUR_MS), hour_usd);
-            }
+            PersonaEvent::RunCompleted(done) => self.on_run_completed(&seen, &done.run.work_key)?,
+            PersonaEvent::BudgetExhausted(exhausted) => self.on_exhausted(&seen, exhausted)?,
+            PersonaEvent::BudgetRecorded(recorded) => self.on_recorded(&seen, recorded)?,
             _ => {}
         }
+        Ok(())
+    }
+
+    fn on_queued(&mut self, name: &str, queued: &TriggerQueued) {
+        let model = self.model(name);
+        if !model.completed.contains_key(&queued.work_key) {
+            let amount = Amount {
+                usd: queued.cost.cost_usd,
+                tokens: queued.cost.tokens,
+            };
+            model.queued.insert(queued.work_key.clone(), amount);
+        }
+    }
+
+    fn on_lease_expired(&mut self, seen: &Seen<'_>, id: &str) -> Result<(), Broken> {
+        let (name, at) = (seen.name, seen.at);
+        match &self.personas[name].lease {
+            Some(lease) if lease.id == id && !lease.is_live_at(at) => {}
+            Some(lease) if lease.id == id => {
+                return Err((
+                    Invariant::ExpiryBeforeReplace,
+                    format!(
+                        "persona `{name}`: lease `{id}` was expired at {} but holds until {}",
+                        format_ms(at),
+                        format_ms(lease.expires_at_ms)
+                    ),
+                    vec![lease.event.clone(), seen.here.clone()],
+                ));
+            }
+            _ => {
+                return Err((
+                    Invariant::ExpiryBeforeReplace,
+                    format!("persona `{name}`: lease `{id}` was expired but is not held"),
+                    vec![seen.here.clone()],
+                ));
+            }
+        }
+        self.model(name).lease = None;
+        Ok(())
+    }
+
+    fn on_lease_acquired(&mut self, seen: &Seen<'_>, lease: &Lease) -> Result<(), Broken> {
+        let (name, at, here) = (seen.name, seen.at, &seen.here);
+        let model = &self.personas[name];
+        if model.control == Control::Disabled {
+            return Err((
+                Invariant::DisabledRunsNothing,
+                format!("persona `{name}` is disabled but acquired a lease"),
+                vec![here.clone()],
+            ));
+        }
+        if let Some(old) = &model.lease {
+            let invariant = if old.is_live_at(at) {
+                Invariant::SingleLiveLease
+            } else {
+                Invariant::ExpiryBeforeReplace
+            };
+            return Err((
+                invariant,
+                format!(
+                    "persona `{name}`: a lease was acquired at {} while lease `{}` (expiring at {}) was never released or expired",
+                    format_ms(at),
+                    old.id,
+                    format_ms(old.expires_at_ms)
+                ),
+                vec![old.event.clone(), here.clone()],
+            ));
+        }
+        // Without a binding, the lease lasts as long as the log says.
+        let expected = model
+            .ttl_ms
+            .map_or(lease.expires_at_ms, |ttl_ms| at.saturating_add(ttl_ms));
+        if let Some(ttl_ms) = model
+            .ttl_ms
+            .filter(|_| lease.acquired_at_ms != at || lease.expires_at_ms != expected)
+        {
+            return Err((
+                Invariant::LeaseExpiry,
+                format!(
+                    "persona `{name}`: lease acquired at {} expires at {}, expected acquisition at {} and expiry at {} (TTL {})",
+                    format_ms(lease.acquired_at_ms),
+                    format_ms(lease.expires_at_ms),
+                    format_ms(at),
+                    format_ms(expected),
+                    Millis(ttl_ms.unsigned_abs())
+                ),
+                vec![here.clone()],
+            ));
+        }
+        self.model(name).lease = Some(LeaseModel {
+            id: lease.id.clone(),
+            work_key: lease.work_key.clone(),
+            expires_at_ms: expected,
+            event: here.clone(),
+        });
+        Ok(())
+    }
+
+    fn on_conflict(
+        &self,
+        step: Option<&StepContext<'_>>,
+        seen: &Seen<'_>,
+        conflict: &LeaseConflict,
+    ) -> Result<(), Broken> {
+        let name = seen.name;
+        if self.personas[name].live_lease(seen.at).is_none() {
+            return Err((
+                Invariant::ConflictNeedsLiveLease,
+                format!(
+                    "persona `{name}`: a lease conflict was recorded at {} with no live lease",
+                    format_ms(seen.at)
+                ),
+                vec![seen.here.clone()],
+            ));
+        }
+        self.refused_before_budget(
+            step,
+            seen,
+            &conflict.requested_work_key,
+            "got a lease conflict",
+        )
+    }
+
+    /// A refusal that admission makes after the budget check: the budget
+    /// must have admitted the work's cost.
+    fn refused_before_budget(
+        &self,
+        step: Option<&StepContext<'_>>,
+        seen: &Seen<'_>,
+        work_key: &str,
+        what: &str,
+    ) -> Result<(), Broken> {
+        let name = seen.name;
+        let amount = self.admission_amount(step, name, work_key);
+        match self.personas[name].refusal(amount, seen.at) {
+            Some(reason) => Err((
+                Invariant::BudgetRefusalExact,
+                format!(
+                    "persona `{name}`: `{work_key}` {what} but its cost ({} USD, {} tokens) breaks `{reason}`, which is checked first",
+                    amount.usd, amount.tokens
+                ),
+                vec![seen.here.clone()],
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn on_run_started(
+        &self,
+        step: Option<&StepContext<'_>>,
+        seen: &Seen<'_>,
+        run: &RunRef,
+        started_this_step: &mut BTreeMap<(String, String), String>,
+    ) -> Result<(), Broken> {
+        let (name, here) = (seen.name, &seen.here);
+        let model = &self.personas[name];
+        let work_key = &run.work_key;
+        let broken = |invariant, message, evidence| Err((invariant, message, evidence));
+        match model.control {
+            Control::Disabled => {
+                let message =
+                    format!("persona `{name}` is disabled but started a run of `{work_key}`");
+                return broken(Invariant::DisabledRunsNothing, message, vec![here.clone()]);
+            }
+            Control::Paused => {
+                let message =
+                    format!("persona `{name}` is paused but started a run of `{work_key}`");
+                return broken(
+                    Invariant::QueuedRunsOnceAfterResume,
+                    message,
+                    vec![here.clone()],
+                );
+            }
+            Control::Active => {}
+        }
+        self.check_run_lease(seen, run)?;
+        if let Some(completed) = model.completed.get(work_key) {
+            let message =
+                format!("persona `{name}`: a run of `{work_key}` started after it completed");
+            return broken(
+                Invariant::WorkKeyOnce,
+                message,
+                vec![completed.clone(), here.clone()],
+            );
+        }
+        let amount = self.admission_amount(step, name, work_key);
+        if let Some(reason) = model.refusal(amount, seen.at) {
+            let message = format!(
+                "persona `{name}`: a run of `{work_key}` costing {} USD and {} tokens was admitted although it breaks `{reason}`",
+                amount.usd, amount.tokens
+            );
+            return broken(limit_invariant(reason), message, vec![here.clone()]);
+        }
+        if step.is_some_and(|step| matches!(step.op, Op::Resume(_))) {
+            let key = (name.to_string(), work_key.clone());
+            if let Some(first) = started_this_step.get(&key) {
+                let message = format!("persona `{name}`: one resume ran queued `{work_key}` twice");
+                return broken(
+                    Invariant::QueuedRunsOnceAfterResume,
+                    message,
+                    vec![first.clone(), here.clone()],
+                );
+            }
+            started_this_step.insert(key, here.clone());
+        }
+        Ok(())
+    }
+
+    /// A run starts under its own lease, and that lease is live.
+    fn check_run_lease(&self, seen: &Seen<'_>, run: &RunRef) -> Result<(), Broken> {
+        let (name, here) = (seen.name, &seen.here);
+        let (work_key, lease_id) = (&run.work_key, &run.lease_id);
+        match self.personas[name].live_lease(seen.at) {
+            Some(lease) if lease.id == *lease_id && lease.work_key == *work_key => Ok(()),
+            Some(lease) => Err((
+                Invariant::RunUnderOwnLease,
+                format!(
+                    "persona `{name}`: a run of `{work_key}` started under lease `{lease_id}`, but the live lease is `{}` for `{}`",
+                    lease.id, lease.work_key
+                ),
+                vec![lease.event.clone(), here.clone()],
+            )),
+            None => Err((
+                Invariant::RunUnderOwnLease,
+                format!("persona `{name}`: a run of `{work_key}` started under lease `{lease_id}`, which is not live"),
+                vec![here.clone()],
+            )),
+        }
+    }
+
+    fn on_run_completed(&mut self, seen: &Seen<'_>, work_key: &str) -> Result<(), Broken> {
+        let name = seen.name;
+        let model = self.model(name);
+        if let Some(first) = model.completed.get(work_key) {
+            return Err((
+                Invariant::WorkKeyOnce,
+                format!("persona `{name}`: work key `{work_key}` completed twice"),
+                vec![first.clone(), seen.here.clone()],
+            ));
+        }
+        model.queued.remove(work_key);
+        model
+            .completed
+            .insert(work_key.to_string(), seen.here.clone());
+        Ok(())
+    }
+
+    fn on_exhausted(&self, seen: &Seen<'_>, exhausted: &BudgetExhausted) -> Result<(), Broken> {
+        let name = seen.name;
+        if !self.personas[name].is_bound() {
+            // Without its binding, the limits that refused are unknown.
+            return Ok(());
+        }
+        let reason = exhausted.reason.as_str();
+        let amount = Amount {
+            usd: exhausted.attempted_cost_usd,
+            tokens: exhausted.attempted_tokens,
+        };
+        let expected = self.personas[name].refusal(amount, seen.at);
+        if expected == Some(reason) {
+            return Ok(());
+        }
+        Err((
+            Invariant::BudgetRefusalExact,
+            format!(
+                "persona `{name}`: {} USD and {} tokens were refused for `{reason}`, but admission should have said {}",
+                amount.usd,
+                amount.tokens,
+                expected.map_or_else(|| "admit".to_string(), |r| format!("`{r}`"))
+            ),
+            vec![seen.here.clone()],
+        ))
+    }
+
+    fn on_recorded(&mut self, seen: &Seen<'_>, recorded: &BudgetRecorded) -> Result<(), Broken> {
+        let (name, at) = (seen.name, seen.at);
+        let amount = Amount {
+            usd: recorded.cost_usd,
+            tokens: recorded.tokens,
+        };
+        let model = self.model(name);
+        let (day_usd, day_tokens) = model.today(at);
+        let day_usd = day_usd + amount.usd;
+        let day_tokens = day_tokens.saturating_add(amount.tokens);
+        let hour_usd = model.this_hour(at) + amount.usd;
+        if let Some((invariant, message)) =
+            spend_over_limit(&model.budget, amount, day_usd, hour_usd, day_tokens)
+        {
+            return Err((
+                invariant,
+                format!("persona `{name}`: {message}"),
+                vec![seen.here.clone()],
+            ));
+        }
+        model
+            .days
+            .insert(at - at.rem_euclid(DAY_MS), (day_usd, day_tokens));
+        model.hours.insert(at - at.rem_euclid(HOUR_MS), hour_usd);
         Ok(())
     }
 
@@ -830,100 +958,68 @@ impl Checker {
             .expect("only known personas are modelled")
     }
 
-    fn process_event(
-        &mut self,
-        event: &StoredEvent,
-    ) -> Result<(), (Invariant, String, Vec<String>)> {
-        let id = event.header("process").unwrap_or_default().to_string();
-        let at = event.occurred_at_ms;
-        let here = event_ref(event);
-        let payload = &event.payload;
-        let kind = event.kind.as_str();
-        if kind == "process.started" {
+    fn process_event(&mut self, event: &StoredEvent) -> Result<(), Broken> {
+        let Some(typed) = ProcessEvent::from_stored(event) else {
+            return Ok(());
+        };
+        let id = typed.process_id().to_string();
+        if let ProcessEvent::Started(_) = typed {
             self.processes.entry(id).or_default();
             return Ok(());
         }
         let Some(model) = self.processes.get_mut(&id) else {
             return Ok(());
         };
-        match kind {
-            "process.lease.expired" => {
-                let token = str_of(payload, "lease_token");
-                match &model.lease {
-                    Some(lease) if lease.token == token && at >= lease.expires_at_ms => {}
-                    _ => {
-                        return Err((
-                            Invariant::ExpiryBeforeReplace,
-                            format!("process `{id}`: lease `{token}` was expired at {} before its expiry or without being held", format_ms(at)),
-                            vec![here],
-                        ));
-                    }
+        let (at, here) = (event.occurred_at_ms, event_ref(event));
+        match &typed {
+            ProcessEvent::LeaseExpired(expired) => {
+                let token = &expired.lease_token;
+                let held = model.lease.as_ref();
+                if !held.is_some_and(|lease| lease.token == *token && at >= lease.expires_at_ms) {
+                    return Err((
+                        Invariant::ExpiryBeforeReplace,
+                        format!("process `{id}`: lease `{token}` was expired at {} before its expiry or without being held", format_ms(at)),
+                        vec![here],
+                    ));
                 }
             }
-            "process.lease.claimed" => {
-                let fencing_token = u64_of(payload, "fencing_token");
-                if let Some(lease) = model.lease.as_ref().filter(|l| at < l.expires_at_ms) {
-                    return Err((
-                        Invariant::SingleLiveLease,
-                        format!(
-                            "process `{id}`: claimed at {} while lease `{}` holds until {}",
-                            format_ms(at),
-                            lease.token,
-                            format_ms(lease.expires_at_ms)
-                        ),
-                        vec![here],
-                    ));
+            ProcessEvent::Claimed(claimed) => model.claim(&id, &claimed.lease, at, here)?,
+            ProcessEvent::Renewed(renewed) => {
+                model.check_token(
+                    &id,
+                    typed.kind(),
+                    &renewed.lease_token,
+                    renewed.fencing_token,
+                    at,
+                    here,
+                )?;
+                if let Some(lease) = model.lease.as_mut() {
+                    lease.expires_at_ms = renewed.expires_at_ms;
                 }
-                if fencing_token <= model.max_fencing_token {
-                    return Err((
-                        Invariant::FencingTokenGrows,
-                        format!(
-                            "process `{id}`: a claim got fencing token {fencing_token}, not above {}",
-                            model.max_fencing_token
-                        ),
-                        vec![here],
-                    ));
-                }
-                let token = str_of(payload, "lease_token").to_string();
-                model.max_fencing_token = fencing_token;
-                model
-                    .latest_by_owner
-                    .insert(str_of(payload, "owner").to_string(), token.clone());
-                model.lease = Some(ProcessLeaseModel {
-                    token,
-                    fencing_token,
-                    expires_at_ms: i64_of(payload, "expires_at_ms").unwrap_or_default(),
-                });
             }
-            "process.lease.renewed"
-            | "process.waiting"
-            | "process.completed"
-            | "process.failed" => {
-                let token = str_of(payload, "lease_token");
-                let fencing_token = u64_of(payload, "fencing_token");
-                let accepted = model.lease.as_ref().is_some_and(|lease| {
-                    lease.token == token
-                        && lease.fencing_token == fencing_token
-                        && at < lease.expires_at_ms
-                });
-                if !accepted {
-                    return Err((
-                        Invariant::StaleTokenRefused,
-                        format!("process `{id}`: `{kind}` was accepted with token `{token}` (fencing token {fencing_token}), which is not the live lease"),
-                        vec![here],
-                    ));
-                }
-                if kind == "process.lease.renewed" {
-                    if let Some(lease) = model.lease.as_mut() {
-                        lease.expires_at_ms = i64_of(payload, "expires_at_ms").unwrap_or_default();
-                    }
-                }
+            ProcessEvent::Waiting(waiting) => {
+                model.check_token(
+                    &id,
+                    typed.kind(),
+                    &waiting.lease_token,
+                    waiting.fencing_token,
+                    at,
+                    here,
+                )?;
+            }
+            ProcessEvent::Completed(ended) | ProcessEvent::Failed(ended) => {
+                let token = ended.lease_token.as_deref().unwrap_or_default();
+                let fencing = ended.fencing_token.unwrap_or_default();
+                model.check_token(&id, typed.kind(), token, fencing, at, here)?;
             }
             _ => {}
         }
         if matches!(
-            kind,
-            "process.completed" | "process.failed" | "process.cancelled" | "process.abandoned"
+            typed,
+            ProcessEvent::Completed(_)
+                | ProcessEvent::Failed(_)
+                | ProcessEvent::Cancelled(_)
+                | ProcessEvent::Abandoned(_)
         ) {
             model.terminal = true;
             model.lease = None;

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::de::DeserializeOwned;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::record::{ProcessLease, ProcessRegistration};
+use crate::event::event_enum;
 use crate::log::{LogEvent, StoredEvent, Topic};
 
 /// The registry's topic name.
@@ -17,41 +18,42 @@ pub fn process_topic() -> Topic {
     Topic::new(PROCESS_TOPIC).expect("the process topic name is valid")
 }
 
-/// One registry event, as folded by [`super::ProcessRegistry::apply`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum ProcessEvent {
-    /// `process.started`: a process was registered.
-    Started(Started),
-    /// `process.lease.expired`: an expired lease was replaced by a new claim.
-    LeaseExpired(LeaseExpired),
-    /// `process.lease.claimed`: an owner took the lease.
-    Claimed(Claimed),
-    /// `process.lease.renewed`: the holder's heartbeat moved the expiry.
-    Renewed(Renewed),
-    /// `process.waiting`: the holder parked the process on a signal.
-    Waiting(Waiting),
-    /// `process.signalled`: the awaited signal arrived.
-    Signalled(Signalled),
-    /// `process.completed`.
-    Completed(Ended),
-    /// `process.failed`.
-    Failed(Ended),
-    /// `process.cancelled`.
-    Cancelled(Ended),
-    /// `process.abandon_requested`: abandonment waits for the live lease.
-    AbandonRequested(AbandonRequested),
-    /// `process.abandoned`.
-    Abandoned(Ended),
+event_enum! {
+    /// One registry event, as folded by [`super::ProcessRegistry::apply`].
+    pub enum ProcessEvent {
+        /// A process was registered.
+        Started(Started) = "process.started",
+        /// An expired lease was replaced by a new claim.
+        LeaseExpired(LeaseExpired) = "process.lease.expired",
+        /// An owner took the lease.
+        Claimed(Claimed) = "process.lease.claimed",
+        /// The holder's heartbeat moved the expiry.
+        Renewed(Renewed) = "process.lease.renewed",
+        /// The holder parked the process on a signal.
+        Waiting(Waiting) = "process.waiting",
+        /// The awaited signal arrived.
+        Signalled(Signalled) = "process.signalled",
+        /// The holder completed the process.
+        Completed(Ended) = "process.completed",
+        /// The holder failed the process.
+        Failed(Ended) = "process.failed",
+        /// The process was cancelled.
+        Cancelled(Ended) = "process.cancelled",
+        /// Abandonment waits for the live lease to lapse.
+        AbandonRequested(AbandonRequested) = "process.abandon_requested",
+        /// The process was abandoned.
+        Abandoned(Ended) = "process.abandoned",
+    }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Started {
     pub process_id: String,
     pub registration_hash: String,
     pub registration: ProcessRegistration,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LeaseExpired {
     pub process_id: String,
     pub owner: String,
@@ -60,14 +62,14 @@ pub struct LeaseExpired {
     pub expired_at_ms: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Claimed {
     pub process_id: String,
     #[serde(flatten)]
     pub lease: ProcessLease,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Renewed {
     pub process_id: String,
     pub lease_token: String,
@@ -76,7 +78,7 @@ pub struct Renewed {
     pub expires_at_ms: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Waiting {
     pub process_id: String,
     pub lease_token: String,
@@ -84,14 +86,14 @@ pub struct Waiting {
     pub signal: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Signalled {
     pub process_id: String,
     pub signal: String,
 }
 
 /// The payload of every terminal event.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Ended {
     pub process_id: String,
     /// The lease owner for `completed` and `failed`; who asked otherwise.
@@ -108,7 +110,7 @@ pub struct Ended {
     pub reason: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AbandonRequested {
     pub process_id: String,
     pub requested_by: String,
@@ -117,23 +119,6 @@ pub struct AbandonRequested {
 }
 
 impl ProcessEvent {
-    /// The event's kind on the log.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Started(_) => "process.started",
-            Self::LeaseExpired(_) => "process.lease.expired",
-            Self::Claimed(_) => "process.lease.claimed",
-            Self::Renewed(_) => "process.lease.renewed",
-            Self::Waiting(_) => "process.waiting",
-            Self::Signalled(_) => "process.signalled",
-            Self::Completed(_) => "process.completed",
-            Self::Failed(_) => "process.failed",
-            Self::Cancelled(_) => "process.cancelled",
-            Self::AbandonRequested(_) => "process.abandon_requested",
-            Self::Abandoned(_) => "process.abandoned",
-        }
-    }
-
     /// The process the event is about.
     pub fn process_id(&self) -> &str {
         match self {
@@ -150,29 +135,14 @@ impl ProcessEvent {
         }
     }
 
-    fn payload(&self) -> Result<serde_json::Value, serde_json::Error> {
-        match self {
-            Self::Started(e) => serde_json::to_value(e),
-            Self::LeaseExpired(e) => serde_json::to_value(e),
-            Self::Claimed(e) => serde_json::to_value(e),
-            Self::Renewed(e) => serde_json::to_value(e),
-            Self::Waiting(e) => serde_json::to_value(e),
-            Self::Signalled(e) => serde_json::to_value(e),
-            Self::Completed(e) | Self::Failed(e) | Self::Cancelled(e) | Self::Abandoned(e) => {
-                serde_json::to_value(e)
-            }
-            Self::AbandonRequested(e) => serde_json::to_value(e),
-        }
-    }
-
     /// The event as it is appended, at `now_ms`, with header `process=<id>`.
-    pub fn to_log_event(&self, now_ms: i64) -> Result<LogEvent, serde_json::Error> {
-        Ok(LogEvent {
+    pub fn to_log_event(&self, now_ms: i64) -> LogEvent {
+        LogEvent {
             kind: self.kind().to_string(),
-            payload: self.payload()?,
+            payload: self.payload(),
             headers: BTreeMap::from([("process".to_string(), self.process_id().to_string())]),
             occurred_at_ms: now_ms,
-        })
+        }
     }
 
     /// Reads a stored event of the registry's topic; `None` for another
@@ -181,22 +151,6 @@ impl ProcessEvent {
         if event.topic.as_str() != PROCESS_TOPIC {
             return None;
         }
-        fn body<T: DeserializeOwned>(event: &StoredEvent) -> Option<T> {
-            T::deserialize(&event.payload).ok()
-        }
-        Some(match event.kind.as_str() {
-            "process.started" => Self::Started(body(event)?),
-            "process.lease.expired" => Self::LeaseExpired(body(event)?),
-            "process.lease.claimed" => Self::Claimed(body(event)?),
-            "process.lease.renewed" => Self::Renewed(body(event)?),
-            "process.waiting" => Self::Waiting(body(event)?),
-            "process.signalled" => Self::Signalled(body(event)?),
-            "process.completed" => Self::Completed(body(event)?),
-            "process.failed" => Self::Failed(body(event)?),
-            "process.cancelled" => Self::Cancelled(body(event)?),
-            "process.abandon_requested" => Self::AbandonRequested(body(event)?),
-            "process.abandoned" => Self::Abandoned(body(event)?),
-            _ => return None,
-        })
+        Self::decode(&event.kind, &event.payload)?.ok()
     }
 }

@@ -5,7 +5,6 @@
 mod error;
 mod events;
 mod filter;
-mod hash;
 mod op;
 mod record;
 mod registry;
@@ -18,7 +17,6 @@ pub use events::{
     Signalled, Started, Waiting, PROCESS_TOPIC,
 };
 pub use filter::{ProcessListFilter, ProcessStatusFilter};
-pub use hash::{canonical_json, stable_json_sha256_hex};
 pub use op::{
     expected_process_ops, AbandonOp, CancelOp, ClaimOp, CompleteOp, FailOp, HeartbeatOp,
     LeaseTokenRef, ProcessOp, SignalOp, StartOp, WaitOp, DEFAULT_PROCESS_LEASE_TTL,

@@ -7,7 +7,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::hash::stable_json_sha256_hex;
+use crate::hash::stable_json_sha256_hex;
 
 /// What a process runs. Written `{type: tool | engine | session_turn |
 /// external, ...}`.
@@ -174,7 +174,7 @@ impl ProcessExecutionEnvSpec {
 
 /// Everything that defines a process, and nothing that changes as it runs:
 /// the value its `registration_hash` is computed from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProcessRegistration {
     pub id: String,
     pub input: ProcessInput,

@@ -255,7 +255,7 @@ impl ProcessRegistry {
             registration_hash,
             registration,
         });
-        outcome(&id, vec![event], now_ms, "ok", Some(result))
+        outcome(vec![event], now_ms, "ok", Some(result))
     }
 
     fn claim(
@@ -321,7 +321,7 @@ impl ProcessRegistry {
             process_id: op.id.clone(),
             lease,
         }));
-        outcome(&op.id, events, now_ms, "ok", Some(result))
+        outcome(events, now_ms, "ok", Some(result))
     }
 
     fn heartbeat(&self, op: &HeartbeatOp, now_ms: i64) -> Result<ProcessOutcome, ProcessError> {
@@ -339,7 +339,7 @@ impl ProcessRegistry {
                 reason: request.reason.clone(),
             });
             let result = json!({"abandoned": true, "requested_by": request.requested_by});
-            return outcome(&op.id, vec![event], now_ms, "abandoned", Some(result));
+            return outcome(vec![event], now_ms, "abandoned", Some(result));
         }
         let ttl_ms = op.ttl.map_or(lease.ttl_ms, |ttl| ttl.0);
         if ttl_ms == 0 {
@@ -358,7 +358,7 @@ impl ProcessRegistry {
             ttl_ms: renewed.ttl_ms,
             expires_at_ms: renewed.expires_at_ms,
         });
-        outcome(&op.id, vec![event], now_ms, "ok", Some(result))
+        outcome(vec![event], now_ms, "ok", Some(result))
     }
 
     fn wait(&self, op: &WaitOp, now_ms: i64) -> Result<ProcessOutcome, ProcessError> {
@@ -369,7 +369,7 @@ impl ProcessRegistry {
             fencing_token: lease.fencing_token,
             signal: op.signal.clone(),
         });
-        outcome(&op.id, vec![event], now_ms, "ok", None)
+        outcome(vec![event], now_ms, "ok", None)
     }
 
     fn signal(&self, op: &SignalOp, now_ms: i64) -> Result<ProcessOutcome, ProcessError> {
@@ -388,7 +388,7 @@ impl ProcessRegistry {
             process_id: op.id.clone(),
             signal: op.name.clone(),
         });
-        outcome(&op.id, vec![event], now_ms, "ok", None)
+        outcome(vec![event], now_ms, "ok", None)
     }
 
     fn complete(&self, op: &CompleteOp, now_ms: i64) -> Result<ProcessOutcome, ProcessError> {
@@ -397,7 +397,7 @@ impl ProcessRegistry {
             output: op.output.clone(),
             ..holder_end(&op.id, lease)
         });
-        outcome(&op.id, vec![event], now_ms, "ok", None)
+        outcome(vec![event], now_ms, "ok", None)
     }
 
     fn fail(&self, op: &FailOp, now_ms: i64) -> Result<ProcessOutcome, ProcessError> {
@@ -406,7 +406,7 @@ impl ProcessRegistry {
             error: Some(op.error.clone()),
             ..holder_end(&op.id, lease)
         });
-        outcome(&op.id, vec![event], now_ms, "ok", None)
+        outcome(vec![event], now_ms, "ok", None)
     }
 
     fn cancel(&self, op: &CancelOp, now_ms: i64) -> Result<ProcessOutcome, ProcessError> {
@@ -420,7 +420,7 @@ impl ProcessRegistry {
             error: None,
             reason: op.reason.clone(),
         });
-        outcome(&op.id, vec![event], now_ms, "ok", None)
+        outcome(vec![event], now_ms, "ok", None)
     }
 
     fn abandon(&self, op: &AbandonOp, now_ms: i64) -> Result<ProcessOutcome, ProcessError> {
@@ -434,7 +434,7 @@ impl ProcessRegistry {
                 requested_by: by,
                 reason: op.reason.clone(),
             });
-            return outcome(&op.id, vec![event], now_ms, "abandon_requested", None);
+            return outcome(vec![event], now_ms, "abandon_requested", None);
         }
         let event = ProcessEvent::Abandoned(Ended {
             process_id: op.id.clone(),
@@ -445,7 +445,7 @@ impl ProcessRegistry {
             error: None,
             reason: op.reason.clone(),
         });
-        outcome(&op.id, vec![event], now_ms, "abandoned", None)
+        outcome(vec![event], now_ms, "abandoned", None)
     }
 
     fn list(&self, filter: &serde_json::Value) -> Result<ProcessOutcome, ProcessError> {
@@ -572,7 +572,6 @@ fn record_json(record: &ProcessRecord) -> serde_json::Value {
 }
 
 fn outcome(
-    id: &str,
     events: Vec<ProcessEvent>,
     now_ms: i64,
     receipt: &str,
@@ -581,11 +580,7 @@ fn outcome(
     let events = events
         .iter()
         .map(|event| event.to_log_event(now_ms))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| ProcessError::Encode {
-            id: id.to_string(),
-            message: error.to_string(),
-        })?;
+        .collect();
     Ok(ProcessOutcome {
         events,
         receipt: receipt.to_string(),

@@ -11,16 +11,21 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::budget::{self, BudgetStatus, SpendWindows};
+use crate::budget::{self, BudgetStatus, SpendWindows, Usd};
 use crate::clock::format_ms;
 use crate::config::PersonaSpec;
+use crate::event::DecodeError;
 use crate::lease::Lease;
 use crate::log::StoredEvent;
+use crate::op::RepairWorkerLifecycle;
 use crate::schedule::Schedule;
 use crate::workkey::Envelope;
 
-/// The topic every persona event is written to.
-pub const PERSONA_TOPIC: &str = "persona.runtime.events";
+mod decide;
+mod events;
+
+pub use decide::{Admission, RunDecision};
+pub use events::*;
 
 /// The policy for triggers that arrive while a persona is paused.
 pub const PAUSED_EVENT_POLICY: &str = "queue_then_drain_on_resume";
@@ -46,13 +51,13 @@ impl Lifecycle {
     }
 }
 
-/// What a run spends, in the seed's `PersonaRunCost` shape (as logged).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// What a run spends, as logged in `persona.trigger.queued`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunCost {
-    pub cost_usd: f64,
+    pub cost_usd: Usd,
     pub tokens: u64,
     #[serde(default)]
-    pub avoided_cost_usd: f64,
+    pub avoided_cost_usd: Usd,
     #[serde(default)]
     pub deterministic_steps: i64,
     #[serde(default)]
@@ -87,7 +92,7 @@ pub struct QueuedItem {
     pub envelope: Envelope,
     pub cost: RunCost,
     pub queued_at_ms: i64,
-    pub reason: String,
+    pub reason: QueueReason,
 }
 
 /// Queued work as status reports it.
@@ -97,7 +102,7 @@ pub struct QueuedWork {
     pub provider: String,
     pub kind: String,
     pub queued_at: String,
-    pub reason: String,
+    pub reason: QueueReason,
     pub source_event_id: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
@@ -112,13 +117,13 @@ pub struct HandoffInboxItem {
     pub source_persona: Option<String>,
     pub task: Option<String>,
     pub queued_at: String,
-    pub reason: String,
+    pub reason: QueueReason,
 }
 
 /// A value event as status reports it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ValueReceipt {
-    pub kind: String,
+    pub kind: ValueKind,
     pub run_id: Option<String>,
     pub occurred_at: String,
     pub paid_cost_usd: f64,
@@ -177,117 +182,93 @@ pub struct PersonaState {
     pub spend: SpendWindows,
     pub value_receipts: Vec<ValueReceipt>,
     /// Repair-worker reports seen, by worker id and lifecycle.
-    pub repair_reports: BTreeSet<(String, String)>,
+    pub repair_reports: BTreeSet<(String, RepairWorkerLifecycle)>,
     /// Acknowledged checkpoint restores, by checkpoint id.
-    pub checkpoint_acks: BTreeMap<String, Value>,
-}
-
-fn str_field<'a>(payload: &'a Value, name: &str) -> Option<&'a str> {
-    payload.get(name).and_then(Value::as_str)
+    pub checkpoint_acks: BTreeMap<String, RestoreAcked>,
 }
 
 impl PersonaState {
-    /// Folds one event of this persona.
-    pub fn apply(&mut self, kind: &str, payload: &Value, at_ms: i64) {
-        match kind {
-            "persona.control.paused" => self.lifecycle = Lifecycle::Paused,
-            "persona.control.resumed" => self.lifecycle = Lifecycle::Idle,
-            "persona.control.disabled" => self.lifecycle = Lifecycle::Disabled,
-            "persona.control.draining" => self.lifecycle = Lifecycle::Draining,
-            "persona.lease.acquired" => {
-                if let Ok(lease) = Lease::deserialize(payload) {
-                    self.lease = Some(lease);
-                    self.lifecycle = Lifecycle::Running;
-                }
+    /// The fold: applies one event of this persona, stamped `at_ms`.
+    pub fn apply(&mut self, event: &PersonaEvent, at_ms: i64) {
+        match event {
+            PersonaEvent::ControlPaused(_) => self.lifecycle = Lifecycle::Paused,
+            PersonaEvent::ControlResumed(_) => self.lifecycle = Lifecycle::Idle,
+            PersonaEvent::ControlDisabled(_) => self.lifecycle = Lifecycle::Disabled,
+            PersonaEvent::LeaseAcquired(lease) => {
+                self.lease = Some(lease.clone());
+                self.lifecycle = Lifecycle::Running;
             }
-            "persona.lease.released" | "persona.lease.expired" => {
+            PersonaEvent::LeaseReleased(_) | PersonaEvent::LeaseExpired(_) => {
                 self.lease = None;
-                if !self.lifecycle.holds_through_runs() {
-                    self.lifecycle = Lifecycle::Idle;
-                }
+                self.settle();
             }
-            "persona.run.started" => self.lifecycle = Lifecycle::Running,
-            "persona.run.completed" => {
-                self.last_run_ms = Some(
-                    payload
-                        .get("completed_at_ms")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(at_ms),
-                );
-                if let Some(work_key) = str_field(payload, "work_key") {
-                    self.queued.remove(work_key);
-                    self.completed.insert(work_key.to_string());
-                }
-                if !self.lifecycle.holds_through_runs() {
-                    self.lifecycle = Lifecycle::Idle;
-                }
+            PersonaEvent::RunStarted(_) => self.lifecycle = Lifecycle::Running,
+            PersonaEvent::RunCompleted(done) => {
+                self.last_run_ms = Some(done.completed_at_ms);
+                self.queued.remove(&done.run.work_key);
+                self.completed.insert(done.run.work_key.clone());
+                self.settle();
             }
-            "persona.run.failed" => {
+            PersonaEvent::RunFailed(failed) => {
                 self.lifecycle = Lifecycle::Failed;
-                self.last_error = str_field(payload, "error").map(str::to_string);
+                self.last_error = Some(failed.error.as_str().to_string());
             }
-            "persona.trigger.queued" => {
-                let envelope = payload
-                    .get("envelope")
-                    .and_then(|value| Envelope::deserialize(value).ok());
-                if let Some(envelope) = envelope {
-                    if !self.completed.contains(&envelope.subject_key) {
-                        let cost = payload
-                            .get("cost")
-                            .and_then(|value| RunCost::deserialize(value).ok())
-                            .unwrap_or_default();
-                        let reason = str_field(payload, "reason").unwrap_or("queued").to_string();
-                        let item = QueuedItem {
-                            envelope,
-                            cost,
-                            queued_at_ms: at_ms,
-                            reason,
-                        };
-                        self.queued.insert(item.envelope.subject_key.clone(), item);
-                    }
-                }
+            PersonaEvent::TriggerQueued(queued) => self.enqueue(queued, at_ms),
+            PersonaEvent::TriggerDeadLettered(_) => self.disabled_events += 1,
+            PersonaEvent::BudgetRecorded(recorded) => {
+                self.last_receipt_id = Some(recorded.receipt_id.clone());
+                self.spend.record(at_ms, recorded.cost_usd, recorded.tokens);
             }
-            "persona.trigger.dead_lettered" => self.disabled_events += 1,
-            "persona.budget.recorded" => {
-                self.last_receipt_id = str_field(payload, "receipt_id").map(str::to_string);
-                let usd = payload
-                    .get("cost_usd")
-                    .and_then(Value::as_f64)
-                    .unwrap_or_default();
-                let tokens = payload
-                    .get("tokens")
-                    .and_then(Value::as_u64)
-                    .unwrap_or_default();
-                self.spend.record(at_ms, usd, tokens);
+            PersonaEvent::BudgetExhausted(exhausted) => {
+                let reason = &exhausted.reason;
+                self.exhaustion_reason = Some(reason.clone());
+                self.last_error = Some(format!("persona budget exhausted: {reason}"));
+                self.last_receipt_id = Some(exhausted.receipt_id.clone());
             }
-            "persona.budget.exhausted" => {
-                if let Some(reason) = str_field(payload, "reason") {
-                    self.exhaustion_reason = Some(reason.to_string());
-                    self.last_error = Some(format!("persona budget exhausted: {reason}"));
-                }
-                self.last_receipt_id = str_field(payload, "receipt_id").map(str::to_string);
+            PersonaEvent::RepairWorkerStatus(report) => {
+                self.repair_reports
+                    .insert((report.repair_worker_id.clone(), report.lifecycle));
             }
-            "persona.repair_worker.status" => {
-                if let (Some(id), Some(lifecycle)) = (
-                    str_field(payload, "repair_worker_id"),
-                    str_field(payload, "lifecycle"),
-                ) {
-                    self.repair_reports
-                        .insert((id.to_string(), lifecycle.to_string()));
-                }
+            PersonaEvent::CheckpointRestoreAcked(ack) => {
+                self.checkpoint_acks
+                    .insert(ack.checkpoint_id.clone(), ack.clone());
             }
-            "persona.checkpoint.restore_acked" => {
-                if let Some(id) = str_field(payload, "checkpoint_id") {
-                    self.checkpoint_acks.insert(id.to_string(), payload.clone());
-                }
+            PersonaEvent::ValueRunStarted(value)
+            | PersonaEvent::ValueDeterministicExecution(value)
+            | PersonaEvent::ValueFrontierEscalation(value)
+            | PersonaEvent::ValueRunCompleted(value) => {
+                self.value_receipts.push(ValueReceipt::from(value));
             }
-            kind if kind.starts_with("persona.value.") => {
-                if let Some(receipt) = value_receipt(payload) {
-                    self.value_receipts.push(receipt);
-                }
-            }
-            _ => {}
+            PersonaEvent::TriggerReceived(_)
+            | PersonaEvent::ScheduleFired(_)
+            | PersonaEvent::TriggerDuplicate(_)
+            | PersonaEvent::LeaseConflict(_)
+            | PersonaEvent::SupervisionRepairWorkerStatus(_)
+            | PersonaEvent::SupervisionCheckpoint(_)
+            | PersonaEvent::SupervisionQueuePosition(_)
+            | PersonaEvent::SupervisionReceipt(_) => {}
         }
+    }
+
+    /// A run ended or its lease went: idle again, unless a control holds it.
+    fn settle(&mut self) {
+        if !self.lifecycle.holds_through_runs() {
+            self.lifecycle = Lifecycle::Idle;
+        }
+    }
+
+    fn enqueue(&mut self, queued: &TriggerQueued, at_ms: i64) {
+        let work_key = &queued.envelope.subject_key;
+        if self.completed.contains(work_key) {
+            return;
+        }
+        let item = QueuedItem {
+            envelope: queued.envelope.clone(),
+            cost: queued.cost.clone(),
+            queued_at_ms: at_ms,
+            reason: queued.reason,
+        };
+        self.queued.insert(work_key.clone(), item);
     }
 
     /// The lease that holds at `now_ms`, if any.
@@ -296,17 +277,19 @@ impl PersonaState {
     }
 }
 
-fn value_receipt(payload: &Value) -> Option<ValueReceipt> {
-    Some(ValueReceipt {
-        kind: str_field(payload, "kind")?.to_string(),
-        run_id: str_field(payload, "run_id").map(str::to_string),
-        occurred_at: str_field(payload, "occurred_at")?.to_string(),
-        paid_cost_usd: payload.get("paid_cost_usd")?.as_f64()?,
-        avoided_cost_usd: payload.get("avoided_cost_usd")?.as_f64()?,
-        deterministic_steps: payload.get("deterministic_steps")?.as_i64()?,
-        llm_steps: payload.get("llm_steps")?.as_i64()?,
-        metadata: payload.get("metadata").cloned().unwrap_or(Value::Null),
-    })
+impl From<&ValueEvent> for ValueReceipt {
+    fn from(value: &ValueEvent) -> Self {
+        Self {
+            kind: value.kind,
+            run_id: Some(value.run_id.clone()),
+            occurred_at: value.occurred_at.clone(),
+            paid_cost_usd: value.paid_cost_usd,
+            avoided_cost_usd: value.avoided_cost_usd,
+            deterministic_steps: value.deterministic_steps,
+            llm_steps: value.llm_steps,
+            metadata: value.metadata.clone(),
+        }
+    }
 }
 
 /// A persona: its binding, its parsed schedules and its folded state.
@@ -419,7 +402,7 @@ impl Persona {
                 provider: item.envelope.provider.clone(),
                 kind: item.envelope.kind.clone(),
                 queued_at: format_ms(item.queued_at_ms),
-                reason: item.reason.clone(),
+                reason: item.reason,
                 source_event_id: item.envelope.source_event_id.clone(),
                 metadata: item.envelope.metadata.clone(),
             })
@@ -465,27 +448,40 @@ fn handoff_item(work: &QueuedWork) -> Option<HandoffInboxItem> {
         source_persona: get("source_persona"),
         task: get("task"),
         queued_at: work.queued_at.clone(),
-        reason: work.reason.clone(),
+        reason: work.reason,
     })
 }
 
 /// Folds every persona event of `events` into fresh state for each persona
-/// of `personas` (events of unknown personas are ignored).
-pub fn rebuild_states(personas: &mut BTreeMap<String, Persona>, events: &[StoredEvent]) {
+/// of `personas` (events of unknown personas are ignored). A persona event
+/// of a known kind whose payload this runtime did not write is an error: the
+/// log is corrupt.
+pub fn rebuild_states(
+    personas: &mut BTreeMap<String, Persona>,
+    events: &[StoredEvent],
+) -> Result<(), DecodeError> {
     for persona in personas.values_mut() {
         persona.state = PersonaState::default();
     }
-    for event in events {
-        if event.topic.as_str() != PERSONA_TOPIC {
-            continue;
-        }
-        if let Some(persona) = event
-            .header("persona")
-            .and_then(|name| personas.get_mut(name))
-        {
-            persona
-                .state
-                .apply(&event.kind, &event.payload, event.occurred_at_ms);
+    for decoded in persona_events(events) {
+        let (stored, persona, event) = decoded?;
+        if let Some(persona) = personas.get_mut(persona) {
+            persona.state.apply(&event, stored.occurred_at_ms);
         }
     }
+    Ok(())
+}
+
+/// A decoded persona event: its stored form, its persona and the event.
+pub type Decoded<'a> = (&'a StoredEvent, &'a str, PersonaEvent);
+
+/// Every persona event of `events`, decoded, in log order; other topics and
+/// kinds this vocabulary does not hold are skipped.
+pub fn persona_events(
+    events: &[StoredEvent],
+) -> impl Iterator<Item = Result<Decoded<'_>, DecodeError>> {
+    events.iter().filter_map(|stored| {
+        let decoded = PersonaEvent::from_stored(stored)?;
+        Some(decoded.map(|(persona, event)| (stored, persona, event)))
+    })
 }

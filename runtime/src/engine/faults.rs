@@ -1,0 +1,86 @@
+//! Storage faults and the commit they fail: injected append faults are
+//! armed by a `fault` step and spent by the next operations that append.
+//! In test builds, the deliberate bugs of [`crate::test_hooks`] hook in
+//! here too, at their one hook point.
+
+use std::ops::Range;
+
+use super::{Runtime, RuntimeError};
+
+impl Runtime {
+    /// Makes the next `count` operations that append fail.
+    pub fn inject_append_faults(&mut self, count: u64) {
+        self.faults_remaining = self.faults_remaining.saturating_add(count);
+    }
+
+    /// How many injected append faults are still armed.
+    pub fn faults_remaining(&self) -> u64 {
+        self.faults_remaining
+    }
+
+    /// Appends the staged events as one batch; an armed fault or a backend
+    /// error discards them and rebuilds state from the log.
+    pub(super) fn commit(&mut self) -> Result<Range<usize>, RuntimeError> {
+        let start = self.log.all().len();
+        if self.pending.is_empty() {
+            return Ok(start..start);
+        }
+        if self.faults_remaining > 0 {
+            self.faults_remaining -= 1;
+            self.discard();
+            return Err(RuntimeError::InjectedFault);
+        }
+        let batch = std::mem::take(&mut self.pending);
+        if let Err(error) = self.log.append(batch) {
+            self.rebuild_committed();
+            return Err(error.into());
+        }
+        // Persona events were folded as they were staged; the other
+        // subsystems fold what was committed, read back in place.
+        let committed = &self.log.all()[start..];
+        for event in committed {
+            self.pipeline.apply(event);
+            self.processes.apply(event);
+        }
+        Ok(start..self.log.all().len())
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+mod hooks {
+    use crate::persona::Admission;
+    use crate::test_hooks::Bug;
+
+    /// The deliberate bug a test switched on, applied at the one hook
+    /// point: the admission facts, before the persona decides on them.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Hooks {
+        bug: Option<Bug>,
+    }
+
+    impl Hooks {
+        /// The admission facts as the switched-on bug misreads them.
+        pub(in crate::engine) fn admission(self, mut admission: Admission) -> Admission {
+            match self.bug {
+                Some(Bug::AdmitOverRunLimit) if admission.refusal == Some("run_usd") => {
+                    admission.refusal = None;
+                }
+                Some(Bug::CompleteDuplicates) => admission.duplicate = false,
+                Some(Bug::SkipLeaseCheck) => admission.live_lease = None,
+                _ => {}
+            }
+            admission
+        }
+    }
+
+    impl super::Runtime {
+        /// Switches on a deliberate bug, so a test can prove the harness's
+        /// invariant checker notices it.
+        pub fn set_deliberate_bug(&mut self, bug: Bug) {
+            self.hooks.bug = Some(bug);
+        }
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+pub use hooks::Hooks;

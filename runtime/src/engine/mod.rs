@@ -1,0 +1,384 @@
+//! The runtime proper: personas over an event log. Each operation stages its
+//! events, folds them into persona state as it goes (later decisions of the
+//! same operation see earlier ones), and commits them as one batch.
+//!
+//! A failed commit (an injected storage fault or a backend error) discards
+//! the staged events and rebuilds state from the log, so nothing of a failed
+//! operation is visible anywhere afterwards.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde_json::Value;
+
+use crate::config::RuntimeConfig;
+use crate::event::DecodeError;
+use crate::ids::IdGen;
+use crate::log::{EventLog, LogError, LogEvent, Topic};
+use crate::op::{AttemptOutcome, Cost, FailKind, Op};
+use crate::persona::{rebuild_states, Persona, PersonaEvent, PersonaStatus, PERSONA_TOPIC};
+use crate::pipeline::{Pipeline, PipelineError, QueuedTrigger, UnsettledSnapshot};
+use crate::process::{ProcessError, ProcessRegistry};
+use crate::workkey::Envelope;
+
+mod admission;
+mod controls;
+mod faults;
+mod records;
+mod reports;
+mod subsystems;
+
+pub use crate::persona::{ReceiptStatus, RunReceipt};
+#[cfg(feature = "test-hooks")]
+pub use faults::Hooks;
+
+/// Why an operation failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("unknown persona `{0}`")]
+    UnknownPersona(String),
+    #[error(transparent)]
+    Binding(#[from] crate::persona::BindingError),
+    #[error("append failed: injected storage fault")]
+    InjectedFault,
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("invalid trigger: {0}")]
+    InvalidTrigger(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("the event log is corrupt: {0}")]
+    CorruptLog(String),
+}
+
+impl From<DecodeError> for RuntimeError {
+    fn from(error: DecodeError) -> Self {
+        Self::CorruptLog(error.to_string())
+    }
+}
+
+impl RuntimeError {
+    /// How the supervisor classifies this failure: a storage failure is a
+    /// mechanical `runtime_error` (a retry may succeed); anything else is a
+    /// refusal of the request itself, `validation_failed`, never retried.
+    pub fn fail_kind(&self) -> FailKind {
+        match self {
+            Self::InjectedFault | Self::Log(_) => FailKind::RuntimeError,
+            _ => FailKind::ValidationFailed,
+        }
+    }
+}
+
+/// What one operation did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpResult {
+    /// The step's receipt string (`completed`, `queued`, `ok`, `recorded`, ...).
+    pub receipt: String,
+    /// For `resume`: one receipt per drained item, in drain order.
+    pub receipts: Vec<String>,
+    /// The error message when the step failed or was refused.
+    pub error: Option<String>,
+    /// The run receipt, for triggers and ticks.
+    pub run: Option<RunReceipt>,
+    /// Extra detail for the report (process listings, handoff ids, ...).
+    pub detail: Option<Value>,
+}
+
+impl OpResult {
+    fn receipt(receipt: &str) -> Self {
+        Self {
+            receipt: receipt.to_string(),
+            ..Self::default()
+        }
+    }
+}
+
+/// How one run attempt is scripted to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunPlan {
+    pub outcome: AttemptOutcome,
+}
+
+impl RunPlan {
+    pub const COMPLETE: Self = Self {
+        outcome: AttemptOutcome::Completed,
+    };
+}
+
+/// The reference runtime over one event log.
+#[derive(Debug)]
+pub struct Runtime {
+    config: RuntimeConfig,
+    log: Box<dyn EventLog>,
+    ids: IdGen,
+    personas: BTreeMap<String, Persona>,
+    topic: Topic,
+    pending: Vec<(Topic, LogEvent)>,
+    faults_remaining: u64,
+    pipeline: Pipeline,
+    pipeline_id: Option<String>,
+    processes: ProcessRegistry,
+    #[cfg(feature = "test-hooks")]
+    hooks: Hooks,
+}
+
+impl Runtime {
+    /// Builds a runtime over `log`, folding whatever it already holds.
+    pub fn new(config: &RuntimeConfig, log: Box<dyn EventLog>) -> Result<Self, RuntimeError> {
+        Self::named(None, config, log)
+    }
+
+    /// Like [`Runtime::new`], naming the pipeline run (the scenario) that
+    /// lifecycle audit entries and envelopes carry.
+    pub fn named(
+        pipeline_id: Option<String>,
+        config: &RuntimeConfig,
+        log: Box<dyn EventLog>,
+    ) -> Result<Self, RuntimeError> {
+        let mut personas = BTreeMap::new();
+        for (name, spec) in &config.personas {
+            personas.insert(name.clone(), Persona::new(name, spec.clone())?);
+        }
+        let mut runtime = Self {
+            config: config.clone(),
+            log,
+            ids: IdGen::new(config.seed),
+            personas,
+            topic: Topic::new(PERSONA_TOPIC)?,
+            pending: Vec::new(),
+            faults_remaining: 0,
+            pipeline: Pipeline::new(pipeline_id.clone()),
+            pipeline_id,
+            processes: ProcessRegistry::default(),
+            #[cfg(feature = "test-hooks")]
+            hooks: Hooks::default(),
+        };
+        runtime.rebuild()?;
+        Ok(runtime)
+    }
+
+    /// The configuration this runtime was built from.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// The event log.
+    pub fn log(&self) -> &dyn EventLog {
+        self.log.as_ref()
+    }
+
+    /// Hands the log back, consuming the runtime (for restarts).
+    pub fn into_log(self) -> Box<dyn EventLog> {
+        self.log
+    }
+
+    /// The persona named `name`.
+    pub fn persona(&self, name: &str) -> Option<&Persona> {
+        self.personas.get(name)
+    }
+
+    /// Every persona, by name.
+    pub fn personas(&self) -> &BTreeMap<String, Persona> {
+        &self.personas
+    }
+
+    /// The status of `name` at `now_ms`.
+    pub fn status(&self, name: &str, now_ms: i64) -> Option<PersonaStatus> {
+        self.personas.get(name).map(|p| p.status(now_ms))
+    }
+
+    /// Drops all in-memory state and reopens from the log, first cutting
+    /// `torn_tail_bytes` off a durable log's end. Armed faults stay armed:
+    /// they belong to the storage, not to the process.
+    pub fn restart(&mut self, torn_tail_bytes: Option<u64>) -> Result<OpResult, RuntimeError> {
+        debug_assert!(self.pending.is_empty());
+        let recovery = self.log.reopen(torn_tail_bytes)?;
+        self.rebuild()?;
+        Ok(OpResult {
+            receipt: "ok".to_string(),
+            detail: Some(serde_json::to_value(recovery).expect("recovery serialises")),
+            ..OpResult::default()
+        })
+    }
+
+    /// Folds the whole log from scratch into fresh state. A persona event
+    /// this runtime could not have written is an error: the log is corrupt.
+    pub fn rebuild(&mut self) -> Result<(), RuntimeError> {
+        rebuild_states(&mut self.personas, self.log.all())?;
+        self.pipeline = Pipeline::rebuild(self.pipeline_id.clone(), self.log.all());
+        self.processes = ProcessRegistry::rebuild(self.log.all());
+        Ok(())
+    }
+
+    /// Rebuilds after a failed operation: the log holds only what earlier
+    /// operations committed, which folded cleanly when they did.
+    fn rebuild_committed(&mut self) {
+        self.rebuild()
+            .expect("the committed log folded when it was written");
+    }
+
+    /// The process registry.
+    pub fn processes(&self) -> &ProcessRegistry {
+        &self.processes
+    }
+
+    /// The pipeline lifecycle state.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The unsettled-state snapshot at `now_ms`: every persona's queued
+    /// triggers (by persona, then work key) and the partial handoffs.
+    pub fn unsettled(&self, now_ms: i64) -> UnsettledSnapshot {
+        let queued: Vec<QueuedTrigger> = self
+            .personas
+            .values()
+            .flat_map(|p| {
+                p.state.queued.values().map(|item| QueuedTrigger {
+                    persona: p.name.clone(),
+                    work_key: item.envelope.subject_key.clone(),
+                    queued_at_ms: item.queued_at_ms,
+                })
+            })
+            .collect();
+        self.pipeline.unsettled(&queued, now_ms)
+    }
+
+    /// Runs `op` as one operation. Pumps and restarts belong to the
+    /// supervisor and the driver; they are refused here.
+    pub fn execute(
+        &mut self,
+        op: &Op,
+        plan: RunPlan,
+        now_ms: i64,
+    ) -> Result<(OpResult, Range<usize>), RuntimeError> {
+        self.begin();
+        let result = self.stage(op, plan, now_ms);
+        self.finish(result)
+    }
+
+    /// Runs a further attempt of a trigger or tick whose first attempt was
+    /// committed: admission and the run again, without a second
+    /// `trigger.received`.
+    pub fn retry(
+        &mut self,
+        persona: &str,
+        envelope: &Envelope,
+        cost: &Cost,
+        plan: RunPlan,
+        now_ms: i64,
+    ) -> Result<(OpResult, Range<usize>), RuntimeError> {
+        self.begin();
+        let result = self.known_persona(persona).map(|()| {
+            let receipt =
+                self.run_for_envelope(persona, envelope.clone(), cost.into(), plan, now_ms);
+            run_result(receipt)
+        });
+        self.finish(result)
+    }
+
+    fn begin(&mut self) {
+        debug_assert!(
+            self.pending.is_empty(),
+            "an operation began with staged events"
+        );
+        self.ids.begin_op(self.log.len());
+    }
+
+    fn finish(
+        &mut self,
+        result: Result<OpResult, RuntimeError>,
+    ) -> Result<(OpResult, Range<usize>), RuntimeError> {
+        match result {
+            Ok(result) => {
+                let range = self.commit()?;
+                Ok((result, range))
+            }
+            Err(error) => {
+                self.discard();
+                Err(error)
+            }
+        }
+    }
+
+    fn discard(&mut self) {
+        if !self.pending.is_empty() {
+            self.pending.clear();
+            self.rebuild_committed();
+        }
+    }
+
+    fn known_persona(&self, name: &str) -> Result<(), RuntimeError> {
+        if self.personas.contains_key(name) {
+            Ok(())
+        } else {
+            Err(RuntimeError::UnknownPersona(name.to_string()))
+        }
+    }
+
+    /// Stages one operation: the dispatch to each concern's handler.
+    fn stage(&mut self, op: &Op, plan: RunPlan, now_ms: i64) -> Result<OpResult, RuntimeError> {
+        if let Some(name) = op.persona() {
+            self.known_persona(name)?;
+        }
+        match op {
+            Op::Trigger(_) | Op::Tick(_) => self.fire(op, plan, now_ms),
+            Op::Pause(name) => Ok(self.pause(name, now_ms)),
+            Op::Disable(name) => Ok(self.disable(name, now_ms)),
+            Op::Resume(name) => Ok(self.resume(name, now_ms)),
+            Op::Spend(spend) => Ok(self.spend(spend, now_ms)),
+            Op::RepairWorker(report) => Ok(self.repair_worker(report, now_ms)),
+            Op::RestoreCheckpoint(request) => Ok(self.restore_checkpoint(request, now_ms)),
+            Op::Fault(fault) => {
+                self.inject_append_faults(fault.count);
+                Ok(OpResult::receipt("ok"))
+            }
+            Op::Pump(_) => Err(RuntimeError::Unsupported(
+                "a pump is handled by the supervisor".to_string(),
+            )),
+            Op::Restart(_) => Err(RuntimeError::Unsupported(
+                "a restart is handled by the driver".to_string(),
+            )),
+            Op::Audit(_) | Op::Handoff(_) | Op::AckHandoff(_) | Op::Finalize(_) => {
+                self.stage_pipeline(op, now_ms)
+            }
+            Op::Process(process) => self.stage_process(process, now_ms),
+        }
+    }
+
+    /// Applies one decided event of `persona` to its state (the one fold)
+    /// and stages it, so later decisions of the operation see it.
+    fn record(&mut self, persona: &str, event: PersonaEvent, now_ms: i64) {
+        if let Some(state) = self.personas.get_mut(persona) {
+            state.state.apply(&event, now_ms);
+        }
+        let headers = BTreeMap::from([("persona".to_string(), persona.to_string())]);
+        let logged = LogEvent {
+            kind: event.kind().to_string(),
+            payload: event.payload(),
+            headers,
+            occurred_at_ms: now_ms,
+        };
+        self.pending.push((self.topic.clone(), logged));
+    }
+
+    /// [`Runtime::record`] for each event, in order.
+    fn record_all(&mut self, persona: &str, events: Vec<PersonaEvent>, now_ms: i64) {
+        for event in events {
+            self.record(persona, event, now_ms);
+        }
+    }
+}
+
+fn run_result(receipt: RunReceipt) -> OpResult {
+    OpResult {
+        receipt: receipt.status.as_str().to_string(),
+        error: receipt.error.clone(),
+        run: Some(receipt),
+        ..OpResult::default()
+    }
+}

@@ -1,0 +1,158 @@
+//! The event vocabulary's machinery: one table per topic names each event
+//! kind once and binds it to its payload type, and [`event_enum!`] turns the
+//! table into the topic's enum with its kind names, its payload encoding,
+//! its decoding from a stored event and the JSON Schema of every payload.
+//!
+//! The topics' tables are in `persona/events.rs` ([`crate::persona::PersonaEvent`]),
+//! `pipeline.rs` ([`crate::pipeline::PipelineEvent`]) and
+//! `process/events.rs` ([`crate::process::ProcessEvent`]); docs/EVENTS.md
+//! describes every kind and [`vocabulary_schema`] publishes them.
+
+use schemars::generate::SchemaSettings;
+use schemars::Schema;
+use serde_json::{json, Value};
+
+/// Why a stored event of a known kind could not be read as its payload type.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed `{kind}` payload: {source}")]
+pub struct DecodeError {
+    pub kind: String,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Defines a topic's event enum from its table: `Variant(Payload) = KIND,`.
+/// `KIND` is written only here; everything else asks the enum.
+macro_rules! event_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident($payload:ty) = $kind:expr, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq)]
+        $vis enum $name {
+            $( $(#[$vmeta])* $variant($payload), )*
+        }
+
+        impl $name {
+            /// Every kind of the topic, in table order.
+            pub const KINDS: &'static [&'static str] = &[$($kind),*];
+
+            /// The event's kind on the log.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $( Self::$variant(_) => $kind, )*
+                }
+            }
+
+            /// The event's payload as it is logged.
+            pub fn payload(&self) -> serde_json::Value {
+                let encoded = match self {
+                    $( Self::$variant(body) => serde_json::to_value(body), )*
+                };
+                // Payload types are plain structs with string keys: encoding
+                // them into a JSON value cannot fail.
+                encoded.expect("an event payload serialises to JSON")
+            }
+
+            /// Reads a payload of `kind`: `None` for a kind this table does
+            /// not hold, an error for a payload of the wrong shape.
+            pub fn decode(
+                kind: &str,
+                payload: &serde_json::Value,
+            ) -> Option<Result<Self, $crate::event::DecodeError>> {
+                use serde::Deserialize as _;
+                let error = |source| $crate::event::DecodeError { kind: kind.to_string(), source };
+                $(
+                    if kind == $kind {
+                        return Some(
+                            <$payload>::deserialize(payload).map(Self::$variant).map_err(error),
+                        );
+                    }
+                )*
+                None
+            }
+
+            /// The JSON Schema of each kind's payload, in table order.
+            pub fn payload_schemas(
+                generator: &mut schemars::SchemaGenerator,
+            ) -> Vec<(&'static str, schemars::Schema)> {
+                vec![$( ($kind, generator.subschema_for::<$payload>()), )*]
+            }
+        }
+    };
+}
+
+pub(crate) use event_enum;
+
+/// The version of the event vocabulary [`vocabulary_schema`] describes.
+pub const EVENTS_SCHEMA_ID: &str = "rehearse-events/1";
+
+/// The JSON Schema (draft-07) of every event the runtime writes: one
+/// alternative per kind, each fixing `topic` and `kind` and describing
+/// `payload`. A line of `events.jsonl` validates against it.
+pub fn vocabulary_schema() -> Schema {
+    let mut generator = SchemaSettings::draft07().into_generator();
+    let topics: [(&str, Vec<(&str, Schema)>); 3] = [
+        (
+            crate::persona::PERSONA_TOPIC,
+            crate::persona::PersonaEvent::payload_schemas(&mut generator),
+        ),
+        (
+            crate::pipeline::LIFECYCLE_AUDIT_TOPIC,
+            crate::pipeline::PipelineEvent::payload_schemas(&mut generator),
+        ),
+        (
+            crate::process::PROCESS_TOPIC,
+            crate::process::ProcessEvent::payload_schemas(&mut generator),
+        ),
+    ];
+    let alternatives: Vec<Value> = topics
+        .iter()
+        .flat_map(|(topic, kinds)| {
+            kinds
+                .iter()
+                .map(move |(kind, payload)| (topic, kind, payload))
+        })
+        .map(|(topic, kind, payload)| {
+            json!({
+                "title": kind,
+                "type": "object",
+                "properties": {
+                    "topic": { "const": topic },
+                    "kind": { "const": kind },
+                    "payload": payload,
+                },
+                "required": ["topic", "kind", "payload"],
+            })
+        })
+        .collect();
+    let definitions = generator.take_definitions(true);
+    let schema = json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": EVENTS_SCHEMA_ID,
+        "title": "rehearse runtime events, vocabulary version 1",
+        "description": "One line of events.jsonl: an event of a known topic and kind with its payload. Every kind is listed in docs/EVENTS.md.",
+        "type": "object",
+        "properties": {
+            "topic": { "type": "string" },
+            "id": { "type": "integer", "minimum": 1 },
+            "kind": { "type": "string" },
+            "headers": { "type": "object", "additionalProperties": { "type": "string" } },
+            "occurred_at_ms": { "type": "integer" },
+        },
+        "oneOf": alternatives,
+        "definitions": definitions,
+    });
+    Schema::try_from(schema).expect("the vocabulary schema is an object")
+}
+
+/// The vocabulary schema as pretty JSON with a final newline.
+pub fn vocabulary_schema_text() -> String {
+    let mut text =
+        serde_json::to_string_pretty(&vocabulary_schema()).expect("a JSON Schema serialises");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,559 @@
+//! Decide: what a persona command does, computed from `&self` state and
+//! returned as typed events, for the runtime to apply (through
+//! [`super::PersonaState::apply`], the one fold) and stage.
+//!
+//! A decision never changes state. Ids are drawn from the operation's id
+//! stream, which the caller lends; the draw order is part of the log's
+//! bytes and must not change.
+
+use serde_json::{Map, Value};
+
+use crate::budget;
+use crate::clock::format_ms;
+use crate::ids::IdGen;
+use crate::lease::{Lease, RUNTIME_HOLDER};
+use crate::op::{AttemptOutcome, RepairWorkerOp, RestoreCheckpointOp, SpendOp};
+use crate::workkey::Envelope;
+
+use super::events::*;
+use super::{Persona, RunCost, PAUSED_EVENT_POLICY};
+
+/// The facts admission decides on. The engine computes them with
+/// [`Persona::admission`]; a test build may distort them at one hook point
+/// before [`Persona::decide_run`] reads them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Admission {
+    /// The budget limit the run's cost would break.
+    pub refusal: Option<&'static str>,
+    /// Whether the work key already completed.
+    pub duplicate: bool,
+    /// The live lease that would refuse the run.
+    pub live_lease: Option<Lease>,
+}
+
+/// What a run attempt decided: its events, in log order, and its receipt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunDecision {
+    pub events: Vec<PersonaEvent>,
+    pub receipt: RunReceipt,
+}
+
+impl RunDecision {
+    fn ends(mut self, status: ReceiptStatus, error: Option<String>) -> Self {
+        self.receipt.status = status;
+        self.receipt.error = error;
+        self
+    }
+}
+
+/// The amounts of one value event.
+#[derive(Clone, Copy, Debug, Default)]
+struct Amounts {
+    paid: f64,
+    avoided: f64,
+    deterministic_steps: i64,
+    llm_steps: i64,
+}
+
+impl Persona {
+    /// The admission facts of a run costing `cost` at `now_ms`.
+    pub fn admission(&self, work_key: &str, cost: &RunCost, now_ms: i64) -> Admission {
+        let state = &self.state;
+        Admission {
+            refusal: budget::refusal(
+                &self.spec.budget,
+                &state.spend,
+                cost.cost_usd,
+                cost.tokens,
+                now_ms,
+            ),
+            duplicate: state.completed.contains(work_key),
+            live_lease: state.live_lease(now_ms).cloned(),
+        }
+    }
+
+    /// Decides one run attempt of `envelope`: queued while paused,
+    /// dead-lettered while disabled, refused by the budget, as a duplicate or
+    /// by a live lease (in that order), else run to `outcome`. See
+    /// docs/SCENARIOS.md, "Receipts, events and order (persona runtime)".
+    pub fn decide_run(
+        &self,
+        admission: &Admission,
+        envelope: Envelope,
+        cost: RunCost,
+        outcome: AttemptOutcome,
+        now_ms: i64,
+        ids: &mut IdGen,
+    ) -> RunDecision {
+        let decision = RunDecision {
+            events: Vec::new(),
+            receipt: RunReceipt {
+                status: ReceiptStatus::Completed,
+                persona: self.name.clone(),
+                run_id: None,
+                work_key: envelope.subject_key.clone(),
+                lease: None,
+                queued: false,
+                error: None,
+                budget_receipt_id: None,
+                failure: None,
+                envelope: Some(envelope.clone()),
+            },
+        };
+        let mut decision = decision;
+        match self.refuse(
+            &mut decision.receipt,
+            admission,
+            &envelope,
+            &cost,
+            now_ms,
+            ids,
+        ) {
+            Some(refusal) => {
+                decision.events.push(refusal);
+                decision
+            }
+            None => self.run(decision, envelope, &cost, outcome, now_ms, ids),
+        }
+    }
+
+    /// The event of a run that does not start, with its receipt filled in;
+    /// `None` when the run starts.
+    fn refuse(
+        &self,
+        receipt: &mut RunReceipt,
+        admission: &Admission,
+        envelope: &Envelope,
+        cost: &RunCost,
+        now_ms: i64,
+        ids: &mut IdGen,
+    ) -> Option<PersonaEvent> {
+        let work_key = envelope.subject_key.clone();
+        let refused = |reason| TriggerRefused {
+            work_key: work_key.clone(),
+            envelope: envelope.clone(),
+            reason,
+        };
+        let (event, status, error) = match self.state.lifecycle {
+            super::Lifecycle::Paused => {
+                receipt.queued = true;
+                let queued = TriggerQueued {
+                    work_key: work_key.clone(),
+                    envelope: envelope.clone(),
+                    cost: cost.clone(),
+                    reason: QueueReason::Paused,
+                };
+                (
+                    PersonaEvent::TriggerQueued(queued),
+                    ReceiptStatus::Queued,
+                    None,
+                )
+            }
+            super::Lifecycle::Disabled => (
+                PersonaEvent::TriggerDeadLettered(refused(RefusalReason::Disabled)),
+                ReceiptStatus::DeadLettered,
+                Some("persona is disabled".to_string()),
+            ),
+            _ if admission.refusal.is_some() => {
+                let reason = admission.refusal.unwrap_or_default();
+                let event = self.exhausted(reason, cost.cost_usd, cost.tokens, now_ms, ids);
+                let error = format!("persona budget exhausted: {reason}");
+                (event, ReceiptStatus::BudgetExhausted, Some(error))
+            }
+            _ if admission.duplicate => (
+                PersonaEvent::TriggerDuplicate(refused(RefusalReason::AlreadyCompleted)),
+                ReceiptStatus::Duplicate,
+                None,
+            ),
+            _ => match &admission.live_lease {
+                Some(active) => {
+                    receipt.lease = Some(active.clone());
+                    let conflict = LeaseConflict {
+                        active_lease: active.clone(),
+                        requested_work_key: work_key.clone(),
+                        at_ms: now_ms,
+                    };
+                    let error = "active lease already owns persona work".to_string();
+                    (
+                        PersonaEvent::LeaseConflict(conflict),
+                        ReceiptStatus::LeaseBusy,
+                        Some(error),
+                    )
+                }
+                None => return None,
+            },
+        };
+        receipt.status = status;
+        receipt.error = error;
+        Some(event)
+    }
+
+    /// The admitted run: the lease (clearing a lapsed one first), the start,
+    /// and the outcome.
+    fn run(
+        &self,
+        mut decision: RunDecision,
+        envelope: Envelope,
+        cost: &RunCost,
+        outcome: AttemptOutcome,
+        now_ms: i64,
+        ids: &mut IdGen,
+    ) -> RunDecision {
+        let work_key = envelope.subject_key.clone();
+        if let Some(expired) = &self.state.lease {
+            decision
+                .events
+                .push(PersonaEvent::LeaseExpired(LeaseExpired {
+                    id: expired.id.clone(),
+                    work_key: expired.work_key.clone(),
+                    expired_at_ms: now_ms,
+                }));
+        }
+        let lease = Lease {
+            id: format!("persona_lease_{}", ids.uuid_v7(now_ms)),
+            holder: RUNTIME_HOLDER.to_string(),
+            work_key: work_key.clone(),
+            acquired_at_ms: now_ms,
+            expires_at_ms: now_ms.saturating_add(self.spec.lease_ttl().as_i64()),
+        };
+        decision
+            .events
+            .push(PersonaEvent::LeaseAcquired(lease.clone()));
+        let run = RunRef {
+            work_key,
+            run_id: ids.uuid_v7(now_ms).to_string(),
+            entry_workflow: self.spec.entry_workflow.clone(),
+            lease_id: lease.id.clone(),
+        };
+        decision.receipt.run_id = Some(run.run_id.clone());
+        decision.receipt.lease = Some(lease.clone());
+        decision.events.push(PersonaEvent::RunStarted(RunStarted {
+            run: run.clone(),
+            started_at_ms: now_ms,
+        }));
+        if outcome == AttemptOutcome::Crash {
+            let error = "run crashed after start: the lease holds until it expires";
+            return decision.ends(ReceiptStatus::Crashed, Some(error.to_string()));
+        }
+        let value = self.value_template(&run, value_metadata(&envelope, &lease, cost), now_ms);
+        let value_event = |kind, amounts: Amounts| value_event(&value, kind, amounts);
+        decision
+            .events
+            .push(value_event(ValueKind::RunStarted, Amounts::default()));
+        let receipt_id = format!("persona_budget_{}", ids.uuid_v7(now_ms));
+        decision.receipt.budget_receipt_id = Some(receipt_id.clone());
+        decision
+            .events
+            .push(PersonaEvent::BudgetRecorded(BudgetRecorded {
+                receipt_id,
+                persona: self.name.clone(),
+                cost_usd: cost.cost_usd,
+                tokens: cost.tokens,
+                lease_id: Some(lease.id.clone()),
+            }));
+        let released = PersonaEvent::LeaseReleased(LeaseReleased {
+            id: lease.id.clone(),
+            work_key: run.work_key.clone(),
+            released_at_ms: now_ms,
+        });
+        if let AttemptOutcome::Fail(kind) = outcome {
+            decision.events.push(released);
+            decision.events.push(PersonaEvent::RunFailed(RunFailed {
+                run,
+                failed_at_ms: now_ms,
+                error: kind,
+            }));
+            decision.receipt.failure = Some(kind);
+            return decision.ends(ReceiptStatus::Failed, Some(format!("run failed: {kind}")));
+        }
+        decision.events.extend(completion_values(cost, value_event));
+        decision
+            .events
+            .push(PersonaEvent::RunCompleted(RunCompleted {
+                run,
+                completed_at_ms: now_ms,
+            }));
+        decision.events.push(released);
+        decision.ends(ReceiptStatus::Completed, None)
+    }
+
+    /// The value event fields every event of one run shares.
+    fn value_template(&self, run: &RunRef, metadata: Value, now_ms: i64) -> ValueEvent {
+        ValueEvent {
+            persona_id: self.name.clone(),
+            template_ref: self.spec.template_ref.clone(),
+            run_id: run.run_id.clone(),
+            kind: ValueKind::RunStarted,
+            paid_cost_usd: 0.0,
+            avoided_cost_usd: 0.0,
+            deterministic_steps: 0,
+            llm_steps: 0,
+            metadata,
+            occurred_at: format_ms(now_ms),
+        }
+    }
+
+    /// `persona.budget.exhausted` for spend of `usd` and `tokens` refused
+    /// for `reason`.
+    fn exhausted(
+        &self,
+        reason: &str,
+        usd: f64,
+        tokens: u64,
+        now_ms: i64,
+        ids: &mut IdGen,
+    ) -> PersonaEvent {
+        PersonaEvent::BudgetExhausted(BudgetExhausted {
+            receipt_id: format!("persona_budget_{}", ids.uuid_v7(now_ms)),
+            reason: reason.to_string(),
+            attempted_cost_usd: usd,
+            attempted_tokens: tokens,
+            persona: self.name.clone(),
+        })
+    }
+
+    /// Decides spend recorded outside a run: recorded, or refused with the
+    /// limit it would break.
+    pub fn decide_spend(
+        &self,
+        spend: &SpendOp,
+        now_ms: i64,
+        ids: &mut IdGen,
+    ) -> (PersonaEvent, Option<&'static str>) {
+        let refusal = budget::refusal(
+            &self.spec.budget,
+            &self.state.spend,
+            spend.usd,
+            spend.tokens,
+            now_ms,
+        );
+        if let Some(reason) = refusal {
+            let event = self.exhausted(reason, spend.usd, spend.tokens, now_ms, ids);
+            return (event, Some(reason));
+        }
+        let recorded = BudgetRecorded {
+            receipt_id: format!("persona_budget_{}", ids.uuid_v7(now_ms)),
+            persona: self.name.clone(),
+            cost_usd: spend.usd,
+            tokens: spend.tokens,
+            lease_id: None,
+        };
+        (PersonaEvent::BudgetRecorded(recorded), None)
+    }
+
+    /// `persona.control.paused`.
+    pub fn decide_pause(&self, now_ms: i64) -> PersonaEvent {
+        PersonaEvent::ControlPaused(Paused {
+            paused_at_ms: now_ms,
+            policy: PAUSED_EVENT_POLICY.to_string(),
+        })
+    }
+
+    /// `persona.control.disabled`.
+    pub fn decide_disable(&self, now_ms: i64) -> PersonaEvent {
+        PersonaEvent::ControlDisabled(Disabled {
+            disabled_at_ms: now_ms,
+        })
+    }
+
+    /// `persona.control.resumed`; the queue then drains, run by run.
+    pub fn decide_resume(&self, now_ms: i64) -> PersonaEvent {
+        PersonaEvent::ControlResumed(Resumed {
+            resumed_at_ms: now_ms,
+            drain: true,
+        })
+    }
+
+    /// A repair worker's report and its supervision mirror; nothing when the
+    /// same worker already reported the same lifecycle.
+    pub fn decide_repair_worker(&self, report: &RepairWorkerOp, now_ms: i64) -> Vec<PersonaEvent> {
+        let seen = (report.id.clone(), report.lifecycle);
+        if self.state.repair_reports.contains(&seen) {
+            return Vec::new();
+        }
+        let status = RepairWorkerStatus {
+            persona_id: self.name.clone(),
+            template_ref: self.spec.template_ref.clone(),
+            repair_worker_id: report.id.clone(),
+            lifecycle: report.lifecycle,
+            work_key: report.work_key.clone(),
+            lease_id: report.lease_id.clone(),
+            scratchpad_url: report.scratchpad_url.clone(),
+            last_heartbeat_ms: now_ms,
+            occurred_at_ms: now_ms,
+        };
+        vec![
+            PersonaEvent::RepairWorkerStatus(status.clone()),
+            PersonaEvent::SupervisionRepairWorkerStatus(Supervised {
+                update: status,
+                update_kind: SupervisionKind::RepairWorkerStatus,
+            }),
+        ]
+    }
+
+    /// A checkpoint restore's acknowledgement and its supervision mirror, or
+    /// the earlier acknowledgement of the same checkpoint.
+    pub fn decide_restore_checkpoint(
+        &self,
+        request: &RestoreCheckpointOp,
+        now_ms: i64,
+    ) -> Result<Vec<PersonaEvent>, &RestoreAcked> {
+        let state = &self.state;
+        if let Some(prior) = state.checkpoint_acks.get(&request.checkpoint_id) {
+            return Err(prior);
+        }
+        let ack = RestoreAcked {
+            persona_id: self.name.clone(),
+            template_ref: self.spec.template_ref.clone(),
+            action: CheckpointAction::RestoreAcked,
+            checkpoint_id: request.checkpoint_id.clone(),
+            work_key: request.work_key.clone(),
+            resumed_from: ResumedFrom {
+                run_id: None,
+                lease_id: state.live_lease(now_ms).map(|lease| lease.id.clone()),
+                last_run_ms: state.last_run_ms,
+                queued_work_keys: state.queued.keys().cloned().collect(),
+                note: None,
+            },
+            occurred_at_ms: now_ms,
+        };
+        Ok(vec![
+            PersonaEvent::CheckpointRestoreAcked(ack.clone()),
+            PersonaEvent::SupervisionCheckpoint(Supervised {
+                update: ack,
+                update_kind: SupervisionKind::Checkpoint,
+            }),
+        ])
+    }
+
+    /// The supervision events after a run attempt, decided on the state the
+    /// attempt left: the queue position when `work_key` entered or left the
+    /// queue (`queued_before` is when it was queued before the attempt),
+    /// then the receipt.
+    pub fn decide_supervision(
+        &self,
+        receipt: &RunReceipt,
+        queued_before: Option<i64>,
+        now_ms: i64,
+    ) -> Vec<PersonaEvent> {
+        let work_key = &receipt.work_key;
+        let queue = &self.state.queued;
+        let is_queued = queue.contains_key(work_key);
+        let mut events = Vec::with_capacity(2);
+        if queued_before.is_some() != is_queued {
+            let position = if is_queued {
+                queue.range::<String, _>(..work_key).count() as i64 + 1
+            } else {
+                0
+            };
+            let queued_at_ms = queue
+                .get(work_key)
+                .map(|item| item.queued_at_ms)
+                .or(queued_before)
+                .unwrap_or(now_ms);
+            events.push(PersonaEvent::SupervisionQueuePosition(Supervised {
+                update: QueuePosition {
+                    persona_id: self.name.clone(),
+                    template_ref: self.spec.template_ref.clone(),
+                    work_key: work_key.clone(),
+                    queue_depth: queue.len() as i64,
+                    position,
+                    queued_at_ms,
+                    occurred_at_ms: now_ms,
+                },
+                update_kind: SupervisionKind::QueuePosition,
+            }));
+        }
+        events.push(PersonaEvent::SupervisionReceipt(Supervised {
+            update: ReceiptUpdate {
+                persona_id: self.name.clone(),
+                template_ref: self.spec.template_ref.clone(),
+                receipt: receipt.clone(),
+                occurred_at_ms: now_ms,
+            },
+            update_kind: SupervisionKind::Receipt,
+        }));
+        events
+    }
+}
+
+/// The value events of a completed run after its start: deterministic work
+/// (when any cost was avoided or deterministic steps ran), a frontier
+/// escalation (which then carries the paid cost and LLM steps), and the
+/// completion.
+fn completion_values(
+    cost: &RunCost,
+    value_event: impl Fn(ValueKind, Amounts) -> PersonaEvent,
+) -> Vec<PersonaEvent> {
+    let mut events = Vec::with_capacity(3);
+    if cost.avoided_cost_usd > 0.0 || cost.deterministic_steps > 0 {
+        events.push(value_event(
+            ValueKind::DeterministicExecution,
+            Amounts {
+                avoided: cost.avoided_cost_usd,
+                deterministic_steps: cost.deterministic_steps.max(1),
+                ..Amounts::default()
+            },
+        ));
+    }
+    let escalated = cost.frontier_escalations > 0;
+    if escalated {
+        events.push(value_event(
+            ValueKind::FrontierEscalation,
+            Amounts {
+                paid: cost.cost_usd,
+                llm_steps: cost.llm_steps.max(cost.frontier_escalations),
+                ..Amounts::default()
+            },
+        ));
+    }
+    let completed = if escalated {
+        Amounts::default()
+    } else {
+        Amounts {
+            paid: cost.cost_usd,
+            llm_steps: cost.llm_steps,
+            ..Amounts::default()
+        }
+    };
+    events.push(value_event(ValueKind::RunCompleted, completed));
+    events
+}
+
+/// One value event from the run's template, clamping amounts at zero.
+fn value_event(template: &ValueEvent, kind: ValueKind, amounts: Amounts) -> PersonaEvent {
+    PersonaEvent::value(ValueEvent {
+        kind,
+        paid_cost_usd: amounts.paid.max(0.0),
+        avoided_cost_usd: amounts.avoided.max(0.0),
+        deterministic_steps: amounts.deterministic_steps.max(0),
+        llm_steps: amounts.llm_steps.max(0),
+        ..template.clone()
+    })
+}
+
+/// The metadata of a run's value events: the work key, trigger provider and
+/// kind, lease and tokens, frontier escalations when any, and the run
+/// cost's own metadata (merged when it is a map).
+fn value_metadata(envelope: &Envelope, lease: &Lease, cost: &RunCost) -> Value {
+    let mut metadata = Map::new();
+    metadata.insert("work_key".into(), envelope.subject_key.clone().into());
+    metadata.insert("trigger_provider".into(), envelope.provider.clone().into());
+    metadata.insert("trigger_kind".into(), envelope.kind.clone().into());
+    metadata.insert("lease_id".into(), lease.id.clone().into());
+    metadata.insert("tokens".into(), cost.tokens.into());
+    if cost.frontier_escalations > 0 {
+        metadata.insert(
+            "frontier_escalations".into(),
+            cost.frontier_escalations.into(),
+        );
+    }
+    match &cost.metadata {
+        Value::Null => {}
+        Value::Object(extra) => metadata.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        extra => {
+            metadata.insert("run_cost_metadata".into(), extra.clone());
+        }
+    }
+    Value::Object(metadata)
+}
