@@ -10,7 +10,7 @@ use rehearse_runtime::config::BudgetPolicy;
 use rehearse_runtime::format_ms;
 use rehearse_runtime::log::StoredEvent;
 use rehearse_runtime::op::{AttemptOutcome, Op};
-use rehearse_runtime::persona::{PersonaState, PERSONA_TOPIC};
+use rehearse_runtime::persona::{PersonaEvent, PersonaState, PERSONA_TOPIC};
 use rehearse_runtime::supervisor::{Handled, Supervisor};
 use serde_json::Value;
 
@@ -266,7 +266,7 @@ fn persona_step(op: &Op, state: &PersonaState, policy: &BudgetPolicy, now_ms: i6
             let lifecycle = report.lifecycle.as_str();
             let seen = state
                 .repair_reports
-                .contains(&(report.id.clone(), lifecycle.to_string()));
+                .contains(&(report.id.clone(), report.lifecycle));
             let inputs = format!("worker `{}` lifecycle {lifecycle}", report.id);
             once("reported before?", inputs, seen, ["unchanged", "recorded"])
         }
@@ -505,9 +505,10 @@ impl<'e> Fold<'e> {
     }
 
     fn apply(&mut self, event: &StoredEvent) {
-        self.persona
-            .light
-            .apply(&event.kind, &event.payload, event.occurred_at_ms);
+        // The runtime's own fold, over the typed event.
+        if let Some(Ok((_, decoded))) = PersonaEvent::from_stored(event) {
+            self.persona.light.apply(&decoded, event.occurred_at_ms);
+        }
     }
 
     /// Folds events up to the next admission's first event (not applied);
