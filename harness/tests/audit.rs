@@ -52,6 +52,20 @@ fn golden_logs() -> Vec<PathBuf> {
     out
 }
 
+/// The scenario a golden log belongs to: `snapshots/D/N/events.jsonl` is
+/// `scenarios/D/N.yaml`.
+fn scenario_of(log: &Path) -> PathBuf {
+    let relative = log
+        .parent()
+        .unwrap()
+        .strip_prefix(repo().join("snapshots"))
+        .unwrap();
+    repo()
+        .join("scenarios")
+        .join(relative)
+        .with_extension("yaml")
+}
+
 #[test]
 fn every_golden_log_audits_clean_with_and_without_its_bindings() {
     let logs = golden_logs();
@@ -66,17 +80,7 @@ fn every_golden_log_audits_clean_with_and_without_its_bindings() {
             report.findings
         );
         assert!(report.events > 0, "{}", log.display());
-        let relative = log
-            .parent()
-            .unwrap()
-            .strip_prefix(repo().join("snapshots"))
-            .unwrap()
-            .to_path_buf();
-        let scenario = repo()
-            .join("scenarios")
-            .join(relative)
-            .with_extension("yaml");
-        let bindings = load_bindings(&scenario).unwrap();
+        let bindings = load_bindings(&scenario_of(&log)).unwrap();
         let report = audit(&log, Some(&bindings)).unwrap();
         assert_eq!(
             report.violations,
@@ -317,7 +321,7 @@ fn to_upstream(text: &str) -> String {
 fn the_upstream_format_audits_like_the_project_format() {
     let dir = scratch("upstream");
     // The committed hand-converted copy of a library log.
-    let fixture = repo().join("harness/tests/data/audit/upstream-converted/expiry-reacquire.jsonl");
+    let fixture = upstream_dir().join("converted-expiry-reacquire.jsonl");
     let original = repo().join("snapshots/lease/expiry-reacquire/events.jsonl");
     let converted = to_upstream(&std::fs::read_to_string(&original).unwrap());
     assert_eq!(
@@ -382,10 +386,21 @@ fn garbage_exits_2_naming_file_and_line() {
                 .into_bytes(),
             ":1: invalid type: sequence",
         ),
+        ("empty-object.jsonl", b"{}\n".to_vec(), ":1: missing field `id`"),
         (
-            "empty-object.jsonl",
-            b"{}\n".to_vec(),
-            ":1: missing field `topic`",
+            "payload.jsonl",
+            first_line.replace("\"provider\":\"github\"", "\"provider\":7").into_bytes(),
+            ":1: malformed",
+        ),
+        (
+            "no-topic.jsonl",
+            b"{\"id\":1,\"kind\":\"k\",\"payload\":{},\"occurred_at_ms\":0}\n".to_vec(),
+            ":1: missing field `topic` (a file of one topic's events",
+        ),
+        (
+            "both-forms.jsonl",
+            b"{\"topic\":\"t\",\"id\":1,\"kind\":\"k\",\"event\":{\"kind\":\"k\",\"payload\":{},\"occurred_at_ms\":0}}\n".to_vec(),
+            ":1: both `event` and a top-level `kind`",
         ),
     ];
     for (name, bytes, needle) in cases {
@@ -620,4 +635,86 @@ fn a_log_that_differs_from_the_reference_is_reported_and_shrunk() {
     );
     assert!(rehearse::driver::run(&scenario, "shrunk").unwrap().passed());
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn upstream_dir() -> PathBuf {
+    repo().join("harness/tests/data/audit/upstream")
+}
+
+/// Every log in the upstream directory (the upstream runtime's own log and a
+/// converted library log, see the directory's README) audits clean, and
+/// rebuilt as a scenario, the reference runtime writes the same persona
+/// events.
+#[test]
+fn every_upstream_format_log_audits_clean_and_matches_the_reference() {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(upstream_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
+        .collect();
+    logs.sort();
+    assert!(!logs.is_empty());
+    for log in logs {
+        let bindings_file = log.with_extension("bindings.yaml");
+        let bindings = bindings_file
+            .exists()
+            .then(|| load_bindings(&bindings_file).unwrap());
+        let report = audit(&log, bindings.as_ref()).unwrap();
+        assert!(report.events > 0, "{}", log.display());
+        assert_eq!(
+            report.violations,
+            0,
+            "{}: {:?}",
+            log.display(),
+            report.findings
+        );
+        assert_eq!(
+            rebuilt_divergence(&log, bindings.as_ref()),
+            None,
+            "{}",
+            log.display()
+        );
+    }
+}
+
+/// Rebuilds `log` as a scenario, runs it on the reference and compares.
+fn rebuilt_divergence(
+    log: &Path,
+    bindings: Option<&Bindings>,
+) -> Option<rehearse::audit::Divergence> {
+    use rehearse::audit::{
+        first_divergence, rebuild, reference_events, round_trip, run_reference, to_scenario,
+        LogReader,
+    };
+    let trace = rebuild(&mut LogReader::open(log).unwrap(), bindings, false).unwrap();
+    let frame = bindings.and_then(|b| b.scenario.as_ref());
+    let scenario = to_scenario(&trace, "rebuilt", frame, None, None);
+    let (_, scenario) = round_trip(&scenario, "rebuilt.yaml").unwrap();
+    let output = run_reference(&scenario, "rebuilt.yaml").unwrap();
+    assert!(
+        output.report.invariant_violations.is_empty(),
+        "{}",
+        log.display()
+    );
+    let mut reader = LogReader::open(log).unwrap();
+    first_divergence(
+        std::iter::from_fn(|| reader.next_event().transpose()),
+        reference_events(&output).into_iter(),
+    )
+    .unwrap()
+}
+
+/// The rebuild is faithful: every library log, rebuilt with its scenario as
+/// bindings and run on the reference, gives the same persona events.
+#[test]
+fn every_golden_log_rebuilds_into_a_scenario_the_reference_matches() {
+    for log in golden_logs() {
+        let bindings = load_bindings(&scenario_of(&log)).unwrap();
+        assert_eq!(
+            rebuilt_divergence(&log, Some(&bindings)),
+            None,
+            "{}",
+            log.display()
+        );
+    }
 }

@@ -2,15 +2,17 @@
 //! against the limits, and the status a persona reports about its budget.
 //!
 //! Spend is kept in running sums for the current day and hour, so admission
-//! and status cost the same however long the log grows. The sums add the
-//! records in log order from zero, exactly as folding the whole log would,
-//! so the floating-point results are bit-identical to a full rebuild.
+//! and status cost the same however long the log grows. Sums and
+//! comparisons are exact decimals ([`Money`]): 24 runs of 0.02 are exactly
+//! 0.48, where the modelled upstream's binary floats overshoot
+//! (docs/SCENARIOS.md, "Money").
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{day_start, hour_start};
 use crate::config::BudgetPolicy;
+use crate::money::Money;
 
 /// An amount of US dollars, as spend, costs and limits carry it. One alias,
 /// so every money field changes together.
@@ -20,39 +22,54 @@ pub type Usd = f64;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SpendWindows {
     day_start_ms: Option<i64>,
-    day_usd: f64,
+    day_usd: Money,
     day_tokens: u64,
     hour_start_ms: Option<i64>,
-    hour_usd: f64,
-    last_usd: f64,
+    hour_usd: Money,
+    last_usd: Money,
 }
 
 impl SpendWindows {
     /// Adds a spend record made at `at_ms`. Records arrive in non-decreasing time.
     pub fn record(&mut self, at_ms: i64, usd: f64, tokens: u64) {
+        let usd = Money::from_f64(usd);
         let day = day_start(at_ms);
         if self.day_start_ms != Some(day) {
             self.day_start_ms = Some(day);
-            self.day_usd = 0.0;
+            self.day_usd = Money::ZERO;
             self.day_tokens = 0;
         }
-        self.day_usd += usd;
+        self.day_usd = self.day_usd + usd;
         self.day_tokens = self.day_tokens.saturating_add(tokens);
         let hour = hour_start(at_ms);
         if self.hour_start_ms != Some(hour) {
             self.hour_start_ms = Some(hour);
-            self.hour_usd = 0.0;
+            self.hour_usd = Money::ZERO;
         }
-        self.hour_usd += usd;
+        self.hour_usd = self.hour_usd + usd;
         self.last_usd = usd;
     }
 
     /// Spend in the UTC day containing `now_ms`.
     pub fn today_usd(&self, now_ms: i64) -> f64 {
+        self.today(now_ms).to_f64()
+    }
+
+    /// Spend in the UTC day containing `now_ms`, exactly.
+    pub fn today(&self, now_ms: i64) -> Money {
         if self.day_start_ms == Some(day_start(now_ms)) {
             self.day_usd
         } else {
-            0.0
+            Money::ZERO
+        }
+    }
+
+    /// Spend in the UTC hour containing `now_ms`, exactly.
+    pub fn this_hour(&self, now_ms: i64) -> Money {
+        if self.hour_start_ms == Some(hour_start(now_ms)) {
+            self.hour_usd
+        } else {
+            Money::ZERO
         }
     }
 
@@ -67,16 +84,12 @@ impl SpendWindows {
 
     /// Spend in the UTC hour containing `now_ms`.
     pub fn this_hour_usd(&self, now_ms: i64) -> f64 {
-        if self.hour_start_ms == Some(hour_start(now_ms)) {
-            self.hour_usd
-        } else {
-            0.0
-        }
+        self.this_hour(now_ms).to_f64()
     }
 
     /// The cost of the last spend record.
     pub fn last_usd(&self) -> f64 {
-        self.last_usd
+        self.last_usd.to_f64()
     }
 }
 
@@ -121,24 +134,27 @@ pub fn checks(
     tokens: u64,
     now_ms: i64,
 ) -> [LimitCheck; 4] {
-    let usd_check = |name, spent: Option<f64>, limit: Option<f64>| {
-        let total = spent.unwrap_or(0.0) + usd;
+    // Exact decimal sums (see `money.rs`); the figures show them as numbers.
+    let cost = Money::from_f64(usd);
+    let usd_check = |name, spent: Option<Money>, limit: Option<f64>| {
+        let total = spent.map_or(cost, |spent| spent + cost);
+        let limit = limit.map(Money::from_f64);
         LimitCheck {
             name,
-            spent: spent.map(Figure::Usd),
-            cost: Figure::Usd(usd),
-            total: Figure::Usd(total),
-            limit: limit.map(Figure::Usd),
+            spent: spent.map(|m| Figure::Usd(m.to_f64())),
+            cost: Figure::Usd(cost.to_f64()),
+            total: Figure::Usd(total.to_f64()),
+            limit: limit.map(|m| Figure::Usd(m.to_f64())),
             refuses: limit.is_some_and(|limit| total > limit),
         }
     };
     let tokens_total = spend.today_tokens(now_ms).saturating_add(tokens);
     [
         usd_check("run_usd", None, policy.run_usd),
-        usd_check("daily_usd", Some(spend.today_usd(now_ms)), policy.daily_usd),
+        usd_check("daily_usd", Some(spend.today(now_ms)), policy.daily_usd),
         usd_check(
             "hourly_usd",
-            Some(spend.this_hour_usd(now_ms)),
+            Some(spend.this_hour(now_ms)),
             policy.hourly_usd,
         ),
         LimitCheck {
@@ -194,18 +210,14 @@ pub fn status(
     last_receipt_id: Option<&str>,
     now_ms: i64,
 ) -> BudgetStatus {
-    let spent_today_usd = spend.today_usd(now_ms);
-    let spent_this_hour_usd = spend.this_hour_usd(now_ms);
+    let spent_today = spend.today(now_ms);
+    let spent_this_hour = spend.this_hour(now_ms);
     let tokens_today = spend.today_tokens(now_ms);
-    let reason = if policy
-        .daily_usd
-        .is_some_and(|limit| limit >= 0.0 && spent_today_usd >= limit)
-    {
+    let daily = policy.daily_usd.map(Money::from_f64);
+    let hourly = policy.hourly_usd.map(Money::from_f64);
+    let reason = if daily.is_some_and(|limit| limit >= Money::ZERO && spent_today >= limit) {
         Some("daily_usd")
-    } else if policy
-        .hourly_usd
-        .is_some_and(|limit| limit >= 0.0 && spent_this_hour_usd >= limit)
-    {
+    } else if hourly.is_some_and(|limit| limit >= Money::ZERO && spent_this_hour >= limit) {
         Some("hourly_usd")
     } else if policy
         .max_tokens
@@ -220,16 +232,12 @@ pub fn status(
         hourly_usd: policy.hourly_usd,
         run_usd: policy.run_usd,
         max_tokens: policy.max_tokens,
-        spent_today_usd,
-        spent_this_hour_usd,
+        spent_today_usd: spent_today.to_f64(),
+        spent_this_hour_usd: spent_this_hour.to_f64(),
         spent_last_run_usd: spend.last_usd(),
         tokens_today,
-        remaining_today_usd: policy
-            .daily_usd
-            .map(|limit| (limit - spent_today_usd).max(0.0)),
-        remaining_hour_usd: policy
-            .hourly_usd
-            .map(|limit| (limit - spent_this_hour_usd).max(0.0)),
+        remaining_today_usd: daily.map(|limit| (limit - spent_today).at_least_zero().to_f64()),
+        remaining_hour_usd: hourly.map(|limit| (limit - spent_this_hour).at_least_zero().to_f64()),
         exhausted: reason.is_some(),
         reason: reason.map(str::to_string),
         last_receipt_id: last_receipt_id.map(str::to_string),

@@ -290,7 +290,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
         ),
         (
             "state",
-            "63db7a83a932430278110fcd617c885ff36b1bbd8eec0236f14fc8ac97672e17",
+            "1d74b0b626b96cf158582d6cf38ae2cdbb8071e965cfeb19228ac5d07f93c3d4",
         ),
         (
             "tampered",

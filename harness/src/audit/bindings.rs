@@ -10,6 +10,7 @@
 //!     lease_ttl: 5m                       # optional, default 5m
 //!     budget: { daily_usd: 1.0, run_usd: 0.25, hourly_usd: 0.5, max_tokens: 1000 }
 //!     entry_workflow: workflows/merge.harn#run   # optional, used by --to-scenario
+//!     template_ref: software_factory@v0    # optional, used by --to-scenario
 //!     schedules: ["*/30 * * * *"]          # optional, used by --to-scenario
 //! ```
 //!
@@ -72,16 +73,29 @@ struct Binding {
     #[serde(default)]
     entry_workflow: Option<String>,
     #[serde(default)]
+    template_ref: Option<String>,
+    #[serde(default)]
     schedules: Vec<String>,
 }
 
-/// Reads bindings from `path`: a scenario when it has `steps`, otherwise a
-/// bindings file. Errors read `path:line:column: message`.
+/// Reads bindings from `path`: a scenario when it has `steps` (or is larger
+/// than a bindings file may be), otherwise a bindings file. Errors read
+/// `path:line:column: message`.
 pub fn load(path: &Path) -> Result<Bindings, String> {
     let display = path.display().to_string();
-    let text = read_limited(path).map_err(|message| format!("{display}: {message}"))?;
-    let probe: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or(serde_yaml::Value::Null);
-    if probe.get("steps").is_some() {
+    // A file too large for bindings can only be a scenario.
+    let text = match read_limited(path) {
+        Ok(text) => Some(text),
+        Err(Limited::TooLarge) => None,
+        Err(Limited::Other(message)) => return Err(format!("{display}: {message}")),
+    };
+    let probe: Option<serde_yaml::Value> = text
+        .as_deref()
+        .map(|text| serde_yaml::from_str(text).unwrap_or_default());
+    if probe
+        .as_ref()
+        .is_none_or(|probe| probe.get("steps").is_some())
+    {
         let scenario = parse_scenario(path).map_err(|error| error.to_string())?;
         return Ok(Bindings {
             personas: scenario.personas,
@@ -92,6 +106,7 @@ pub fn load(path: &Path) -> Result<Bindings, String> {
             }),
         });
     }
+    let text = text.unwrap_or_default();
     let file: BindingsFile = serde_yaml::from_str(&text).map_err(|error| {
         let at = error
             .location()
@@ -108,6 +123,7 @@ pub fn load(path: &Path) -> Result<Bindings, String> {
     for (name, binding) in file.personas {
         let spec = PersonaSpec {
             entry_workflow: binding.entry_workflow.unwrap_or_default(),
+            template_ref: binding.template_ref,
             schedules: binding.schedules,
             budget: binding.budget,
             lease_ttl: binding.lease_ttl,
@@ -141,23 +157,30 @@ fn check_binding(display: &str, name: &str, spec: &PersonaSpec) -> Result<(), St
         .map_err(|error| format!("{display}: persona `{name}`: {}", error.message()))
 }
 
-fn read_limited(path: &Path) -> Result<String, String> {
-    let metadata = std::fs::metadata(path).map_err(|error| format!("cannot open: {error}"))?;
+/// Why a bindings file was not read whole.
+enum Limited {
+    /// Larger than [`MAX_BINDINGS_BYTES`]: only a scenario can be.
+    TooLarge,
+    Other(String),
+}
+
+fn read_limited(path: &Path) -> Result<String, Limited> {
+    let fail = |message: String| Limited::Other(message);
+    let metadata =
+        std::fs::metadata(path).map_err(|error| fail(format!("cannot open: {error}")))?;
     if !metadata.is_file() {
-        return Err(format!(
+        return Err(fail(format!(
             "it is {}, expected a regular YAML file",
             crate::atomic::describe(&metadata.file_type())
-        ));
+        )));
     }
-    let file = std::fs::File::open(path).map_err(|error| format!("cannot open: {error}"))?;
+    let file = std::fs::File::open(path).map_err(|error| fail(format!("cannot open: {error}")))?;
     let mut bytes = Vec::new();
     file.take(MAX_BINDINGS_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|error| format!("cannot read: {error}"))?;
+        .map_err(|error| fail(format!("cannot read: {error}")))?;
     if bytes.len() as u64 > MAX_BINDINGS_BYTES {
-        return Err(format!(
-            "larger than {MAX_BINDINGS_BYTES} bytes (1 MiB), the largest bindings file read"
-        ));
+        return Err(Limited::TooLarge);
     }
-    String::from_utf8(bytes).map_err(|_| "not UTF-8 text, expected YAML".to_string())
+    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text, expected YAML".to_string()))
 }

@@ -15,6 +15,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+use rehearse_runtime::persona::{PersonaEvent, PERSONA_TOPIC};
+use rehearse_runtime::pipeline::LIFECYCLE_AUDIT_TOPIC;
+use rehearse_runtime::process::PROCESS_TOPIC;
 use rehearse_runtime::{format_ms, parse_rfc3339_ms, StoredEvent, Topic};
 use serde::Deserialize;
 use serde_json::Value;
@@ -48,6 +51,8 @@ pub struct LogReader<R> {
     buffer: Vec<u8>,
     /// The last id seen on each topic; ids must grow within a topic.
     last_ids: BTreeMap<Topic, u64>,
+    /// The topic of lines that do not name one (a one-topic file).
+    topic: Option<Topic>,
 }
 
 impl LogReader<BufReader<File>> {
@@ -70,7 +75,8 @@ impl LogReader<BufReader<File>> {
             )));
         }
         let handle = File::open(path).map_err(|error| fail(format!("cannot open: {error}")))?;
-        Ok(Self::new(file, BufReader::new(handle)))
+        let topic = topic_of_file(path);
+        Ok(Self::new(file, BufReader::new(handle)).with_topic(topic))
     }
 }
 
@@ -84,7 +90,16 @@ impl<R: BufRead> LogReader<R> {
             bytes: 0,
             buffer: Vec::new(),
             last_ids: BTreeMap::new(),
+            topic: None,
         }
+    }
+
+    /// Lines that name no topic are of `topic` (when given).
+    pub fn with_topic(mut self, topic: Option<Topic>) -> Self {
+        if topic.is_some() {
+            self.topic = topic;
+        }
+        self
     }
 
     /// The next event with its line number, `None` at the end of the log.
@@ -92,7 +107,8 @@ impl<R: BufRead> LogReader<R> {
         if !self.next_line()? {
             return Ok(None);
         }
-        let event = parse_line(&self.buffer).map_err(|message| self.error(message))?;
+        let event = parse_line_of(&self.buffer, self.topic.as_ref())
+            .map_err(|message| self.error(message))?;
         let last = self.last_ids.get(&event.topic).copied();
         if let Some(last) = last.filter(|last| event.id <= *last) {
             return Err(self.error(format!(
@@ -144,12 +160,25 @@ impl<R: BufRead> LogReader<R> {
     }
 }
 
-/// One line as written: the stored event's fields with either time form.
+/// One line as written: the stored event's fields, either at the top level
+/// (`events.jsonl`) or under `event` (the upstream's file event log, whose
+/// lines name no topic: the file is one topic's).
 #[derive(Deserialize)]
 #[serde(expecting = "an event object with `topic`, `id`, `kind`, `payload` and `occurred_at`")]
 struct Line {
-    topic: Topic,
+    #[serde(default)]
+    topic: Option<Topic>,
     id: u64,
+    #[serde(default)]
+    event: Option<Body>,
+    #[serde(flatten)]
+    body: MaybeBody,
+}
+
+/// An event's body: what happened, its headers and its time.
+#[derive(Deserialize)]
+#[serde(expecting = "an event body with `kind`, `payload` and `occurred_at`")]
+struct Body {
     kind: String,
     #[serde(default)]
     headers: BTreeMap<String, HeaderValue>,
@@ -158,6 +187,34 @@ struct Line {
     occurred_at: Option<OccurredAt>,
     #[serde(default)]
     occurred_at_ms: Option<i64>,
+}
+
+/// The body's fields at the top level, each optional until it is known
+/// which form the line has.
+#[derive(Deserialize)]
+struct MaybeBody {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, HeaderValue>,
+    #[serde(default)]
+    payload: Option<Value>,
+    #[serde(default)]
+    occurred_at: Option<OccurredAt>,
+    #[serde(default)]
+    occurred_at_ms: Option<i64>,
+}
+
+impl MaybeBody {
+    fn into_body(self) -> Result<Body, String> {
+        Ok(Body {
+            kind: self.kind.ok_or("missing field `kind`")?,
+            headers: self.headers,
+            payload: self.payload.ok_or("missing field `payload`")?,
+            occurred_at: self.occurred_at,
+            occurred_at_ms: self.occurred_at_ms,
+        })
+    }
 }
 
 /// A header value: text, or a scalar kept as its JSON text.
@@ -200,6 +257,13 @@ impl OccurredAt {
     }
 }
 
+/// The instant a JSON value writes, in either form `occurred_at` takes: an
+/// RFC 3339 string or a compact `OffsetDateTime` tuple.
+pub fn time_value_ms(value: &Value) -> Option<i64> {
+    let at: OccurredAt = serde_json::from_value(value.clone()).ok()?;
+    at.to_ms().ok()
+}
+
 /// Milliseconds since the epoch of a compact `OffsetDateTime` tuple.
 fn tuple_ms(parts: [i64; 9]) -> Result<i64, String> {
     let [year, ordinal, hour, minute, second, nanosecond, off_h, off_m, off_s] = parts;
@@ -231,8 +295,23 @@ fn tuple_ms(parts: [i64; 9]) -> Result<i64, String> {
         .map_err(|_| "the time is out of range".to_string())
 }
 
+/// The topic a one-topic file holds, from its name: a name ending in
+/// `<topic>.jsonl` for a topic the runtime writes.
+pub fn topic_of_file(path: &Path) -> Option<Topic> {
+    let name = path.file_name()?.to_str()?;
+    [PERSONA_TOPIC, PROCESS_TOPIC, LIFECYCLE_AUDIT_TOPIC]
+        .into_iter()
+        .find(|topic| name.ends_with(&format!("{topic}.jsonl")))
+        .and_then(|topic| Topic::new(topic).ok())
+}
+
 /// Parses one line into a stored event; the error says what is wrong.
 pub fn parse_line(bytes: &[u8]) -> Result<StoredEvent, String> {
+    parse_line_of(bytes, None)
+}
+
+/// Parses one line; a line that names no topic is of `topic`.
+fn parse_line_of(bytes: &[u8], topic: Option<&Topic>) -> Result<StoredEvent, String> {
     let text = std::str::from_utf8(bytes).map_err(|error| {
         format!(
             "invalid UTF-8 at byte {}, expected a JSON object per line",
@@ -243,7 +322,53 @@ pub fn parse_line(bytes: &[u8]) -> Result<StoredEvent, String> {
         return Err("empty line, expected a JSON object per line".to_string());
     }
     let line: Line = serde_json::from_str(text).map_err(|error| format!("{error}"))?;
-    let occurred_at_ms = match (&line.occurred_at, line.occurred_at_ms) {
+    let topic = line.topic.or_else(|| topic.cloned()).ok_or(
+        "missing field `topic` (a file of one topic's events must be named `...<topic>.jsonl` for a topic the runtime writes)",
+    )?;
+    let body = match line.event {
+        Some(body) if line.body.kind.is_none() && line.body.payload.is_none() => body,
+        Some(_) => {
+            return Err(
+                "both `event` and a top-level `kind` or `payload`, expected one".to_string(),
+            )
+        }
+        None => line.body.into_body()?,
+    };
+    let occurred_at_ms = occurred_at_ms(&body)?;
+    if body.kind.is_empty() {
+        return Err("empty `kind`, expected an event kind".to_string());
+    }
+    let mut payload = body.payload;
+    // The upstream writes a value event's own `occurred_at` in its tuple
+    // form too; the vocabulary's form is RFC 3339.
+    if let Some(at) = payload.get_mut("occurred_at").filter(|at| at.is_array()) {
+        if let Some(ms) = time_value_ms(at) {
+            *at = Value::String(format_ms(ms));
+        }
+    }
+    let event = StoredEvent {
+        topic,
+        id: line.id,
+        kind: body.kind,
+        payload,
+        headers: body
+            .headers
+            .into_iter()
+            .map(|(name, value)| (name, value.into_text()))
+            .collect(),
+        occurred_at_ms,
+    };
+    // A persona event of a kind the vocabulary holds must read as its typed
+    // payload; a kind it does not hold is kept and checked by nothing.
+    if let Some(Err(error)) = PersonaEvent::from_stored(&event) {
+        return Err(error.to_string());
+    }
+    Ok(event)
+}
+
+/// The body's time, from exactly one of its two fields, in range.
+fn occurred_at_ms(body: &Body) -> Result<i64, String> {
+    let ms = match (&body.occurred_at, body.occurred_at_ms) {
         (Some(at), None) => at.to_ms()?,
         (None, Some(ms)) => ms,
         (Some(_), Some(_)) => {
@@ -251,28 +376,14 @@ pub fn parse_line(bytes: &[u8]) -> Result<StoredEvent, String> {
         }
         (None, None) => return Err("missing field `occurred_at`".to_string()),
     };
-    if !(MIN_TIME_MS..=MAX_TIME_MS).contains(&occurred_at_ms) {
+    if !(MIN_TIME_MS..=MAX_TIME_MS).contains(&ms) {
         return Err(format!(
             "`occurred_at` is out of range, expected a time from {} to {}",
             format_ms(MIN_TIME_MS),
             format_ms(MAX_TIME_MS)
         ));
     }
-    if line.kind.is_empty() {
-        return Err("empty `kind`, expected an event kind".to_string());
-    }
-    Ok(StoredEvent {
-        topic: line.topic,
-        id: line.id,
-        kind: line.kind,
-        payload: line.payload,
-        headers: line
-            .headers
-            .into_iter()
-            .map(|(name, value)| (name, value.into_text()))
-            .collect(),
-        occurred_at_ms,
-    })
+    Ok(ms)
 }
 
 #[cfg(test)]
@@ -288,8 +399,8 @@ mod tests {
         Ok(events)
     }
 
-    const RFC: &str = r#"{"topic":"persona.runtime.events","id":1,"kind":"persona.control.paused","occurred_at":"2026-04-24T12:00:00.25Z","headers":{"persona":"p"},"payload":{}}"#;
-    const TUPLE: &str = r#"{"topic":"persona.runtime.events","id":1,"kind":"persona.control.paused","occurred_at":[2026,114,12,0,0,250000000,0,0,0],"headers":{"persona":"p","harn.provenance.run":"r-1","harn.provenance.seq":7},"payload":{}}"#;
+    const RFC: &str = r#"{"topic":"persona.runtime.events","id":1,"kind":"upstream.note","occurred_at":"2026-04-24T12:00:00.25Z","headers":{"persona":"p"},"payload":{}}"#;
+    const TUPLE: &str = r#"{"topic":"persona.runtime.events","id":1,"kind":"upstream.note","occurred_at":[2026,114,12,0,0,250000000,0,0,0],"headers":{"persona":"p","harn.provenance.run":"r-1","harn.provenance.seq":7},"payload":{}}"#;
 
     #[test]
     fn both_time_forms_read_the_same_instant() {

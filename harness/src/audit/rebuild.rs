@@ -378,7 +378,8 @@ impl Inferred {
     }
 
     /// Every persona: its binding where there is one (an empty entry
-    /// workflow filled in from the log), else what the log showed.
+    /// workflow or absent template filled in from the log), else what the
+    /// log showed.
     fn personas(self, bindings: Option<&Bindings>) -> BTreeMap<String, PersonaSpec> {
         let mut personas = bindings.map(|b| b.personas.clone()).unwrap_or_default();
         for (name, seen) in self.personas {
@@ -388,6 +389,9 @@ impl Inferred {
                 template_ref: seen.template_ref.clone(),
                 ..PersonaSpec::default()
             });
+            if spec.template_ref.is_none() {
+                spec.template_ref = seen.template_ref.clone();
+            }
             if spec.entry_workflow.is_empty() {
                 spec.entry_workflow = if seen.entry_workflow.is_empty() {
                     "unknown".to_string()

@@ -16,6 +16,7 @@ use std::fmt;
 use rehearse_runtime::config::BudgetPolicy;
 use rehearse_runtime::engine::{OpResult, Runtime};
 use rehearse_runtime::lease::Lease;
+use rehearse_runtime::money::Money;
 use rehearse_runtime::persona::{
     BudgetExhausted, BudgetRecorded, LeaseConflict, Lifecycle, PersonaEvent, RunRef, TriggerQueued,
     PERSONA_TOPIC,
@@ -218,7 +219,8 @@ impl LeaseModel {
 /// What a cost to admit is: dollars and tokens.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Amount {
-    usd: f64,
+    /// Exact, as the reference admits it (docs/SCENARIOS.md, "Money").
+    usd: Money,
     tokens: u64,
 }
 
@@ -232,9 +234,9 @@ struct PersonaModel {
     control: Control,
     lease: Option<LeaseModel>,
     /// Spend per UTC day start: dollars (summed in log order from zero) and tokens.
-    days: BTreeMap<i64, (f64, u64)>,
+    days: BTreeMap<i64, (Money, u64)>,
     /// Spend per UTC hour start.
-    hours: BTreeMap<i64, f64>,
+    hours: BTreeMap<i64, Money>,
     /// Queued work keys with the cost stored when they were queued.
     queued: BTreeMap<String, Amount>,
     /// Completed work keys with the event that completed each.
@@ -242,18 +244,18 @@ struct PersonaModel {
 }
 
 impl PersonaModel {
-    fn today(&self, now_ms: i64) -> (f64, u64) {
+    fn today(&self, now_ms: i64) -> (Money, u64) {
         self.days
             .get(&(now_ms - now_ms.rem_euclid(DAY_MS)))
             .copied()
-            .unwrap_or((0.0, 0))
+            .unwrap_or((Money::ZERO, 0))
     }
 
-    fn this_hour(&self, now_ms: i64) -> f64 {
+    fn this_hour(&self, now_ms: i64) -> Money {
         self.hours
             .get(&(now_ms - now_ms.rem_euclid(HOUR_MS)))
             .copied()
-            .unwrap_or(0.0)
+            .unwrap_or(Money::ZERO)
     }
 
     /// The limit admitting `amount` at `now_ms` would break, in the
@@ -261,15 +263,11 @@ impl PersonaModel {
     fn refusal(&self, amount: Amount, now_ms: i64) -> Option<&'static str> {
         let (day_usd, day_tokens) = self.today(now_ms);
         let policy = &self.budget;
-        if policy.run_usd.is_some_and(|limit| amount.usd > limit) {
+        if usd_limit(policy.run_usd).is_some_and(|limit| amount.usd > limit) {
             Some("run_usd")
-        } else if policy
-            .daily_usd
-            .is_some_and(|limit| day_usd + amount.usd > limit)
-        {
+        } else if usd_limit(policy.daily_usd).is_some_and(|limit| day_usd + amount.usd > limit) {
             Some("daily_usd")
-        } else if policy
-            .hourly_usd
+        } else if usd_limit(policy.hourly_usd)
             .is_some_and(|limit| self.this_hour(now_ms) + amount.usd > limit)
         {
             Some("hourly_usd")
@@ -321,16 +319,23 @@ struct Seen<'a> {
     here: String,
 }
 
+/// A dollar limit as an exact amount.
+fn usd_limit(limit: Option<f64>) -> Option<Money> {
+    limit.map(Money::from_f64)
+}
+
 /// The limit a recorded spend broke, given the day's and hour's sums
 /// including it, in the reference order (run, daily, hourly, tokens).
+///
+/// Dollar limits compare exactly, as the reference admits.
 fn spend_over_limit(
     policy: &BudgetPolicy,
     amount: Amount,
-    day_usd: f64,
-    hour_usd: f64,
+    day_usd: Money,
+    hour_usd: Money,
     day_tokens: u64,
 ) -> Option<(Invariant, String)> {
-    if policy.run_usd.is_some_and(|limit| amount.usd > limit) {
+    if usd_limit(policy.run_usd).is_some_and(|limit| amount.usd > limit) {
         Some((
             Invariant::RunLimit,
             format!(
@@ -338,7 +343,7 @@ fn spend_over_limit(
                 amount.usd, policy.run_usd
             ),
         ))
-    } else if policy.daily_usd.is_some_and(|limit| day_usd > limit) {
+    } else if usd_limit(policy.daily_usd).is_some_and(|limit| day_usd > limit) {
         Some((
             Invariant::DailyLimit,
             format!(
@@ -346,7 +351,7 @@ fn spend_over_limit(
                 policy.daily_usd
             ),
         ))
-    } else if policy.hourly_usd.is_some_and(|limit| hour_usd > limit) {
+    } else if usd_limit(policy.hourly_usd).is_some_and(|limit| hour_usd > limit) {
         Some((
             Invariant::HourlyLimit,
             format!(
@@ -580,11 +585,11 @@ impl Checker {
     ) -> Amount {
         match step.map(StepContext::effective_op) {
             Some(Op::Trigger(trigger)) => Amount {
-                usd: trigger.cost.usd,
+                usd: Money::from_f64(trigger.cost.usd),
                 tokens: trigger.cost.tokens,
             },
             Some(Op::Tick(tick)) => Amount {
-                usd: tick.cost.usd,
+                usd: Money::from_f64(tick.cost.usd),
                 tokens: tick.cost.tokens,
             },
             _ => self.personas[persona]
@@ -658,7 +663,7 @@ impl Checker {
         let model = self.model(name);
         if !model.completed.contains_key(&queued.work_key) {
             let amount = Amount {
-                usd: queued.cost.cost_usd,
+                usd: Money::from_f64(queued.cost.cost_usd),
                 tokens: queued.cost.tokens,
             };
             model.queued.insert(queued.work_key.clone(), amount);
@@ -906,7 +911,7 @@ impl Checker {
         }
         let reason = exhausted.reason.as_str();
         let amount = Amount {
-            usd: exhausted.attempted_cost_usd,
+            usd: Money::from_f64(exhausted.attempted_cost_usd),
             tokens: exhausted.attempted_tokens,
         };
         let expected = self.personas[name].refusal(amount, seen.at);
@@ -928,7 +933,7 @@ impl Checker {
     fn on_recorded(&mut self, seen: &Seen<'_>, recorded: &BudgetRecorded) -> Result<(), Broken> {
         let (name, at) = (seen.name, seen.at);
         let amount = Amount {
-            usd: recorded.cost_usd,
+            usd: Money::from_f64(recorded.cost_usd),
             tokens: recorded.tokens,
         };
         let model = self.model(name);
@@ -1107,8 +1112,8 @@ impl Checker {
             let (day_usd, day_tokens) = model.today(step.at_ms);
             let hour_usd = model.this_hour(step.at_ms);
             let budget = &status.budget;
-            if budget.spent_today_usd.to_bits() != day_usd.to_bits()
-                || budget.spent_this_hour_usd.to_bits() != hour_usd.to_bits()
+            if budget.spent_today_usd.to_bits() != day_usd.to_f64().to_bits()
+                || budget.spent_this_hour_usd.to_bits() != hour_usd.to_f64().to_bits()
                 || budget.tokens_today != day_tokens
             {
                 return Err(mismatch(
