@@ -20,6 +20,7 @@ pub mod progress;
 pub mod report;
 pub mod root;
 pub mod scenario;
+pub mod starter;
 pub mod storage;
 pub mod style;
 pub mod suite;

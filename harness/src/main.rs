@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => Ok(replay::run(args)),
         Command::Explore(args) => explore::run(args),
         Command::Lint(args) => lint::run(args),
-        Command::New(args) => Ok(new::run(args)),
+        Command::New(args) => new::run(args),
         Command::Schema(args) => Ok(schema::run(args)),
         Command::Audit(args) => Ok(audit::run(args)),
     };

@@ -192,7 +192,7 @@ fn the_binary_exits_2_on_an_invalid_file_and_0_on_a_valid_one() {
     assert_eq!(output.status.code(), Some(2), "new refuses to overwrite");
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "error: refusing to overwrite `./starter.yaml`: it already exists\n"
+        "refusing to overwrite `./starter.yaml`: it already exists\n"
     );
 
     let output = Command::new(bin)

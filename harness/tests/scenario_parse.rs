@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use rehearse::cli::new::{starter, write_starter, NewError};
 use rehearse::scenario::{
     json_schema, json_schema_text, parse_scenario, parse_str, validate, At, Decision, Expect,
     Position, Scenario, ScenarioError, Step, Termination, MAX_FILE_BYTES, SCHEMA_URL,
 };
+use rehearse::starter::{starter, write_starter, NewError};
 use rehearse_runtime::op::{
     Attempt, Cost, FailKind, FaultMode, FaultOp, Op, Outcome, PumpOp, RestartOp, SpendOp, TickOp,
     TriggerOp,

@@ -28,6 +28,8 @@ pub enum CliError {
     Junit(#[from] crate::junit::JunitError),
     #[error(transparent)]
     Scenario(#[from] crate::scenario::ScenarioError),
+    #[error(transparent)]
+    New(#[from] crate::starter::NewError),
     #[error("{0}")]
     Input(String),
 }
