@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rehearse::cli::{
-    audit, bless, check, explore, lint, new, replay, review, run, schema, Cli, CliError, Command,
+    audit, bless, check, explain, explore, lint, new, replay, review, run, schema, Cli, CliError,
+    Command,
 };
 use rehearse::exit::Exit;
 
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     let outcome: Result<Exit, CliError> = match &cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(args),
+        Command::Explain(args) => Ok(explain::run(args)),
         Command::Bless(args) => Ok(bless::run(args)),
         Command::Review(args) => review::run(args),
         Command::Replay(args) => Ok(replay::run(args)),

@@ -105,6 +105,10 @@ fn the_tour_runs_the_commands_this_test_runs() {
             "new demo --dir scenarios/tour",
             "lint scenarios/tour/demo.yaml",
             "run scenarios/tour/demo.yaml",
+            "explain scenarios/tour/demo.yaml --step 3",
+            "explain scenarios/tour/demo.yaml --line 55",
+            "run scenarios/tour/demo.yaml --html out/pages",
+            "check --html out/pages",
             "bless scenarios/tour/demo.yaml",
             "check",
             "replay out/demo/capture.json --strict",
@@ -154,11 +158,36 @@ fn the_tour_works_as_written() {
         "no run records"
     );
 
+    // Why step 3 (the trigger while paused; line 55 is inside it) was queued.
+    for how in [["--step", "3"], ["--line", "55"]] {
+        let explain = rehearse(
+            &dir,
+            &["explain", "scenarios/tour/demo.yaml", how[0], how[1]],
+        );
+        let out = text(&explain);
+        assert!(explain.status.success(), "{out}");
+        assert!(out.starts_with("step 3 (line "), "{out}");
+        assert!(
+            out.contains("1. paused?") && out.contains("yes: queue the work"),
+            "{out}"
+        );
+    }
+    let page = rehearse(
+        &dir,
+        &["run", "scenarios/tour/demo.yaml", "--html", "out/pages"],
+    );
+    assert!(page.status.success(), "{}", text(&page));
+    assert!(dir.join("out/pages/demo.html").is_file());
+
     let bless = rehearse(&dir, &["bless", "scenarios/tour/demo.yaml"]);
     assert!(bless.status.success(), "{}", text(&bless));
     assert!(dir.join("snapshots/tour/demo/report.json").is_file());
     let check = rehearse(&dir, &["check"]);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    let pages = rehearse(&dir, &["check", "--html", "out/pages"]);
+    assert_eq!(pages.status.code(), Some(0), "{}", text(&pages));
+    assert!(dir.join("out/pages/index.html").is_file());
+    assert!(dir.join("out/pages/tour/demo.html").is_file());
 
     // Change behaviour: one number in a step. Its inline expectation now
     // fails too, and accepting goldens must not hide that.

@@ -93,6 +93,81 @@ impl SpendWindows {
     }
 }
 
+/// An amount a budget rule compares: dollars or tokens.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Figure {
+    Usd(f64),
+    Tokens(u64),
+}
+
+impl std::fmt::Display for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Usd(usd) => write!(f, "{usd} USD"),
+            Self::Tokens(tokens) => write!(f, "{tokens} tokens"),
+        }
+    }
+}
+
+/// One admission rule of a budget, evaluated: `total > limit` refuses,
+/// where `total` is `spent + cost` (the cost alone for `run_usd`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LimitCheck {
+    /// `run_usd`, `daily_usd`, `hourly_usd` or `max_tokens`.
+    pub name: &'static str,
+    /// What the rule's window holds already; `None` for `run_usd`.
+    pub spent: Option<Figure>,
+    pub cost: Figure,
+    pub total: Figure,
+    /// `None` when the policy sets no such limit.
+    pub limit: Option<Figure>,
+    pub refuses: bool,
+}
+
+/// Every budget rule for a cost, in the seed's order (run, daily, hourly,
+/// tokens), each with its figures; strict `>`. [`refusal`] is the first
+/// that refuses.
+pub fn checks(
+    policy: &BudgetPolicy,
+    spend: &SpendWindows,
+    usd: f64,
+    tokens: u64,
+    now_ms: i64,
+) -> [LimitCheck; 4] {
+    // Exact decimal sums (see `money.rs`); the figures show them as numbers.
+    let cost = Money::from_f64(usd);
+    let usd_check = |name, spent: Option<Money>, limit: Option<f64>| {
+        let total = spent.map_or(cost, |spent| spent + cost);
+        let limit = limit.map(Money::from_f64);
+        LimitCheck {
+            name,
+            spent: spent.map(|m| Figure::Usd(m.to_f64())),
+            cost: Figure::Usd(cost.to_f64()),
+            total: Figure::Usd(total.to_f64()),
+            limit: limit.map(|m| Figure::Usd(m.to_f64())),
+            refuses: limit.is_some_and(|limit| total > limit),
+        }
+    };
+    let tokens_total = spend.today_tokens(now_ms).saturating_add(tokens);
+    [
+        usd_check("run_usd", None, policy.run_usd),
+        usd_check("daily_usd", Some(spend.today(now_ms)), policy.daily_usd),
+        usd_check(
+            "hourly_usd",
+            Some(spend.this_hour(now_ms)),
+            policy.hourly_usd,
+        ),
+        LimitCheck {
+            name: "max_tokens",
+            spent: Some(Figure::Tokens(spend.today_tokens(now_ms))),
+            cost: Figure::Tokens(tokens),
+            total: Figure::Tokens(tokens_total),
+            limit: policy.max_tokens.map(Figure::Tokens),
+            refuses: policy.max_tokens.is_some_and(|limit| tokens_total > limit),
+        },
+    ]
+}
+
 /// The limit a cost would break, checked with strict `>` in the seed's order:
 /// run, daily, hourly, tokens. `None` admits the cost.
 pub fn refusal(
@@ -102,23 +177,10 @@ pub fn refusal(
     tokens: u64,
     now_ms: i64,
 ) -> Option<&'static str> {
-    let usd = Money::from_f64(usd);
-    let limit_of = |limit: Option<f64>| limit.map(Money::from_f64);
-    if limit_of(policy.run_usd).is_some_and(|limit| usd > limit) {
-        Some("run_usd")
-    } else if limit_of(policy.daily_usd).is_some_and(|limit| spend.today(now_ms) + usd > limit) {
-        Some("daily_usd")
-    } else if limit_of(policy.hourly_usd).is_some_and(|limit| spend.this_hour(now_ms) + usd > limit)
-    {
-        Some("hourly_usd")
-    } else if policy
-        .max_tokens
-        .is_some_and(|limit| spend.today_tokens(now_ms).saturating_add(tokens) > limit)
-    {
-        Some("max_tokens")
-    } else {
-        None
-    }
+    checks(policy, spend, usd, tokens, now_ms)
+        .into_iter()
+        .find(|check| check.refuses)
+        .map(|check| check.name)
 }
 
 /// A persona's budget as its status reports it (the seed's `PersonaBudgetStatus`).

@@ -183,7 +183,8 @@ impl Supervisor {
         now_ms: i64,
     ) -> Handled {
         let start = runtime.log().all().len();
-        self.in_flight.retain(|&(_, until)| until > now_ms);
+        self.in_flight
+            .retain(|&(_, until)| still_running(until, now_ms));
         let (decision, result) = match op {
             Op::Pump(_) => self.pump(runtime, event_id, now_ms),
             Op::Trigger(_) | Op::Tick(_) => {
@@ -248,29 +249,80 @@ impl Supervisor {
         }
     }
 
-    fn saturated(&self) -> bool {
+    /// The invoked episodes still running at `now_ms`, as (episode id,
+    /// finishes at): what `max_in_flight` counts.
+    pub fn in_flight_at(&self, now_ms: i64) -> impl Iterator<Item = (u64, i64)> + '_ {
+        self.in_flight
+            .iter()
+            .copied()
+            .filter(move |&(_, until)| still_running(until, now_ms))
+    }
+
+    /// Whether `max_in_flight` episodes are running at `now_ms`.
+    pub fn saturated_at(&self, now_ms: i64) -> bool {
         self.constraints
             .max_in_flight
-            .is_some_and(|max| self.in_flight.len() as u64 >= max)
+            .is_some_and(|max| self.in_flight_at(now_ms).count() as u64 >= max)
+    }
+
+    /// The invocation times inside the rate window at `now_ms`, oldest
+    /// first; none without a rate limit.
+    pub fn window_at(&self, now_ms: i64) -> impl Iterator<Item = i64> + '_ {
+        let window = self.constraints.rate_window.map(|w| w.as_i64());
+        self.recent_invocations
+            .iter()
+            .copied()
+            .filter(move |&at| window.is_some_and(|window| in_window(at, now_ms, window)))
     }
 
     /// How long an invocation at `now_ms` must wait for the rate window:
-    /// `window - (now - oldest invocation in the window)`.
-    fn rate_limit_delay(&mut self, now_ms: i64) -> Option<i64> {
+    /// `window - (now - oldest invocation in the window)`, when the window
+    /// already holds `max_per_window` invocations.
+    pub fn rate_delay_at(&self, now_ms: i64) -> Option<i64> {
         let max = self.constraints.max_per_window?;
         let window = self.constraints.rate_window?.as_i64();
-        while self
-            .recent_invocations
-            .front()
-            .is_some_and(|&at| now_ms - at >= window)
-        {
-            self.recent_invocations.pop_front();
+        let oldest = self.window_at(now_ms).next()?;
+        (self.window_at(now_ms).count() as u64 >= max).then(|| window - (now_ms - oldest))
+    }
+
+    /// [`Supervisor::rate_delay_at`], first forgetting the invocations that
+    /// left the window (they arrive in time order, so they are at the front).
+    fn rate_limit_delay(&mut self, now_ms: i64) -> Option<i64> {
+        if let Some(window) = self.constraints.rate_window.map(|w| w.as_i64()) {
+            while self
+                .recent_invocations
+                .front()
+                .is_some_and(|&at| !in_window(at, now_ms, window))
+            {
+                self.recent_invocations.pop_front();
+            }
         }
-        if self.recent_invocations.len() as u64 >= max {
-            let oldest = *self.recent_invocations.front()?;
-            return Some(window - (now_ms - oldest));
-        }
-        None
+        self.rate_delay_at(now_ms)
+    }
+
+    /// The scripted outcome and length of attempt `index` (0-based) of a
+    /// trigger or tick: an attempt longer than `deadline` lasts the
+    /// deadline and times out, unless it was scripted to crash or fail.
+    pub fn scripted_attempt(&self, op: &Op, index: usize) -> Option<ScriptedAttempt> {
+        let (outcome, duration_ms) = match op {
+            Op::Trigger(t) => (&t.outcome, t.duration.as_i64()),
+            Op::Tick(t) => (&t.outcome, t.duration.as_i64()),
+            _ => return None,
+        };
+        let deadline_ms = self.constraints.deadline.map(|d| d.as_i64());
+        let timed_out = deadline_ms.is_some_and(|deadline| duration_ms > deadline);
+        Some(ScriptedAttempt {
+            outcome: if timed_out {
+                attempt_with_timeout(outcome, index)
+            } else {
+                outcome.attempt(index)
+            },
+            attempt_ms: match deadline_ms {
+                Some(deadline) if timed_out => deadline,
+                _ => duration_ms,
+            },
+            over_deadline: timed_out,
+        })
     }
 
     /// Decides a trigger or tick: defer it when saturated or rate-limited,
@@ -283,7 +335,7 @@ impl Supervisor {
         op: &Op,
         now_ms: i64,
     ) -> (Decision, Result<OpResult, String>) {
-        let schedule_at = if self.saturated() {
+        let schedule_at = if self.saturated_at(now_ms) {
             Some(now_ms)
         } else {
             self.rate_limit_delay(now_ms).map(|delay| now_ms + delay)
@@ -339,7 +391,7 @@ impl Supervisor {
             );
         };
         let mut episode = self.deferred.remove(&key).expect("the key was just found");
-        let again = if self.saturated() {
+        let again = if self.saturated_at(now_ms) {
             Some(now_ms)
         } else {
             self.rate_limit_delay(now_ms).map(|delay| now_ms + delay)
@@ -374,9 +426,9 @@ impl Supervisor {
         if self.constraints.max_per_window.is_some() && self.constraints.rate_window.is_some() {
             self.recent_invocations.push_back(now_ms);
         }
-        let (outcome, duration_ms, persona, cost) = match op {
-            Op::Trigger(t) => (&t.outcome, t.duration.as_i64(), &t.persona, &t.cost),
-            Op::Tick(t) => (&t.outcome, t.duration.as_i64(), &t.persona, &t.cost),
+        let (persona, cost) = match op {
+            Op::Trigger(t) => (&t.persona, &t.cost),
+            Op::Tick(t) => (&t.persona, &t.cost),
             _ => unreachable!("only triggers and ticks are gated"),
         };
         let deadline_ms = self.constraints.deadline.map(|d| d.as_i64());
@@ -399,18 +451,13 @@ impl Supervisor {
             };
             return (decision, Ok(result));
         }
-        let timed_out = deadline_ms.is_some_and(|deadline| duration_ms > deadline);
-        let attempt_ms = if timed_out {
-            deadline_ms.unwrap_or(duration_ms)
-        } else {
-            duration_ms
+        let scripted = |index: usize| {
+            self.scripted_attempt(op, index)
+                .expect("a trigger or tick has scripted attempts")
         };
+        let attempt_ms = scripted(0).attempt_ms;
         let plan = |index: usize| RunPlan {
-            outcome: if timed_out {
-                attempt_with_timeout(outcome, index)
-            } else {
-                outcome.attempt(index)
-            },
+            outcome: scripted(index).outcome,
         };
 
         let mut retries = 0u64;
@@ -468,6 +515,26 @@ impl Supervisor {
         *envelope = result.run.as_ref().and_then(|run| run.envelope.clone());
         Ok(result)
     }
+}
+
+/// One scripted attempt of a trigger or tick, under the deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScriptedAttempt {
+    pub outcome: AttemptOutcome,
+    /// How long the attempt keeps its episode in flight.
+    pub attempt_ms: i64,
+    /// Whether the scripted duration overran the deadline.
+    pub over_deadline: bool,
+}
+
+/// Whether an invoked episode that finishes at `until_ms` still runs at `now_ms`.
+fn still_running(until_ms: i64, now_ms: i64) -> bool {
+    until_ms > now_ms
+}
+
+/// Whether an invocation at `at_ms` is inside the rate window at `now_ms`.
+fn in_window(at_ms: i64, now_ms: i64, window_ms: i64) -> bool {
+    now_ms - at_ms < window_ms
 }
 
 fn deferred_result() -> OpResult {

@@ -64,6 +64,11 @@ pub struct CheckArgs {
     /// per scenario, for CI test reporters.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write a timeline page per scenario under DIR (named after its
+    /// path under the scenarios root; a failed one shows its golden diff
+    /// event by event) and `DIR/index.html` linking them.
+    #[arg(long, value_name = "DIR")]
+    pub html: Option<PathBuf>,
 }
 
 /// Parses `--jobs`: a whole number of at least 1.
@@ -92,6 +97,7 @@ pub const DIFF_PREVIEW_LINES: usize = 12;
 pub fn run(args: &CheckArgs) -> Result<Exit, crate::cli::CliError> {
     // The JUnit file is named from where the command started.
     let junit_path = args.junit.as_ref().map(|path| absolute(path));
+    let html_dir = args.html.as_ref().map(|path| absolute(path));
     let library = Library::open(
         &args.paths,
         args.scenarios.as_deref(),
@@ -117,6 +123,15 @@ pub fn run(args: &CheckArgs) -> Result<Exit, crate::cli::CliError> {
     }
     if let Some(path) = junit_path {
         junit::write(&path, &report)?;
+    }
+    if let Some(dir) = html_dir {
+        if let Err(error) = crate::html::write_check_pages(&dir, &report.results, &config) {
+            eprintln!(
+                "failed to write the timeline pages to `{}`: {error}",
+                dir.display()
+            );
+            return Ok(Exit::Usage);
+        }
     }
     Ok(if report.errors > 0 {
         Exit::Usage
@@ -154,6 +169,7 @@ fn print_human(report: &CheckReport, style: Style, verbose: bool) {
         for problem in check::located_problems(result) {
             outln!("      {problem}");
         }
+        print_explanations(result, style);
         for diff in check::diffs(result) {
             print_diff(diff, style, verbose, &result.source);
         }
@@ -172,6 +188,24 @@ fn print_human(report: &CheckReport, style: Style, verbose: bool) {
     }
     print_recap(report, style);
     outln!("{}", summary_line(report));
+}
+
+/// Under a scenario's failed expectations, why each of those steps got its
+/// result (see `explain`).
+fn print_explanations(result: &ScenarioResult, style: Style) {
+    let Verdict::Fail { problems } = &result.verdict else {
+        return;
+    };
+    let steps = problems
+        .iter()
+        .filter_map(|problem| match problem {
+            crate::suite::Problem::Expectation { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    for text in crate::explain::explain_file_steps(&result.source, steps, "        ").values() {
+        out!("{}", style.dim(text));
+    }
 }
 
 fn print_diff(diff: &str, style: Style, verbose: bool, source: &str) {

@@ -7,6 +7,7 @@ use crate::suite::SuiteConfig;
 pub mod audit;
 pub mod bless;
 pub mod check;
+pub mod explain;
 pub mod explore;
 pub mod lint;
 pub mod new;
@@ -48,6 +49,7 @@ pub struct Cli {
 pub enum Command {
     Run(run::RunArgs),
     Check(check::CheckArgs),
+    Explain(explain::ExplainArgs),
     Bless(bless::BlessArgs),
     Review(review::ReviewArgs),
     Replay(replay::ReplayArgs),

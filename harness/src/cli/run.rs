@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// Print events, episodes and throughput after each run.
     #[arg(long)]
     pub stats: bool,
+    /// Also write a self-contained timeline page per scenario,
+    /// `DIR/<name>.html` (lanes per persona, the supervisor, the budget;
+    /// each step's explanation and events).
+    #[arg(long, value_name = "DIR")]
+    pub html: Option<PathBuf>,
 }
 
 /// Report formats of `run`.
@@ -68,10 +73,24 @@ pub fn run(args: &RunArgs) -> Result<Exit, CliError> {
                 let passed = output.passed();
                 match args.format {
                     Format::Json => print_json_record(file, &dir, &output),
-                    Format::Human => out!("{}", render_human(&output, &dir, style)),
+                    Format::Human => {
+                        // Why each failed step got its result (see `explain`).
+                        let explained = crate::explain::explain_file_failures(
+                            file,
+                            &output.report,
+                            "              ",
+                        );
+                        out!(
+                            "{}",
+                            render_human_explained(&output, &dir, style, &explained)
+                        );
+                    }
                 }
                 if args.stats {
                     print_stats(&output);
+                }
+                if let Some(html) = &args.html {
+                    write_page(html, file, &output.report.source, &mut tally);
                 }
                 if passed {
                     tally.passed += 1;
@@ -107,6 +126,20 @@ pub fn run(args: &RunArgs) -> Result<Exit, CliError> {
     } else {
         Exit::Pass
     })
+}
+
+/// Writes the timeline page of `file` under `dir` (see `html`).
+fn write_page(dir: &Path, file: &Path, source: &str, tally: &mut Tally) {
+    match crate::html::write_run_file_page(dir, file, source) {
+        Ok(path) => eprintln!("timeline: {}", path.display()),
+        Err(error) => {
+            eprintln!(
+                "failed to write the timeline page to `{}`: {error}",
+                dir.display()
+            );
+            tally.errors += 1;
+        }
+    }
 }
 
 /// Parses, runs and writes one scenario; the message says why not.
@@ -310,6 +343,17 @@ fn render_step(
 /// its step), what was left deferred, the final states and a summary that
 /// says why a run failed.
 pub fn render_human(output: &RunOutput, dir: &Path, style: Style) -> String {
+    render_human_explained(output, dir, style, &BTreeMap::new())
+}
+
+/// [`render_human`] with each failed step's explanation under its failed
+/// expectations.
+pub fn render_human_explained(
+    output: &RunOutput,
+    dir: &Path,
+    style: Style,
+    explained: &BTreeMap<usize, String>,
+) -> String {
     let mut text = String::new();
     let report = &output.report;
     let _ = writeln!(
@@ -324,6 +368,9 @@ pub fn render_human(output: &RunOutput, dir: &Path, style: Style) -> String {
     let deferred = deferring_steps(report);
     for step in &report.steps {
         render_step(&mut text, step, report, &deferred, style);
+        if let Some(explanation) = explained.get(&step.step) {
+            text.push_str(&style.dim(explanation));
+        }
     }
     for deferred in &report.deferred_at_end {
         let _ = writeln!(
