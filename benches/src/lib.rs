@@ -38,7 +38,7 @@ pub fn config() -> RuntimeConfig {
             daily_usd: Some(1_000_000.0),
             hourly_usd: Some(1_000_000.0),
             run_usd: Some(1.0),
-            max_tokens: Some(u64::MAX / 2),
+            max_tokens: Some(rehearse_runtime::config::MAX_TOKENS),
         },
         ..PersonaSpec::default()
     };

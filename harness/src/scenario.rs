@@ -5,6 +5,7 @@ mod at;
 mod de;
 mod error;
 mod expect_keys;
+mod guard;
 mod layout;
 mod model;
 mod parse;
@@ -17,6 +18,7 @@ pub use at::{parse_utc, At, MAX_TIME_MS, MIN_TIME_MS};
 pub use de::MAX_STEPS;
 pub use error::ScenarioError;
 pub use expect_keys::{EventMatch, EventPattern, ProcessExpect};
+pub use guard::{MAX_ALIAS_BYTES, MAX_DEPTH};
 pub use layout::{Seg, YamlPath};
 pub use model::{
     Decision, Expect, Position, Scenario, Step, Termination, FORMAT_VERSION, PATH_PATTERN,

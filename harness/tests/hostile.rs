@@ -479,3 +479,168 @@ fn f11_a_fifo_scenario_is_refused_not_hung_on() {
     );
     assert_eq!(code(&output), 2, "{}", stderr(&output));
 }
+
+/// A small valid scenario that the YAML and limit attacks edit.
+const BASE: &str = "\
+version: 1
+name: base
+start: 2026-04-24T12:00:00Z
+personas:
+  bot:
+    entry_workflow: workflows/bot.harn#run
+    lease_ttl: 5m
+    budget: { daily_usd: 1.0, max_tokens: 1000 }
+steps:
+  - at: 0s
+    trigger:
+      persona: bot
+      provider: github
+      kind: pull_request
+      metadata: { repository: acme/widgets, number: \"1\" }
+      cost: { usd: 0.01, tokens: 10 }
+  - at: 1s
+    spend: { persona: bot, usd: 0.005, tokens: 3 }
+";
+
+/// Lints `text` as `scenarios/attack.yaml` of a fresh library: exit code,
+/// stderr and how long it took.
+fn lint(text: &str) -> (i32, String, Duration) {
+    let library = Library::new(&[]);
+    fs::write(library.path("scenarios/attack.yaml"), text).unwrap();
+    let started = Instant::now();
+    let output = library.run(&["lint", "scenarios/attack.yaml"]);
+    (code(&output), stderr(&output), started.elapsed())
+}
+
+/// Asserts `text` is refused (exit 2) at `line`, with a message holding
+/// `needle`, within ten seconds.
+fn refused_at(text: &str, line: usize, needle: &str) {
+    let (code, message, took) = lint(text);
+    assert_eq!(code, 2, "{message}");
+    assert!(
+        message.contains(&format!("scenarios/attack.yaml:{line}:")),
+        "expected line {line}: {message}"
+    );
+    assert!(message.contains(needle), "expected `{needle}`: {message}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn base_scenario_lints() {
+    let (code, message, _) = lint(BASE);
+    assert_eq!(code, 0, "{message}");
+}
+
+/// Finding 11: 100,000 nested `[` are refused at once, not after minutes.
+#[test]
+fn f11_deep_nesting_is_refused_in_linear_time() {
+    refused_at(&"[".repeat(100_000), 1, "nested more than 64 deep");
+    let mut text = BASE.to_string();
+    text.push_str(&format!("description: {}\n", "[".repeat(70)));
+    refused_at(&text, 19, "nested more than 64 deep");
+}
+
+/// Finding 11: a 1 MB string aliased 1,000 times is refused at the first
+/// alias past the limit, quickly, without building a gigabyte.
+#[test]
+fn f11_alias_expansion_is_bounded() {
+    let mut text = BASE.replace(
+        "name: base",
+        &format!("name: base\nx-big: &big {}", "x".repeat(1 << 20)),
+    );
+    text.push_str("x-many: [");
+    text.push_str(&vec!["*big"; 1000].join(", "));
+    text.push_str("]\n");
+    refused_at(&text, 20, "aliases expand to more than");
+}
+
+/// Findings 11 and 15: duplicate keys written through an alias or a tag are
+/// refused where the second one is written, not accepted or put at 1:1.
+#[test]
+fn f11_duplicate_keys_via_aliases_and_tags_are_refused_in_place() {
+    let text = BASE.replace("name: base", "&k name: base\n*k : other");
+    refused_at(&text, 3, "duplicate key `name`");
+    let text = BASE.replace("start: 2026", "!!str name: other\nstart: 2026");
+    refused_at(&text, 3, "duplicate key `name`");
+}
+
+/// Finding 15: a fractional duration and a quoted number tagged as one get
+/// precise messages at their place.
+#[test]
+fn f15_errors_point_at_the_problem() {
+    refused_at(
+        &BASE.replace("at: 1s", "at: 1.5s"),
+        17,
+        "fractional number in duration `1.5s`",
+    );
+    refused_at(
+        &BASE.replace("usd: 0.005", "usd: !!float \"0.005\""),
+        18,
+        "tagged `!!float`",
+    );
+}
+
+/// Finding 13: sums and durations that would overflow are refused as input.
+#[test]
+fn f13_overflowing_amounts_are_refused() {
+    refused_at(
+        &BASE.replace("lease_ttl: 5m", "lease_ttl: 9223372036854775807ms"),
+        7,
+        "`lease_ttl`",
+    );
+    refused_at(
+        &BASE.replace("usd: 0.005", "usd: 1e308"),
+        18,
+        "above the limit",
+    );
+    refused_at(
+        &BASE.replace("tokens: 3", "tokens: 18446744073709551615"),
+        18,
+        "`tokens`",
+    );
+    refused_at(
+        &BASE.replace("max_tokens: 1000", "max_tokens: 18446744073709551615"),
+        8,
+        "`max_tokens`",
+    );
+}
+
+/// Findings 10 and 13: a bundle's amounts are held to the same limits (a
+/// resealed bundle with a huge spend is refused, exit 2), and a bundle read
+/// is capped (a 300 MB file, a FIFO) without reading it whole or hanging.
+#[test]
+fn f10_bundle_reads_and_amounts_are_bounded() {
+    let library = Library::new(&[PLAIN]);
+    let bundle = capture_of(&library, PLAIN);
+    let mut bundle = rehearse_runtime::seal::read_unsealed(bundle).unwrap();
+    let op = bundle.events[0].payload["trigger"]["cost"]["tokens"].clone();
+    assert!(op.is_u64());
+    bundle.events[0].payload["trigger"]["cost"]["tokens"] = serde_json::json!(u64::MAX);
+    bundle.events[0].payload_hash = rehearse_runtime::hash::payload_hash(&bundle.events[0].payload);
+    fs::write(
+        library.path("huge.json"),
+        serde_json::to_string(&bundle).unwrap(),
+    )
+    .unwrap();
+    let output = library.run(&["replay", "huge.json"]);
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(stderr(&output).contains("`tokens`"), "{}", stderr(&output));
+    let big = fs::File::create(library.path("big.json")).unwrap();
+    big.set_len(300 * 1024 * 1024).unwrap();
+    let started = Instant::now();
+    let output = library.run(&["replay", "big.json"]);
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("expected at most"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    #[cfg(unix)]
+    {
+        mkfifo(&library.path("pipe.json"));
+        let output = library.run(&["replay", "pipe.json"]);
+        assert_eq!(code(&output), 2, "{}", stderr(&output));
+        assert!(stderr(&output).contains("FIFO"), "{}", stderr(&output));
+    }
+}

@@ -372,13 +372,16 @@ fn garbage_gives_errors_not_panics() {
         (b"version: 1\nstart: 2026-04-24T12:00:00Z\nsteps:\n\t- at: 0s\n".to_vec(), "4:1: found character that cannot start any token"),
         (
             format!("version: 1\nstart: 2026-04-24T12:00:00Z\nsteps:\n  - at: 0s\n    handoff: {{to: x, payload: {}}}\n", "[".repeat(10_000)).into_bytes(),
-            "5:155: nesting deeper than serde_yaml's limit of 128 levels, expected a shallower document",
+            // The guard refuses before serde_yaml reads anything; the
+            // position is where the scanner stopped reading ahead.
+            "5:285: maps and lists nested more than 64 deep, expected a flatter scenario",
         ),
         (
             format!("version: 1\nstart: 2026-04-24T12:00:00Z\nsteps:\n  - at: 0s\n    audit: {{kind: k, payload: {}1{}}}\n", "{a: ".repeat(2_000), "}".repeat(2_000)).into_bytes(),
-            "5:527: nesting deeper than serde_yaml's limit of 128 levels, expected a shallower document",
+            "5:271: maps and lists nested more than 64 deep, expected a flatter scenario",
         ),
-        (alias_bomb().into_bytes(), "1:1: aliases expand past serde_yaml's repetition limit, expected fewer alias expansions"),
+        // Refused at the first alias past the limit, not at 1:1.
+        (alias_bomb().into_bytes(), "15:18: aliases expand to more than 16777216 bytes, expected each anchor used a few times"),
         (
             b"version: 1\nstart: 2026-04-24T12:00:00Z\npersonas: {a: {entry_workflow: w}, a: {entry_workflow: v}}\n".to_vec(),
             "3:36: duplicate key `a`, first written at line 3, expected each key once",

@@ -85,8 +85,33 @@ fn check(name: &str, expected_code: i32) {
     );
 }
 
+/// With `REHEARSE_RESEAL=1`, rewrites every bundle (but `truncated`,
+/// `seal-*` and `unknown-capture-version`) in the current capture version
+/// with a seal over its edited contents, so each edit is caught by the
+/// check it was made for rather than by the seal.
+#[test]
+fn reseal_when_asked() {
+    if std::env::var_os("REHEARSE_RESEAL").is_none_or(|value| value != "1") {
+        return;
+    }
+    for name in CASES {
+        if matches!(name, "truncated" | "unknown-capture-version") || name.starts_with("seal-") {
+            continue;
+        }
+        let path = root().join(format!("{DATA_DIR}/{name}.json"));
+        let text = std::fs::read_to_string(&path).expect("the bundle reads");
+        let mut value: serde_json::Value = serde_json::from_str(&text).expect("the bundle is JSON");
+        value["capture_version"] =
+            serde_json::Value::String(rehearse_runtime::capture::CAPTURE_VERSION.to_string());
+        let bundle = rehearse_runtime::seal::read_unsealed(value).expect("the bundle reads");
+        let mut text = serde_json::to_string_pretty(&bundle).expect("JSON serialises");
+        text.push('\n');
+        write_atomically(&path, &text);
+    }
+}
+
 /// Every case below, so that a bundle without a case is noticed.
-const CASES: [&str; 16] = [
+const CASES: [&str; 23] = [
     "untampered-rate-limit-delay",
     "untampered-retries-walk-attempts",
     "payload-flipped",
@@ -103,6 +128,13 @@ const CASES: [&str; 16] = [
     "provenance-changed",
     "unknown-capture-version",
     "truncated",
+    "seal-trailing-dropped",
+    "seal-everything-dropped",
+    "seal-budget-raised",
+    "seal-schedule-added",
+    "config-zero-window",
+    "config-retries-unbounded",
+    "config-negative-start",
 ];
 
 #[test]
@@ -206,4 +238,48 @@ fn unknown_capture_version() {
 #[test]
 fn truncated() {
     check("truncated", USAGE);
+}
+
+/// Finding 9: trailing events and decisions dropped (here the last two,
+/// below all of them) without resealing: the seal no longer matches, a
+/// malformed bundle (2), never "reproduces".
+#[test]
+fn seal_trailing_dropped() {
+    check("seal-trailing-dropped", USAGE);
+}
+
+#[test]
+fn seal_everything_dropped() {
+    check("seal-everything-dropped", USAGE);
+}
+
+/// Finding 9: budgets raised 1000 times, or a schedule added, in the
+/// configuration without resealing.
+#[test]
+fn seal_budget_raised() {
+    check("seal-budget-raised", USAGE);
+}
+
+#[test]
+fn seal_schedule_added() {
+    check("seal-schedule-added", USAGE);
+}
+
+/// Finding 9: resealed configurations that no scenario could declare are
+/// refused by the scenario rules (2) before anything replays.
+#[test]
+fn config_zero_window() {
+    check("config-zero-window", USAGE);
+}
+
+/// Finding 10: an unbounded `max_retries` is refused at once, not run until
+/// memory runs out.
+#[test]
+fn config_retries_unbounded() {
+    check("config-retries-unbounded", USAGE);
+}
+
+#[test]
+fn config_negative_start() {
+    check("config-negative-start", USAGE);
 }

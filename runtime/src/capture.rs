@@ -17,16 +17,17 @@ use crate::op::Op;
 use crate::supervisor::{DecisionKind, DeferredEpisode, Handled, Supervisor};
 
 /// The capture format this runtime writes and reads.
-pub const CAPTURE_VERSION: &str = "rehearse-capture/1";
+pub const CAPTURE_VERSION: &str = "rehearse-capture/2";
 
 /// Who produced a bundle: the runtime crate and its version.
 pub fn runtime_provenance() -> String {
     format!("rehearse-runtime/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// A capture bundle.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A capture bundle. It is written with its seal last and read only when
+/// the seal matches (see `seal.rs`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(try_from = "crate::seal::SealedBundle")]
 pub struct CaptureBundle {
     pub capture_version: String,
     /// The scenario the capture came from.

@@ -42,6 +42,11 @@ impl Millis {
                 .parse()
                 .map_err(|_| format!("duration `{text}` is too large"))?;
             rest = &rest[digits..];
+            if rest.starts_with('.') {
+                return Err(format!(
+                    "fractional number in duration `{text}`, expected whole numbers of units such as `1s500ms` for one and a half seconds"
+                ));
+            }
             let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
             let unit = &rest[..unit_len];
             let Some(&(_, scale)) = UNITS.iter().find(|(name, _)| *name == unit) else {

@@ -75,6 +75,8 @@ pub enum ReplayError {
     },
     #[error("invalid runtime configuration in the bundle: {0}")]
     InvalidConfig(String),
+    #[error("broken seal: {message}")]
+    Seal { message: String },
 }
 
 /// The largest capture bundle read: 256 MiB of JSON.
@@ -92,6 +94,7 @@ impl ReplayError {
                 | Self::InvalidPayload { .. }
                 | Self::DecisionCount { .. }
                 | Self::InvalidConfig(_)
+                | Self::Seal { .. }
         )
     }
 
@@ -117,6 +120,9 @@ impl ReplayError {
                 "the runtime no longer behaves as it did when captured, or the bundle was edited"
             }
             Self::InvalidConfig(_) => "the bundle's `config` does not describe a valid runtime",
+            Self::Seal { .. } => {
+                "the bundle was cut short or edited after capture: capture it again"
+            }
         }
     }
 }
@@ -166,7 +172,9 @@ pub fn parse_bundle(text: &str) -> Result<CaptureBundle, ReplayError> {
             return Err(ReplayError::UnsupportedVersion { found });
         }
     }
-    serde_json::from_str(text).map_err(|e| malformed(&e))
+    let sealed: crate::seal::SealedBundle =
+        serde_json::from_str(text).map_err(|e| malformed(&e))?;
+    CaptureBundle::try_from(sealed).map_err(|message| ReplayError::Seal { message })
 }
 
 /// The top-level `capture_version` member of a JSON text (the last one, as
@@ -288,6 +296,7 @@ pub fn replay(
             current,
         });
     }
+    check_shape(bundle)?;
     let mut session = Session::unrecorded(&bundle.scenario, &bundle.config, log)
         .map_err(|e| ReplayError::InvalidConfig(e.to_string()))?;
     let mut seen = BTreeSet::new();
@@ -311,6 +320,12 @@ pub fn replay(
             event_id: event_id.clone(),
             message: e.to_string(),
         })?;
+        if let Some(found) = crate::config::op_issues(&op).into_iter().next() {
+            return Err(ReplayError::InvalidPayload {
+                event_id: event_id.clone(),
+                message: found.to_string(),
+            });
+        }
         let Some(recorded) = bundle.decisions.get(index) else {
             return Err(ReplayError::DecisionCount {
                 event_id: event_id.clone(),
@@ -366,6 +381,44 @@ pub fn replay(
         });
     }
     Ok(summary)
+}
+
+/// Checks what can be checked before anything runs: the configuration by
+/// the scenario limits, one decision per event, and event times within the
+/// outputs' range and never decreasing (as a scenario's steps are).
+fn check_shape(bundle: &CaptureBundle) -> Result<(), ReplayError> {
+    if let Some(found) = bundle.config.validate().into_iter().next() {
+        return Err(ReplayError::InvalidConfig(found.to_string()));
+    }
+    if bundle.decisions.len() != bundle.events.len() {
+        let index = bundle.events.len().min(bundle.decisions.len());
+        let event_id = bundle
+            .events
+            .get(index)
+            .map(|e| e.event_id.clone())
+            .or_else(|| bundle.decisions.get(index).map(|d| d.event_id.clone()))
+            .unwrap_or_default();
+        return Err(ReplayError::DecisionCount {
+            event_id,
+            count: bundle.events.len(),
+            decisions: bundle.decisions.len(),
+        });
+    }
+    let mut previous = bundle.config.start_ms;
+    for event in &bundle.events {
+        if event.at_ms < previous || event.at_ms > crate::config::MAX_START_MS {
+            return Err(ReplayError::InvalidPayload {
+                event_id: event.event_id.clone(),
+                message: format!(
+                    "`at_ms` {} is out of order or range, expected {previous} to {}",
+                    event.at_ms,
+                    crate::config::MAX_START_MS
+                ),
+            });
+        }
+        previous = event.at_ms;
+    }
+    Ok(())
 }
 
 fn compare_decision(

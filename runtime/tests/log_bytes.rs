@@ -282,7 +282,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
         ),
         (
             "bundle",
-            "fcaa3ef5774e3033568fc1c5f24d783a01b6aa2acf8666310807646de3633c1e",
+            "a1f77839c78cebb6893f34ce14ca4f7c182f21053d408d0528489fabb606b6d6",
         ),
         (
             "outcomes",
@@ -294,7 +294,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
         ),
         (
             "tampered",
-            "33e0f7727647d39922e29ad9823cbeeaddf5c8ca5eeb9a73f2303fc0b01a338d",
+            "6ac85a0c1b7dbd8488c3df2f84ccaa505b3758c4b47aa0f723cd9649a9a7fca1",
         ),
     ];
     assert_eq!(

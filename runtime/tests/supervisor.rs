@@ -354,6 +354,6 @@ fn a_capture_replays_and_tampering_is_named() {
         Err(ReplayError::Malformed { .. })
     ));
     assert!(
-        matches!(parse_bundle(&text.replace("rehearse-capture/1", "rehearse-capture/9")), Err(ReplayError::UnsupportedVersion { found }) if found == "rehearse-capture/9")
+        matches!(parse_bundle(&text.replace("rehearse-capture/2", "rehearse-capture/9")), Err(ReplayError::UnsupportedVersion { found }) if found == "rehearse-capture/9")
     );
 }

@@ -101,6 +101,9 @@ pub fn parse_str(text: &str, display_path: &str, stem: &str) -> Result<Scenario,
             format!("empty scenario, expected a map with `version: {FORMAT_VERSION}`, `start` and `steps`"),
         ));
     }
+    // Depth, alias expansion, duplicate keys via aliases and tags: refused
+    // here, in linear time, before anything builds values (see `guard.rs`).
+    super::guard::check(text).map_err(|found| invalid(found.position, found.message))?;
     let raw: RawScenario = match serde_yaml::from_str(text) {
         Ok(raw) => raw,
         Err(error) => {

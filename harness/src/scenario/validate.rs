@@ -18,7 +18,7 @@ use super::sequence::{Repeated, Sequence};
 pub const MAX_NAME_LEN: usize = 128;
 
 /// The most retries a supervisor may be configured with.
-pub const MAX_RETRIES: u64 = 1000;
+pub use rehearse_runtime::config::MAX_RETRIES;
 
 /// Validation stops collecting problems after this many.
 const MAX_ISSUES: usize = 100;
@@ -101,138 +101,42 @@ pub fn validate(scenario: &Scenario) -> Vec<Issue> {
     issues
 }
 
+/// A configuration problem found by the runtime's shared rules, at its
+/// place under `base`: the first segment is a map key (a persona's name),
+/// later all-digit segments are list indices.
+fn config_issue(base: &YamlPath, found: rehearse_runtime::ConfigIssue, keyed: bool) -> Issue {
+    let mut path = base.clone();
+    for (i, seg) in found.path.iter().enumerate() {
+        path = match seg.parse::<usize>() {
+            Ok(index) if i > 0 => path.index(index),
+            _ => path.field(seg),
+        };
+    }
+    // An empty persona name is about the key itself.
+    if keyed && found.path.len() == 1 {
+        path = path.as_key();
+    }
+    Issue {
+        path,
+        message: found.message,
+    }
+}
+
 fn check_persona(name: &str, spec: &PersonaSpec, issues: &mut Vec<Issue>) {
-    let base = YamlPath::root().field("personas").field(name);
-    if name.trim().is_empty() {
-        issues.push(Issue {
-            path: base.clone().as_key(),
-            message: "empty persona name, expected a name such as `merge_captain`".to_owned(),
-        });
-    }
-    if spec.entry_workflow.trim().is_empty() {
-        issues.push(Issue {
-            path: base.clone().field("entry_workflow"),
-            message:
-                "empty `entry_workflow`, expected a workflow such as `workflows/merge.harn#run`"
-                    .to_owned(),
-        });
-    }
-    let budget = &spec.budget;
-    for (field, value) in [
-        ("daily_usd", budget.daily_usd),
-        ("hourly_usd", budget.hourly_usd),
-        ("run_usd", budget.run_usd),
-    ] {
-        if let Some(message) = value.and_then(|value| money_problem(field, value)) {
-            issues.push(Issue {
-                path: base.clone().field("budget").field(field),
-                message,
-            });
-        }
-    }
-    for (index, expression) in spec.schedules.iter().enumerate() {
-        if let Some(message) = cron_problem(expression) {
-            issues.push(Issue {
-                path: base.clone().field("schedules").index(index),
-                message,
-            });
-        }
-    }
-    if spec.lease_ttl.is_some_and(|ttl| ttl.0 == 0) {
-        issues.push(Issue {
-            path: base.field("lease_ttl"),
-            message: "`lease_ttl` of 0s, expected a positive duration such as `5m`".to_owned(),
-        });
-    }
-}
-
-/// Why a cron expression is refused, checked as the runtime reads it:
-/// croner's default pattern, five fields (seconds are not allowed), with the
-/// `@daily`-style nicknames.
-fn cron_problem(expression: &str) -> Option<String> {
-    let error = croner::Cron::new(expression).parse().err()?;
-    let detail = match error {
-        croner::errors::CronError::EmptyPattern => "the pattern is empty".to_owned(),
-        croner::errors::CronError::InvalidPattern(detail)
-        | croner::errors::CronError::IllegalCharacters(detail)
-        | croner::errors::CronError::ComponentError(detail) => detail,
-        other => other.to_string(),
-    };
-    Some(format!(
-        "invalid cron expression `{expression}`: {}, expected five fields (minute hour day month weekday) such as `*/30 * * * *`",
-        sentence_to_fragment(&detail)
-    ))
-}
-
-/// Croner writes sentences ("Pattern must …."); messages here are fragments.
-fn sentence_to_fragment(text: &str) -> String {
-    let trimmed = text.trim().trim_end_matches('.');
-    let mut chars = trimmed.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
+    let base = YamlPath::root().field("personas");
+    for found in rehearse_runtime::config::persona_issues(name, spec) {
+        issues.push(config_issue(&base, found, true));
     }
 }
 
 fn money_problem(field: &str, value: f64) -> Option<String> {
-    if !value.is_finite() {
-        Some(format!(
-            "`{field}` is not a finite number (`{value}`), expected an amount of at least 0"
-        ))
-    } else if value < 0.0 {
-        Some(format!(
-            "negative amount `{value}` for `{field}`, expected an amount of at least 0"
-        ))
-    } else {
-        None
-    }
+    rehearse_runtime::config::money_problem(field, value)
 }
 
 fn check_supervisor(supervisor: &Constraints, issues: &mut Vec<Issue>) {
     let base = YamlPath::root().field("supervisor");
-    let mut push = |field: &str, message: String| {
-        issues.push(Issue {
-            path: base.clone().field(field),
-            message,
-        });
-    };
-    if supervisor.max_in_flight == Some(0) {
-        push(
-            "max_in_flight",
-            "`max_in_flight` of 0 would never run anything, expected at least 1".to_owned(),
-        );
-    }
-    if supervisor.max_per_window == Some(0) {
-        push(
-            "max_per_window",
-            "`max_per_window` of 0 would never run anything, expected at least 1".to_owned(),
-        );
-    }
-    if supervisor.rate_window.is_some_and(|window| window.0 == 0) {
-        push(
-            "rate_window",
-            "`rate_window` of 0s, expected a positive duration such as `10s`".to_owned(),
-        );
-    }
-    match (supervisor.max_per_window, supervisor.rate_window) {
-        (Some(_), None) => push(
-            "max_per_window",
-            "`max_per_window` without `rate_window`, expected both or neither".to_owned(),
-        ),
-        (None, Some(_)) => push(
-            "rate_window",
-            "`rate_window` without `max_per_window`, expected both or neither".to_owned(),
-        ),
-        _ => {}
-    }
-    if supervisor.max_retries > MAX_RETRIES {
-        push(
-            "max_retries",
-            format!(
-                "`max_retries` of {} is above the limit, expected at most {MAX_RETRIES}",
-                supervisor.max_retries
-            ),
-        );
+    for found in rehearse_runtime::config::constraint_issues(supervisor) {
+        issues.push(config_issue(&base, found, false));
     }
 }
 
@@ -380,6 +284,7 @@ fn check_op(
                     message,
                 });
             }
+            check_tokens(spend.tokens, base, issues);
         }
         Op::Fault(fault) if fault.count == 0 => issues.push(Issue {
             path: base.clone().field("count"),
@@ -389,7 +294,18 @@ fn check_op(
     }
 }
 
+/// Token counts are bounded so that their sums never saturate.
+fn check_tokens(tokens: u64, base: &YamlPath, issues: &mut Vec<Issue>) {
+    if let Some(message) = rehearse_runtime::config::tokens_problem("tokens", tokens) {
+        issues.push(Issue {
+            path: base.clone().field("tokens"),
+            message,
+        });
+    }
+}
+
 fn check_cost(cost: &Cost, base: &YamlPath, issues: &mut Vec<Issue>) {
+    check_tokens(cost.tokens, base, issues);
     for (field, value) in [("usd", cost.usd), ("avoided_usd", cost.avoided_usd)] {
         if let Some(message) = money_problem(field, value) {
             issues.push(Issue {
@@ -564,6 +480,7 @@ fn check_paths(expect: &Expect, base: &YamlPath, issues: &mut Vec<Issue>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rehearse_runtime::config::cron_problem;
 
     #[test]
     fn names_follow_the_pattern() {

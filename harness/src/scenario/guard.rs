@@ -1,0 +1,265 @@
+//! A guard over the YAML text before anything builds values from it: one
+//! streaming pass over the parser's events, in time linear in the text,
+//! that refuses what would make the later passes slow, huge or wrong, each
+//! at the position it is written:
+//!
+//! - nesting deeper than [`MAX_DEPTH`] (stops at the first container too
+//!   deep, however deep the rest goes);
+//! - aliases that expand to more than [`MAX_ALIAS_BYTES`] (or the text's own
+//!   size, if larger): the size of what each anchor stands for is counted
+//!   once, so a "billion laughs" is refused at the first alias past the
+//!   limit, before any of it is built;
+//! - duplicate map keys, including keys written through an alias or with a
+//!   tag (the later pass compares only plain keys as written);
+//! - a quoted scalar tagged as a number, boolean or null (`!!float "0.1"`),
+//!   which serde would read as a string: refused with what to write instead.
+
+use std::collections::BTreeMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+use super::layout::LayoutError;
+use super::model::Position;
+
+/// The deepest nesting of maps and lists a scenario may have.
+pub const MAX_DEPTH: usize = 64;
+
+/// How many bytes aliases may add to a document at least (scalars and one
+/// byte per node): more when the text itself is larger.
+pub const MAX_ALIAS_BYTES: u64 = 16 * 1024 * 1024;
+
+/// An open map or list.
+struct Open {
+    /// The expanded size of the node so far.
+    bytes: u64,
+    anchor: usize,
+    /// For a map: whether the next node is a key, and the keys seen.
+    map: Option<(bool, BTreeMap<String, usize>)>,
+}
+
+/// The guard's state over one document.
+struct Guard {
+    stack: Vec<Open>,
+    /// The expanded size of each anchored node.
+    anchors: BTreeMap<usize, u64>,
+    /// The text of each anchored scalar, for keys written through aliases.
+    scalar_anchors: BTreeMap<usize, String>,
+    alias_bytes: u64,
+    alias_limit: u64,
+}
+
+fn at(span: &Span) -> Position {
+    Position {
+        line: span.start.line(),
+        column: span.start.col() + 1,
+    }
+}
+
+fn refuse(position: Position, message: String) -> LayoutError {
+    LayoutError { position, message }
+}
+
+fn too_deep(position: Position) -> LayoutError {
+    refuse(
+        position,
+        format!("maps and lists nested more than {MAX_DEPTH} deep, expected a flatter scenario"),
+    )
+}
+
+/// Checks `text` as described in the module documentation. Parse errors
+/// are left to the passes that follow (they report them as they always
+/// did); only the guard's own refusals are returned.
+pub(crate) fn check(text: &str) -> Result<(), LayoutError> {
+    let mut guard = Guard {
+        stack: Vec::new(),
+        anchors: BTreeMap::new(),
+        scalar_anchors: BTreeMap::new(),
+        alias_bytes: 0,
+        alias_limit: MAX_ALIAS_BYTES.max(text.len() as u64),
+    };
+    for event in Parser::new_from_str(text) {
+        let (event, span) = match event {
+            Ok(found) => found,
+            // The scanner reads ahead and stops at its own depth limit
+            // before the events reach ours: the same refusal, where it
+            // stopped.
+            Err(error) if error.info().contains("recursion limit") => {
+                return Err(too_deep(Position {
+                    line: error.marker().line(),
+                    column: error.marker().col() + 1,
+                }));
+            }
+            Err(_) => return Ok(()),
+        };
+        guard.event(event, &span)?;
+    }
+    Ok(())
+}
+
+impl Guard {
+    fn event(&mut self, event: Event<'_>, span: &Span) -> Result<(), LayoutError> {
+        match event {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                let is_map = matches!(event, Event::MappingStart(..));
+                self.child_key(None, span)?;
+                if self.stack.len() >= MAX_DEPTH {
+                    return Err(too_deep(at(span)));
+                }
+                self.stack.push(Open {
+                    bytes: 1,
+                    anchor,
+                    map: is_map.then(|| (true, BTreeMap::new())),
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some(open) = self.stack.pop() {
+                    self.finish(open.bytes, open.anchor);
+                }
+            }
+            Event::Scalar(value, style, anchor, tag) => {
+                if let Some(tag) = tag.filter(|tag| tag.is_yaml_core_schema()) {
+                    let typed = matches!(tag.suffix.as_str(), "int" | "float" | "bool" | "null");
+                    if typed && style != ScalarStyle::Plain {
+                        return Err(refuse(
+                            at(span),
+                            format!(
+                                "a quoted value tagged `!!{}`, expected the value written plainly without a tag, such as `0.1` or `true`",
+                                tag.suffix
+                            ),
+                        ));
+                    }
+                }
+                self.child_key(Some(&value), span)?;
+                if anchor != 0 {
+                    self.scalar_anchors.insert(anchor, value.to_string());
+                }
+                self.finish(value.len() as u64 + 1, anchor);
+            }
+            Event::Alias(anchor) => {
+                let key = self.scalar_anchors.get(&anchor).cloned();
+                self.child_key(key.as_deref(), span)?;
+                let bytes = self.anchors.get(&anchor).copied().unwrap_or(1);
+                self.alias_bytes = self.alias_bytes.saturating_add(bytes);
+                if self.alias_bytes > self.alias_limit {
+                    return Err(refuse(
+                        at(span),
+                        format!(
+                            "aliases expand to more than {} bytes, expected each anchor used a few times",
+                            self.alias_limit
+                        ),
+                    ));
+                }
+                self.finish(bytes, 0);
+            }
+            Event::DocumentStart(_) => {
+                self.stack.clear();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A node of `bytes` ended: it counts into its parent, and into its
+    /// anchor when it has one.
+    fn finish(&mut self, bytes: u64, anchor: usize) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, bytes);
+        }
+        if let Some(parent) = self.stack.last_mut() {
+            parent.bytes = parent.bytes.saturating_add(bytes);
+        }
+    }
+
+    /// Records a node under the innermost map: when it is a key (`key` is
+    /// its text, `None` for a map or list as a key), refuses a key seen
+    /// before in the same map.
+    fn child_key(&mut self, key: Option<&str>, span: &Span) -> Result<(), LayoutError> {
+        let Some(Open {
+            map: Some((expecting_key, keys)),
+            ..
+        }) = self.stack.last_mut()
+        else {
+            return Ok(());
+        };
+        let is_key = *expecting_key;
+        *expecting_key = !is_key;
+        let Some(key) = key.filter(|key| is_key && *key != "<<") else {
+            return Ok(());
+        };
+        let position = at(span);
+        if let Some(first) = keys.get(key) {
+            return Err(refuse(
+                position,
+                format!(
+                    "duplicate key `{key}`, first written at line {first}, expected each key once"
+                ),
+            ));
+        }
+        keys.insert(key.to_string(), position.line);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> (usize, usize, String) {
+        let error = check(text).unwrap_err();
+        (error.position.line, error.position.column, error.message)
+    }
+
+    #[test]
+    fn deep_nesting_stops_early_and_in_linear_time() {
+        let text = "[".repeat(100_000);
+        let started = std::time::Instant::now();
+        let (line, _, message) = refused(&text);
+        assert_eq!(line, 1);
+        assert!(message.contains("nested more than 64 deep"), "{message}");
+        let shallow = "[".repeat(MAX_DEPTH + 1);
+        assert_eq!(refused(&shallow).1, MAX_DEPTH + 1);
+        assert!(started.elapsed().as_secs() < 5);
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded() {
+        let big = "x".repeat(1024 * 1024);
+        let mut text = format!("a: &s {big}\nb: [");
+        text.push_str(&vec!["*s"; 1000].join(", "));
+        text.push_str("]\n");
+        let started = std::time::Instant::now();
+        let (line, _, message) = refused(&text);
+        assert_eq!(line, 2);
+        assert!(message.contains("aliases expand"), "{message}");
+        assert!(started.elapsed().as_secs() < 5);
+        // A billion laughs, nested.
+        let mut laughs = String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*l{}", i - 1); 9].join(", ");
+            laughs.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        assert!(refused(&laughs).2.contains("aliases expand"));
+    }
+
+    #[test]
+    fn duplicate_keys_through_aliases_and_tags_are_found_where_written() {
+        assert_eq!(
+            refused("seed: 0\nname: &n seed\n*n : 2\n"),
+            (
+                3,
+                1,
+                "duplicate key `seed`, first written at line 1, expected each key once".to_string()
+            )
+        );
+        assert_eq!(refused("seed: 1\n!!str seed: 2\n").0, 2);
+        assert!(check("a: &x 1\nb: *x\n").is_ok());
+    }
+
+    #[test]
+    fn quoted_numbers_with_number_tags_are_refused_precisely() {
+        let (line, column, message) = refused("a:\n  b: !!float \"0.1\"\n");
+        assert_eq!((line, column), (2, 6));
+        assert!(message.contains("`!!float`"), "{message}");
+        assert!(check("a: !!float 0.1\n").is_ok());
+    }
+}
