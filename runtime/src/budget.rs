@@ -124,7 +124,7 @@ pub struct LimitCheck {
     pub refuses: bool,
 }
 
-/// Every budget rule for a cost, in the seed's order (run, daily, hourly,
+/// Every budget rule for a cost, in the modelled runtime's order (run, daily, hourly,
 /// tokens), each with its figures; strict `>`. [`refusal`] is the first
 /// that refuses.
 pub fn checks(
@@ -168,7 +168,7 @@ pub fn checks(
     ]
 }
 
-/// The limit a cost would break, checked with strict `>` in the seed's order:
+/// The limit a cost would break, checked with strict `>` in the modelled runtime's order:
 /// run, daily, hourly, tokens. `None` admits the cost.
 pub fn refusal(
     policy: &BudgetPolicy,
@@ -183,7 +183,7 @@ pub fn refusal(
         .map(|check| check.name)
 }
 
-/// A persona's budget as its status reports it (the seed's `PersonaBudgetStatus`).
+/// A persona's budget as its status reports it (the modelled runtime's `PersonaBudgetStatus`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BudgetStatus {
     pub daily_usd: Option<f64>,

@@ -31,7 +31,7 @@ pub struct BudgetPolicy {
     pub max_tokens: Option<u64>,
 }
 
-/// One declared stage of a persona's workflow, as the seed's `StageDecl`.
+/// One declared stage of a persona's workflow, as the modelled runtime's `StageDecl`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a stage such as `{name: plan}`")]
 pub struct StageDecl {

@@ -6,8 +6,8 @@
 //! file order is then the global append order with nothing to merge, and a
 //! batch that spans topics is a single write to a single file, so "all or
 //! nothing" needs no protocol between files: a batch is whole exactly when
-//! every record it promised is in the file. (DESIGN.md's "JSON Lines per
-//! topic" describes the content; the topic is a field of every record.)
+//! every record it promised is in the file. (A topic's log is a view of
+//! this file: the topic is a field of every record.)
 //!
 //! Each line is one record: the format version `v`, the batch framing
 //! (`batch_index` counting from 0 and `batch_len` on every record), the

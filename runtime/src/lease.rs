@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// The holder name the runtime uses for its own runs.
 pub const RUNTIME_HOLDER: &str = "persona-runtime";
 
-/// A lease on one persona's work, as the seed's `PersonaLease`.
+/// A lease on one persona's work, as the modelled runtime's `PersonaLease`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Lease {
     pub id: String,

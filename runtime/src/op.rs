@@ -222,7 +222,7 @@ impl Op {
     }
 }
 
-/// What a run spends, as the seed's `PersonaRunCost`.
+/// What a run spends, as the modelled runtime's `PersonaRunCost`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,

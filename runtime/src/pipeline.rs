@@ -11,7 +11,7 @@
 //! - `lifecycle_audit`: an `audit` step; payload is an [`AuditEntry`];
 //! - `partial_handoff_recorded`: a `handoff` step; payload is a
 //!   [`PartialHandoff`] (a handoff takes a sequence number but is not an audit
-//!   entry, as in the seed);
+//!   entry, as in the modelled pipeline);
 //! - `handoff_acknowledged`: an `ack_handoff` step; payload is the audit
 //!   entry of kind `handoff_acknowledged` with `{envelope_id, decision}`;
 //! - `pipeline_finalized`: a `finalize` step; payload is the audit entry of
@@ -362,7 +362,7 @@ impl Pipeline {
 
     /// Records the pipeline's disposition; receipt `finalized`, result
     /// `{status, disposition, entry}`. A pipeline is finalised once: a second
-    /// `finalize` is an error (the seed silently overwrote the first).
+    /// `finalize` is an error (the modelled pipeline silently overwrote the first).
     pub fn finalize(&self, op: &FinalizeOp, now_ms: i64) -> Result<PipelineOutcome, PipelineError> {
         if let Some(disposition) = &self.disposition {
             return Err(PipelineError::AlreadyFinalized {
@@ -562,7 +562,7 @@ impl UnsettledSnapshot {
         self.counts().values().all(|&count| count == 0)
     }
 
-    /// The short names of the counts, as the seed's snapshot reports them
+    /// The short names of the counts, as the modelled runtime's snapshot reports them
     /// (and as `expect: {unsettled: ...}` names them), in bucket order.
     pub const COUNT_NAMES: [&'static str; 5] = [
         "suspended",
@@ -572,7 +572,7 @@ impl UnsettledSnapshot {
         "pool_pending",
     ];
 
-    /// The number of items in each bucket, keyed by the seed's count names:
+    /// The number of items in each bucket, keyed by the modelled runtime's count names:
     /// `suspended`, `queued`, `partial`, `in_flight`, `pool_pending`.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         let lengths = [
@@ -606,7 +606,7 @@ impl UnsettledSnapshot {
     }
 }
 
-/// A short description of a handoff payload, as the seed computes it:
+/// A short description of a handoff payload, as the modelled pipeline computes it:
 /// `nil`, the boolean or number as written, a string cut to 80 characters
 /// (with `...` when cut), `list(len=N)`, or `object(keys=a,b)` naming the
 /// first six keys in sorted order (with `,...` when there are more).

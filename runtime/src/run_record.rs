@@ -17,7 +17,7 @@
 //! Stages that never ran are not listed. Stage `i` (from 1) has id
 //! `stage_{i}`. A stage's metadata is `RunFacts::stage_metadata[name]`; a
 //! stage whose metadata holds a `worker` object with a non-empty `id`
-//! materialises a child run, as the seed does (first stage wins per worker
+//! materialises a child run, as the modelled runtime does (first stage wins per worker
 //! id; a later stage naming the same worker only fills fields still unset).
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //! Triggers and ticks are episodes the constraints gate. Every other
 //! non-pump event (controls, spend, reports, faults, restarts) is an episode
 //! too, for numbering, but is always invoked at once: a pause must never wait
-//! behind a rate limit. Unlike the seed, `max_in_flight` binds: an invoked
+//! behind a rate limit. Unlike the modelled supervisor, `max_in_flight` binds: an invoked
 //! run stays in flight for its scripted `duration` (the deadline, for an
 //! attempt that timed out), and a crashed run until its lease expires.
 

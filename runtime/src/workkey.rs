@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::format_ms;
 
-/// A normalised trigger, as the seed's `PersonaTriggerEnvelope`.
+/// A normalised trigger, as the modelled runtime's `PersonaTriggerEnvelope`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Envelope {
     pub provider: String,

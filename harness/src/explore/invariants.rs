@@ -1,4 +1,4 @@
-//! The invariants of DESIGN.md and the checker that holds a runtime to them
+//! The invariants listed in docs/SCENARIOS.md ("Invariants and `explore`") and the checker that holds a runtime to them
 //! after every step.
 //!
 //! The checker keeps its own model of every persona and process, folded
@@ -30,7 +30,7 @@ use serde::Serialize;
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
 
-/// Which group of DESIGN.md an invariant belongs to.
+/// Which group (leases, budgets, work, ...) an invariant belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
@@ -86,7 +86,7 @@ pub enum Invariant {
 }
 
 impl Invariant {
-    /// Every invariant, in the order of DESIGN.md.
+    /// Every invariant, grouped as in docs/SCENARIOS.md.
     pub const ALL: [Invariant; 19] = [
         Self::SingleLiveLease,
         Self::LeaseExpiry,
@@ -134,7 +134,7 @@ impl Invariant {
         }
     }
 
-    /// The group of DESIGN.md the invariant belongs to.
+    /// The group the invariant belongs to.
     pub fn family(self) -> Family {
         match self {
             Self::SingleLiveLease

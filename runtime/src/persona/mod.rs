@@ -1,5 +1,5 @@
 //! Persona state folded from `persona.runtime.events`, and the status snapshot
-//! a persona reports (every field of the seed's `PersonaStatus`).
+//! a persona reports (every field of the modelled runtime's `PersonaStatus`).
 //!
 //! [`PersonaState::apply`] is the only way persona state changes. The runtime
 //! applies each event as it emits it, and [`PersonaState::rebuild`] applies a
@@ -143,7 +143,7 @@ pub struct Assignment {
     pub expires_at: String,
 }
 
-/// A persona's status snapshot, field for field the seed's `PersonaStatus`.
+/// A persona's status snapshot, field for field the modelled runtime's `PersonaStatus`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PersonaStatus {
     pub name: String,

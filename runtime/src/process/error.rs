@@ -63,7 +63,7 @@ pub enum ProcessError {
     },
     #[error("process `{id}` is not waiting for signal `{signal}`")]
     NotWaiting { id: String, signal: String },
-    /// A bad listing filter; the message is the seed's, word for word.
+    /// A bad listing filter; the message is the modelled registry's, word for word.
     #[error("{0}")]
     ListFilter(String),
     #[error("failed to encode the registration of process `{id}`: {message}")]

@@ -1,5 +1,5 @@
 //! The filters of a process listing, decoded from a JSON record the way the
-//! seed's `processes.list` tool decodes its arguments, with its messages.
+//! modelled runtime's `processes.list` tool decodes its arguments, with its messages.
 
 use super::record::{ProcessRecord, ProcessStatus};
 

@@ -1,4 +1,4 @@
-//! The process registry (seed 002): process records and their lifecycle,
+//! The process registry: process records and their lifecycle,
 //! recovery dispositions, leases with fencing tokens, and list filters, as
 //! an event-sourced subsystem on topic `process.registry.events`.
 

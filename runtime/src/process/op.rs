@@ -27,7 +27,7 @@ pub enum ProcessOp {
     Cancel(CancelOp),
     Abandon(AbandonOp),
     /// The raw filter record; it is decoded when the step runs, so that a
-    /// scenario can expect the seed's messages for a bad filter.
+    /// scenario can expect the modelled runtime's messages for a bad filter.
     List(serde_json::Value),
 }
 

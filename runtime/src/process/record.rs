@@ -94,7 +94,7 @@ pub struct ProcessIdentity {
 }
 
 impl ProcessIdentity {
-    /// The identity the seed derives from an input: a tool call is kind
+    /// The identity the modelled registry derives from an input: a tool call is kind
     /// `tool` labelled with the tool's name; an engine input is its own
     /// engine kind, unlabelled; a session turn is labelled with the
     /// subagent's capability, else the usage source, else the session id; an

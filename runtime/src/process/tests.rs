@@ -765,7 +765,7 @@ fn bad_list_filters_give_the_seed_messages() {
         let outcome = rig.ok(&format!("list: {filter}"), 2);
         assert_eq!(outcome.receipt, "1", "{filter}");
     }
-    // The seed's decoder, used directly.
+    // The modelled registry's decoder, used directly.
     assert_eq!(
         ProcessListFilter::decode(&json!({"status": "failed", "waiting": true})),
         Ok(ProcessListFilter {
