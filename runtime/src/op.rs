@@ -569,15 +569,19 @@ pub struct TickOp {
     pub duration: Millis,
 }
 
-fn is_zero_cost(cost: &Cost) -> bool {
+/// Whether a cost is the default (spends nothing): such a cost is left out
+/// when a step is written back as YAML.
+pub fn is_zero_cost(cost: &Cost) -> bool {
     *cost == Cost::default()
 }
 
-fn is_completed(outcome: &Outcome) -> bool {
+/// Whether an outcome is the default `completed`.
+pub fn is_completed(outcome: &Outcome) -> bool {
     *outcome == Outcome::Completed
 }
 
-fn is_zero_millis(value: &Millis) -> bool {
+/// Whether a duration is the default `0s`.
+pub fn is_zero_millis(value: &Millis) -> bool {
     value.0 == 0
 }
 

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use rehearse_runtime::op::{Cost, Op, Outcome, TickOp, TriggerOp};
+use rehearse_runtime::op::{
+    is_completed, is_zero_cost, is_zero_millis, Cost, Op, Outcome, TickOp, TriggerOp,
+};
 use rehearse_runtime::schedule::Schedule;
 use rehearse_runtime::{Millis, PersonaSpec};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
@@ -45,18 +47,6 @@ pub struct AdvanceStep {
     /// How long each tick's attempt runs; default `0s`.
     #[serde(default, skip_serializing_if = "is_zero_millis")]
     pub duration: Millis,
-}
-
-fn is_zero_cost(cost: &Cost) -> bool {
-    *cost == Cost::default()
-}
-
-fn is_completed(outcome: &Outcome) -> bool {
-    *outcome == Outcome::Completed
-}
-
-fn is_zero_millis(value: &Millis) -> bool {
-    value.0 == 0
 }
 
 /// What a `repeat` step runs each time.
