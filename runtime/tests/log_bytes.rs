@@ -278,11 +278,11 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
     let expected = [
         (
             "events",
-            "b74c9181c70fc238c53fbfc450102fa2ee9b8dc59c01b6a43a2b1351263bfb8a",
+            "e9afa49e37437533b5034147f23ae389ace72649a3376cca6e5a556db21efa8b",
         ),
         (
             "bundle",
-            "a1f77839c78cebb6893f34ce14ca4f7c182f21053d408d0528489fabb606b6d6",
+            "9be745d52a422e8e241fc89d75db9a20a73107ab8f30e2c516a9ff857634d439",
         ),
         (
             "outcomes",
