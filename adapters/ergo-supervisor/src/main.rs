@@ -25,7 +25,6 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read, Write};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -34,12 +33,10 @@ use ergo_adapter::{
     RunTermination, RuntimeInvoker,
 };
 use ergo_supervisor::{Constraints, Decision, DecisionLog, DecisionLogEntry, Supervisor};
+use rehearse_adapter_common::duration_ms;
 use serde_json::{json, Value};
 
 const PROTOCOL: &str = "rehearse-protocol/1";
-
-/// The longest request line read: 16 MiB.
-const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How one attempt of a scripted run ends.
 #[derive(Clone, Debug, PartialEq)]
@@ -178,49 +175,6 @@ fn script(body: &Value) -> Result<Script, String> {
         Some(other) => return Err(format!("unknown outcome {other}")),
     }
     Ok(script)
-}
-
-/// Milliseconds of a rehearse duration (`5m`, `1h30m`, `250ms`, or a bare
-/// number of milliseconds).
-fn duration_ms(value: &Value) -> Result<u64, String> {
-    if let Some(ms) = value.as_u64() {
-        return Ok(ms);
-    }
-    let text = value
-        .as_str()
-        .ok_or_else(|| format!("a duration is a string with units, found {value}"))?;
-    let (mut total, mut digits) = (0u64, String::new());
-    let mut chars = text.trim().chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match (c, chars.peek()) {
-            ('m', Some('s')) => {
-                chars.next();
-                1
-            }
-            ('s', _) => 1_000,
-            ('m', _) => 60_000,
-            ('h', _) => 3_600_000,
-            ('d', _) => 86_400_000,
-            _ => return Err(format!("`{text}` is not a duration")),
-        };
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration"))?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|part| total.checked_add(part))
-            .ok_or_else(|| format!("`{text}` is out of range"))?;
-        digits.clear();
-    }
-    if digits.is_empty() {
-        Ok(total)
-    } else {
-        Err(format!("`{text}` has a number without a unit"))
-    }
 }
 
 /// Ergo's constraints from rehearse's `config.supervisor`.
@@ -387,44 +341,12 @@ fn answer(adapter: &mut Option<Adapter>, request: &Value) -> Result<Option<Value
     Ok(Some(answer))
 }
 
-fn read_line(input: &mut impl BufRead) -> Result<Option<String>, String> {
-    let mut bytes = Vec::new();
-    let read = input
-        .by_ref()
-        .take(MAX_LINE_BYTES + 1)
-        .read_until(b'\n', &mut bytes)
-        .map_err(|error| error.to_string())?;
-    if read == 0 {
-        return Ok(None);
-    }
-    if bytes.len() as u64 > MAX_LINE_BYTES {
-        return Err(format!("a request is longer than {MAX_LINE_BYTES} bytes"));
-    }
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| "a request is not UTF-8".to_string())
-}
-
 fn serve() -> Result<(), String> {
-    let mut input = std::io::stdin().lock();
-    let mut out = std::io::stdout().lock();
     let mut adapter = None;
-    while let Some(line) = read_line(&mut input)? {
-        let request: Value = serde_json::from_str(&line)
-            .map_err(|error| format!("a request is not JSON: {error}"))?;
-        let reply = match answer(&mut adapter, &request) {
-            Ok(Some(reply)) => reply,
-            Ok(None) => json!({"type": "bye"}),
-            Err(message) => json!({"type": "error", "message": message}),
-        };
-        writeln!(out, "{reply}")
-            .and_then(|()| out.flush())
-            .map_err(|error| error.to_string())?;
-        if reply["type"] == "bye" {
-            return Ok(());
-        }
-    }
-    Ok(())
+    let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
+    rehearse_adapter_common::serve(&mut input, &mut out, |request| {
+        answer(&mut adapter, request)
+    })
 }
 
 fn main() -> std::process::ExitCode {

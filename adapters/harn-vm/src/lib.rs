@@ -7,66 +7,21 @@
 //! `events.jsonl`) and `docs/SCENARIOS.md` (the operations).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::sync::Arc;
 
 use harn_vm::event_log::{AnyEventLog, EventLog, LogEvent, MemoryEventLog, Topic};
 use harn_vm::{
     format_persona_ms, parse_persona_ms, PersonaBudgetPolicy, PersonaRunCost, PersonaRuntimeBinding,
 };
+pub use rehearse_adapter_common::{duration_ms, read_line, MAX_LINE_BYTES};
 use serde_json::{json, Value};
 
 /// The persona topic, the only one the upstream's persona runtime writes.
 pub const PERSONA_TOPIC: &str = "persona.runtime.events";
 
-/// The longest line read from a log or from the harness: 16 MiB.
-pub const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
-
 /// The upstream's lease TTL, fixed: its public API takes no other.
-pub const UPSTREAM_LEASE_TTL_MS: i64 = 5 * 60 * 1000;
-
-/// Milliseconds of a rehearse duration as `capture.json` writes it (`5m`,
-/// `1h30m`, `250ms`, or a bare number of milliseconds).
-pub fn duration_ms(value: &Value) -> Result<i64, String> {
-    if let Some(ms) = value.as_i64() {
-        return Ok(ms);
-    }
-    let text = value
-        .as_str()
-        .ok_or_else(|| format!("a duration is a string with units, found {value}"))?;
-    let (mut total, mut digits) = (0i64, String::new());
-    let mut chars = text.trim().chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match (c, chars.peek()) {
-            ('m', Some('s')) => {
-                chars.next();
-                1
-            }
-            ('s', _) => 1_000,
-            ('m', _) => 60_000,
-            ('h', _) => 3_600_000,
-            ('d', _) => 86_400_000,
-            _ => return Err(format!("`{text}` is not a duration")),
-        };
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration"))?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|part| total.checked_add(part))
-            .ok_or_else(|| format!("`{text}` is out of range"))?;
-        digits.clear();
-    }
-    if digits.is_empty() {
-        Ok(total)
-    } else {
-        Err(format!("`{text}` has a number without a unit"))
-    }
-}
+pub const UPSTREAM_LEASE_TTL_MS: u64 = 5 * 60 * 1000;
 
 /// Refuses a configuration the upstream's public API cannot drive: a
 /// persona whose lease TTL is not the upstream's fixed 5 minutes. (A log
@@ -209,25 +164,6 @@ pub fn from_rehearse(line: &str) -> Result<(String, LogEvent), String> {
     Ok((topic.to_string(), event))
 }
 
-/// Reads one line of at most [`MAX_LINE_BYTES`]; `None` at the end.
-pub fn read_line(input: &mut impl BufRead) -> Result<Option<String>, String> {
-    let mut bytes = Vec::new();
-    let read = input
-        .by_ref()
-        .take(MAX_LINE_BYTES + 1)
-        .read_until(b'\n', &mut bytes)
-        .map_err(|error| error.to_string())?;
-    if read == 0 {
-        return Ok(None);
-    }
-    if bytes.len() as u64 > MAX_LINE_BYTES {
-        return Err(format!("a line is longer than {MAX_LINE_BYTES} bytes"));
-    }
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| "a line is not UTF-8".to_string())
-}
-
 /// Appends every line of a rehearse `events.jsonl` to `log`, each on its
 /// topic; the error names the line.
 pub async fn load_rehearse_log(
@@ -290,18 +226,6 @@ pub fn differences(path: &str, a: &Value, b: &Value, out: &mut Vec<(String, Valu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_rehearse_writes_them() {
-        assert_eq!(duration_ms(&json!("5m")), Ok(300_000));
-        assert_eq!(duration_ms(&json!("1h30m")), Ok(5_400_000));
-        assert_eq!(duration_ms(&json!("250ms")), Ok(250));
-        assert_eq!(duration_ms(&json!(0)), Ok(0));
-        assert!(duration_ms(&json!("5")).is_err());
-        assert!(duration_ms(&json!("5x")).is_err());
-        assert!(duration_ms(&json!("99999999999999999999d")).is_err());
-        assert!(duration_ms(&json!(null)).is_err());
-    }
 
     #[test]
     fn a_lease_ttl_other_than_five_minutes_is_not_drivable() {

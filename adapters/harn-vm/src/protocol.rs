@@ -15,7 +15,6 @@
 //! Usage: `harn-protocol` (no arguments).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use harn_vm::event_log::AnyEventLog;
@@ -26,7 +25,7 @@ use harn_vm::{
     PersonaRuntimeBinding,
 };
 use rehearse_adapter_harn_vm::{
-    bindings, cost, drivable, events_after, memory_log, read_line, to_rehearse, PERSONA_TOPIC,
+    bindings, cost, drivable, events_after, memory_log, to_rehearse, PERSONA_TOPIC,
 };
 use serde_json::{json, Value};
 
@@ -109,37 +108,7 @@ impl Adapter {
         };
         let log = &self.log;
         Ok(match kind {
-            "trigger" => {
-                let metadata: BTreeMap<String, String> = body
-                    .get("metadata")
-                    .and_then(Value::as_object)
-                    .map(|all| {
-                        all.iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.clone(),
-                                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let provider = text(body, "provider").unwrap_or_default();
-                let trigger_kind = text(body, "kind").unwrap_or_default();
-                let run_cost = cost(body.get("cost"));
-                Outcome::run(
-                    fire_persona_trigger(
-                        log,
-                        binding,
-                        &provider,
-                        &trigger_kind,
-                        metadata,
-                        run_cost,
-                        now_ms,
-                    )
-                    .await,
-                )
-            }
+            "trigger" => Outcome::run(trigger(log, binding, body, now_ms).await),
             "tick" => Outcome::run(
                 fire_persona_schedule(log, binding, cost(body.get("cost")), now_ms).await,
             ),
@@ -155,16 +124,8 @@ impl Adapter {
             }
             "repair_worker" => {
                 let update = repair_update(body)?;
-                Outcome::unit(
-                    report_repair_worker_status(log, binding, update, now_ms).await,
-                    |new| {
-                        if new {
-                            "recorded"
-                        } else {
-                            "unchanged"
-                        }
-                    },
-                )
+                let result = report_repair_worker_status(log, binding, update, now_ms).await;
+                Outcome::unit(result, |new| if new { "recorded" } else { "unchanged" })
             }
             "restore_checkpoint" => {
                 let request = PersonaCheckpointRestoreRequest {
@@ -172,15 +133,10 @@ impl Adapter {
                     work_key: text(body, "work_key"),
                     resumed_from: None,
                 };
+                let result = restore_persona_checkpoint(log, binding, request, now_ms).await;
                 Outcome::unit(
-                    restore_persona_checkpoint(log, binding, request, now_ms).await,
-                    |outcome| {
-                        if outcome.acked {
-                            "acked"
-                        } else {
-                            "already_acked"
-                        }
-                    },
+                    result,
+                    |done| if done.acked { "acked" } else { "already_acked" },
                 )
             }
             other => {
@@ -202,6 +158,33 @@ impl Adapter {
             .map(|(_, event)| to_rehearse(PERSONA_TOPIC, event))
             .collect())
     }
+}
+
+/// Fires a `trigger` operation's body on the upstream.
+async fn trigger(
+    log: &Arc<AnyEventLog>,
+    binding: &PersonaRuntimeBinding,
+    body: &Value,
+    now_ms: i64,
+) -> Result<PersonaRunReceipt, String> {
+    // Metadata values are strings in the upstream's API; a scalar that is
+    // not one is passed as its JSON text.
+    let metadata: BTreeMap<String, String> = body
+        .get("metadata")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| {
+            let text = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_string);
+            (key.clone(), text)
+        })
+        .collect();
+    let provider = text(body, "provider").unwrap_or_default();
+    let kind = text(body, "kind").unwrap_or_default();
+    let run_cost = cost(body.get("cost"));
+    fire_persona_trigger(log, binding, &provider, &kind, metadata, run_cost, now_ms).await
 }
 
 fn repair_update(body: &Value) -> Result<PersonaRepairWorkerStatusUpdate, String> {
@@ -335,38 +318,19 @@ async fn answer(adapter: &mut Option<Adapter>, request: &Value) -> Result<Option
     Ok(Some(answer))
 }
 
-fn write(out: &mut impl Write, value: &Value) -> std::io::Result<()> {
-    writeln!(out, "{value}")?;
-    out.flush()
-}
-
-async fn serve() -> Result<(), String> {
-    let mut input = std::io::stdin().lock();
-    let mut out = std::io::stdout().lock();
-    let mut adapter = None;
-    while let Some(line) = read_line(&mut input)? {
-        let request: Value = serde_json::from_str(&line)
-            .map_err(|error| format!("a request is not JSON: {error}"))?;
-        let reply = match answer(&mut adapter, &request).await {
-            Ok(Some(reply)) => reply,
-            Ok(None) => {
-                write(&mut out, &json!({"type": "bye"})).map_err(|error| error.to_string())?;
-                return Ok(());
-            }
-            Err(message) => json!({"type": "error", "message": message}),
-        };
-        write(&mut out, &reply).map_err(|error| error.to_string())?;
-    }
-    Ok(())
-}
-
 fn main() -> std::process::ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
     let result = runtime
         .map_err(|error| error.to_string())
-        .and_then(|runtime| runtime.block_on(serve()));
+        .and_then(|runtime| {
+            let mut adapter = None;
+            let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
+            rehearse_adapter_common::serve(&mut input, &mut out, |request| {
+                runtime.block_on(answer(&mut adapter, request))
+            })
+        });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
