@@ -254,3 +254,54 @@ mod tests {
         }
     }
 }
+
+/// The upstream bug the manifest lists: `persona.lease.expired` is never
+/// written. A holder that died leaves `persona.lease.acquired` without a
+/// release; the next run after the lease's expiry takes a new lease, and
+/// the upstream's acquire path (which asks `persona_status` for the active
+/// lease, and status has already dropped an expired one) never reaches the
+/// branch that writes `persona.lease.expired`. The reference writes it
+/// (docs/SCENARIOS.md, "Receipts, events and order": a crashed lease).
+#[cfg(test)]
+mod lease_expired {
+    use super::*;
+    use harn_vm::fire_persona_trigger;
+
+    #[test]
+    fn the_upstream_never_writes_lease_expired() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let log = memory_log();
+            let binding = binding("bot", &json!({"entry_workflow": "w"})).unwrap();
+            let start = parse_persona_ms("2026-04-24T12:00:00Z").unwrap();
+            // What a holder that died after acquiring leaves in the log.
+            let lease = json!({"id": "persona_lease_dead", "holder": "persona-runtime",
+                "work_key": "github:acme/widgets:pr:1", "acquired_at_ms": start,
+                "expires_at_ms": start + 300_000});
+            let mut acquired = LogEvent::new("persona.lease.acquired", lease);
+            acquired.headers.insert("persona".to_string(), "bot".to_string());
+            acquired.occurred_at_ms = start;
+            log.append(&topic(PERSONA_TOPIC).unwrap(), acquired).await.unwrap();
+            let metadata = BTreeMap::from([("number".to_string(), "2".to_string())]);
+            let after = start + 600_000;
+            let receipt = fire_persona_trigger(&log, &binding, "github", "pull_request", metadata, PersonaRunCost::default(), after)
+                .await
+                .unwrap();
+            assert_eq!(receipt.status, "completed", "the expired lease does not block");
+            let kinds: Vec<String> = events_after(&log, PERSONA_TOPIC, Some(1))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, event)| event.kind)
+                .collect();
+            assert!(kinds.contains(&"persona.lease.acquired".to_string()), "{kinds:?}");
+            assert!(
+                !kinds.contains(&"persona.lease.expired".to_string()),
+                "harn-vm 0.10.185 writes persona.lease.expired now: remove the manifest's upstream-bug entry ({kinds:?})"
+            );
+        });
+    }
+}
