@@ -17,6 +17,7 @@ pub mod junit;
 pub mod lint;
 pub mod out;
 pub mod progress;
+pub mod protocol;
 pub mod report;
 pub mod root;
 pub mod scenario;
