@@ -36,6 +36,9 @@ pub enum DriverError {
     /// scratch log): never behaviour, never a golden.
     #[error("{file}: environment error: {message}")]
     Environment { file: String, message: String },
+    /// An implementation under test gave no usable answer (certify).
+    #[error(transparent)]
+    Implementation(#[from] crate::certify::Failure),
 }
 
 /// Everything a run produced.
@@ -124,7 +127,7 @@ pub trait StepObserver {
 
 /// An observer that watches nothing.
 #[derive(Debug)]
-pub struct Unobserved;
+struct Unobserved;
 
 impl StepObserver for Unobserved {
     fn before(&mut self, _: usize, _: &Op, _: i64, _: &Session) {}
@@ -165,7 +168,7 @@ pub fn run_observed(
     } else {
         Storage::Memory
     };
-    let mut local = Local::new(&scenario.name, &config, source, storage, observer)?;
+    let mut local = Local::new(&scenario.name, &config, source, storage, Some(observer))?;
     if let Some(hook) = options.runtime_hook {
         hook(local.session.runtime_mut());
     }

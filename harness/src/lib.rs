@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod audit;
+pub mod certify;
 pub mod check;
 pub mod cli;
 pub mod driver;
@@ -21,6 +22,7 @@ pub mod protocol;
 pub mod report;
 pub mod root;
 pub mod scenario;
+pub mod serve;
 pub mod starter;
 pub mod storage;
 pub mod style;

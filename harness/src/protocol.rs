@@ -323,6 +323,10 @@ pub struct OpAnswer {
     /// Every event the operation appended, in append order.
     #[serde(default)]
     pub events: Option<Vec<WireEvent>>,
+    /// How many events a `restart` dropped from the end of the log (a torn
+    /// tail) before this operation's events; `0` or absent otherwise.
+    #[serde(default)]
+    pub dropped_events: Option<u64>,
 }
 
 /// A decision as `report.json` writes it (the schema's view of the

@@ -78,7 +78,7 @@ pub fn runtime_query(
 
 /// The reference runtime in this process: a capture session over its
 /// storage, checked against the invariants after every event and shown to
-/// an observer.
+/// an optional observer.
 pub struct Local<'o> {
     pub(super) source: String,
     pub(super) session: Session,
@@ -88,7 +88,7 @@ pub struct Local<'o> {
     pub(super) lines: Vec<usize>,
     pub(super) deferred_ops: BTreeMap<u64, Op>,
     pub(super) violations: Vec<InvariantViolation>,
-    pub(super) observer: &'o mut dyn StepObserver,
+    pub(super) observer: Option<&'o mut dyn StepObserver>,
 }
 
 impl std::fmt::Debug for Local<'_> {
@@ -106,7 +106,7 @@ impl<'o> Local<'o> {
         config: &rehearse_runtime::config::RuntimeConfig,
         source: &str,
         storage: Storage,
-        observer: &'o mut dyn StepObserver,
+        observer: Option<&'o mut dyn StepObserver>,
     ) -> Result<Self, DriverError> {
         let log = storage.open(source)?;
         let session =
@@ -172,11 +172,14 @@ impl Backend for Local<'_> {
         at_ms: i64,
         op: &Op,
     ) -> Result<Answered, DriverError> {
-        self.observer.before(index, op, at_ms, &self.session);
+        if let Some(observer) = self.observer.as_mut() {
+            observer.before(index, op, at_ms, &self.session);
+        }
         let handled = self.session.handle(event_id, at_ms, op);
         self.storage.check(&self.source)?;
-        self.observer
-            .after(index, op, at_ms, &self.session, &handled);
+        if let Some(observer) = self.observer.as_mut() {
+            observer.after(index, op, at_ms, &self.session, &handled);
+        }
         self.check_invariants(index, at_ms, op, &handled);
         let run = run_json(&handled);
         Ok(Answered {
