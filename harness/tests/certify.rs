@@ -43,7 +43,7 @@ fn records(output: &Output) -> (Vec<Value>, Value) {
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect();
     let summary = lines.pop().expect("a summary line");
-    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["record"], "summary");
     (lines, summary)
 }
 
@@ -79,15 +79,28 @@ fn the_reference_behind_serve_passes_the_whole_library() {
     assert_eq!(summary["implementation"], "rehearse");
     let report = std::fs::read_to_string(&markdown).unwrap();
     assert!(report.starts_with("# Conformance of rehearse "), "{report}");
-    assert!(report.contains(&format!("| pass | {} |", results.len())), "{report}");
+    assert!(
+        report.contains(&format!("| pass | {} |", results.len())),
+        "{report}"
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains(r#"name="admission/completed-run.yaml""#), "{xml}");
+    assert!(
+        xml.contains(r#"name="admission/completed-run.yaml""#),
+        "{xml}"
+    );
     assert!(!xml.contains("<failure"), "{xml}");
 }
 
 #[test]
 fn the_toy_is_reported_with_its_first_differing_event() {
-    let output = certify(&["--impl", &toy("proxy"), "--format", "json", "scenarios/lease", "scenarios/process/terminal-states.yaml"]);
+    let output = certify(&[
+        "--impl",
+        &toy("proxy"),
+        "--format",
+        "json",
+        "scenarios/lease",
+        "scenarios/process/terminal-states.yaml",
+    ]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let (results, summary) = records(&output);
     let by_name = |name: &str| {
@@ -130,7 +143,10 @@ fn manifest(dir: &Path, entries: &[(&str, &str)]) -> PathBuf {
 #[test]
 fn the_manifest_ratchet_fails_new_failures_and_unexpected_passes() {
     let dir = tempfile::tempdir().unwrap();
-    let listed = manifest(dir.path(), &[("lease/expiry-reacquire.yaml", "upstream-bug")]);
+    let listed = manifest(
+        dir.path(),
+        &[("lease/expiry-reacquire.yaml", "upstream-bug")],
+    );
     let args = |manifest: &Path| {
         certify(&[
             "--impl",
@@ -184,7 +200,11 @@ fn hostile_manifests_are_input_errors() {
             "scenarios/admission/completed-run.yaml",
         ]);
         assert_eq!(output.status.code(), Some(2), "{name}: {}", text(&output));
-        assert!(text(&output).contains("manifest"), "{name}: {}", text(&output));
+        assert!(
+            text(&output).contains("manifest"),
+            "{name}: {}",
+            text(&output)
+        );
     }
 }
 
@@ -212,7 +232,11 @@ fn children_that_crash_hang_or_write_garbage_are_broken_not_failed() {
         let message = results[0]["message"].as_str().unwrap();
         assert!(message.contains(says), "{mode}: {message}");
     }
-    let crash = certify(&["--impl", &toy("crash"), "scenarios/admission/completed-run.yaml"]);
+    let crash = certify(&[
+        "--impl",
+        &toy("crash"),
+        "scenarios/admission/completed-run.yaml",
+    ]);
     assert!(text(&crash).contains("toy: giving up"), "{}", text(&crash));
 }
 
@@ -220,7 +244,12 @@ fn children_that_crash_hang_or_write_garbage_are_broken_not_failed() {
 fn an_implementation_that_cannot_start_or_greet_is_an_input_error() {
     for command in ["/nonexistent/implementation", "", "'unclosed", &toy("old")] {
         let output = certify(&["--impl", command, "scenarios/admission/completed-run.yaml"]);
-        assert_eq!(output.status.code(), Some(2), "{command}: {}", text(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{command}: {}",
+            text(&output)
+        );
     }
 }
 
@@ -246,6 +275,9 @@ fn serve_answers_garbage_with_errors_and_keeps_serving() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    let kinds: Vec<&str> = answers.iter().map(|a| a["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = answers
+        .iter()
+        .map(|a| a["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["error", "error", "error", "error", "bye"]);
 }

@@ -227,12 +227,12 @@ fn json_lines(run: &Run) {
     for result in &run.results {
         let mut value = serde_json::to_value(result).expect("a result serialises");
         value["version"] = json!(CERTIFY_REPORT_VERSION);
-        value["type"] = json!("scenario");
+        value["record"] = json!("scenario");
         outln!("{value}");
     }
     let mut summary = json!({
         "version": CERTIFY_REPORT_VERSION,
-        "type": "summary",
+        "record": "summary",
         "implementation": run.implementation,
         "implementation_version": run.version,
     });
