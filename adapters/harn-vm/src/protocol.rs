@@ -38,6 +38,7 @@ struct Outcome {
     receipts: Vec<String>,
     error: Option<String>,
     run: Option<Value>,
+    detail: Option<Value>,
 }
 
 impl Outcome {
@@ -133,11 +134,16 @@ impl Adapter {
                     work_key: text(body, "work_key"),
                     resumed_from: None,
                 };
-                let result = restore_persona_checkpoint(log, binding, request, now_ms).await;
-                Outcome::unit(
-                    result,
-                    |done| if done.acked { "acked" } else { "already_acked" },
-                )
+                match restore_persona_checkpoint(log, binding, request, now_ms).await {
+                    // A repeat's detail is the earlier ack, as the reference's.
+                    Ok(done) => Outcome {
+                        detail: (!done.acked)
+                            .then(|| serde_json::to_value(&done.update).ok())
+                            .flatten(),
+                        ..Outcome::receipt(if done.acked { "acked" } else { "already_acked" })
+                    },
+                    Err(message) => Outcome::error(message),
+                }
             }
             other => {
                 return Err(format!(
@@ -259,7 +265,7 @@ async fn answer_op(adapter: &mut Adapter, request: &Value) -> Result<Value, Stri
         "receipts": outcome.receipts,
         "error": outcome.error,
         "run": outcome.run,
-        "detail": null,
+        "detail": outcome.detail,
         "decision": null,
         "events": events,
     }))
