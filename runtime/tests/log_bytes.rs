@@ -328,7 +328,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(
         hex::encode(Sha256::digest(&file_bytes)),
-        "14dc9b4e2b422f45f78070b517a162a2968135c09e5cb25d654e4920d478743b",
+        "58e0f7743647280fdf2457a22021b58cf16461663a4252403239a49f7fbb6466",
         "the file log's bytes moved"
     );
     let before: Vec<_> = runtime
