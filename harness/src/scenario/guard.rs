@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span};
 
 use super::layout::LayoutError;
 use super::model::Position;
@@ -77,23 +77,75 @@ pub(crate) fn check(text: &str) -> Result<(), LayoutError> {
         alias_bytes: 0,
         alias_limit: MAX_ALIAS_BYTES.max(text.len() as u64),
     };
+    // Where the text after the last event delivered starts.
+    let mut resume = Marker::new(0, 1, 0);
     for event in Parser::new_from_str(text) {
         let (event, span) = match event {
             Ok(found) => found,
-            // The scanner reads ahead and stops at its own depth limit
-            // before the events reach ours: the same refusal, where it
-            // stopped.
+            // The scanner reads ahead and stops at its own flow-level limit
+            // (255) before the events reach ours: the containers it read
+            // ahead are counted here, to refuse the first one too deep.
             Err(error) if error.info().contains("recursion limit") => {
-                return Err(too_deep(Position {
+                let stopped = Position {
                     line: error.marker().line(),
                     column: error.marker().col() + 1,
-                }));
+                };
+                let position = first_too_deep(text, resume, guard.stack.len()).unwrap_or(stopped);
+                return Err(too_deep(position));
             }
             Err(_) => return Ok(()),
         };
+        resume = span.end;
         guard.event(event, &span)?;
     }
     Ok(())
+}
+
+/// The position of the first flow container (`[` or `{`) after `from` that
+/// opens past [`MAX_DEPTH`], given `depth` containers open at `from`.
+/// Quoted scalars and comments are skipped; plain scalars cannot hold flow
+/// indicators inside flow collections.
+fn first_too_deep(text: &str, from: Marker, depth: usize) -> Option<Position> {
+    let mut depth = depth;
+    let (mut line, mut column) = (from.line(), from.col());
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = ' ';
+    let mut chars = text.chars().skip(from.index()).peekable();
+    while let Some(c) = chars.next() {
+        let here = Position {
+            line,
+            column: column + 1,
+        };
+        if c == '\n' {
+            (line, column) = (line + 1, 0);
+            comment = false;
+        } else {
+            column += 1;
+        }
+        match (quote, c) {
+            _ if comment => {}
+            (Some('"'), '\\') => {
+                if chars.next_if(|next| *next != '\n').is_some() {
+                    column += 1;
+                }
+            }
+            (Some(open), _) if c == open => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') if previous.is_whitespace() => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(here);
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    None
 }
 
 impl Guard {
@@ -216,8 +268,15 @@ mod tests {
         let (line, _, message) = refused(&text);
         assert_eq!(line, 1);
         assert!(message.contains("nested more than 64 deep"), "{message}");
+        // The 65th container, not where the scanner's read-ahead stopped.
+        assert_eq!(refused(&text).1, MAX_DEPTH + 1);
         let shallow = "[".repeat(MAX_DEPTH + 1);
         assert_eq!(refused(&shallow).1, MAX_DEPTH + 1);
+        // Brackets in quotes and comments do not count.
+        let quoted = format!("x: {}\"[[[[\", {}", "[".repeat(60), "[".repeat(300));
+        assert_eq!(refused(&quoted).1, 75);
+        let lines = format!("a:\n  b: {}", "[\"]\", # [\n    ".repeat(400));
+        assert_eq!(refused(&lines).0, 2 + 62);
         assert!(started.elapsed().as_secs() < 5);
     }
 
