@@ -555,7 +555,7 @@ fn evaluate(
         check(
             &mut out,
             "deadline",
-            json!(deadline.to_string()),
+            json!(deadline.map(|deadline| deadline.to_string())),
             json!(decision
                 .and_then(|d| d.deadline_ms)
                 .map(|ms| Millis(ms).to_string())),
