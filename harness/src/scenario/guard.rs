@@ -145,10 +145,9 @@ fn first_too_deep(text: &str, from: Marker, depth: usize) -> Option<Position> {
         }
         match (quote, c) {
             _ if comment => {}
-            (Some('"'), '\\') => {
-                if chars.next_if(|next| *next != '\n').is_some() {
-                    column += 1;
-                }
+            // An escaped character is skipped (a line break is counted above).
+            (Some('"'), '\\') if chars.next_if(|next| *next != '\n').is_some() => {
+                column += 1;
             }
             (Some(open), _) if c == open => quote = None,
             (Some(_), _) => {}
