@@ -128,6 +128,30 @@ fn the_toy_is_reported_with_its_first_differing_event() {
     assert!(summary["pass"].as_u64().unwrap() >= 1);
 }
 
+#[test]
+fn only_declared_answers_are_compared() {
+    // Decisions only: the dropped lease.expired event and every receipt,
+    // event and status expectation are out of scope, and nothing is asked
+    // that was not declared (the toy answers any query with an error).
+    let output = certify(&[
+        "--impl",
+        &toy("supervisor"),
+        "--format",
+        "json",
+        "scenarios/lease/expiry-reacquire.yaml",
+        "scenarios/supervisor",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let (results, _) = records(&output);
+    let lease = &results[0];
+    assert_eq!(lease["scenario"], "lease/expiry-reacquire.yaml");
+    assert_eq!(lease["verdict"], "pass");
+    assert!(lease["skipped_expectations"].as_u64().unwrap() > 0);
+    assert!(results
+        .iter()
+        .all(|r| r["verdict"] == "pass" || r["verdict"] == "unsupported"));
+}
+
 fn manifest(dir: &Path, entries: &[(&str, &str)]) -> PathBuf {
     let mut text = String::from("manifest_version = 1\nimplementation = \"toy\"\n");
     for (scenario, class) in entries {
@@ -209,11 +233,12 @@ fn hostile_manifests_are_input_errors() {
 }
 
 #[test]
-fn children_that_crash_hang_or_write_garbage_are_broken_not_failed() {
+fn children_that_crash_hang_write_garbage_or_leave_out_answers_are_broken_not_failed() {
     let cases = [
         ("crash", "crash", "exited"),
         ("hang", "timeout", "within 3s"),
         ("garbage", "malformed", "this is not json"),
+        ("mute", "malformed", "`receipt` is declared but missing"),
     ];
     for (mode, failure, says) in cases {
         let output = certify(&[

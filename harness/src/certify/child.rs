@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -60,8 +60,10 @@ enum Read1 {
 #[derive(Debug)]
 pub struct Child {
     child: std::process::Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<Read1>,
+    /// Lines for the writer thread; `None` once standard input is closed.
+    stdin: Option<SyncSender<Vec<u8>>>,
+    /// `None` once the child is being dropped, so a blocked reader ends.
+    lines: Option<Receiver<Read1>>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
     readers: Vec<JoinHandle<()>>,
     timeout: Duration,
@@ -87,17 +89,23 @@ impl Child {
             .spawn()?;
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr_pipe = child.stderr.take().expect("piped stderr");
-        let (send, lines) = mpsc::channel();
+        let stdin = child.stdin.take().expect("piped stdin");
+        // Bounded: a child that writes without end is not buffered without end.
+        let (send, lines) = mpsc::sync_channel(1);
+        let (write, to_write) = mpsc::sync_channel(1);
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
         let tail = Arc::clone(&stderr);
         let readers = vec![
             std::thread::spawn(move || read_lines(stdout, &send)),
             std::thread::spawn(move || keep_tail(stderr_pipe, &tail)),
+            // Writes happen off this thread, so a child that never reads
+            // its input meets the answer timeout instead of blocking us.
+            std::thread::spawn(move || write_lines(stdin, &to_write)),
         ];
         Ok(Self {
-            stdin: child.stdin.take(),
+            stdin: Some(write),
             child,
-            lines,
+            lines: Some(lines),
             stderr,
             readers,
             timeout,
@@ -109,16 +117,18 @@ impl Child {
         let name = request_name(request);
         let mut line = serde_json::to_string(request).expect("a request serialises");
         line.push('\n');
-        let written = match self.stdin.as_mut() {
-            Some(stdin) => stdin
-                .write_all(line.as_bytes())
-                .and_then(|()| stdin.flush()),
-            None => Err(std::io::Error::other("standard input is closed")),
-        };
-        if written.is_err() {
+        let written = self
+            .stdin
+            .as_ref()
+            .is_some_and(|stdin| stdin.send(line.into_bytes()).is_ok());
+        if !written {
             return Err(self.crashed(name));
         }
-        let bytes = match self.lines.recv_timeout(self.timeout) {
+        let answer = match self.lines.as_ref() {
+            Some(lines) => lines.recv_timeout(self.timeout),
+            None => Err(RecvTimeoutError::Disconnected),
+        };
+        let bytes = match answer {
             Ok(Read1::Line(bytes)) => bytes,
             Ok(Read1::TooLong) => {
                 return Err(Failure::Malformed {
@@ -199,6 +209,7 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         self.stdin = None;
+        self.lines = None;
         if wait_briefly(&mut self.child, self.timeout).is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -230,7 +241,7 @@ fn wait_briefly(
 
 /// Reads the child's standard output line by line into `send`, each line
 /// at most [`MAX_LINE_BYTES`].
-fn read_lines(stdout: impl Read, send: &mpsc::Sender<Read1>) {
+fn read_lines(stdout: impl Read, send: &SyncSender<Read1>) {
     let mut reader = BufReader::new(stdout);
     loop {
         let mut line = Vec::new();
@@ -249,6 +260,16 @@ fn read_lines(stdout: impl Read, send: &mpsc::Sender<Read1>) {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Writes each line from `lines` to the child's standard input until the
+/// sender is gone or the child stops reading.
+fn write_lines(mut stdin: ChildStdin, lines: &Receiver<Vec<u8>>) {
+    while let Ok(line) = lines.recv() {
+        if stdin.write_all(&line).and_then(|()| stdin.flush()).is_err() {
+            return;
         }
     }
 }

@@ -240,3 +240,102 @@ fn step_events(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::EventRange;
+    use rehearse_runtime::Topic;
+
+    fn event(id: u64, kind: &str, headers: &[(&str, &str)], payload: Value) -> StoredEvent {
+        StoredEvent {
+            topic: Topic::new("persona.runtime.events").unwrap(),
+            id,
+            kind: kind.to_string(),
+            payload,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            occurred_at_ms: 0,
+        }
+    }
+
+    fn transcript(events: Vec<StoredEvent>) -> Transcript {
+        let step = StepReport {
+            step: 1,
+            line: 7,
+            at: format_ms(0),
+            kind: "trigger".to_string(),
+            event_id: Some("step-1".to_string()),
+            receipt: Some("completed".to_string()),
+            receipts: Vec::new(),
+            error: None,
+            decision: None,
+            events: Some(EventRange {
+                first: 0,
+                count: events.len(),
+            }),
+            detail: None,
+            expectations: Vec::new(),
+        };
+        Transcript {
+            steps: vec![step],
+            events,
+            finals: Vec::new(),
+        }
+    }
+
+    const A: &str = "019dbf5c-7200-7c15-b4ee-b8e99e0d2dfe";
+    const B: &str = "019dbf61-05e0-7e65-8cd3-1859317e3dba";
+
+    #[test]
+    fn ids_in_the_same_order_and_filtered_headers_agree_and_the_first_field_is_named() {
+        let answers: BTreeSet<AnswerKind> = AnswerKind::ALL.into_iter().collect();
+        let filter = crate::certify::Manifest::parse(
+            "manifest_version = 1\nimplementation = \"t\"\nignore_headers = [\"harn.*\"]",
+        )
+        .unwrap()
+        .headers;
+        let reference = transcript(vec![
+            event(0, "persona.lease.acquired", &[], json!({"id": A, "ttl": 5})),
+            event(1, "persona.run.started", &[], json!({"lease": A, "n": 1})),
+        ]);
+        let same = transcript(vec![
+            event(
+                0,
+                "persona.lease.acquired",
+                &[("harn.provenance", "x")],
+                json!({"id": B, "ttl": 5.0}),
+            ),
+            event(1, "persona.run.started", &[], json!({"lease": B, "n": 1})),
+        ]);
+        assert_eq!(
+            first_difference_of(&same, &reference, &answers, &filter),
+            None
+        );
+        let unfiltered = HeaderFilter::default();
+        let found = first_difference_of(&same, &reference, &answers, &unfiltered).unwrap();
+        assert_eq!(found.field, "headers.harn.provenance");
+        let other = transcript(vec![
+            event(0, "persona.lease.acquired", &[], json!({"id": B, "ttl": 5})),
+            event(1, "persona.run.started", &[], json!({"lease": A, "n": 1})),
+        ]);
+        let found = first_difference_of(&other, &reference, &answers, &filter).unwrap();
+        assert_eq!(
+            (found.step, found.line, found.event, found.kind.as_deref()),
+            (Some(1), Some(7), Some(2), Some("persona.run.started"))
+        );
+        assert_eq!(found.field, "payload.lease");
+        assert_eq!(
+            (found.implementation.as_str(), found.reference.as_str()),
+            ("`\"<id-2>\"`", "`\"<id-1>\"`")
+        );
+        // Events not declared: not compared.
+        let receipts_only: BTreeSet<AnswerKind> = [AnswerKind::Receipts].into_iter().collect();
+        assert_eq!(
+            first_difference_of(&other, &reference, &receipts_only, &filter),
+            None
+        );
+    }
+}
