@@ -62,7 +62,9 @@ mod hooks {
         /// The admission facts as the switched-on bug misreads them.
         pub(in crate::engine) fn admission(self, mut admission: Admission) -> Admission {
             match self.bug {
-                Some(Bug::AdmitOverRunLimit) if admission.refusal == Some("run_usd") => {
+                Some(Bug::AdmitOverRunLimit)
+                    if admission.refusal == Some(crate::budget::BudgetLimit::RunUsd) =>
+                {
                     admission.refusal = None;
                 }
                 Some(Bug::CompleteDuplicates) => admission.duplicate = false,
