@@ -3,12 +3,15 @@
 //! and renders the outputs (`events.jsonl`, `report.json`, `capture.json`).
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::time::Instant;
 
 use rehearse_runtime::capture::{CaptureBundle, Session};
+use rehearse_runtime::config::RuntimeConfig;
 use rehearse_runtime::engine::Runtime;
 use rehearse_runtime::log::{EventLog, MemoryLog, StoredEvent};
 use rehearse_runtime::op::Op;
+use rehearse_runtime::run_record::RunRecord;
 use rehearse_runtime::supervisor::{DecisionKind, Handled};
 use rehearse_runtime::{format_ms, Millis};
 use serde::Serialize;
@@ -16,9 +19,10 @@ use serde_json::{json, Value};
 
 use crate::expect::{self, check, check_error};
 use crate::explore::{Checker, RuntimeHook, StepContext};
+use crate::outputs::{MemoryOutputs, OutputFile, Outputs};
 use crate::report::{
-    DeferredReport, EventRange, Expectation, FinalState, InvariantViolation, Report, StepReport,
-    Summary, Unsettled, REPORT_VERSION,
+    DeferredReport, EventRange, Expectation, FinalState, InvariantViolation, Report, ReportHead,
+    ReportWriter, StepReport, Summary, Unsettled, REPORT_VERSION,
 };
 use crate::scenario::{Expect, Scenario, Sequence, Step, MAX_RETRIES};
 
@@ -34,16 +38,26 @@ pub enum DriverError {
     Environment { file: String, message: String },
 }
 
-/// Everything a run produced.
+/// Everything a run produced, its output files as text: what `check`,
+/// `bless` and the commands that show a run read. `run` writes the files
+/// as the run goes instead (see [`run_streamed`]).
 #[derive(Debug)]
 pub struct RunOutput {
     pub report: Report,
-    /// The run records, also inside the report; saved one file each by `run`.
-    pub runs: Vec<rehearse_runtime::run_record::RunRecord>,
     pub bundle: CaptureBundle,
-    pub events_jsonl: String,
     pub report_json: String,
+    pub events_jsonl: String,
     pub capture_json: String,
+    /// The run records, one a line (docs/FORMATS.md).
+    pub runs_jsonl: String,
+    pub stats: RunStats,
+}
+
+/// What a run leaves besides its output files.
+#[derive(Debug)]
+pub struct Finished {
+    pub report: Report,
+    pub bundle: CaptureBundle,
     pub stats: RunStats,
 }
 
@@ -58,18 +72,19 @@ pub struct RunStats {
 }
 
 impl RunOutput {
-    /// The files of the golden set, by name.
-    pub fn files(&self) -> [(&'static str, &str); 3] {
+    /// The files of the golden set, by name, in [`OutputFile::ALL`] order.
+    pub fn files(&self) -> [(&'static str, &str); 4] {
         [
-            ("report.json", &self.report_json),
-            ("events.jsonl", &self.events_jsonl),
-            ("capture.json", &self.capture_json),
+            (OutputFile::Report.name(), &self.report_json),
+            (OutputFile::Events.name(), &self.events_jsonl),
+            (OutputFile::Capture.name(), &self.capture_json),
+            (OutputFile::Runs.name(), &self.runs_jsonl),
         ]
     }
 
     /// Whether every expectation and every invariant held.
     pub fn passed(&self) -> bool {
-        self.report.summary.failed_expectations == 0 && self.report.invariant_violations.is_empty()
+        self.report.passed()
     }
 }
 
@@ -120,7 +135,7 @@ pub trait StepObserver {
 
 /// An observer that watches nothing.
 #[derive(Debug)]
-struct Unobserved;
+pub struct Unobserved;
 
 impl StepObserver for Unobserved {
     fn before(&mut self, _: usize, _: &Op, _: i64, _: &Session) {}
@@ -136,14 +151,70 @@ pub fn run_with(
     run_observed(scenario, source, options, &mut Unobserved)
 }
 
-/// Runs `scenario` with `options`, showing every step to `observer`.
+/// Runs `scenario` with `options`, showing every step to `observer`, and
+/// keeps its output files in memory.
 pub fn run_observed(
     scenario: &Scenario,
     source: &str,
     options: RunOptions,
     observer: &mut dyn StepObserver,
 ) -> Result<RunOutput, DriverError> {
+    let mut memory = MemoryOutputs::default();
+    let Finished {
+        report,
+        bundle,
+        stats,
+    } = run_streamed(scenario, source, options, observer, &mut memory)?;
+    let [report_json, events_jsonl, capture_json, runs_jsonl] = memory.into_texts();
+    Ok(RunOutput {
+        report,
+        bundle,
+        report_json,
+        events_jsonl,
+        capture_json,
+        runs_jsonl,
+        stats,
+    })
+}
+
+/// Runs `scenario` with `options`, showing every step to `observer`, and
+/// writes its output files to `outputs` as it goes: each step's events
+/// and report entry when the step ends (at the end for a scenario that
+/// cuts its log, whose earlier steps then change), the rest at the end.
+pub fn run_streamed(
+    scenario: &Scenario,
+    source: &str,
+    options: RunOptions,
+    observer: &mut dyn StepObserver,
+    outputs: &mut dyn Outputs,
+) -> Result<Finished, DriverError> {
     let started = Instant::now();
+    let mut driving = Driving::start(scenario, source, options, outputs)?;
+    let mut last_ms = scenario.start_ms;
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let after_ms = last_ms;
+        last_ms = step.end_ms();
+        let report = driving.step(index, step, after_ms, observer)?;
+        driving.steps.push(report);
+        driving.stream()?;
+    }
+    let (report, bundle) = driving.finish(last_ms)?;
+    let stats = RunStats {
+        steps: report.summary.steps,
+        events: report.summary.events,
+        episodes: report.summary.episodes,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(Finished {
+        report,
+        bundle,
+        stats,
+    })
+}
+
+/// The scenario's runtime configuration, refused when it asks for more
+/// than a run allows.
+fn runtime_config(scenario: &Scenario, source: &str) -> Result<RuntimeConfig, DriverError> {
     let config = scenario.runtime_config();
     // Parsed scenarios are validated already; one built in code (by the
     // explorer, say) still may not ask for unbounded retries.
@@ -156,121 +227,11 @@ pub fn run_observed(
             ),
         });
     }
-    let storage = Storage::for_scenario(scenario, source)?;
-    let mut session =
-        Session::new(&scenario.name, &config, storage.open(source)?).map_err(|error| {
-            DriverError::Invalid {
-                file: source.to_string(),
-                message: error.to_string(),
-            }
-        })?;
-
-    if let Some(hook) = options.runtime_hook {
-        hook(session.runtime_mut());
-    }
-    let checker = (options.check_invariants && !tears_log(scenario)).then(|| Checker::new(&config));
-    let mut driving = Driving {
-        scenario,
-        source,
-        session,
-        storage,
-        checker,
-        deferred_ops: BTreeMap::new(),
-        violations: Vec::new(),
-        summary: Summary {
-            steps: scenario.steps.len(),
-            ..Summary::default()
-        },
-        steps: Vec::with_capacity(scenario.steps.len()),
-    };
-    let mut last_ms = scenario.start_ms;
-    for (index, step) in scenario.steps.iter().enumerate() {
-        let after_ms = last_ms;
-        last_ms = step.end_ms();
-        let report = driving.step(index, step, after_ms, observer)?;
-        driving.steps.push(report);
-    }
-    let Driving {
-        session,
-        storage,
-        violations,
-        mut summary,
-        steps,
-        ..
-    } = driving;
-
-    let runtime = session.runtime();
-    let personas = runtime
-        .personas()
-        .keys()
-        .map(|name| {
-            (
-                name.clone(),
-                runtime.status(name, last_ms).expect("a known persona"),
-            )
-        })
-        .collect();
-    let deferred_at_end = session
-        .deferred()
-        .into_iter()
-        .map(|d| DeferredReport {
-            episode_id: d.episode_id,
-            event_id: d.event_id,
-            schedule_at: format_ms(d.schedule_at_ms),
-            kind: d.op.kind().to_string(),
-        })
-        .collect();
-    let events_jsonl = render_events(runtime.log().all());
-    let unsettled = runtime.unsettled(last_ms);
-    let runs = runtime.run_records();
-    summary.events = runtime.log().all().len();
-    let report = Report {
-        report_version: REPORT_VERSION,
-        scenario: scenario.name.clone(),
-        description: scenario.description.clone(),
-        source: source.replace('\\', "/"),
-        seed: scenario.seed,
-        start: format_ms(scenario.start_ms),
-        backend: storage.name().to_string(),
-        steps,
-        deferred_at_end,
-        invariant_violations: violations,
-        final_state: FinalState {
-            at: format_ms(last_ms),
-            personas,
-            processes: runtime.processes().snapshot(),
-            pipeline: runtime.pipeline().snapshot(),
-            unsettled: Unsettled {
-                counts: unsettled.counts(),
-                summary: unsettled.summary(),
-            },
-        },
-        runs: runs.clone(),
-        summary,
-    };
-    let (bundle, runtime) = session.finish();
-    drop(runtime);
-    drop(storage);
-    let report_json = pretty(&report);
-    let capture_json = pretty(&bundle);
-    let stats = RunStats {
-        steps: report.summary.steps,
-        events: report.summary.events,
-        episodes: report.summary.episodes,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    Ok(RunOutput {
-        report,
-        runs,
-        bundle,
-        events_jsonl,
-        report_json,
-        capture_json,
-        stats,
-    })
+    Ok(config)
 }
 
-/// A run in progress: the session and everything collected so far.
+/// A run in progress: the session, everything collected so far, and how
+/// much of it the outputs hold.
 struct Driving<'a> {
     scenario: &'a Scenario,
     source: &'a str,
@@ -281,6 +242,194 @@ struct Driving<'a> {
     violations: Vec<InvariantViolation>,
     summary: Summary,
     steps: Vec<StepReport>,
+    outputs: &'a mut dyn Outputs,
+    report_writer: ReportWriter,
+    /// Whether steps and events are written as they end: not when the
+    /// scenario cuts its log, as that changes earlier steps.
+    streaming: bool,
+    /// How many events and steps the outputs hold.
+    events_written: usize,
+    steps_written: usize,
+}
+
+impl<'a> Driving<'a> {
+    /// Opens the session and writes the report's head.
+    fn start(
+        scenario: &'a Scenario,
+        source: &'a str,
+        options: RunOptions,
+        outputs: &'a mut dyn Outputs,
+    ) -> Result<Self, DriverError> {
+        let config = runtime_config(scenario, source)?;
+        let storage = Storage::for_scenario(scenario, source)?;
+        let mut session =
+            Session::new(&scenario.name, &config, storage.open(source)?).map_err(|error| {
+                DriverError::Invalid {
+                    file: source.to_string(),
+                    message: error.to_string(),
+                }
+            })?;
+        if let Some(hook) = options.runtime_hook {
+            hook(session.runtime_mut());
+        }
+        let tears = tears_log(scenario);
+        let checker = (options.check_invariants && !tears).then(|| Checker::new(&config));
+        let source_name = source.replace('\\', "/");
+        let head = ReportHead {
+            report_version: REPORT_VERSION,
+            scenario: &scenario.name,
+            description: scenario.description.as_deref(),
+            source: &source_name,
+            seed: scenario.seed,
+            start: &format_ms(scenario.start_ms),
+            backend: storage.name(),
+        };
+        let report_writer = ReportWriter::begin(outputs.writer(OutputFile::Report), &head)
+            .map_err(|error| output_error(source, &error))?;
+        Ok(Self {
+            scenario,
+            source,
+            session,
+            storage,
+            checker,
+            deferred_ops: BTreeMap::new(),
+            violations: Vec::new(),
+            summary: Summary {
+                steps: scenario.steps.len(),
+                ..Summary::default()
+            },
+            steps: Vec::with_capacity(scenario.steps.len()),
+            outputs,
+            report_writer,
+            streaming: !tears,
+            events_written: 0,
+            steps_written: 0,
+        })
+    }
+
+    /// Writes the steps (and events) the outputs do not hold yet, when
+    /// streaming.
+    fn stream(&mut self) -> Result<(), DriverError> {
+        if self.streaming {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the events the outputs do not hold yet, when streaming: after
+    /// each external event, so a long `repeat` is not held until it ends.
+    fn stream_events(&mut self) -> Result<(), DriverError> {
+        if self.streaming {
+            self.write_events()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the events and steps the outputs do not hold yet.
+    fn write_pending(&mut self) -> Result<(), DriverError> {
+        self.write_events()?;
+        let out = self.outputs.writer(OutputFile::Report);
+        for step in &self.steps[self.steps_written..] {
+            self.report_writer
+                .step(out, step)
+                .map_err(|error| output_error(self.source, &error))?;
+        }
+        self.steps_written = self.steps.len();
+        Ok(())
+    }
+
+    /// Writes the events the outputs do not hold yet.
+    fn write_events(&mut self) -> Result<(), DriverError> {
+        let events = self.session.runtime().log().all();
+        let new = &events[self.events_written.min(events.len())..];
+        write_events(self.outputs.writer(OutputFile::Events), new)
+            .map_err(|error| output_error(self.source, &error))?;
+        self.events_written = events.len();
+        Ok(())
+    }
+
+    /// Writes the rest of the outputs: the report's end, the run records
+    /// and the capture bundle.
+    fn finish(mut self, last_ms: i64) -> Result<(Report, CaptureBundle), DriverError> {
+        self.write_pending()?;
+        let mut report = self.final_report(last_ms);
+        let runs = self.session.runtime().run_records();
+        let Self {
+            session,
+            storage,
+            outputs,
+            report_writer,
+            source,
+            ..
+        } = self;
+        let (bundle, runtime) = session.finish();
+        drop(runtime);
+        drop(storage);
+        let written = report_writer
+            .end(outputs.writer(OutputFile::Report), &mut report)
+            .and_then(|()| write_runs(outputs.writer(OutputFile::Runs), &runs))
+            .and_then(|()| write_pretty(outputs.writer(OutputFile::Capture), &bundle));
+        written.map_err(|error| output_error(source, &error))?;
+        Ok((report, bundle))
+    }
+
+    /// The report of the run, as the last step left it.
+    fn final_report(&mut self, last_ms: i64) -> Report {
+        let runtime = self.session.runtime();
+        let personas = runtime
+            .personas()
+            .keys()
+            .map(|name| {
+                let status = runtime.status(name, last_ms).expect("a known persona");
+                (name.clone(), status)
+            })
+            .collect();
+        let deferred_at_end = self
+            .session
+            .deferred()
+            .into_iter()
+            .map(|d| DeferredReport {
+                episode_id: d.episode_id,
+                event_id: d.event_id,
+                schedule_at: format_ms(d.schedule_at_ms),
+                kind: d.op.kind().to_string(),
+            })
+            .collect();
+        let unsettled = runtime.unsettled(last_ms);
+        let mut summary = std::mem::take(&mut self.summary);
+        summary.events = runtime.log().all().len();
+        Report {
+            report_version: REPORT_VERSION,
+            scenario: self.scenario.name.clone(),
+            description: self.scenario.description.clone(),
+            source: self.source.replace('\\', "/"),
+            seed: self.scenario.seed,
+            start: format_ms(self.scenario.start_ms),
+            backend: self.storage.name().to_string(),
+            steps: std::mem::take(&mut self.steps),
+            deferred_at_end,
+            invariant_violations: std::mem::take(&mut self.violations),
+            final_state: FinalState {
+                at: format_ms(last_ms),
+                personas,
+                processes: runtime.processes().snapshot(),
+                pipeline: runtime.pipeline().snapshot(),
+                unsettled: Unsettled {
+                    counts: unsettled.counts(),
+                    summary: unsettled.summary(),
+                },
+            },
+            summary,
+        }
+    }
+}
+
+/// A failed write of an output file: the machine's failure, never behaviour.
+fn output_error(source: &str, error: &std::io::Error) -> DriverError {
+    DriverError::Environment {
+        file: source.to_string(),
+        message: format!("failed to write an output file: {error}"),
+    }
 }
 
 impl Driving<'_> {
@@ -440,6 +589,7 @@ impl Driving<'_> {
             range.count = handled.events.end - range.first;
         }
         self.check_invariants(index, at_ms, op, &handled);
+        self.stream_events()?;
         self.summary.episodes +=
             usize::from(handled.decision.episode_id.is_some() && !matches!(op, Op::Pump(_)));
         Ok(handled)
@@ -510,57 +660,7 @@ fn evaluate(
     if let Some(error) = &expect.error {
         check_error(&mut out, error, step.error.as_deref());
     }
-    let decision = step.decision.as_ref();
-    if let Some(kind) = &expect.decision {
-        check(
-            &mut out,
-            "decision",
-            json!(kind),
-            json!(decision.map(|d| d.decision.as_str())),
-        );
-    }
-    if let Some(at_ms) = expect.schedule_at_ms(start_ms) {
-        check(
-            &mut out,
-            "schedule_at",
-            json!(format_ms(at_ms)),
-            json!(decision.and_then(|d| d.schedule_at_ms).map(format_ms)),
-        );
-    }
-    if let Some(count) = expect.retry_count {
-        check(
-            &mut out,
-            "retry_count",
-            json!(count),
-            json!(decision.map(|d| d.retry_count)),
-        );
-    }
-    if let Some(termination) = &expect.termination {
-        check(
-            &mut out,
-            "termination",
-            json!(termination.to_string()),
-            json!(decision.and_then(|d| d.termination)),
-        );
-    }
-    if let Some(id) = expect.episode_id {
-        check(
-            &mut out,
-            "episode_id",
-            json!(id),
-            json!(decision.and_then(|d| d.episode_id)),
-        );
-    }
-    if let Some(deadline) = expect.deadline {
-        check(
-            &mut out,
-            "deadline",
-            json!(deadline.to_string()),
-            json!(decision
-                .and_then(|d| d.deadline_ms)
-                .map(|ms| Millis(ms).to_string())),
-        );
-    }
+    evaluate_decision(expect, step, start_ms, &mut out);
     evaluate_added(expect, observed, session.runtime(), &mut out);
     if !expect.unsettled.is_empty() {
         let counts = session.runtime().unsettled(now_ms).counts();
@@ -574,14 +674,13 @@ fn evaluate(
         }
     }
     if let Some(persona) = &expect.persona {
-        let paths = &expect.status;
         let status = session
             .runtime()
             .status(persona, now_ms)
             .map_or(Value::Null, |s| {
                 serde_json::to_value(s).expect("a status serialises")
             });
-        for (path, expected) in paths {
+        for (path, expected) in &expect.status {
             check(
                 &mut out,
                 format!("status.{path}"),
@@ -591,6 +690,66 @@ fn evaluate(
         }
     }
     out
+}
+
+/// The expectation keys that read the step's supervisor decision.
+fn evaluate_decision(
+    expect: &Expect,
+    step: &StepReport,
+    start_ms: i64,
+    out: &mut Vec<Expectation>,
+) {
+    let decision = step.decision.as_ref();
+    if let Some(kind) = &expect.decision {
+        check(
+            out,
+            "decision",
+            json!(kind),
+            json!(decision.map(|d| d.decision.as_str())),
+        );
+    }
+    if let Some(at_ms) = expect.schedule_at_ms(start_ms) {
+        check(
+            out,
+            "schedule_at",
+            json!(format_ms(at_ms)),
+            json!(decision.and_then(|d| d.schedule_at_ms).map(format_ms)),
+        );
+    }
+    if let Some(count) = expect.retry_count {
+        check(
+            out,
+            "retry_count",
+            json!(count),
+            json!(decision.map(|d| d.retry_count)),
+        );
+    }
+    if let Some(termination) = &expect.termination {
+        check(
+            out,
+            "termination",
+            json!(termination.to_string()),
+            json!(decision.and_then(|d| d.termination)),
+        );
+    }
+    if let Some(id) = expect.episode_id {
+        check(
+            out,
+            "episode_id",
+            json!(id),
+            json!(decision.and_then(|d| d.episode_id)),
+        );
+    }
+    if let Some(deadline) = expect.deadline {
+        check(
+            out,
+            "deadline",
+            json!(deadline.to_string()),
+            json!(decision
+                .and_then(|d| d.deadline_ms)
+                .map(|ms| Millis(ms).to_string())),
+        );
+    }
 }
 
 /// The expectation keys that read the step's events, run receipt and
@@ -688,13 +847,36 @@ pub fn event_value(event: &StoredEvent) -> Value {
 
 /// Every event of every topic in append order, one JSON object a line.
 pub fn render_events(events: &[StoredEvent]) -> String {
-    let mut out = String::with_capacity(events.len() * 256);
+    let mut out = Vec::with_capacity(events.len() * 256);
+    write_events(&mut out, events).expect("writing to memory cannot fail");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// Writes `events` as lines of `events.jsonl`.
+pub fn write_events(out: &mut dyn Write, events: &[StoredEvent]) -> std::io::Result<()> {
+    let mut line = Vec::with_capacity(512);
     for event in events {
-        let line = EventLine::of(event);
-        out.push_str(&serde_json::to_string(&line).expect("an event serialises"));
-        out.push('\n');
+        line.clear();
+        serde_json::to_writer(&mut line, &EventLine::of(event))?;
+        line.push(b'\n');
+        out.write_all(&line)?;
     }
-    out
+    Ok(())
+}
+
+/// Writes the run records as lines of `runs.jsonl`.
+fn write_runs(out: &mut dyn Write, runs: &[RunRecord]) -> std::io::Result<()> {
+    for record in runs {
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Writes `value` as [`pretty`] does.
+fn write_pretty<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    out.write_all(b"\n")
 }
 
 /// Pretty JSON with a trailing newline: the golden files' form.
