@@ -1,30 +1,34 @@
 //! The driver: runs a parsed scenario's steps on the runtime with the
 //! scenario clock, through the supervisor, checks the inline expectations,
-//! and renders the outputs (`events.jsonl`, `report.json`, `capture.json`).
+//! and renders the outputs (`report.json`, `events.jsonl`, `capture.json`,
+//! `runs.jsonl`), into memory or as the run goes (`outputs`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Instant;
 
 use rehearse_runtime::capture::{CaptureBundle, Session};
-use rehearse_runtime::config::RuntimeConfig;
-use rehearse_runtime::engine::Runtime;
-use rehearse_runtime::log::{EventLog, MemoryLog, StoredEvent};
+use rehearse_runtime::log::StoredEvent;
 use rehearse_runtime::op::Op;
 use rehearse_runtime::run_record::RunRecord;
-use rehearse_runtime::supervisor::{DecisionKind, Handled};
+use rehearse_runtime::supervisor::{Decision, Handled};
 use rehearse_runtime::{format_ms, Millis};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::expect::{self, check, check_error};
-use crate::explore::{Checker, RuntimeHook, StepContext};
+use crate::explore::{Checker, RuntimeHook};
 use crate::outputs::{MemoryOutputs, OutputFile, Outputs};
+use crate::protocol::QueryKind;
 use crate::report::{
-    DeferredReport, EventRange, Expectation, FinalState, InvariantViolation, Report, ReportHead,
-    ReportWriter, StepReport, Summary, Unsettled, REPORT_VERSION,
+    DeferredReport, EventRange, Expectation, FinalState, Report, ReportHead, ReportWriter,
+    StepReport, Summary, Unsettled, REPORT_VERSION,
 };
 use crate::scenario::{Expect, Scenario, Sequence, Step, MAX_RETRIES};
+
+mod backend;
+
+pub use backend::{runtime_query, Answered, Backend, Local, Storage};
 
 /// Why a scenario could not be run at all (as opposed to running and
 /// failing its expectations).
@@ -36,6 +40,9 @@ pub enum DriverError {
     /// scratch log): never behaviour, never a golden.
     #[error("{file}: environment error: {message}")]
     Environment { file: String, message: String },
+    /// An implementation under test gave no usable answer (certify).
+    #[error(transparent)]
+    Implementation(#[from] crate::certify::Failure),
 }
 
 /// Everything a run produced, its output files as text: what `check`,
@@ -178,9 +185,10 @@ pub fn run_observed(
 }
 
 /// Runs `scenario` with `options`, showing every step to `observer`, and
-/// writes its output files to `outputs` as it goes: each step's events
-/// and report entry when the step ends (at the end for a scenario that
-/// cuts its log, whose earlier steps then change), the rest at the end.
+/// writes its output files to `outputs` as it goes: each external event's
+/// log lines right after it and each step's report entry when the step
+/// ends (all at the end for a scenario that cuts its log, whose earlier
+/// steps then change), the rest at the end.
 pub fn run_streamed(
     scenario: &Scenario,
     source: &str,
@@ -189,16 +197,34 @@ pub fn run_streamed(
     outputs: &mut dyn Outputs,
 ) -> Result<Finished, DriverError> {
     let started = Instant::now();
-    let mut driving = Driving::start(scenario, source, options, outputs)?;
-    let mut last_ms = scenario.start_ms;
-    for (index, step) in scenario.steps.iter().enumerate() {
-        let after_ms = last_ms;
-        last_ms = step.end_ms();
-        let report = driving.step(index, step, after_ms, observer)?;
-        driving.steps.push(report);
-        driving.stream()?;
+    let config = scenario.runtime_config();
+    // Parsed scenarios are validated already; one built in code (by the
+    // explorer, say) still may not ask for unbounded retries.
+    if config.supervisor.max_retries > MAX_RETRIES {
+        return Err(DriverError::Invalid {
+            file: source.to_string(),
+            message: format!(
+                "supervisor.max_retries is {}, at most {MAX_RETRIES} is allowed",
+                config.supervisor.max_retries
+            ),
+        });
     }
-    let (report, bundle) = driving.finish(last_ms)?;
+    let storage = if scenario.has_restart() {
+        Storage::scratch(source)?
+    } else {
+        Storage::Memory
+    };
+    let backend_name = storage.name();
+    let mut local = Local::new(&scenario.name, &config, source, storage, Some(observer))?;
+    if let Some(hook) = options.runtime_hook {
+        hook(local.session.runtime_mut());
+    }
+    local.checker =
+        (options.check_invariants && !tears_log(scenario)).then(|| Checker::new(&config));
+    local.lines = scenario.steps.iter().map(|step| step.line).collect();
+    let mut streamer = Streamer::begin(scenario, source, backend_name, outputs)?;
+    let (local, steps, summary, last_ms) = drive_with(scenario, local, &mut streamer)?;
+    let (report, bundle) = finish(scenario, source, local, steps, summary, last_ms, streamer)?;
     let stats = RunStats {
         steps: report.summary.steps,
         events: report.summary.events,
@@ -212,68 +238,49 @@ pub fn run_streamed(
     })
 }
 
-/// The scenario's runtime configuration, refused when it asks for more
-/// than a run allows.
-fn runtime_config(scenario: &Scenario, source: &str) -> Result<RuntimeConfig, DriverError> {
-    let config = scenario.runtime_config();
-    // Parsed scenarios are validated already; one built in code (by the
-    // explorer, say) still may not ask for unbounded retries.
-    if config.supervisor.max_retries > MAX_RETRIES {
-        return Err(DriverError::Invalid {
-            file: source.to_string(),
-            message: format!(
-                "supervisor.max_retries is {}, at most {MAX_RETRIES} is allowed",
-                config.supervisor.max_retries
-            ),
-        });
-    }
-    Ok(config)
+/// Sees a run as it goes: after each external event and after each step,
+/// with the backend's log and the steps so far.
+pub trait Progress {
+    /// An external event was handled.
+    fn event(&mut self, events: &[StoredEvent]) -> Result<(), DriverError>;
+    /// A step ended; `steps` holds it last.
+    fn step(&mut self, events: &[StoredEvent], steps: &[StepReport]) -> Result<(), DriverError>;
 }
 
-/// A run in progress: the session, everything collected so far, and how
-/// much of it the outputs hold.
-struct Driving<'a> {
-    scenario: &'a Scenario,
-    source: &'a str,
-    session: Session,
-    storage: Storage,
-    checker: Option<Checker>,
-    deferred_ops: BTreeMap<u64, Op>,
-    violations: Vec<InvariantViolation>,
-    summary: Summary,
-    steps: Vec<StepReport>,
-    outputs: &'a mut dyn Outputs,
-    report_writer: ReportWriter,
-    /// Whether steps and events are written as they end: not when the
-    /// scenario cuts its log, as that changes earlier steps.
+/// Progress nobody watches.
+#[derive(Debug)]
+struct Unwatched;
+
+impl Progress for Unwatched {
+    fn event(&mut self, _: &[StoredEvent]) -> Result<(), DriverError> {
+        Ok(())
+    }
+    fn step(&mut self, _: &[StoredEvent], _: &[StepReport]) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+/// Writes a run's events and report to its outputs as the run goes.
+struct Streamer<'o> {
+    outputs: &'o mut dyn Outputs,
+    report: ReportWriter,
+    source: String,
+    /// Whether to write as the run goes: not when the scenario cuts its
+    /// log, as that changes earlier steps' event ranges.
     streaming: bool,
     /// How many events and steps the outputs hold.
     events_written: usize,
     steps_written: usize,
 }
 
-impl<'a> Driving<'a> {
-    /// Opens the session and writes the report's head.
-    fn start(
-        scenario: &'a Scenario,
-        source: &'a str,
-        options: RunOptions,
-        outputs: &'a mut dyn Outputs,
+impl<'o> Streamer<'o> {
+    /// Writes the report's head.
+    fn begin(
+        scenario: &Scenario,
+        source: &str,
+        backend: &str,
+        outputs: &'o mut dyn Outputs,
     ) -> Result<Self, DriverError> {
-        let config = runtime_config(scenario, source)?;
-        let storage = Storage::for_scenario(scenario, source)?;
-        let mut session =
-            Session::new(&scenario.name, &config, storage.open(source)?).map_err(|error| {
-                DriverError::Invalid {
-                    file: source.to_string(),
-                    message: error.to_string(),
-                }
-            })?;
-        if let Some(hook) = options.runtime_hook {
-            hook(session.runtime_mut());
-        }
-        let tears = tears_log(scenario);
-        let checker = (options.check_invariants && !tears).then(|| Checker::new(&config));
         let source_name = source.replace('\\', "/");
         let head = ReportHead {
             report_version: REPORT_VERSION,
@@ -282,145 +289,80 @@ impl<'a> Driving<'a> {
             source: &source_name,
             seed: scenario.seed,
             start: &format_ms(scenario.start_ms),
-            backend: storage.name(),
+            backend,
         };
-        let report_writer = ReportWriter::begin(outputs.writer(OutputFile::Report), &head)
+        let report = ReportWriter::begin(outputs.writer(OutputFile::Report), &head)
             .map_err(|error| output_error(source, &error))?;
         Ok(Self {
-            scenario,
-            source,
-            session,
-            storage,
-            checker,
-            deferred_ops: BTreeMap::new(),
-            violations: Vec::new(),
-            summary: Summary {
-                steps: scenario.steps.len(),
-                ..Summary::default()
-            },
-            steps: Vec::with_capacity(scenario.steps.len()),
             outputs,
-            report_writer,
-            streaming: !tears,
+            report,
+            source: source.to_string(),
+            streaming: !tears_log(scenario),
             events_written: 0,
             steps_written: 0,
         })
     }
 
-    /// Writes the steps (and events) the outputs do not hold yet, when
-    /// streaming.
-    fn stream(&mut self) -> Result<(), DriverError> {
-        if self.streaming {
-            self.write_pending()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the events the outputs do not hold yet, when streaming: after
-    /// each external event, so a long `repeat` is not held until it ends.
-    fn stream_events(&mut self) -> Result<(), DriverError> {
-        if self.streaming {
-            self.write_events()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the events and steps the outputs do not hold yet.
-    fn write_pending(&mut self) -> Result<(), DriverError> {
-        self.write_events()?;
-        let out = self.outputs.writer(OutputFile::Report);
-        for step in &self.steps[self.steps_written..] {
-            self.report_writer
-                .step(out, step)
-                .map_err(|error| output_error(self.source, &error))?;
-        }
-        self.steps_written = self.steps.len();
-        Ok(())
-    }
-
     /// Writes the events the outputs do not hold yet.
-    fn write_events(&mut self) -> Result<(), DriverError> {
-        let events = self.session.runtime().log().all();
+    fn write_events(&mut self, events: &[StoredEvent]) -> Result<(), DriverError> {
         let new = &events[self.events_written.min(events.len())..];
         write_events(self.outputs.writer(OutputFile::Events), new)
-            .map_err(|error| output_error(self.source, &error))?;
+            .map_err(|error| output_error(&self.source, &error))?;
         self.events_written = events.len();
         Ok(())
     }
 
-    /// Writes the rest of the outputs: the report's end, the run records
-    /// and the capture bundle.
-    fn finish(mut self, last_ms: i64) -> Result<(Report, CaptureBundle), DriverError> {
-        self.write_pending()?;
-        let mut report = self.final_report(last_ms);
-        let runs = self.session.runtime().run_records();
+    /// Writes the events and steps the outputs do not hold yet.
+    fn write_pending(
+        &mut self,
+        events: &[StoredEvent],
+        steps: &[StepReport],
+    ) -> Result<(), DriverError> {
+        self.write_events(events)?;
+        let out = self.outputs.writer(OutputFile::Report);
+        for step in &steps[self.steps_written..] {
+            self.report
+                .step(out, step)
+                .map_err(|error| output_error(&self.source, &error))?;
+        }
+        self.steps_written = steps.len();
+        Ok(())
+    }
+
+    /// Writes the rest: the report's end, the run records and the bundle.
+    fn end(
+        self,
+        report: &mut Report,
+        runs: &[RunRecord],
+        bundle: &CaptureBundle,
+    ) -> Result<(), DriverError> {
         let Self {
-            session,
-            storage,
             outputs,
-            report_writer,
+            report: writer,
             source,
             ..
         } = self;
-        let (bundle, runtime) = session.finish();
-        drop(runtime);
-        drop(storage);
-        let written = report_writer
-            .end(outputs.writer(OutputFile::Report), &mut report)
-            .and_then(|()| write_runs(outputs.writer(OutputFile::Runs), &runs))
-            .and_then(|()| write_pretty(outputs.writer(OutputFile::Capture), &bundle));
-        written.map_err(|error| output_error(source, &error))?;
-        Ok((report, bundle))
+        writer
+            .end(outputs.writer(OutputFile::Report), report)
+            .and_then(|()| write_runs(outputs.writer(OutputFile::Runs), runs))
+            .and_then(|()| write_pretty(outputs.writer(OutputFile::Capture), bundle))
+            .map_err(|error| output_error(&source, &error))
+    }
+}
+
+impl Progress for Streamer<'_> {
+    fn event(&mut self, events: &[StoredEvent]) -> Result<(), DriverError> {
+        if self.streaming {
+            self.write_events(events)?;
+        }
+        Ok(())
     }
 
-    /// The report of the run, as the last step left it.
-    fn final_report(&mut self, last_ms: i64) -> Report {
-        let runtime = self.session.runtime();
-        let personas = runtime
-            .personas()
-            .keys()
-            .map(|name| {
-                let status = runtime.status(name, last_ms).expect("a known persona");
-                (name.clone(), status)
-            })
-            .collect();
-        let deferred_at_end = self
-            .session
-            .deferred()
-            .into_iter()
-            .map(|d| DeferredReport {
-                episode_id: d.episode_id,
-                event_id: d.event_id,
-                schedule_at: format_ms(d.schedule_at_ms),
-                kind: d.op.kind().to_string(),
-            })
-            .collect();
-        let unsettled = runtime.unsettled(last_ms);
-        let mut summary = std::mem::take(&mut self.summary);
-        summary.events = runtime.log().all().len();
-        Report {
-            report_version: REPORT_VERSION,
-            scenario: self.scenario.name.clone(),
-            description: self.scenario.description.clone(),
-            source: self.source.replace('\\', "/"),
-            seed: self.scenario.seed,
-            start: format_ms(self.scenario.start_ms),
-            backend: self.storage.name().to_string(),
-            steps: std::mem::take(&mut self.steps),
-            deferred_at_end,
-            invariant_violations: std::mem::take(&mut self.violations),
-            final_state: FinalState {
-                at: format_ms(last_ms),
-                personas,
-                processes: runtime.processes().snapshot(),
-                pipeline: runtime.pipeline().snapshot(),
-                unsettled: Unsettled {
-                    counts: unsettled.counts(),
-                    summary: unsettled.summary(),
-                },
-            },
-            summary,
+    fn step(&mut self, events: &[StoredEvent], steps: &[StepReport]) -> Result<(), DriverError> {
+        if self.streaming {
+            self.write_pending(events, steps)?;
         }
+        Ok(())
     }
 }
 
@@ -432,7 +374,131 @@ fn output_error(source: &str, error: &std::io::Error) -> DriverError {
     }
 }
 
-impl Driving<'_> {
+/// Runs every step of `scenario` on `backend`: the step reports, the
+/// summary so far and the time of the last step.
+pub fn drive<B: Backend>(
+    scenario: &Scenario,
+    backend: B,
+) -> Result<(B, Vec<StepReport>, Summary, i64), DriverError> {
+    drive_with(scenario, backend, &mut Unwatched)
+}
+
+/// [`drive`], showing the run to `progress` as it goes.
+pub fn drive_with<B: Backend>(
+    scenario: &Scenario,
+    backend: B,
+    progress: &mut dyn Progress,
+) -> Result<(B, Vec<StepReport>, Summary, i64), DriverError> {
+    let mut driving = Driving {
+        scenario,
+        backend,
+        progress,
+        summary: Summary {
+            steps: scenario.steps.len(),
+            ..Summary::default()
+        },
+        steps: Vec::with_capacity(scenario.steps.len()),
+    };
+    let mut last_ms = scenario.start_ms;
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let after_ms = last_ms;
+        last_ms = step.end_ms();
+        let report = driving.step(index, step, after_ms)?;
+        driving.steps.push(report);
+        driving
+            .progress
+            .step(driving.backend.events(), &driving.steps)?;
+    }
+    Ok((driving.backend, driving.steps, driving.summary, last_ms))
+}
+
+/// Ends a finished in-process run: its report, and the rest of its outputs
+/// written through `streamer`.
+fn finish(
+    scenario: &Scenario,
+    source: &str,
+    local: Local<'_>,
+    steps: Vec<StepReport>,
+    mut summary: Summary,
+    last_ms: i64,
+    mut streamer: Streamer<'_>,
+) -> Result<(Report, CaptureBundle), DriverError> {
+    let Local {
+        session,
+        storage,
+        violations,
+        ..
+    } = local;
+    let runtime = session.runtime();
+    streamer.write_pending(runtime.log().all(), &steps)?;
+    let deferred_at_end = session
+        .deferred()
+        .into_iter()
+        .map(|d| DeferredReport {
+            episode_id: d.episode_id,
+            event_id: d.event_id,
+            schedule_at: format_ms(d.schedule_at_ms),
+            kind: d.op.kind().to_string(),
+        })
+        .collect();
+    let runs = runtime.run_records();
+    summary.events = runtime.log().all().len();
+    let mut report = Report {
+        report_version: REPORT_VERSION,
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        source: source.replace('\\', "/"),
+        seed: scenario.seed,
+        start: format_ms(scenario.start_ms),
+        backend: storage.name().to_string(),
+        steps,
+        deferred_at_end,
+        invariant_violations: violations,
+        final_state: final_state(runtime, last_ms),
+        summary,
+    };
+    let (bundle, runtime) = session.finish();
+    drop(runtime);
+    drop(storage);
+    streamer.end(&mut report, &runs, &bundle)?;
+    Ok((report, bundle))
+}
+
+/// The state of `runtime` after the last step, at `last_ms`.
+fn final_state(runtime: &rehearse_runtime::engine::Runtime, last_ms: i64) -> FinalState {
+    let personas = runtime
+        .personas()
+        .keys()
+        .map(|name| {
+            (
+                name.clone(),
+                runtime.status(name, last_ms).expect("a known persona"),
+            )
+        })
+        .collect();
+    let unsettled = runtime.unsettled(last_ms);
+    FinalState {
+        at: format_ms(last_ms),
+        personas,
+        processes: runtime.processes().snapshot(),
+        pipeline: runtime.pipeline().snapshot(),
+        unsettled: Unsettled {
+            counts: unsettled.counts(),
+            summary: unsettled.summary(),
+        },
+    }
+}
+
+/// A run in progress: the backend and everything collected so far.
+struct Driving<'a, B> {
+    scenario: &'a Scenario,
+    backend: B,
+    progress: &'a mut dyn Progress,
+    summary: Summary,
+    steps: Vec<StepReport>,
+}
+
+impl<B: Backend> Driving<'_, B> {
     /// Runs one step (its operation, or each event of an `advance` or
     /// `repeat`) and checks its expectations. `after_ms` is when the step
     /// before it ended.
@@ -441,7 +507,6 @@ impl Driving<'_> {
         index: usize,
         step: &Step,
         after_ms: i64,
-        observer: &mut dyn StepObserver,
     ) -> Result<StepReport, DriverError> {
         let mut report = StepReport {
             step: index + 1,
@@ -458,53 +523,72 @@ impl Driving<'_> {
             expectations: Vec::new(),
         };
         let mut run_receipt = Value::Null;
-        let first = self.session.runtime().log().all().len();
+        let first = self.backend.events().len();
         if let Some(op) = &step.op {
-            let event_id = format!("step-{}", index + 1);
-            let handled = self.handle(index, &event_id, step.at_ms, op, observer)?;
-            run_receipt = run_json(&handled);
-            report.event_id = Some(event_id);
-            report.events = Some(EventRange {
-                first: handled.events.start,
-                count: handled.events.len(),
-            });
-            match handled.result {
-                Ok(result) => {
-                    report.receipt = Some(result.receipt);
-                    report.receipts = result.receipts;
-                    report.error = result.error;
-                    report.detail = result.detail;
-                }
-                Err(message) => {
-                    self.summary.step_errors += 1;
-                    report.receipt = Some("error".to_string());
-                    report.error = Some(message);
-                }
-            }
-            report.decision = Some(handled.decision);
+            run_receipt = self.single(index, step.at_ms, op, &mut report)?;
         }
         if let Some(sequence) = &step.sequence {
-            run_receipt = self.sequence(index, step, sequence, after_ms, observer, &mut report)?;
+            run_receipt = self.sequence(index, step, sequence, after_ms, &mut report)?;
         }
-        let end = self.session.runtime().log().all().len();
         if let Some(expect) = &step.expect {
+            let end = self.backend.events().len();
+            let events: Vec<Value> = if expect.events.is_some() || expect.events_include.is_some() {
+                self.backend.events()[first.min(end)..end]
+                    .iter()
+                    .map(event_value)
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let observed = Observed {
                 step: &report,
                 run: &run_receipt,
-                events: &self.session.runtime().log().all()[first.min(end)..end],
+                events: &events,
             };
             report.expectations = evaluate(
                 expect,
                 &observed,
-                &self.session,
+                &mut self.backend,
                 self.scenario.start_ms,
                 step.end_ms(),
-            );
+            )?;
             self.summary.expectations += report.expectations.len();
             self.summary.failed_expectations +=
                 report.expectations.iter().filter(|e| !e.ok).count();
         }
         Ok(report)
+    }
+
+    /// Runs a step's one operation, `step-N`; its run receipt.
+    fn single(
+        &mut self,
+        index: usize,
+        at_ms: i64,
+        op: &Op,
+        report: &mut StepReport,
+    ) -> Result<Value, DriverError> {
+        let event_id = format!("step-{}", index + 1);
+        let handled = self.handle(index, &event_id, at_ms, op)?;
+        report.event_id = Some(event_id);
+        report.events = Some(EventRange {
+            first: handled.events.start,
+            count: handled.events.len(),
+        });
+        match handled.result {
+            Ok(result) => {
+                report.receipt = Some(result.receipt);
+                report.receipts = result.receipts;
+                report.error = result.error;
+                report.detail = result.detail;
+            }
+            Err(message) => {
+                self.summary.step_errors += 1;
+                report.receipt = Some("error".to_string());
+                report.error = Some(message);
+            }
+        }
+        report.decision = handled.decision;
+        Ok(handled.run)
     }
 
     /// Runs each event an `advance` or `repeat` stands for, as its own
@@ -516,10 +600,9 @@ impl Driving<'_> {
         step: &Step,
         sequence: &Sequence,
         after_ms: i64,
-        observer: &mut dyn StepObserver,
         report: &mut StepReport,
     ) -> Result<Value, DriverError> {
-        let first = self.session.runtime().log().all().len();
+        let first = self.backend.events().len();
         let events = match sequence.expand(&self.scenario.personas, after_ms, step.at_ms) {
             Ok(events) => events,
             Err(message) => {
@@ -533,9 +616,9 @@ impl Driving<'_> {
         let mut failed = None;
         for (k, (at_ms, op)) in events.iter().enumerate() {
             let event_id = format!("step-{}.{}", index + 1, k + 1);
-            let handled = self.handle(index, &event_id, *at_ms, op, observer)?;
-            if handled.result.as_ref().is_ok_and(|r| r.run.is_some()) {
-                run_receipt = run_json(&handled);
+            let handled = self.handle(index, &event_id, *at_ms, op)?;
+            if !handled.run.is_null() {
+                run_receipt = handled.run;
             }
             match handled.result {
                 Ok(result) => report.receipts.push(result.receipt),
@@ -545,9 +628,9 @@ impl Driving<'_> {
                 }
             }
             report.event_id = Some(event_id);
-            report.decision = Some(handled.decision);
+            report.decision = handled.decision;
         }
-        let end = self.session.runtime().log().all().len();
+        let end = self.backend.events().len();
         report.events = Some(EventRange {
             first: first.min(end),
             count: end.saturating_sub(first),
@@ -562,20 +645,17 @@ impl Driving<'_> {
         Ok(run_receipt)
     }
 
-    /// Hands one external event to the session, shows it to the observer,
-    /// and checks the invariants after it.
+    /// Hands one external event to the backend and keeps the earlier
+    /// steps' event ranges true.
     fn handle(
         &mut self,
         index: usize,
         event_id: &str,
         at_ms: i64,
         op: &Op,
-        observer: &mut dyn StepObserver,
-    ) -> Result<Handled, DriverError> {
-        observer.before(index, op, at_ms, &self.session);
-        let handled = self.session.handle(event_id, at_ms, op);
-        self.storage.check(self.source)?;
-        observer.after(index, op, at_ms, &self.session, &handled);
+    ) -> Result<Answered, DriverError> {
+        let handled = self.backend.handle(index, event_id, at_ms, op)?;
+        self.progress.event(self.backend.events())?;
         // A restart that cut a torn tail dropped events earlier steps
         // appended: their ranges end where the log now ends.
         for earlier in self.steps.iter_mut().rev() {
@@ -588,48 +668,12 @@ impl Driving<'_> {
             range.first = range.first.min(handled.events.end);
             range.count = handled.events.end - range.first;
         }
-        self.check_invariants(index, at_ms, op, &handled);
-        self.stream_events()?;
-        self.summary.episodes +=
-            usize::from(handled.decision.episode_id.is_some() && !matches!(op, Op::Pump(_)));
+        let episode = handled
+            .decision
+            .as_ref()
+            .is_some_and(|d| d.episode_id.is_some());
+        self.summary.episodes += usize::from(episode && !matches!(op, Op::Pump(_)));
         Ok(handled)
-    }
-
-    fn check_invariants(&mut self, index: usize, at_ms: i64, op: &Op, handled: &Handled) {
-        let Some(active) = self.checker.as_mut() else {
-            return;
-        };
-        let pumped = track_deferred(&mut self.deferred_ops, op, handled);
-        let context = StepContext {
-            index,
-            at_ms,
-            op,
-            pumped: pumped.as_ref(),
-            result: &handled.result,
-        };
-        if let Err(violation) = active.check_step(context, self.session.runtime()) {
-            // The model is not trusted past its first violation.
-            let steps = &self.scenario.steps;
-            self.violations.push(InvariantViolation {
-                step: violation.step,
-                line: steps
-                    .get(violation.step.saturating_sub(1))
-                    .or(steps.get(index))
-                    .map_or(0, |s| s.line),
-                invariant: violation.invariant.name().to_string(),
-                message: violation.to_string(),
-                evidence: violation.evidence.clone(),
-            });
-            self.checker = None;
-        }
-    }
-}
-
-/// The run receipt a step's event returned, as JSON; `null` when none.
-fn run_json(handled: &Handled) -> Value {
-    match handled.result.as_ref().map(|r| r.run.as_ref()) {
-        Ok(Some(run)) => serde_json::to_value(run).expect("a run receipt serialises"),
-        _ => Value::Null,
     }
 }
 
@@ -638,17 +682,17 @@ struct Observed<'a> {
     step: &'a StepReport,
     /// The step's run receipt as JSON, `null` when it has none.
     run: &'a Value,
-    /// The log events the step appended.
-    events: &'a [StoredEvent],
+    /// The log events the step appended, as `events.jsonl` lines.
+    events: &'a [Value],
 }
 
-fn evaluate(
+fn evaluate<B: Backend>(
     expect: &Expect,
     observed: &Observed<'_>,
-    session: &Session,
+    backend: &mut B,
     start_ms: i64,
     now_ms: i64,
-) -> Vec<Expectation> {
+) -> Result<Vec<Expectation>, DriverError> {
     let step = observed.step;
     let mut out = Vec::new();
     if let Some(receipt) = &expect.receipt {
@@ -660,26 +704,22 @@ fn evaluate(
     if let Some(error) = &expect.error {
         check_error(&mut out, error, step.error.as_deref());
     }
-    evaluate_decision(expect, step, start_ms, &mut out);
-    evaluate_added(expect, observed, session.runtime(), &mut out);
+    evaluate_decision(expect, step.decision.as_ref(), start_ms, &mut out);
+    evaluate_added(expect, observed, backend, &mut out)?;
     if !expect.unsettled.is_empty() {
-        let counts = session.runtime().unsettled(now_ms).counts();
+        let counts = backend.query(QueryKind::Unsettled, None, now_ms)?;
         for (name, expected) in &expect.unsettled {
+            let actual = counts.get(name).cloned().unwrap_or(Value::Null);
             check(
                 &mut out,
                 format!("unsettled.{name}"),
                 json!(expected),
-                json!(counts.get(name)),
+                actual,
             );
         }
     }
     if let Some(persona) = &expect.persona {
-        let status = session
-            .runtime()
-            .status(persona, now_ms)
-            .map_or(Value::Null, |s| {
-                serde_json::to_value(s).expect("a status serialises")
-            });
+        let status = backend.query(QueryKind::Status, Some(persona), now_ms)?;
         for (path, expected) in &expect.status {
             check(
                 &mut out,
@@ -689,17 +729,16 @@ fn evaluate(
             );
         }
     }
-    out
+    Ok(out)
 }
 
-/// The expectation keys that read the step's supervisor decision.
+/// The expectation keys that read the step's decision.
 fn evaluate_decision(
     expect: &Expect,
-    step: &StepReport,
+    decision: Option<&Decision>,
     start_ms: i64,
     out: &mut Vec<Expectation>,
 ) {
-    let decision = step.decision.as_ref();
     if let Some(kind) = &expect.decision {
         check(
             out,
@@ -754,27 +793,24 @@ fn evaluate_decision(
 
 /// The expectation keys that read the step's events, run receipt and
 /// receipts, and the run records, process records and pipeline state.
-fn evaluate_added(
+fn evaluate_added<B: Backend>(
     expect: &Expect,
     observed: &Observed<'_>,
-    runtime: &Runtime,
+    backend: &mut B,
     out: &mut Vec<Expectation>,
-) {
-    if expect.events.is_some() || expect.events_include.is_some() {
-        let events: Vec<Value> = observed.events.iter().map(event_value).collect();
-        if let Some(items) = &expect.events {
-            expect::check_events(out, items, &events);
-        }
-        if let Some(items) = &expect.events_include {
-            expect::check_events_include(out, items, &events);
-        }
+) -> Result<(), DriverError> {
+    if let Some(items) = &expect.events {
+        expect::check_events(out, items, observed.events);
+    }
+    if let Some(items) = &expect.events_include {
+        expect::check_events_include(out, items, observed.events);
     }
     expect::check_paths(out, "run", &expect.run, observed.run);
     if let Some(counts) = &expect.receipt_counts {
         expect::check_receipt_counts(out, counts, &observed.step.receipts);
     }
     if !expect.records.is_empty() {
-        let records = serde_json::to_value(runtime.run_records()).expect("run records serialise");
+        let records = backend.query(QueryKind::Records, None, 0)?;
         let count = records.as_array().map_or(0, Vec::len);
         for (path, expected) in &expect.records {
             let actual = if path == "count" {
@@ -786,7 +822,7 @@ fn evaluate_added(
         }
     }
     if let Some(process) = &expect.process {
-        let snapshot = runtime.processes().snapshot();
+        let snapshot = backend.query(QueryKind::Processes, None, 0)?;
         let record = snapshot.get(&process.id).cloned().unwrap_or(Value::Null);
         if record.is_null() {
             check(out, "process.id", json!(process.id), Value::Null);
@@ -795,25 +831,10 @@ fn evaluate_added(
         expect::check_paths(out, &prefix, &process.paths, &record);
     }
     if !expect.pipeline.is_empty() {
-        let snapshot = runtime.pipeline().snapshot();
+        let snapshot = backend.query(QueryKind::Pipeline, None, 0)?;
         expect::check_paths(out, "pipeline", &expect.pipeline, &snapshot);
     }
-}
-
-/// Keeps the operation of every deferred episode, and returns the one a
-/// pump just invoked.
-fn track_deferred(deferred: &mut BTreeMap<u64, Op>, op: &Op, handled: &Handled) -> Option<Op> {
-    let decision = &handled.decision;
-    let episode = decision.episode_id?;
-    match (decision.decision, op) {
-        (DecisionKind::Defer, Op::Pump(_)) => None,
-        (DecisionKind::Defer, _) => {
-            deferred.insert(episode, op.clone());
-            None
-        }
-        (DecisionKind::Invoke, Op::Pump(_)) => deferred.remove(&episode),
-        (DecisionKind::Invoke, _) => None,
-    }
+    Ok(())
 }
 
 /// One line of `events.jsonl`.
@@ -884,58 +905,4 @@ pub fn pretty<T: Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("an output serialises");
     text.push('\n');
     text
-}
-
-/// Where a run keeps its log.
-enum Storage {
-    Memory,
-    File(crate::storage::Scratch),
-}
-
-impl Storage {
-    fn for_scenario(scenario: &Scenario, source: &str) -> Result<Self, DriverError> {
-        if !scenario.has_restart() {
-            return Ok(Self::Memory);
-        }
-        crate::storage::Scratch::new()
-            .map(Self::File)
-            .map_err(|message| DriverError::Environment {
-                file: source.to_string(),
-                message,
-            })
-    }
-
-    fn open(&self, source: &str) -> Result<Box<dyn EventLog>, DriverError> {
-        match self {
-            Self::Memory => Ok(Box::new(MemoryLog::new())),
-            Self::File(scratch) => scratch
-                .open_log()
-                .map_err(|message| DriverError::Environment {
-                    file: source.to_string(),
-                    message,
-                }),
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Memory => "memory",
-            Self::File(_) => "file",
-        }
-    }
-
-    /// Fails the run when the durable log failed: such a step error is the
-    /// machine's, not the runtime's.
-    fn check(&self, source: &str) -> Result<(), DriverError> {
-        match self {
-            Self::File(scratch) => match scratch.failure() {
-                Some(message) => Err(DriverError::Environment {
-                    file: source.to_string(),
-                    message,
-                }),
-                None => Ok(()),
-            },
-            Self::Memory => Ok(()),
-        }
-    }
 }
