@@ -783,7 +783,7 @@ fn evaluate_decision(
         check(
             out,
             "deadline",
-            json!(deadline.to_string()),
+            json!(deadline.map(|deadline| deadline.to_string())),
             json!(decision
                 .and_then(|d| d.deadline_ms)
                 .map(|ms| Millis(ms).to_string())),

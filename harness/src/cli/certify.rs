@@ -107,6 +107,8 @@ pub struct Run {
     pub implementation: String,
     pub version: String,
     pub command: String,
+    /// The paths and filters given, as typed (`scenarios/lease`, `-k x`).
+    pub selection: Vec<String>,
     pub results: Vec<Certified>,
 }
 
@@ -154,6 +156,7 @@ pub fn run(args: &CertifyArgs) -> Result<Exit, CliError> {
         implementation: hello.implementation.name,
         version: hello.implementation.version,
         command: args.implementation.clone(),
+        selection: selection(args),
         results,
     };
     match args.format {
@@ -172,6 +175,13 @@ pub fn run(args: &CertifyArgs) -> Result<Exit, CliError> {
         })?;
     }
     Ok(exit(&run.results))
+}
+
+/// The selection as typed: paths, then `-k` filters.
+fn selection(args: &CertifyArgs) -> Vec<String> {
+    let paths = args.paths.iter().map(|p| p.display().to_string());
+    let filters = args.filters.iter().map(|f| format!("-k '{f}'"));
+    paths.chain(filters).collect()
 }
 
 /// 2 when a scenario could not be read, else 1 when anything fails the

@@ -9,9 +9,10 @@ use rehearse_runtime::op::{Cost, Op};
 use rehearse_runtime::{format_ms, Constraints, PersonaSpec};
 
 use super::at::check_range;
+use super::expect_keys::EventMatch;
 use super::layout::YamlPath;
 use super::model::{Expect, Scenario, Step, UNSETTLED_COUNTS};
-use super::paths::{check_path, Shape};
+use super::paths::{check_path, nearest, Shape};
 use super::sequence::{Repeated, Sequence};
 
 /// The longest scenario name: names become file names with suffixes added.
@@ -343,6 +344,56 @@ fn check_expect(
     base: &YamlPath,
     issues: &mut Vec<Issue>,
 ) {
+    check_expect_fits_step(expect, step, base, issues);
+    let mut push = |path: YamlPath, message: String| issues.push(Issue { path, message });
+    if let Some(at) = expect.schedule_at {
+        let resolved = at.resolve(scenario.start_ms).unwrap_or(i64::MAX);
+        if let Err(range) = check_range(resolved) {
+            push(
+                base.clone().field("schedule_at"),
+                format!("`schedule_at` {at} is {range}"),
+            );
+        }
+    }
+    match (&expect.persona, expect.status.is_empty()) {
+        (Some(name), _) if !scenario.personas.contains_key(name) => push(
+            base.clone().field("persona"),
+            unknown_persona(name, &scenario.personas),
+        ),
+        (Some(_), true) => push(
+            base.clone().field("persona"),
+            "`persona` without `status`, expected `status` with the dotted paths to compare such as `{state: idle}`"
+                .to_owned(),
+        ),
+        (None, false) => push(
+            base.clone().field("status"),
+            "`status` without `persona`, expected `persona` naming whose status to compare"
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    for key in expect.unsettled.keys() {
+        if !UNSETTLED_COUNTS.contains(&key.as_str()) {
+            let known: Vec<String> = UNSETTLED_COUNTS
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect();
+            push(
+                base.clone().field("unsettled").field(key).as_key(),
+                format!(
+                    "unknown unsettled count `{key}`, expected one of {}",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+    check_paths(expect, base, issues);
+    check_event_kinds(expect, base, issues);
+}
+
+/// The keys about a step's operation need one, and `receipts` and
+/// `receipt_counts` a step that yields several receipts.
+fn check_expect_fits_step(expect: &Expect, step: &Step, base: &YamlPath, issues: &mut Vec<Issue>) {
     let mut push = |path: YamlPath, message: String| issues.push(Issue { path, message });
     match (&step.op, &step.sequence) {
         (None, None) => {
@@ -388,48 +439,72 @@ fn check_expect(
             }
         }
     }
-    if let Some(at) = expect.schedule_at {
-        let resolved = at.resolve(scenario.start_ms).unwrap_or(i64::MAX);
-        if let Err(range) = check_range(resolved) {
-            push(
-                base.clone().field("schedule_at"),
-                format!("`schedule_at` {at} is {range}"),
-            );
-        }
-    }
-    match (&expect.persona, expect.status.is_empty()) {
-        (Some(name), _) if !scenario.personas.contains_key(name) => push(
-            base.clone().field("persona"),
-            unknown_persona(name, &scenario.personas),
-        ),
-        (Some(_), true) => push(
-            base.clone().field("persona"),
-            "`persona` without `status`, expected `status` with the dotted paths to compare such as `{state: idle}`"
-                .to_owned(),
-        ),
-        (None, false) => push(
-            base.clone().field("status"),
-            "`status` without `persona`, expected `persona` naming whose status to compare"
-                .to_owned(),
-        ),
-        _ => {}
-    }
-    for key in expect.unsettled.keys() {
-        if !UNSETTLED_COUNTS.contains(&key.as_str()) {
-            let known: Vec<String> = UNSETTLED_COUNTS
+}
+
+/// Every event item of `events` and `events_include` must name a kind the
+/// runtime writes (and, with `topic`, a topic and a kind of that topic),
+/// from the typed vocabulary (`rehearse_runtime::event::vocabulary`).
+fn check_event_kinds(expect: &Expect, base: &YamlPath, issues: &mut Vec<Issue>) {
+    let vocabulary = rehearse_runtime::event::vocabulary();
+    let groups = [
+        ("events", &expect.events),
+        ("events_include", &expect.events_include),
+    ];
+    for (key, items) in groups {
+        for (index, item) in items.iter().flatten().enumerate() {
+            let at = base.clone().field(key).index(index);
+            let (kind, topic) = match item {
+                EventMatch::Kind(kind) => (kind.as_str(), None),
+                EventMatch::Full(pattern) => (pattern.kind.as_str(), pattern.topic.as_deref()),
+            };
+            let kind_at = match item {
+                EventMatch::Kind(_) => at.clone(),
+                EventMatch::Full(_) => at.clone().field("kind"),
+            };
+            if let Some(topic) = topic {
+                let Some((_, kinds)) = vocabulary.iter().find(|(name, _)| *name == topic) else {
+                    let nearest = nearest(topic, vocabulary.iter().map(|(name, _)| *name));
+                    issues.push(Issue {
+                        path: at.field("topic"),
+                        message: format!(
+                            "unknown event topic `{topic}`, did you mean `{}`?",
+                            nearest.unwrap_or_default()
+                        ),
+                    });
+                    continue;
+                };
+                if !kinds.contains(&kind) {
+                    let owner = vocabulary.iter().find(|(_, kinds)| kinds.contains(&kind));
+                    let message = match owner {
+                        Some((owner, _)) => format!(
+                            "`{kind}` is an event kind of topic `{owner}`, not of `{topic}`, expected the two to agree"
+                        ),
+                        None => format!(
+                            "`{kind}` is not an event kind of topic `{topic}`, did you mean `{}`?",
+                            nearest(kind, kinds.iter().copied()).unwrap_or_default()
+                        ),
+                    };
+                    issues.push(Issue {
+                        path: kind_at,
+                        message,
+                    });
+                }
+                continue;
+            }
+            let all = vocabulary
                 .iter()
-                .map(|name| format!("`{name}`"))
-                .collect();
-            push(
-                base.clone().field("unsettled").field(key).as_key(),
-                format!(
-                    "unknown unsettled count `{key}`, expected one of {}",
-                    known.join(", ")
-                ),
-            );
+                .flat_map(|(_, kinds)| kinds.iter().copied());
+            if !all.clone().any(|known| known == kind) {
+                issues.push(Issue {
+                    path: kind_at,
+                    message: format!(
+                        "unknown event kind `{kind}`, did you mean `{}`?",
+                        nearest(kind, all).unwrap_or_default()
+                    ),
+                });
+            }
         }
     }
-    check_paths(expect, base, issues);
 }
 
 /// An example path of each shape, for messages about malformed paths.
