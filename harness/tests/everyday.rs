@@ -673,19 +673,8 @@ fn a_closed_pipe_ends_output_and_keeps_the_status() {
         if expected == 1 {
             library.break_spend();
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
-            .current_dir(library.dir.path())
-            .args(args)
-            .env("CI", "true")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Close the reading end at once, as `| true` does.
-        drop(child.stdout.take());
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(expected), "{args:?}: {stderr}");
+        let (status, stderr) = status_of(&library, args, true);
+        assert_eq!(status, Some(expected), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
