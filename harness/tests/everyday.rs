@@ -350,7 +350,8 @@ fn review_lists_compactly_by_scenario_and_takes_paths_and_flags() {
     library.break_spend();
     library.write("controls/pause.yaml", &PAUSE.replace("at: 2s", "at: 3s"));
     library.rehearse(".", "false", &["check"]);
-    assert_eq!(library.pending().len(), 6);
+    // spend: report, events, capture; pause: the same and its run record.
+    assert_eq!(library.pending().len(), 7);
     // Without a terminal: one block per scenario, no diffs.
     let listing = library.rehearse(".", "false", &["review"]);
     assert_eq!(listing.status.code(), Some(1));
@@ -555,7 +556,7 @@ fn keys_at(
 fn the_formats_document_names_every_field() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let doc = fs::read_to_string(workspace.join("docs/FORMATS.md")).unwrap();
-    let report_paths: [&[&str]; 14] = [
+    let report_paths: [&[&str]; 13] = [
         &[],
         &["steps", "*"],
         &["steps", "*", "decision"],
@@ -568,7 +569,6 @@ fn the_formats_document_names_every_field() {
         &["final_state", "personas", "*", "active_lease"],
         &["final_state", "personas", "*", "queued_work", "*"],
         &["final_state", "unsettled"],
-        &["runs", "*"],
         &["summary"],
     ];
     let capture_paths: [&[&str]; 6] = [
@@ -588,6 +588,13 @@ fn the_formats_document_names_every_field() {
             let paths: &[&[&str]] = match name.as_str() {
                 "report.json" => &report_paths,
                 "capture.json" => &capture_paths,
+                "runs.jsonl" => {
+                    for line in fs::read_to_string(&path).unwrap().lines() {
+                        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                        keys_at(&record, &[], &mut keys);
+                    }
+                    continue;
+                }
                 _ => {
                     if path.is_dir() {
                         stack.push(path);
@@ -628,7 +635,8 @@ fn review_takes_single_keys_on_a_terminal() {
     library.break_spend();
     library.write("controls/pause.yaml", &PAUSE.replace("at: 2s", "at: 3s"));
     library.rehearse(".", "false", &["check"]);
-    assert_eq!(library.pending().len(), 6);
+    // spend: report, events, capture; pause: the same and its run record.
+    assert_eq!(library.pending().len(), 7);
     // `script` gives review a terminal; the keys are typed ahead: `r`
     // rejects the first scenario, `q` quits before the second, no Enter.
     let command = format!("'{}' review", env!("CARGO_BIN_EXE_rehearse"));
@@ -673,19 +681,8 @@ fn a_closed_pipe_ends_output_and_keeps_the_status() {
         if expected == 1 {
             library.break_spend();
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
-            .current_dir(library.dir.path())
-            .args(args)
-            .env("CI", "true")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Close the reading end at once, as `| true` does.
-        drop(child.stdout.take());
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(expected), "{args:?}: {stderr}");
+        let (status, stderr) = status_of(&library, args, true);
+        assert_eq!(status, Some(expected), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
@@ -717,4 +714,56 @@ fn input_errors_are_exit_2_with_one_message() {
         );
     }
     insta::assert_snapshot!("input_errors", messages);
+}
+
+/// Runs `rehearse args` in the library with `CI` unset; when `closed`, its
+/// standard output is closed at once, as `| true` does. Returns the exit
+/// status and standard error.
+fn status_of(library: &Library, args: &[&str], closed: bool) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .current_dir(library.dir.path())
+        .args(args)
+        .env("CI", "false")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if closed {
+        drop(child.stdout.take());
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn every_command_keeps_its_own_status_on_a_closed_pipe() {
+    let library = Library::blessed();
+    let golden = library.dir.path().join("snapshots/lease/spend");
+    let capture = fs::read_dir(&golden)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("capture"))
+        .expect("the blessed scenario has a capture bundle");
+    let capture = format!("snapshots/lease/spend/{capture}");
+    let out = library.dir.path().join("out-closed");
+    let out = out.to_str().unwrap();
+    let commands: [&[&str]; 9] = [
+        &["check", "-v"],
+        &["bless"],
+        &["lint", "scenarios/lease/spend.yaml"],
+        &["explain", "scenarios/lease/spend.yaml", "--step", "1"],
+        &["run", "scenarios/lease/spend.yaml", "--out", out],
+        &["replay", &capture],
+        &["audit", "snapshots/lease/spend/events.jsonl"],
+        &["schema", "--events"],
+        &["explain", "scenarios/lease/spend.yaml", "--step", "99"],
+    ];
+    for args in commands {
+        let (open, open_stderr) = status_of(&library, args, false);
+        assert!(matches!(open, Some(0..=2)), "{args:?}: {open_stderr}");
+        let (closed, stderr) = status_of(&library, args, true);
+        assert_eq!(closed, open, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }

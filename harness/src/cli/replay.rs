@@ -47,7 +47,7 @@ pub fn run(args: &ReplayArgs) -> Exit {
         },
     ) {
         Ok(summary) => {
-            println!(
+            crate::outln!(
                 "{}: `{path}` reproduces: {} events, {} decisions, {} effects",
                 Style::stdout().green("replayed"),
                 summary.events,
