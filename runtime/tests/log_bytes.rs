@@ -288,9 +288,11 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
             "outcomes",
             "695771be62100e6c355f6e55c1061f8e71d2a2a3647dfc6642f897018e00400c",
         ),
+        // The run records in it are `run_record_version` 3, saved in
+        // `runs.jsonl` (their `persisted_path`).
         (
             "state",
-            "1d74b0b626b96cf158582d6cf38ae2cdbb8071e965cfeb19228ac5d07f93c3d4",
+            "e855c29c0dd63b50c0050e46c35cfd0662090e547a3b7f1d9c5b6da8eef5caaa",
         ),
         (
             "tampered",
