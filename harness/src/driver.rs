@@ -1,6 +1,6 @@
 //! The driver: runs a parsed scenario's steps on the runtime with the
 //! scenario clock, through the supervisor, checks the inline expectations,
-//! and renders the outputs (`events.jsonl`, `report.json`, `capture.json`).
+//! and renders the outputs (`events.jsonl`, `report.json`, `capture.jsonl`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -63,7 +63,7 @@ impl RunOutput {
         [
             ("report.json", &self.report_json),
             ("events.jsonl", &self.events_jsonl),
-            ("capture.json", &self.capture_json),
+            ("capture.jsonl", &self.capture_json),
         ]
     }
 
@@ -252,7 +252,8 @@ pub fn run_observed(
     drop(runtime);
     drop(storage);
     let report_json = pretty(&report);
-    let capture_json = pretty(&bundle);
+    let capture_json =
+        String::from_utf8(bundle.to_jsonl()).expect("a capture serialises to UTF-8 JSON");
     let stats = RunStats {
         steps: report.summary.steps,
         events: report.summary.events,

@@ -13,7 +13,7 @@ use crate::atomic;
 use crate::walk::walk;
 
 /// The files of one scenario's golden set, in the order they are compared.
-pub const GOLDEN_FILES: [&str; 3] = ["report.json", "events.jsonl", "capture.json"];
+pub const GOLDEN_FILES: [&str; 3] = ["report.json", "events.jsonl", "capture.jsonl"];
 
 /// The suffix of a pending golden: what `check` saw, waiting for review.
 pub const PENDING_SUFFIX: &str = ".new";

@@ -562,7 +562,7 @@ fn step_line(file: &str, changed: usize, output: &RunOutput) -> Option<usize> {
         // The nearest step entry above the change names its line, or its event.
         "report.json" => last_number_after(text, changed, "\"line\": "),
         _ => {
-            let step: usize = last_number_after(text, changed, "\"event_id\": \"step-")?;
+            let step: usize = last_number_after(text, changed, "\"event_id\":\"step-")?;
             output
                 .report
                 .steps

@@ -18,7 +18,7 @@ use crate::style::Style;
 use crate::{out, outln};
 
 /// Run scenario files, print each report and write its outputs
-/// (`events.jsonl`, `report.json`, `capture.json`, `runs/`).
+/// (`events.jsonl`, `report.json`, `capture.jsonl`, `runs/`).
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Scenario files to run.
