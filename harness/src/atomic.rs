@@ -330,6 +330,16 @@ fn clean_litter(dir: &Path, name: &OsStr) {
     }
 }
 
+/// Removes what dead writers of `target` left beside it (see
+/// `clean_litter`), for a target the caller has no need to write: a golden
+/// set that a killed `bless` had already swapped in, whose stage (holding
+/// the old set) was left behind.
+pub fn clean_litter_of(target: &Path) {
+    if let Ok((dir, name)) = split(target) {
+        clean_litter(dir, name);
+    }
+}
+
 /// Removes every dead writer's litter directly in `dir` (all targets): for
 /// the files of a golden directory, which are written whole with it.
 pub fn clean_all_litter(dir: &Path) {

@@ -52,7 +52,21 @@ pub fn to_xml(check: &CheckReport) -> Result<String, JunitError> {
 
 /// Writes the report to `path` atomically.
 pub fn write(path: &Path, check: &CheckReport) -> Result<(), JunitError> {
-    let xml = to_xml(check)?;
+    write_report(path, &report(check))
+}
+
+/// A report of one suite named `name` holding `cases` (`certify` uses it).
+pub fn suite_report(name: &str, cases: Vec<TestCase>) -> Report {
+    let mut suite = TestSuite::new(name);
+    suite.add_test_cases(cases);
+    let mut report = Report::new(name);
+    report.add_test_suite(suite);
+    report
+}
+
+/// Writes `report` to `path` atomically.
+pub fn write_report(path: &Path, report: &Report) -> Result<(), JunitError> {
+    let xml = report.to_string()?;
     crate::atomic::write(path, xml.as_bytes()).map_err(|source| JunitError::Write {
         path: path.to_path_buf(),
         source,

@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod audit;
+pub mod certify;
 pub mod check;
 pub mod cli;
 pub mod driver;
@@ -17,9 +18,11 @@ pub mod junit;
 pub mod lint;
 pub mod out;
 pub mod progress;
+pub mod protocol;
 pub mod report;
 pub mod root;
 pub mod scenario;
+pub mod serve;
 pub mod starter;
 pub mod storage;
 pub mod style;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rehearse::cli::{
-    audit, bless, check, explain, explore, lint, new, replay, review, run, schema, Cli, CliError,
-    Command,
+    audit, bless, certify, check, explain, explore, lint, new, replay, review, run, schema, serve,
+    Cli, CliError, Command,
 };
 use rehearse::exit::Exit;
 
@@ -25,6 +25,8 @@ fn main() -> ExitCode {
         Command::New(args) => new::run(args),
         Command::Schema(args) => Ok(schema::run(args)),
         Command::Audit(args) => Ok(audit::run(args)),
+        Command::Serve(args) => serve::run(args),
+        Command::Certify(args) => certify::run(args),
     };
     let exit = match outcome {
         Ok(exit) => exit,

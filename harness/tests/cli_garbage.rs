@@ -82,3 +82,71 @@ fn new_review_bless_and_replay_refuse_garbage() {
     assert_usage(&blessed_in_ci, "refusing to bless while `CI` is set");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn certify_refuses_garbage_options() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let one = "scenarios/admission/completed-run.yaml";
+    assert_usage(&rehearse(root, &["certify", one]), "--impl");
+    assert_usage(
+        &rehearse(root, &["certify", "--impl", "", one]),
+        "not a command line",
+    );
+    assert_usage(
+        &rehearse(root, &["certify", "--impl", "\"a", one]),
+        "not a command line",
+    );
+    for timeout in ["0", "soon", "NaN", "1e9", "inf"] {
+        assert_usage(
+            &rehearse(
+                root,
+                &[
+                    "certify",
+                    "--impl",
+                    "rehearse serve",
+                    "--timeout",
+                    timeout,
+                    one,
+                ],
+            ),
+            "timeout",
+        );
+    }
+    assert_usage(
+        &rehearse(
+            root,
+            &[
+                "certify",
+                "--impl",
+                "rehearse serve",
+                "--format",
+                "xml",
+                one,
+            ],
+        ),
+        "xml",
+    );
+    assert_usage(
+        &rehearse(
+            root,
+            &["certify", "--impl", "rehearse serve", "/etc/passwd"],
+        ),
+        "/etc/passwd",
+    );
+    assert_usage(
+        &rehearse(
+            root,
+            &[
+                "certify",
+                "--impl",
+                "rehearse serve",
+                "--manifest",
+                "/nonexistent.toml",
+                one,
+            ],
+        ),
+        "manifest",
+    );
+}

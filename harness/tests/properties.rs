@@ -267,6 +267,43 @@ fn receipts_of(case: &Case) -> Vec<String> {
 
 const PR: &str = "trigger: {persona: alpha, provider: github, kind: pull_request, metadata: {repository: a/b, number: 1}";
 
+/// A float-style bug (admission sums the day's spend in binary floating
+/// point: 0.1 + 0.2 > 0.3) refuses a run that exact arithmetic admits, and
+/// the invariant "no false refusals" reports it; without the bug the run
+/// is admitted.
+#[test]
+fn a_refusal_that_exact_arithmetic_would_admit_is_found() {
+    let case = written(
+        "2026-04-24T12:00:00Z",
+        "{entry_workflow: w, budget: {daily_usd: 0.3}}",
+        &[
+            (0, &format!("{PR}, cost: {{usd: 0.1}}}}")),
+            (
+                1,
+                &PR.replace("number: 1", "number: 2")
+                    .replace("}", "}, cost: {usd: 0.2}}"),
+            ),
+        ],
+    );
+    assert_eq!(receipts_of(&case), ["completed", "completed"]);
+    fn hook(runtime: &mut Runtime) {
+        runtime.set_deliberate_bug(Bug::FloatBudgetSums);
+    }
+    let violation = check_case(&case, Some(hook)).expect_err("the float bug is reported");
+    assert_eq!(
+        violation.invariant,
+        Invariant::BudgetRefusalExact,
+        "{violation}"
+    );
+    assert_eq!(violation.step, 2, "{violation}");
+    assert!(
+        violation
+            .to_string()
+            .contains("admission should have said admit"),
+        "{violation}"
+    );
+}
+
 #[test]
 fn a_crashed_lease_is_replaced_exactly_at_its_expiry() {
     let case = written(

@@ -372,9 +372,10 @@ fn garbage_gives_errors_not_panics() {
         (b"version: 1\nstart: 2026-04-24T12:00:00Z\nsteps:\n\t- at: 0s\n".to_vec(), "4:1: found character that cannot start any token"),
         (
             format!("version: 1\nstart: 2026-04-24T12:00:00Z\nsteps:\n  - at: 0s\n    handoff: {{to: x, payload: {}}}\n", "[".repeat(10_000)).into_bytes(),
-            // The guard refuses before serde_yaml reads anything; the
-            // position is where the scanner stopped reading ahead.
-            "5:285: maps and lists nested more than 64 deep, expected a flatter scenario",
+            // The guard refuses before serde_yaml reads anything, at the
+            // 65th container (the 61st `[`), not where the scanner stopped
+            // reading ahead.
+            "5:91: maps and lists nested more than 64 deep, expected a flatter scenario",
         ),
         (
             format!("version: 1\nstart: 2026-04-24T12:00:00Z\nsteps:\n  - at: 0s\n    audit: {{kind: k, payload: {}1{}}}\n", "{a: ".repeat(2_000), "}".repeat(2_000)).into_bytes(),
@@ -692,4 +693,30 @@ fn the_json_schema_describes_the_format() {
 fn an_empty_steps_list_is_allowed() {
     let scenario = parse(&format!("{HEAD}steps: []\n")).unwrap();
     assert!(scenario.steps.is_empty());
+}
+
+/// `episode_id` and `deadline` may be `null` (a decision without one),
+/// which is checked, while a key left out is not.
+#[test]
+fn decision_keys_take_null() {
+    let text = |expect: &str| {
+        format!(
+            "version: 1\nstart: 2026-04-24T12:00:00Z\npersonas:\n  p: {{entry_workflow: w}}\nsteps:\n  - at: 0s\n    tick: {{persona: p}}\n    expect: {expect}\n"
+        )
+    };
+    let expect = |expect: &str| {
+        rehearse::scenario::parse_str(&text(expect), "t.yaml", "t")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .steps[0]
+            .expect
+            .clone()
+            .unwrap()
+    };
+    let null = expect("{episode_id: null, deadline: null}");
+    assert_eq!((null.episode_id, null.deadline), (Some(None), Some(None)));
+    let set = expect("{episode_id: 2, deadline: 30s}");
+    assert_eq!(set.episode_id, Some(Some(2)));
+    assert_eq!(set.deadline.unwrap().unwrap().to_string(), "30s");
+    let absent = expect("{receipt: completed}");
+    assert_eq!((absent.episode_id, absent.deadline), (None, None));
 }

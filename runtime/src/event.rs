@@ -87,6 +87,25 @@ macro_rules! event_enum {
 
 pub(crate) use event_enum;
 
+/// Every topic the runtime writes, with its kinds, in the order of
+/// [`vocabulary_schema`].
+pub fn vocabulary() -> [(&'static str, &'static [&'static str]); 3] {
+    [
+        (
+            crate::persona::PERSONA_TOPIC,
+            crate::persona::PersonaEvent::KINDS,
+        ),
+        (
+            crate::pipeline::LIFECYCLE_AUDIT_TOPIC,
+            crate::pipeline::PipelineEvent::KINDS,
+        ),
+        (
+            crate::process::PROCESS_TOPIC,
+            crate::process::ProcessEvent::KINDS,
+        ),
+    ]
+}
+
 /// The version of the event vocabulary [`vocabulary_schema`] describes.
 pub const EVENTS_SCHEMA_ID: &str = "rehearse-events/1";
 

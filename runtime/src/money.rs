@@ -6,10 +6,11 @@
 //! subtract and compare amounts, and twelve decimal places in an `i128`
 //! cover any amount a scenario can state without rounding.
 //!
-//! Amounts arrive as the `f64` serde read from the file; the shortest
-//! decimal that reads back as that `f64` is exactly the text written for
-//! any amount of up to 15 significant digits, and that decimal is what is
-//! kept (docs/SCENARIOS.md, "Money").
+//! A scenario's amounts are read from the file's text by
+//! [`Money::parse_exact`], which refuses what an amount cannot hold, and
+//! carried as the `f64` nearest them only when the shortest decimal of
+//! that `f64` is the amount itself ([`Money::from_f64`] gives it back);
+//! the harness refuses the rest (docs/SCENARIOS.md, "Money").
 
 use std::fmt;
 use std::ops::{Add, Sub};
@@ -69,6 +70,63 @@ impl Money {
         Some(Self(if negative { -units } else { units }))
     }
 
+    /// Parses an amount as written in a file, exactly, refusing what an
+    /// amount cannot hold rather than rounding it: a decimal such as
+    /// `0.02`, `+3`, `.5` or `25e-3`, at most twelve decimal places (after
+    /// trailing zeros), within what an `i128` of 10^-12 USD holds.
+    pub fn parse_exact(text: &str) -> Result<Self, MoneyTextError> {
+        let (negative, unsigned) = match text.as_bytes().first() {
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            _ => (false, text),
+        };
+        let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+            Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+            None => (unsigned, None),
+        };
+        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let is_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        if (whole.is_empty() && fraction.is_empty()) || !is_digits(whole) || !is_digits(fraction) {
+            return Err(MoneyTextError::NotDecimal);
+        }
+        let exponent: i64 = match exponent {
+            None => 0,
+            Some(exponent) => {
+                let digits = exponent.trim_start_matches(['+', '-']);
+                if digits.is_empty() || !is_digits(digits) || exponent.len() - digits.len() > 1 {
+                    return Err(MoneyTextError::NotDecimal);
+                }
+                // Beyond any amount's reach either way; clamped so the
+                // arithmetic below stays small.
+                exponent
+                    .parse::<i64>()
+                    .unwrap_or(if exponent.starts_with('-') {
+                        -1_000
+                    } else {
+                        1_000
+                    })
+            }
+        };
+        let digits = format!("{whole}{fraction}");
+        let significant = digits.trim_end_matches('0');
+        let places = significant.len() as i64 - whole.len() as i64 - exponent;
+        let significant = significant.trim_start_matches('0');
+        if significant.is_empty() {
+            return Ok(Self::ZERO);
+        }
+        if places > i64::from(SCALE) {
+            return Err(MoneyTextError::TooManyPlaces(places as u64));
+        }
+        let shift =
+            u32::try_from(i64::from(SCALE) - places).map_err(|_| MoneyTextError::TooLarge)?;
+        let units = significant
+            .parse::<i128>()
+            .ok()
+            .and_then(|units| 10_i128.checked_pow(shift)?.checked_mul(units))
+            .ok_or(MoneyTextError::TooLarge)?;
+        Ok(Self(if negative { -units } else { units }))
+    }
+
     /// The nearest `f64`, for outputs that hold numbers: the shortest
     /// decimal of the amount read as a float, which prints back as that
     /// decimal.
@@ -80,6 +138,17 @@ impl Money {
     pub fn at_least_zero(self) -> Self {
         self.max(Self::ZERO)
     }
+}
+
+/// Why a text is not an exact amount ([`Money::parse_exact`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoneyTextError {
+    /// Not a decimal number at all (`.inf`, `abc`, `0x10`).
+    NotDecimal,
+    /// More decimal places than the twelve an amount keeps.
+    TooManyPlaces(u64),
+    /// More than an amount can hold.
+    TooLarge,
 }
 
 impl Add for Money {
@@ -150,6 +219,48 @@ mod tests {
             assert_eq!(Money::parse(bad), None, "{bad}");
         }
         assert_eq!(Money::from_f64(0.1 + 0.2).to_string(), "0.3");
+    }
+
+    #[test]
+    fn parses_exactly_or_refuses() {
+        for (text, shown) in [
+            ("0.02", "0.02"),
+            ("+3", "3"),
+            ("-0.005", "-0.005"),
+            (".5", "0.5"),
+            ("5.", "5"),
+            ("25e-3", "0.025"),
+            ("1.5E2", "150"),
+            ("0.100000000000000000000", "0.1"),
+            ("000000000000000000000000000000000000000000007", "7"),
+            ("0e999999999999999999999", "0"),
+            ("0.000000000001", "0.000000000001"),
+        ] {
+            assert_eq!(
+                Money::parse_exact(text).unwrap().to_string(),
+                shown,
+                "{text}"
+            );
+        }
+        for (text, error) in [
+            ("0.0000000000001", MoneyTextError::TooManyPlaces(13)),
+            ("1e-13", MoneyTextError::TooManyPlaces(13)),
+            (
+                "0.1000000000000000055511151231257827",
+                MoneyTextError::TooManyPlaces(34),
+            ),
+            ("1e999999999999999999999", MoneyTextError::TooLarge),
+            ("1e30", MoneyTextError::TooLarge),
+            ("", MoneyTextError::NotDecimal),
+            (".", MoneyTextError::NotDecimal),
+            ("1e", MoneyTextError::NotDecimal),
+            ("1e+-3", MoneyTextError::NotDecimal),
+            (".inf", MoneyTextError::NotDecimal),
+            ("0x10", MoneyTextError::NotDecimal),
+            ("--1", MoneyTextError::NotDecimal),
+        ] {
+            assert_eq!(Money::parse_exact(text), Err(error), "{text}");
+        }
         assert_eq!(Money::from_f64(1e20).to_string(), "100000000000000000000");
     }
 }

@@ -11,4 +11,9 @@ pub enum Bug {
     SkipLeaseCheck,
     /// Admission ignores completed work keys: finished work runs again.
     CompleteDuplicates,
+    /// Admission compares the day's spend plus the cost against
+    /// `daily_usd` in binary floating point, as the modelled upstream
+    /// does: 0.1 spent and 0.2 more against a limit of 0.3 is refused,
+    /// which exact arithmetic admits.
+    FloatBudgetSums,
 }

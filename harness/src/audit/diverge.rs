@@ -59,7 +59,7 @@ impl Ids {
     }
 
     /// `text` with every UUID in it renamed.
-    fn text(&mut self, text: &str) -> String {
+    pub fn text(&mut self, text: &str) -> String {
         let bytes = text.as_bytes();
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
@@ -166,8 +166,9 @@ fn show(value: Option<&Value>) -> String {
     value.map_or_else(|| "absent".to_string(), |v| format!("`{v}`"))
 }
 
-/// The first path under `path` where `a` and `b` differ, keys in order.
-fn first_difference(path: &str, a: &Value, b: &Value) -> Option<(String, String, String)> {
+/// The first path under `path` where `a` and `b` differ, keys in order:
+/// `(path, a's value, b's value)`, each shown as `` `json` `` or `absent`.
+pub fn first_difference(path: &str, a: &Value, b: &Value) -> Option<(String, String, String)> {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();

@@ -7,7 +7,7 @@
 //! work keys, never with the length of the log.
 
 mod bindings;
-mod diverge;
+pub mod diverge;
 mod read;
 mod rebuild;
 mod reference;

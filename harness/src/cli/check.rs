@@ -142,7 +142,7 @@ pub fn run(args: &CheckArgs) -> Result<Exit, crate::cli::CliError> {
     })
 }
 
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     std::env::current_dir()
         .map(|cwd| cwd.join(path))
         .unwrap_or_else(|_| path.to_path_buf())

@@ -6,6 +6,7 @@ use crate::suite::SuiteConfig;
 
 pub mod audit;
 pub mod bless;
+pub mod certify;
 pub mod check;
 pub mod explain;
 pub mod explore;
@@ -15,6 +16,7 @@ pub mod replay;
 pub mod review;
 pub mod run;
 pub mod schema;
+pub mod serve;
 
 /// Why a command could not do its work: each maps to exit code 2 in
 /// `main`, the one place that prints it.
@@ -30,6 +32,8 @@ pub enum CliError {
     Scenario(#[from] crate::scenario::ScenarioError),
     #[error(transparent)]
     New(#[from] crate::starter::NewError),
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
     #[error("{0}")]
     Input(String),
 }
@@ -58,6 +62,8 @@ pub enum Command {
     New(new::NewArgs),
     Schema(schema::SchemaArgs),
     Audit(audit::AuditArgs),
+    Serve(serve::ServeArgs),
+    Certify(certify::CertifyArgs),
 }
 
 /// The scenario library a command works on. Opening it makes the project

@@ -1,5 +1,6 @@
 //! `rehearse schema`: print the JSON Schema of the scenario format, or with
-//! `--events` of the runtime's event vocabulary.
+//! `--events` of the runtime's event vocabulary, or with `--protocol` of the
+//! certification protocol's messages.
 
 use std::io::Write;
 
@@ -19,14 +20,20 @@ use crate::scenario::json_schema_text;
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
     /// Print the schema of the event vocabulary instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "protocol")]
     pub events: bool,
+    /// Print the schema of the certification protocol's messages instead
+    /// (docs/PROTOCOL.md, committed as `docs/protocol.schema.json`).
+    #[arg(long)]
+    pub protocol: bool,
 }
 
 /// Prints the schema to stdout.
 pub fn run(args: &SchemaArgs) -> Exit {
     let text = if args.events {
         rehearse_runtime::event::vocabulary_schema_text()
+    } else if args.protocol {
+        crate::protocol::protocol_schema_text()
     } else {
         json_schema_text()
     };

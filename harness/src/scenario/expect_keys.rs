@@ -100,13 +100,31 @@ impl JsonSchema for EventMatch {
         "EventMatch".into()
     }
 
+    /// Kinds and topics are those of the runtime's typed vocabulary
+    /// (`rehearse_runtime::event::vocabulary`), as lint checks them; with
+    /// `topic`, the kind is one of that topic's.
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let pattern = generator.subschema_for::<EventPattern>();
+        let vocabulary = rehearse_runtime::event::vocabulary();
+        let all: Vec<&str> = vocabulary
+            .iter()
+            .flat_map(|(_, kinds)| kinds.iter().copied())
+            .collect();
+        let mut forms: Vec<Value> = vec![serde_json::json!({
+            "properties": { "kind": { "enum": all } },
+            "not": { "required": ["topic"] },
+        })];
+        forms.extend(vocabulary.iter().map(|(topic, kinds)| {
+            serde_json::json!({
+                "properties": { "topic": { "const": topic }, "kind": { "enum": kinds } },
+                "required": ["topic"],
+            })
+        }));
         json_schema!({
             "description": "An expected event: its kind, or `{kind, topic?, headers?, payload?}` with `headers` and `payload` matched as subsets.",
             "oneOf": [
-                { "type": "string", "minLength": 1 },
-                pattern,
+                { "type": "string", "enum": all },
+                { "allOf": [pattern, { "anyOf": forms }] },
             ],
         })
     }

@@ -147,6 +147,31 @@ pub(crate) fn locate(text: &str, targets: &[YamlPath]) -> Vec<Option<Position>> 
         .collect()
 }
 
+/// Where, in the map whose node starts at `map_at`, the last of `keys` is
+/// written (its value with `value`, else the key itself): for errors that
+/// serde reports at the start of the map they are about.
+pub(crate) fn key_in_map(
+    text: &str,
+    map_at: Position,
+    keys: &[&str],
+    value: bool,
+) -> Option<Position> {
+    let mut map_path: Option<Vec<Seg<'_>>> = None;
+    let mut found = None;
+    // As in `locate`, a refused document still has positions before the
+    // refusal.
+    let _ = walk(text, &mut |path, is_key, position| match &map_path {
+        None if !is_key && position == map_at => map_path = Some(path.to_vec()),
+        Some(base) if path.len() == base.len() + 1 && path.starts_with(base) && is_key != value => {
+            if matches!(path.last(), Some(Seg::Key(key)) if keys.contains(&key.as_ref())) {
+                found = Some(position);
+            }
+        }
+        _ => {}
+    });
+    found
+}
+
 /// What a node is to its parent.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {

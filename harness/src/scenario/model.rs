@@ -275,12 +275,20 @@ pub struct Expect {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "path_map_schema")]
     pub run: BTreeMap<String, serde_json::Value>,
-    /// The episode id of the supervisor's decision for this step's event.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub episode_id: Option<u64>,
-    /// The deadline the supervisor's decision carries, as a duration such as `30s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline: Option<Millis>,
+    /// The episode id of the supervisor's decision for this step's event; `null` for a decision without one.
+    #[serde(
+        default,
+        deserialize_with = "value_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub episode_id: Option<Option<u64>>,
+    /// The deadline the supervisor's decision carries, as a duration such as `30s`; `null` for a decision without one.
+    #[serde(
+        default,
+        deserialize_with = "value_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deadline: Option<Option<Millis>>,
     /// How many receipts of each status a `resume`, `advance` or `repeat` produced, such as `{completed: 95, budget_exhausted: 1}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt_counts: Option<BTreeMap<String, u64>>,
@@ -295,6 +303,16 @@ pub struct Expect {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "path_map_schema")]
     pub pipeline: BTreeMap<String, serde_json::Value>,
+}
+
+/// An expectation key that may be `null`: absent is `None` (not checked),
+/// `null` is `Some(None)` (expected absent), a value is `Some(Some(value))`.
+fn value_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A map of dotted paths to expected values; each path is one or more

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use super::de::RawScenario;
 use super::error::{from_yaml, ScenarioError};
-use super::layout::{layout, locate, YamlPath};
+use super::layout::{key_in_map, layout, locate, Layout, YamlPath};
 use super::model::{Position, Scenario, Step, FORMAT_VERSION};
+use super::sequence::repeat_error_keys;
 use super::validate::{name_problem, validate};
 
 /// The largest scenario file read: 512 MiB.
@@ -101,50 +102,76 @@ pub fn parse_str(text: &str, display_path: &str, stem: &str) -> Result<Scenario,
             format!("empty scenario, expected a map with `version: {FORMAT_VERSION}`, `start` and `steps`"),
         ));
     }
-    // Depth, alias expansion, duplicate keys via aliases and tags: refused
-    // here, in linear time, before anything builds values (see `guard.rs`).
+    // Depth, alias expansion, duplicate keys via aliases and tags, amounts
+    // of money: refused here, in linear time, before anything builds values
+    // (see `guard.rs`).
     super::guard::check(text).map_err(|found| invalid(found.position, found.message))?;
-    let raw: RawScenario = match serde_yaml::from_str(text) {
-        Ok(raw) => raw,
-        Err(error) => {
-            let (position, message) = from_yaml(&error);
-            if message.starts_with("control characters are not allowed") {
-                if let Some((position, control)) = first_control(text) {
-                    return Err(invalid(
-                        position,
-                        format!(
-                            "control character U+{:04X} is not allowed, expected YAML text",
-                            u32::from(control)
-                        ),
-                    ));
-                }
-            }
-            return Err(match position {
-                Some(position) => invalid(position, message),
-                // serde_yaml gives no position for a second document; the
-                // layout pass finds it.
-                None => match layout(text) {
-                    Err(found) => invalid(found.position, found.message),
-                    Ok(_) => invalid(FIRST, message),
-                },
-            });
-        }
-    };
+    let raw: RawScenario = serde_yaml::from_str(text).map_err(|error| {
+        let (position, message) = yaml_error(text, &error);
+        invalid(position, message)
+    })?;
     let found = layout(text).map_err(|found| invalid(found.position, found.message))?;
-    let name = match raw.name {
+    let name = match raw.name.clone() {
         Some(name) => name,
-        None => {
-            if name_problem(stem).is_some() {
-                return Err(invalid(
-                    FIRST,
-                    format!(
-                        "the scenario name defaults to the file stem `{stem}`, which is not `[a-z0-9_-]+`, expected a `name:` field or a file named like `pause-resume_2.yaml`"
-                    ),
-                ));
-            }
-            stem.to_owned()
-        }
+        None => default_name(stem).map_err(|message| invalid(FIRST, message))?,
     };
+    let scenario = build(raw, name, text, found);
+    let issues = validate(&scenario);
+    if issues.is_empty() {
+        return Ok(scenario);
+    }
+    // Report the problem written first in the file, as a compiler would.
+    let paths: Vec<YamlPath> = issues.iter().map(|issue| issue.path.clone()).collect();
+    let positions = locate(text, &paths);
+    let (position, issue) = positions
+        .into_iter()
+        .map(|position| position.unwrap_or(FIRST))
+        .zip(issues)
+        .min_by_key(|(position, _)| *position)
+        .unwrap_or_else(|| unreachable!("validation returned at least one issue"));
+    Err(invalid(position, issue.message))
+}
+
+/// Where a serde_yaml error is and what it says, with the position made
+/// precise where serde's is not: a control character at its place, a
+/// second document (which serde gives no position), an error of `repeat`'s
+/// own at the key it is about rather than the map's start.
+fn yaml_error(text: &str, error: &serde_yaml::Error) -> (Position, String) {
+    let (position, message) = from_yaml(error);
+    if message.starts_with("control characters are not allowed") {
+        if let Some((position, control)) = first_control(text) {
+            let message = format!(
+                "control character U+{:04X} is not allowed, expected YAML text",
+                u32::from(control)
+            );
+            return (position, message);
+        }
+    }
+    let Some(position) = position else {
+        return match layout(text) {
+            Err(found) => (found.position, found.message),
+            Ok(_) => (FIRST, message),
+        };
+    };
+    let precise = repeat_error_keys(&message)
+        .and_then(|(keys, value)| key_in_map(text, position, &keys, value));
+    (precise.unwrap_or(position), message)
+}
+
+/// The name a scenario without `name:` takes: its file stem, when that is
+/// a valid name.
+fn default_name(stem: &str) -> Result<String, String> {
+    if name_problem(stem).is_some() {
+        return Err(format!(
+            "the scenario name defaults to the file stem `{stem}`, which is not `[a-z0-9_-]+`, expected a `name:` field or a file named like `pause-resume_2.yaml`"
+        ));
+    }
+    Ok(stem.to_owned())
+}
+
+/// The scenario of `raw`, each step with its resolved time and its place
+/// in `text`.
+fn build(raw: RawScenario, name: String, text: &str, found: Layout) -> Scenario {
     let start_ms = raw.start.0;
     let step_positions = if found.steps.len() == raw.steps.0.len() {
         found.steps
@@ -174,7 +201,7 @@ pub fn parse_str(text: &str, display_path: &str, stem: &str) -> Result<Scenario,
             column: position.column,
         })
         .collect();
-    let scenario = Scenario {
+    Scenario {
         version: raw.version.0,
         name,
         description: raw.description,
@@ -184,21 +211,7 @@ pub fn parse_str(text: &str, display_path: &str, stem: &str) -> Result<Scenario,
         supervisor: raw.supervisor,
         steps,
         persona_positions: found.personas,
-    };
-    let issues = validate(&scenario);
-    if issues.is_empty() {
-        return Ok(scenario);
     }
-    // Report the problem written first in the file, as a compiler would.
-    let paths: Vec<YamlPath> = issues.iter().map(|issue| issue.path.clone()).collect();
-    let positions = locate(text, &paths);
-    let (position, issue) = positions
-        .into_iter()
-        .map(|position| position.unwrap_or(FIRST))
-        .zip(issues)
-        .min_by_key(|(position, _)| *position)
-        .unwrap_or_else(|| unreachable!("validation returned at least one issue"));
-    Err(invalid(position, issue.message))
 }
 
 /// The first character YAML does not allow in a document, and where it is.

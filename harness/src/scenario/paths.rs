@@ -262,6 +262,17 @@ fn likeness(wrong: &str, name: &str) -> usize {
     best
 }
 
+/// The name of `names` nearest to `wrong` (by [`likeness`], then the
+/// shorter, then the first), for "did you mean" messages.
+pub(crate) fn nearest<'a>(
+    wrong: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    names
+        .into_iter()
+        .min_by_key(|name| (likeness(wrong, name), name.len()))
+}
+
 fn check_segments(root: &Value, prefix: &[String], rest: &[&str]) -> bool {
     let all: Vec<&str> = prefix
         .iter()

@@ -229,6 +229,25 @@ impl<'de> Deserialize<'de> for RepeatStep {
 
 struct RepeatVisitor;
 
+/// For an error of `repeat`'s own (which serde places at the start of the
+/// `repeat` map), the keys it is about and whether it is about their value:
+/// `times` out of range (its value), both `trigger` and `tick` (the later
+/// key), an unknown field (that key).
+pub(crate) fn repeat_error_keys(message: &str) -> Option<(Vec<&str>, bool)> {
+    if message.starts_with("`times` of ") {
+        return Some((vec!["times"], true));
+    }
+    if message.starts_with(BOTH_BODIES) {
+        return Some((vec!["trigger", "tick"], false));
+    }
+    let field = message.strip_prefix("unknown field `")?;
+    let (field, rest) = field.split_once('`')?;
+    rest.starts_with(" in `repeat`")
+        .then(|| (vec![field], false))
+}
+
+const BOTH_BODIES: &str = "both `trigger` and `tick` in `repeat`";
+
 const REPEAT_FIELDS: &str = "`times`, `every`, `trigger` or `tick`";
 
 impl<'de> Visitor<'de> for RepeatVisitor {
@@ -259,9 +278,9 @@ impl<'de> Visitor<'de> for RepeatVisitor {
                 "every" if every.is_some() => return Err(duplicate()),
                 "every" => every = Some(map.next_value::<Millis>()?),
                 "trigger" | "tick" if body.is_some() => {
-                    return Err(A::Error::custom(
-                        "both `trigger` and `tick` in `repeat`, expected exactly one",
-                    ))
+                    return Err(A::Error::custom(format!(
+                        "{BOTH_BODIES}, expected exactly one"
+                    )))
                 }
                 "trigger" => body = Some(Repeated::Trigger(map.next_value()?)),
                 "tick" => body = Some(Repeated::Tick(map.next_value()?)),

@@ -9,9 +9,10 @@ use rehearse_runtime::op::{Cost, Op};
 use rehearse_runtime::{format_ms, Constraints, PersonaSpec};
 
 use super::at::check_range;
+use super::expect_keys::EventMatch;
 use super::layout::YamlPath;
 use super::model::{Expect, Scenario, Step, UNSETTLED_COUNTS};
-use super::paths::{check_path, Shape};
+use super::paths::{check_path, nearest, Shape};
 use super::sequence::{Repeated, Sequence};
 
 /// The longest scenario name: names become file names with suffixes added.
@@ -430,6 +431,73 @@ fn check_expect(
         }
     }
     check_paths(expect, base, issues);
+    check_event_kinds(expect, base, issues);
+}
+
+/// Every event item of `events` and `events_include` must name a kind the
+/// runtime writes (and, with `topic`, a topic and a kind of that topic),
+/// from the typed vocabulary (`rehearse_runtime::event::vocabulary`).
+fn check_event_kinds(expect: &Expect, base: &YamlPath, issues: &mut Vec<Issue>) {
+    let vocabulary = rehearse_runtime::event::vocabulary();
+    let groups = [
+        ("events", &expect.events),
+        ("events_include", &expect.events_include),
+    ];
+    for (key, items) in groups {
+        for (index, item) in items.iter().flatten().enumerate() {
+            let at = base.clone().field(key).index(index);
+            let (kind, topic) = match item {
+                EventMatch::Kind(kind) => (kind.as_str(), None),
+                EventMatch::Full(pattern) => (pattern.kind.as_str(), pattern.topic.as_deref()),
+            };
+            let kind_at = match item {
+                EventMatch::Kind(_) => at.clone(),
+                EventMatch::Full(_) => at.clone().field("kind"),
+            };
+            if let Some(topic) = topic {
+                let Some((_, kinds)) = vocabulary.iter().find(|(name, _)| *name == topic) else {
+                    let nearest = nearest(topic, vocabulary.iter().map(|(name, _)| *name));
+                    issues.push(Issue {
+                        path: at.field("topic"),
+                        message: format!(
+                            "unknown event topic `{topic}`, did you mean `{}`?",
+                            nearest.unwrap_or_default()
+                        ),
+                    });
+                    continue;
+                };
+                if !kinds.contains(&kind) {
+                    let owner = vocabulary.iter().find(|(_, kinds)| kinds.contains(&kind));
+                    let message = match owner {
+                        Some((owner, _)) => format!(
+                            "`{kind}` is an event kind of topic `{owner}`, not of `{topic}`, expected the two to agree"
+                        ),
+                        None => format!(
+                            "`{kind}` is not an event kind of topic `{topic}`, did you mean `{}`?",
+                            nearest(kind, kinds.iter().copied()).unwrap_or_default()
+                        ),
+                    };
+                    issues.push(Issue {
+                        path: kind_at,
+                        message,
+                    });
+                }
+                continue;
+            }
+            let all = vocabulary
+                .iter()
+                .flat_map(|(_, kinds)| kinds.iter().copied());
+            if !all.clone().any(|known| known == kind) {
+                issues.push(Issue {
+                    path: kind_at,
+                    message: format!(
+                        "unknown event kind `{kind}`, did you mean `{}`?",
+                        nearest(kind, all).unwrap_or_default()
+                    ),
+                });
+            }
+        }
+    }
 }
 
 /// An example path of each shape, for messages about malformed paths.

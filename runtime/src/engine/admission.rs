@@ -89,7 +89,7 @@ impl Runtime {
         let subject = &self.personas[persona];
         let admission = subject.admission(&envelope.subject_key, &cost, now_ms);
         #[cfg(feature = "test-hooks")]
-        let admission = self.hooks.admission(admission);
+        let admission = self.hooks.admission(admission, subject, &cost, now_ms);
         let decision = subject.decide_run(
             &admission,
             envelope,

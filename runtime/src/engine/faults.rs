@@ -52,7 +52,7 @@ impl Runtime {
 
 #[cfg(feature = "test-hooks")]
 mod hooks {
-    use crate::persona::Admission;
+    use crate::persona::{Admission, Persona, RunCost};
     use crate::test_hooks::Bug;
 
     /// The deliberate bug a test switched on, applied at the one hook
@@ -64,8 +64,21 @@ mod hooks {
 
     impl Hooks {
         /// The admission facts as the switched-on bug misreads them.
-        pub(in crate::engine) fn admission(self, mut admission: Admission) -> Admission {
+        pub(in crate::engine) fn admission(
+            self,
+            mut admission: Admission,
+            persona: &Persona,
+            cost: &RunCost,
+            now_ms: i64,
+        ) -> Admission {
             match self.bug {
+                Some(Bug::FloatBudgetSums) if admission.refusal.is_none() => {
+                    let spent = persona.state.spend.today(now_ms).to_f64();
+                    let limit = persona.spec.budget.daily_usd;
+                    if limit.is_some_and(|limit| spent + cost.cost_usd > limit) {
+                        admission.refusal = Some("daily_usd");
+                    }
+                }
                 Some(Bug::AdmitOverRunLimit) if admission.refusal == Some("run_usd") => {
                     admission.refusal = None;
                 }

@@ -1,0 +1,192 @@
+//! The reports of `certify`: human text, JUnit XML and Markdown. None
+//! carries a time, so the same run gives the same bytes.
+
+use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus};
+
+use super::Run;
+use crate::certify::{Certified, Verdict};
+use crate::outln;
+
+/// The verdict names in report order, each with its count.
+pub fn counts(results: &[Certified]) -> Vec<(&'static str, usize)> {
+    let names = [
+        "pass",
+        "fail",
+        "broken",
+        "unexpected-pass",
+        "expected-failure",
+        "unsupported",
+        "error",
+    ];
+    names
+        .into_iter()
+        .map(|name| {
+            let count = results.iter().filter(|r| r.verdict.name() == name).count();
+            (name, count)
+        })
+        .collect()
+}
+
+/// What to say about a result after its verdict, on one line.
+pub fn detail(result: &Certified) -> String {
+    match &result.verdict {
+        Verdict::Pass => String::new(),
+        Verdict::Unsupported { reason } => reason.clone(),
+        Verdict::ExpectedFailure { class, reason } => {
+            let found = first_problem(result);
+            let seen = if found.is_empty() {
+                String::new()
+            } else {
+                format!("; found: {found}")
+            };
+            format!("{} ({}){seen}", reason, class.as_str())
+        }
+        Verdict::UnexpectedPass { class, reason } => format!(
+            "listed as {} ({reason}) but passes: remove it from the manifest",
+            class.as_str()
+        ),
+        Verdict::Fail => first_problem(result),
+        Verdict::Broken { message, .. } | Verdict::Error { message } => message.clone(),
+    }
+}
+
+/// The first difference, else the first failed expectation.
+fn first_problem(result: &Certified) -> String {
+    if let Some(difference) = &result.difference {
+        return difference.to_string();
+    }
+    result
+        .failed_expectations
+        .first()
+        .map(|(line, e)| {
+            format!(
+                "line {line}: expectation `{}` failed: expected {}, actual {}",
+                e.path, e.expected, e.actual
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The summary line.
+pub fn summary(run: &Run) -> String {
+    let parts: Vec<String> = counts(&run.results)
+        .into_iter()
+        .filter(|(name, count)| *count > 0 || *name == "pass" || *name == "fail")
+        .map(|(name, count)| format!("{count} {name}"))
+        .collect();
+    format!(
+        "certify {} {}: {}",
+        run.implementation,
+        run.version,
+        parts.join(", ")
+    )
+}
+
+/// The human report: what fails the run, then (with `verbose`) the rest.
+pub fn human(run: &Run, verbose: bool) {
+    for result in &run.results {
+        let shown = verbose
+            || result.verdict.fails_run()
+            || matches!(result.verdict, Verdict::Error { .. });
+        if shown {
+            let detail = detail(result);
+            let separator = if detail.is_empty() { "" } else { ": " };
+            outln!(
+                "{:<16} {}{separator}{}",
+                result.verdict.name().to_uppercase(),
+                result.scenario,
+                detail.replace('\n', "\n    ")
+            );
+        }
+    }
+    outln!("{}", summary(run));
+}
+
+/// One JUnit test case per scenario: failures fail, broken and error
+/// scenarios are errors, unsupported ones and expected failures skipped.
+pub fn junit(run: &Run) -> quick_junit::Report {
+    let cases = run.results.iter().map(|result| {
+        let status = match &result.verdict {
+            Verdict::Pass => TestCaseStatus::success(),
+            Verdict::Unsupported { .. } | Verdict::ExpectedFailure { .. } => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(detail(result));
+                status
+            }
+            verdict => {
+                let kind = if matches!(verdict, Verdict::Fail | Verdict::UnexpectedPass { .. }) {
+                    NonSuccessKind::Failure
+                } else {
+                    NonSuccessKind::Error
+                };
+                let mut status = TestCaseStatus::non_success(kind);
+                status
+                    .set_type(verdict.name())
+                    .set_message(detail(result))
+                    .set_description(detail(result));
+                status
+            }
+        };
+        let mut case = TestCase::new(result.scenario.as_str(), status);
+        case.set_classname(crate::junit::classname(&result.scenario));
+        case
+    });
+    crate::junit::suite_report(
+        &format!("rehearse certify {}", run.implementation),
+        cases.collect(),
+    )
+}
+
+/// The Markdown report, fit to commit: counts, then every scenario that is
+/// not a pass with its verdict and why, then the passes.
+pub fn markdown(run: &Run) -> String {
+    let mut text = format!(
+        "# Conformance of {} {}\n\nGenerated by `rehearse certify --impl '{}'{} --markdown FILE`; \
+         do not edit by hand.\n\n| verdict | scenarios |\n| --- | --- |\n",
+        run.implementation,
+        run.version,
+        run.command,
+        run.selection
+            .iter()
+            .map(|p| format!(" {p}"))
+            .collect::<String>()
+    );
+    for (name, count) in counts(&run.results) {
+        text.push_str(&format!("| {name} | {count} |\n"));
+    }
+    let others: Vec<&Certified> = run
+        .results
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .collect();
+    if !others.is_empty() {
+        text.push_str("\n## Not passing\n\n| scenario | verdict | why |\n| --- | --- | --- |\n");
+        for result in others {
+            text.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                result.scenario,
+                result.verdict.name(),
+                cell(&detail(result))
+            ));
+        }
+    }
+    let passes: Vec<String> = run
+        .results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Pass)
+        .map(|r| format!("`{}`", r.scenario))
+        .collect();
+    if !passes.is_empty() {
+        text.push_str(&format!("\n## Passing\n\n{}\n", passes.join(", ")));
+    }
+    text
+}
+
+/// Text made safe for one Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('\n', "<br>")
+        .replace('<', "&lt;")
+        .replace("&lt;br>", "<br>")
+}

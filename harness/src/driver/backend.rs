@@ -1,0 +1,287 @@
+//! What the driver drives: a [`Backend`] runs one external event and
+//! answers the queries expectations make. [`Local`] is the reference
+//! runtime in this process (a capture session, with the invariant checker
+//! and an observer); `certify`'s protocol client is the other backend, so
+//! both go through one step driver.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use rehearse_runtime::capture::Session;
+use rehearse_runtime::engine::{OpResult, Runtime};
+use rehearse_runtime::log::{EventLog, MemoryLog, StoredEvent};
+use rehearse_runtime::op::Op;
+use rehearse_runtime::supervisor::{Decision, DecisionKind, Handled};
+use serde_json::Value;
+
+use super::{DriverError, StepObserver};
+use crate::explore::{Checker, StepContext};
+use crate::protocol::QueryKind;
+use crate::report::InvariantViolation;
+
+/// What handling one external event gave.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answered {
+    /// The supervisor's decision; `None` from a backend that has none.
+    pub decision: Option<Decision>,
+    /// The outcome; an `Err` is a failed operation's message.
+    pub result: Result<OpResult, String>,
+    /// The run receipt as JSON, `null` when the event has none.
+    pub run: Value,
+    /// The positions in [`Backend::events`] the event appended.
+    pub events: Range<usize>,
+}
+
+/// A runtime the driver can drive.
+pub trait Backend {
+    /// Handles external event `event_id` of step `index` (0-based) at `at_ms`.
+    fn handle(
+        &mut self,
+        index: usize,
+        event_id: &str,
+        at_ms: i64,
+        op: &Op,
+    ) -> Result<Answered, DriverError>;
+
+    /// Every event appended so far, in append order.
+    fn events(&self) -> &[StoredEvent];
+
+    /// The answer to `query` (about `persona`, at `now_ms`); `null` when
+    /// there is none or the backend does not answer such queries.
+    fn query(
+        &mut self,
+        query: QueryKind,
+        persona: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Value, DriverError>;
+}
+
+/// The answer to a query, read from the reference runtime.
+pub fn runtime_query(
+    runtime: &Runtime,
+    query: QueryKind,
+    persona: Option<&str>,
+    now_ms: i64,
+) -> Value {
+    let value = match query {
+        QueryKind::Status => {
+            let status = persona.and_then(|name| runtime.status(name, now_ms));
+            serde_json::to_value(status)
+        }
+        QueryKind::Records => serde_json::to_value(runtime.run_records()),
+        QueryKind::Processes => Ok(runtime.processes().snapshot()),
+        QueryKind::Pipeline => Ok(runtime.pipeline().snapshot()),
+        QueryKind::Unsettled => serde_json::to_value(runtime.unsettled(now_ms).counts()),
+    };
+    value.expect("runtime state serialises")
+}
+
+/// The reference runtime in this process: a capture session over its
+/// storage, checked against the invariants after every event and shown to
+/// an optional observer.
+pub struct Local<'o> {
+    pub(super) source: String,
+    pub(super) session: Session,
+    pub(super) storage: Storage,
+    pub(super) checker: Option<Checker>,
+    /// Each step's line in the scenario file, for violations.
+    pub(super) lines: Vec<usize>,
+    pub(super) deferred_ops: BTreeMap<u64, Op>,
+    pub(super) violations: Vec<InvariantViolation>,
+    pub(super) observer: Option<&'o mut dyn StepObserver>,
+}
+
+impl std::fmt::Debug for Local<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Local")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'o> Local<'o> {
+    /// A session for `scenario` (named `source` in errors) over `storage`.
+    pub fn new(
+        scenario: &str,
+        config: &rehearse_runtime::config::RuntimeConfig,
+        source: &str,
+        storage: Storage,
+        observer: Option<&'o mut dyn StepObserver>,
+    ) -> Result<Self, DriverError> {
+        let log = storage.open(source)?;
+        let session =
+            Session::new(scenario, config, log).map_err(|error| DriverError::Invalid {
+                file: source.to_string(),
+                message: error.to_string(),
+            })?;
+        Ok(Self {
+            source: source.to_string(),
+            session,
+            storage,
+            checker: None,
+            lines: Vec::new(),
+            deferred_ops: BTreeMap::new(),
+            violations: Vec::new(),
+            observer,
+        })
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    fn check_invariants(&mut self, index: usize, at_ms: i64, op: &Op, handled: &Handled) {
+        let Some(active) = self.checker.as_mut() else {
+            return;
+        };
+        let pumped = track_deferred(&mut self.deferred_ops, op, handled);
+        let context = StepContext {
+            index,
+            at_ms,
+            op,
+            pumped: pumped.as_ref(),
+            result: &handled.result,
+        };
+        if let Err(violation) = active.check_step(context, self.session.runtime()) {
+            // The model is not trusted past its first violation.
+            let line = self
+                .lines
+                .get(violation.step.saturating_sub(1))
+                .or(self.lines.get(index))
+                .copied()
+                .unwrap_or(0);
+            self.violations.push(InvariantViolation {
+                step: violation.step,
+                line,
+                invariant: violation.invariant.name().to_string(),
+                message: violation.to_string(),
+                evidence: violation.evidence.clone(),
+            });
+            self.checker = None;
+        }
+    }
+}
+
+impl Backend for Local<'_> {
+    /// Hands one external event to the session, shows it to the observer,
+    /// and checks the invariants after it.
+    fn handle(
+        &mut self,
+        index: usize,
+        event_id: &str,
+        at_ms: i64,
+        op: &Op,
+    ) -> Result<Answered, DriverError> {
+        if let Some(observer) = self.observer.as_mut() {
+            observer.before(index, op, at_ms, &self.session);
+        }
+        let handled = self.session.handle(event_id, at_ms, op);
+        self.storage.check(&self.source)?;
+        if let Some(observer) = self.observer.as_mut() {
+            observer.after(index, op, at_ms, &self.session, &handled);
+        }
+        self.check_invariants(index, at_ms, op, &handled);
+        let run = run_json(&handled);
+        Ok(Answered {
+            decision: Some(handled.decision),
+            result: handled.result,
+            run,
+            events: handled.events,
+        })
+    }
+
+    fn events(&self) -> &[StoredEvent] {
+        self.session.runtime().log().all()
+    }
+
+    fn query(
+        &mut self,
+        query: QueryKind,
+        persona: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Value, DriverError> {
+        Ok(runtime_query(
+            self.session.runtime(),
+            query,
+            persona,
+            now_ms,
+        ))
+    }
+}
+
+/// The run receipt a step's event returned, as JSON; `null` when none.
+fn run_json(handled: &Handled) -> Value {
+    match handled.result.as_ref().map(|r| r.run.as_ref()) {
+        Ok(Some(run)) => serde_json::to_value(run).expect("a run receipt serialises"),
+        _ => Value::Null,
+    }
+}
+
+/// Keeps the operation of every deferred episode, and returns the one a
+/// pump just invoked.
+fn track_deferred(deferred: &mut BTreeMap<u64, Op>, op: &Op, handled: &Handled) -> Option<Op> {
+    let decision = &handled.decision;
+    let episode = decision.episode_id?;
+    match (decision.decision, op) {
+        (DecisionKind::Defer, Op::Pump(_)) => None,
+        (DecisionKind::Defer, _) => {
+            deferred.insert(episode, op.clone());
+            None
+        }
+        (DecisionKind::Invoke, Op::Pump(_)) => deferred.remove(&episode),
+        (DecisionKind::Invoke, _) => None,
+    }
+}
+
+/// Where a run keeps its log.
+#[derive(Debug)]
+pub enum Storage {
+    Memory,
+    File(crate::storage::Scratch),
+}
+
+impl Storage {
+    /// A durable log in a new scratch directory.
+    pub fn scratch(source: &str) -> Result<Self, DriverError> {
+        crate::storage::Scratch::new()
+            .map(Self::File)
+            .map_err(|message| DriverError::Environment {
+                file: source.to_string(),
+                message,
+            })
+    }
+
+    fn open(&self, source: &str) -> Result<Box<dyn EventLog>, DriverError> {
+        match self {
+            Self::Memory => Ok(Box::new(MemoryLog::new())),
+            Self::File(scratch) => scratch
+                .open_log()
+                .map_err(|message| DriverError::Environment {
+                    file: source.to_string(),
+                    message,
+                }),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::File(_) => "file",
+        }
+    }
+
+    /// Fails the run when the durable log failed: such a step error is the
+    /// machine's, not the runtime's.
+    fn check(&self, source: &str) -> Result<(), DriverError> {
+        match self {
+            Self::File(scratch) => match scratch.failure() {
+                Some(message) => Err(DriverError::Environment {
+                    file: source.to_string(),
+                    message,
+                }),
+                None => Ok(()),
+            },
+            Self::Memory => Ok(()),
+        }
+    }
+}
