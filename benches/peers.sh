@@ -18,7 +18,10 @@
 # ERGOBENCH is the `ergobench` binary of the peer driver (a separate cargo
 # package outside this workspace, built with --release). REHEARSE defaults
 # to target/release/rehearse; WORK (default: a new temporary directory,
-# removed at the end) holds the scenario and the captures.
+# removed at the end) holds the scenario and the captures. CAPTURE names an
+# existing capture of TRIGGERS episodes to replay instead of running the
+# load scenario (for example one written by
+# `target/release/examples/peak_memory capture TRIGGERS FILE`).
 set -euo pipefail
 
 triggers=${1:-100000}
@@ -34,6 +37,8 @@ else
     trap 'rm -rf "$work"' EXIT
 fi
 
+capture=${CAPTURE:-}
+if [[ -z $capture ]]; then
 scenario=$work/load.yaml
 awk -v n="$triggers" 'BEGIN {
     printf "version: 1\nname: load\nstart: 2026-01-01T00:00:00Z\npersonas:\n  p:\n    entry_workflow: wf\n    budget: { daily_usd: 1000000.0 }\nsteps:\n"
@@ -42,6 +47,7 @@ awk -v n="$triggers" 'BEGIN {
 }' > "$scenario"
 "$rehearse" run "$scenario" --out "$work/run" > /dev/null
 capture=$work/run/load/capture.jsonl
+fi
 "$ergobench" build "$triggers" "$work/stub.json" > /dev/null
 "$ergobench" build "$triggers" "$work/fair.json" --payload --effects 9 > /dev/null
 

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use rehearse_benches::{
-    capture_jsonl, run_triggers, run_triggers_seed_strategy, runtime, triggers, write_file_log,
+    run_triggers, run_triggers_seed_strategy, runtime, triggers, write_capture, write_file_log,
 };
 use rehearse_runtime::file_log::{log_path, verify_file, FileLog, FileLogOptions};
 use rehearse_runtime::replay::parse_bundle;
@@ -31,8 +31,10 @@ fn main() -> ExitCode {
             .parse::<u64>()
             .map_err(|e| format!("bad episode count `{episodes}`: {e}"))
             .and_then(|episodes| {
-                std::fs::write(file, capture_jsonl(episodes))
-                    .map(|()| format!("captured {episodes} episodes to `{file}`"))
+                write_capture(episodes, Path::new(file))
+                    .map(|events| {
+                        format!("captured {episodes} episodes ({events} events) to `{file}`")
+                    })
                     .map_err(|e| format!("failed to write `{file}`: {e}"))
             }),
         ["triggers", count] => count

@@ -127,6 +127,29 @@ pub fn capture(episodes: u64) -> CaptureBundle {
     session.finish().0
 }
 
+/// Writes the capture of `episodes` pull request triggers to `path` as the
+/// session goes (a version 3 capture), over a log that keeps no history:
+/// memory stays flat however many episodes. Returns the events appended.
+pub fn write_capture(episodes: u64, path: &Path) -> std::io::Result<u64> {
+    let out = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(path)?);
+    let mut session = Session::streaming(
+        "bench",
+        &config(),
+        Box::new(rehearse_runtime::WindowLog::new()),
+        Box::new(out),
+    )
+    .expect("the bench config is valid");
+    for index in 0..episodes {
+        let op = pr_trigger(index + 1);
+        let handled = session.handle(&format!("event-{}", index + 1), at_ms(index), &op);
+        assert!(handled.result.is_ok(), "bench episode {index} failed");
+        session.runtime_mut().release_log();
+    }
+    let (written, runtime) = session.finish_stream();
+    written?;
+    Ok(runtime.log().len())
+}
+
 /// [`capture`] as the harness writes captures: JSON Lines, version 3.
 pub fn capture_jsonl(episodes: u64) -> Vec<u8> {
     capture(episodes).to_jsonl()
@@ -199,6 +222,12 @@ mod tests {
     fn a_capture_replays_in_either_version() {
         let v3 = capture_jsonl(5);
         let v2 = capture_json_v2(5);
+        let path =
+            std::env::temp_dir().join(format!("rehearse-bench-{}.jsonl", std::process::id()));
+        assert_eq!(write_capture(5, &path).unwrap(), 5 * EVENTS_PER_TRIGGER);
+        let written = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(written, v3);
         for summary in [
             replay_capture(&v3),
             replay_capture(v2.as_bytes()),

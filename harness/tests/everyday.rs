@@ -600,11 +600,16 @@ fn the_formats_document_names_every_field() {
             };
             let text = fs::read_to_string(&path).unwrap();
             let values: Vec<serde_json::Value> = if name.ends_with(".jsonl") {
-                text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+                text.lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect()
             } else {
                 vec![serde_json::from_str(&text).unwrap()]
             };
-            for (value, at) in values.iter().flat_map(|v| paths.iter().map(move |at| (v, at))) {
+            for (value, at) in values
+                .iter()
+                .flat_map(|v| paths.iter().map(move |at| (v, at)))
+            {
                 keys_at(value, at, &mut keys);
             }
         }

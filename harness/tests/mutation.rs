@@ -445,22 +445,42 @@ fn base_bundles(bases: &[(String, Value)]) -> Vec<(String, Value)> {
             let text = serde_yaml::to_string(value).expect("YAML out");
             let scenario = parse_str(&text, name, "base").expect("a base parses");
             let output = driver::run(&scenario, name).expect("a base runs");
-            let bundle: Value =
-                serde_json::from_str(&output.capture_json).expect("a capture is JSON");
+            // Mutated as the document form of the bundle (its fields as
+            // arrays); written back as the capture lines `run` writes.
+            let bundle = parse_bundle(&output.capture_json).expect("a capture reads");
+            let bundle = serde_json::to_value(&bundle).expect("a bundle is JSON");
             assert_eq!(replay_code(&output.capture_json, true), 0, "{name}");
             (name.clone(), bundle)
         })
         .collect()
 }
 
-/// A mutated bundle with its seal recomputed, so the mutation reaches past
-/// the seal check into validation and replay; `None` when the mutated
-/// contents no longer read as a bundle at all.
+/// A mutated bundle as capture lines with their seal recomputed, so the
+/// mutation reaches past the seal check into validation and replay; `None`
+/// when the mutated contents no longer read as a bundle at all.
 fn resealed(value: &Value) -> Option<String> {
     let mut unsealed = value.clone();
     unsealed.as_object_mut()?.remove("seal");
     let bundle = rehearse_runtime::seal::read_unsealed(unsealed).ok()?;
-    serde_json::to_string(&bundle).ok()
+    String::from_utf8(bundle.to_jsonl()).ok()
+}
+
+/// The same lines with the base's seal line in place of their own: the
+/// mutation breaks the seal. A mutation that no longer reads as a bundle
+/// is written as the mutated JSON document itself.
+fn with_seal_of(value: &Value, base: &Value) -> String {
+    let (Some(text), Some(base)) = (resealed(value), resealed(base)) else {
+        return serde_json::to_string(value).expect("JSON out");
+    };
+    let body = text
+        .trim_end()
+        .rsplit_once('\n')
+        .map_or("", |(body, _)| body);
+    let seal = base
+        .trim_end()
+        .rsplit_once('\n')
+        .map_or("", |(_, seal)| seal);
+    format!("{body}\n{seal}\n")
 }
 
 fn bundle_mutants(bundles: &[(String, Value)], sandbox: &Sandbox) -> Tally {
@@ -474,7 +494,7 @@ fn bundle_mutants(bundles: &[(String, Value)], sandbox: &Sandbox) -> Tally {
             // Half the cases keep the broken seal, half are resealed.
             let (text, mutation) = match (n % 2, resealed(&value)) {
                 (1, Some(text)) => (text, format!("{mutation}, resealed")),
-                _ => (serde_json::to_string(&value).expect("JSON out"), mutation),
+                _ => (with_seal_of(&value, base), mutation),
             };
             let strict = n % 3 == 0;
             let started = Instant::now();
