@@ -114,7 +114,7 @@ fn replay_capture_file(file: std::fs::File) -> rehearse_runtime::replay::ReplayS
     let reader = std::io::BufReader::with_capacity(1 << 16, file);
     match open_capture(reader).expect("the capture opens") {
         OpenedCapture::Stream(stream) => replay_stream(
-            stream,
+            *stream,
             options,
             Box::new(rehearse_runtime::WindowLog::new()),
         ),

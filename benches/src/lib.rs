@@ -169,7 +169,7 @@ pub fn replay_capture(bytes: &[u8]) -> ReplaySummary {
     let options = ReplayOptions { strict: true };
     match open_capture(bytes).expect("the bench capture opens") {
         OpenedCapture::Stream(stream) => replay_stream(
-            stream,
+            *stream,
             options,
             Box::new(rehearse_runtime::WindowLog::new()),
         ),

@@ -107,7 +107,9 @@ fn replay_bytes(bytes: &[u8]) -> Result<ReplaySummary, ReplayError> {
 
 fn replay_on(bytes: &[u8], log: Box<dyn EventLog>) -> Result<ReplaySummary, ReplayError> {
     match open_capture(bytes)? {
-        OpenedCapture::Stream(stream) => replay_stream(stream, ReplayOptions { strict: true }, log),
+        OpenedCapture::Stream(stream) => {
+            replay_stream(*stream, ReplayOptions { strict: true }, log)
+        }
         OpenedCapture::Legacy(_) => panic!("a version 3 capture opens as a stream"),
     }
 }

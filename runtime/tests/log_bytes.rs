@@ -331,7 +331,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
         panic!("a version 3 capture opens as a stream");
     };
     let streamed = replay_stream(
-        stream,
+        *stream,
         ReplayOptions { strict: true },
         Box::new(MemoryLog::new()),
     )

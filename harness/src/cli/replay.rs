@@ -39,7 +39,7 @@ pub fn run(args: &ReplayArgs) -> Exit {
         strict: args.strict,
     };
     let replayed = match open_capture(BufReader::with_capacity(1 << 16, file)) {
-        Ok(OpenedCapture::Stream(stream)) => crate::storage::replay_capture(stream, options),
+        Ok(OpenedCapture::Stream(stream)) => crate::storage::replay_capture(*stream, options),
         Ok(OpenedCapture::Legacy(bundle)) => crate::storage::replay_bundle(&bundle, options),
         Err(error) => Err(BundleError::Replay(error)),
     };

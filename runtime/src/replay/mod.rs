@@ -144,7 +144,7 @@ impl ReplayError {
 pub fn parse_bundle(text: &str) -> Result<CaptureBundle, ReplayError> {
     match open_capture(text.as_bytes())? {
         OpenedCapture::Legacy(bundle) => Ok(*bundle),
-        OpenedCapture::Stream(stream) => stream.collect_bundle(),
+        OpenedCapture::Stream(stream) => (*stream).collect_bundle(),
     }
 }
 

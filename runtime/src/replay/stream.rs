@@ -44,7 +44,7 @@ const QUEUE: usize = 8;
 #[derive(Debug)]
 pub enum OpenedCapture<R> {
     /// A version 3 capture, its header read, its lines still to come.
-    Stream(CaptureStream<R>),
+    Stream(Box<CaptureStream<R>>),
     /// A version 2 bundle, read whole (its seal checked).
     Legacy(Box<CaptureBundle>),
 }
@@ -113,9 +113,9 @@ pub fn open_capture<R: BufRead>(mut reader: R) -> Result<OpenedCapture<R>, Repla
         Some(version) if complete && version == CAPTURE_VERSION => {
             let header: CaptureHeader =
                 serde_json::from_slice(&first).map_err(|e| at_line(&e, 1))?;
-            Ok(OpenedCapture::Stream(CaptureStream::new(
+            Ok(OpenedCapture::Stream(Box::new(CaptureStream::new(
                 reader, header, &first,
-            )))
+            ))))
         }
         Some(version) if complete && version != CAPTURE_VERSION_2 => {
             Err(ReplayError::UnsupportedVersion { found: version })
