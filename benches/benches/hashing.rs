@@ -6,7 +6,6 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rehearse_benches::{run_triggers, runtime, triggers, EVENTS_PER_TRIGGER};
 use rehearse_runtime::hash::{effect_hash, payload_hash};
-use rehearse_runtime::EventLog;
 
 fn hashing(c: &mut Criterion) {
     let mut rt = runtime();
