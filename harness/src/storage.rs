@@ -184,7 +184,7 @@ pub fn replay_bundle(
     bundle: &CaptureBundle,
     options: ReplayOptions,
 ) -> Result<ReplaySummary, BundleError> {
-    if !bundle.durable_log {
+    if !bundle.restarts() {
         return replay(bundle, options, Box::new(WindowLog::new())).map_err(BundleError::Replay);
     }
     let scratch = Scratch::new().map_err(BundleError::Environment)?;

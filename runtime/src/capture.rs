@@ -45,9 +45,6 @@ pub struct CaptureBundle {
     pub events: Vec<CapturedEvent>,
     pub decisions: Vec<CapturedDecision>,
     pub runtime_provenance: String,
-    /// Whether the capture ran on the durable file log (version 3 writes
-    /// it in the header; for version 2 it is whether an event restarts).
-    pub durable_log: bool,
 }
 
 /// One external event.
@@ -108,7 +105,6 @@ impl Session {
         config: &RuntimeConfig,
         log: Box<dyn EventLog>,
     ) -> Result<Self, RuntimeError> {
-        let durable_log = log.is_durable();
         Ok(Self {
             runtime: Runtime::named(Some(scenario.to_string()), config, log)?,
             supervisor: Supervisor::new(config.supervisor.clone()),
@@ -119,7 +115,6 @@ impl Session {
                 events: Vec::new(),
                 decisions: Vec::new(),
                 runtime_provenance: runtime_provenance(),
-                durable_log,
             },
             record: true,
             stream: None,
@@ -137,8 +132,11 @@ impl Session {
         log: Box<dyn EventLog>,
         out: Box<dyn Write + Send>,
     ) -> Result<Self, RuntimeError> {
+        let durable_log = log.is_durable();
         let mut session = Self::new(scenario, config, log)?;
-        match CaptureWriter::new(out, &session.bundle.header()) {
+        let mut header = session.bundle.header();
+        header.durable_log = durable_log;
+        match CaptureWriter::new(out, &header) {
             Ok(writer) => session.stream = Some(writer),
             Err(error) => session.stream_error = Some(error),
         }

@@ -111,14 +111,15 @@ impl<W: Write> CaptureWriter<W> {
 }
 
 impl CaptureBundle {
-    /// The bundle's header line.
+    /// The bundle's header line: `durable_log` is whether an event
+    /// restarts (a run that restarts uses the durable file log).
     pub fn header(&self) -> CaptureHeader {
         CaptureHeader {
             capture_version: self.capture_version.clone(),
             scenario: self.scenario.clone(),
             config: self.config.clone(),
             runtime_provenance: self.runtime_provenance.clone(),
-            durable_log: self.durable_log,
+            durable_log: self.restarts(),
         }
     }
 

@@ -101,7 +101,6 @@ impl TryFrom<SealedBundle> for CaptureBundle {
             events: raw.events,
             decisions: raw.decisions,
             runtime_provenance: raw.runtime_provenance,
-            durable_log: false,
         };
         let found = bundle.seal();
         let sealed = raw.seal;
@@ -117,15 +116,13 @@ impl TryFrom<SealedBundle> for CaptureBundle {
                 sealed.sha256, found.sha256
             ));
         }
-        let mut bundle = bundle;
-        bundle.durable_log = bundle.restarts();
         Ok(bundle)
     }
 }
 
 impl CaptureBundle {
-    /// Whether an event of the bundle restarts the runtime: a version 2
-    /// bundle then replays on the durable file log.
+    /// Whether an event of the bundle restarts the runtime: it then
+    /// replays on the durable file log.
     pub fn restarts(&self) -> bool {
         self.events
             .iter()
@@ -151,15 +148,12 @@ pub fn read_unsealed(mut value: serde_json::Value) -> Result<CaptureBundle, Stri
         runtime_provenance: String,
     }
     let raw: Unsealed = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    let mut bundle = CaptureBundle {
+    Ok(CaptureBundle {
         capture_version: raw.capture_version,
         scenario: raw.scenario,
         config: raw.config,
         events: raw.events,
         decisions: raw.decisions,
         runtime_provenance: raw.runtime_provenance,
-        durable_log: false,
-    };
-    bundle.durable_log = bundle.restarts();
-    Ok(bundle)
+    })
 }

@@ -291,6 +291,16 @@ impl<R: BufRead> CaptureStream<R> {
             ));
         }
         match self.parse_line()? {
+            Line::Decision(decision) if decision.event_id != event.event_id => {
+                Err(ReplayError::Malformed {
+                    line: self.line,
+                    column: 1,
+                    message: format!(
+                        "the decision of event `{}` follows event `{}`: each event line is followed by its own decision",
+                        decision.event_id, event.event_id
+                    ),
+                })
+            }
             Line::Decision(decision) => {
                 self.decisions += 1;
                 Ok(Some((event, decision)))
@@ -396,7 +406,6 @@ impl<R: BufRead> CaptureStream<R> {
             events: Vec::new(),
             decisions: Vec::new(),
             runtime_provenance: header.runtime_provenance,
-            durable_log: header.durable_log,
         };
         loop {
             let pair = match self.next_pair() {
