@@ -685,19 +685,8 @@ fn a_closed_pipe_ends_output_and_keeps_the_status() {
         if expected == 1 {
             library.break_spend();
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
-            .current_dir(library.dir.path())
-            .args(args)
-            .env("CI", "true")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Close the reading end at once, as `| true` does.
-        drop(child.stdout.take());
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(expected), "{args:?}: {stderr}");
+        let (status, stderr) = status_of(&library, args, true);
+        assert_eq!(status, Some(expected), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
@@ -729,4 +718,56 @@ fn input_errors_are_exit_2_with_one_message() {
         );
     }
     insta::assert_snapshot!("input_errors", messages);
+}
+
+/// Runs `rehearse args` in the library with `CI` unset; when `closed`, its
+/// standard output is closed at once, as `| true` does. Returns the exit
+/// status and standard error.
+fn status_of(library: &Library, args: &[&str], closed: bool) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .current_dir(library.dir.path())
+        .args(args)
+        .env("CI", "false")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if closed {
+        drop(child.stdout.take());
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn every_command_keeps_its_own_status_on_a_closed_pipe() {
+    let library = Library::blessed();
+    let golden = library.dir.path().join("snapshots/lease/spend");
+    let capture = fs::read_dir(&golden)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("capture"))
+        .expect("the blessed scenario has a capture bundle");
+    let capture = format!("snapshots/lease/spend/{capture}");
+    let out = library.dir.path().join("out-closed");
+    let out = out.to_str().unwrap();
+    let commands: [&[&str]; 9] = [
+        &["check", "-v"],
+        &["bless"],
+        &["lint", "scenarios/lease/spend.yaml"],
+        &["explain", "scenarios/lease/spend.yaml", "--step", "1"],
+        &["run", "scenarios/lease/spend.yaml", "--out", out],
+        &["replay", &capture],
+        &["audit", "snapshots/lease/spend/events.jsonl"],
+        &["schema", "--events"],
+        &["explain", "scenarios/lease/spend.yaml", "--step", "99"],
+    ];
+    for args in commands {
+        let (open, open_stderr) = status_of(&library, args, false);
+        assert!(matches!(open, Some(0..=2)), "{args:?}: {open_stderr}");
+        let (closed, stderr) = status_of(&library, args, true);
+        assert_eq!(closed, open, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }

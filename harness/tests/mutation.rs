@@ -437,64 +437,72 @@ fn scenario_mutants(bases: &[(String, Value)], sandbox: &Sandbox) -> Tally {
     tally
 }
 
-/// The bundle `run` writes for each base, as JSON.
-fn base_bundles(bases: &[(String, Value)]) -> Vec<(String, Value)> {
+/// A capture as one JSON value to mutate: the bundle itself when it is one
+/// JSON document, or the list of its lines when it is JSON Lines (so the
+/// suite mutates whichever form `run` writes).
+fn capture_value(text: &str) -> (Value, bool) {
+    if let Ok(value) = serde_json::from_str(text) {
+        return (value, false);
+    }
+    let lines = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).expect("a capture line is JSON"))
+        .collect();
+    (Value::Array(lines), true)
+}
+
+/// The text of a capture value, in the form it was read in.
+fn capture_text(value: &Value, lines: bool) -> String {
+    match (value, lines) {
+        (Value::Array(items), true) => items.iter().map(|item| format!("{item}\n")).collect(),
+        _ => serde_json::to_string(value).expect("JSON out"),
+    }
+}
+
+/// The bundle `run` writes for each base, as a value to mutate.
+fn base_bundles(bases: &[(String, Value)]) -> Vec<(String, Value, bool)> {
     bases
         .iter()
         .map(|(name, value)| {
             let text = serde_yaml::to_string(value).expect("YAML out");
             let scenario = parse_str(&text, name, "base").expect("a base parses");
             let output = driver::run(&scenario, name).expect("a base runs");
-            // Mutated as the document form of the bundle (its fields as
-            // arrays); written back as the capture lines `run` writes.
-            let bundle = parse_bundle(&output.capture_json).expect("a capture reads");
-            let bundle = serde_json::to_value(&bundle).expect("a bundle is JSON");
-            assert_eq!(replay_code(&output.capture_json, true), 0, "{name}");
-            (name.clone(), bundle)
+            let (bundle, lines) = capture_value(&output.capture_json);
+            assert_eq!(
+                replay_code(&capture_text(&bundle, lines), true),
+                0,
+                "{name}"
+            );
+            (name.clone(), bundle, lines)
         })
         .collect()
 }
 
-/// A mutated bundle as capture lines with their seal recomputed, so the
-/// mutation reaches past the seal check into validation and replay; `None`
-/// when the mutated contents no longer read as a bundle at all.
+/// A mutated bundle with its seal recomputed, so the mutation reaches past
+/// the seal check into validation and replay; `None` when the mutated
+/// contents no longer read as a bundle at all.
 fn resealed(value: &Value) -> Option<String> {
     let mut unsealed = value.clone();
     unsealed.as_object_mut()?.remove("seal");
     let bundle = rehearse_runtime::seal::read_unsealed(unsealed).ok()?;
-    String::from_utf8(bundle.to_jsonl()).ok()
+    serde_json::to_string(&bundle).ok()
 }
 
-/// The same lines with the base's seal line in place of their own: the
-/// mutation breaks the seal. A mutation that no longer reads as a bundle
-/// is written as the mutated JSON document itself.
-fn with_seal_of(value: &Value, base: &Value) -> String {
-    let (Some(text), Some(base)) = (resealed(value), resealed(base)) else {
-        return serde_json::to_string(value).expect("JSON out");
-    };
-    let body = text
-        .trim_end()
-        .rsplit_once('\n')
-        .map_or("", |(body, _)| body);
-    let seal = base
-        .trim_end()
-        .rsplit_once('\n')
-        .map_or("", |(_, seal)| seal);
-    format!("{body}\n{seal}\n")
-}
-
-fn bundle_mutants(bundles: &[(String, Value)], sandbox: &Sandbox) -> Tally {
+fn bundle_mutants(bundles: &[(String, Value, bool)], sandbox: &Sandbox) -> Tally {
     let mut rng = Rng(SEED ^ 0xb0_0d1e);
     let mut tally = Tally::default();
-    for (base_name, base) in bundles {
+    for (base_name, base, lines) in bundles {
         for n in 0..PER_BASE {
             let index = tally.cases;
             let mut value = base.clone();
             let mutation = format!("{base_name} capture: {}", mutate(&mut value, &mut rng));
-            // Half the cases keep the broken seal, half are resealed.
-            let (text, mutation) = match (n % 2, resealed(&value)) {
-                (1, Some(text)) => (text, format!("{mutation}, resealed")),
-                _ => (with_seal_of(&value, base), mutation),
+            // Half the cases keep the broken seal, half are resealed (a
+            // JSON document; JSON Lines are mutated as written).
+            let reseal = (n % 2 == 1 && !lines).then(|| resealed(&value)).flatten();
+            let (text, mutation) = match reseal {
+                Some(text) => (text, format!("{mutation}, resealed")),
+                None => (capture_text(&value, *lines), mutation),
             };
             let strict = n % 3 == 0;
             let started = Instant::now();

@@ -93,6 +93,41 @@ impl SpendWindows {
     }
 }
 
+/// A limit of a budget: the rule that refused a cost, or that a status
+/// says is reached. Serialised as the policy field's name.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetLimit {
+    /// The cost of one run against `run_usd`.
+    RunUsd,
+    /// The day's spend against `daily_usd`.
+    DailyUsd,
+    /// The hour's spend against `hourly_usd`.
+    HourlyUsd,
+    /// The day's tokens against `max_tokens`.
+    MaxTokens,
+}
+
+impl BudgetLimit {
+    /// The limit's name, as events, statuses and messages write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RunUsd => "run_usd",
+            Self::DailyUsd => "daily_usd",
+            Self::HourlyUsd => "hourly_usd",
+            Self::MaxTokens => "max_tokens",
+        }
+    }
+}
+
+impl std::fmt::Display for BudgetLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An amount a budget rule compares: dollars or tokens.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Figure {
@@ -113,8 +148,7 @@ impl std::fmt::Display for Figure {
 /// where `total` is `spent + cost` (the cost alone for `run_usd`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LimitCheck {
-    /// `run_usd`, `daily_usd`, `hourly_usd` or `max_tokens`.
-    pub name: &'static str,
+    pub name: BudgetLimit,
     /// What the rule's window holds already; `None` for `run_usd`.
     pub spent: Option<Figure>,
     pub cost: Figure,
@@ -150,15 +184,19 @@ pub fn checks(
     };
     let tokens_total = spend.today_tokens(now_ms).saturating_add(tokens);
     [
-        usd_check("run_usd", None, policy.run_usd),
-        usd_check("daily_usd", Some(spend.today(now_ms)), policy.daily_usd),
+        usd_check(BudgetLimit::RunUsd, None, policy.run_usd),
         usd_check(
-            "hourly_usd",
+            BudgetLimit::DailyUsd,
+            Some(spend.today(now_ms)),
+            policy.daily_usd,
+        ),
+        usd_check(
+            BudgetLimit::HourlyUsd,
             Some(spend.this_hour(now_ms)),
             policy.hourly_usd,
         ),
         LimitCheck {
-            name: "max_tokens",
+            name: BudgetLimit::MaxTokens,
             spent: Some(Figure::Tokens(spend.today_tokens(now_ms))),
             cost: Figure::Tokens(tokens),
             total: Figure::Tokens(tokens_total),
@@ -176,7 +214,7 @@ pub fn refusal(
     usd: f64,
     tokens: u64,
     now_ms: i64,
-) -> Option<&'static str> {
+) -> Option<BudgetLimit> {
     checks(policy, spend, usd, tokens, now_ms)
         .into_iter()
         .find(|check| check.refuses)
@@ -197,7 +235,7 @@ pub struct BudgetStatus {
     pub remaining_today_usd: Option<f64>,
     pub remaining_hour_usd: Option<f64>,
     pub exhausted: bool,
-    pub reason: Option<String>,
+    pub reason: Option<BudgetLimit>,
     pub last_receipt_id: Option<String>,
 }
 
@@ -206,7 +244,7 @@ pub struct BudgetStatus {
 pub fn status(
     policy: &BudgetPolicy,
     spend: &SpendWindows,
-    sticky_reason: Option<&str>,
+    sticky_reason: Option<BudgetLimit>,
     last_receipt_id: Option<&str>,
     now_ms: i64,
 ) -> BudgetStatus {
@@ -216,14 +254,14 @@ pub fn status(
     let daily = policy.daily_usd.map(Money::from_f64);
     let hourly = policy.hourly_usd.map(Money::from_f64);
     let reason = if daily.is_some_and(|limit| limit >= Money::ZERO && spent_today >= limit) {
-        Some("daily_usd")
+        Some(BudgetLimit::DailyUsd)
     } else if hourly.is_some_and(|limit| limit >= Money::ZERO && spent_this_hour >= limit) {
-        Some("hourly_usd")
+        Some(BudgetLimit::HourlyUsd)
     } else if policy
         .max_tokens
         .is_some_and(|limit| limit > 0 && tokens_today >= limit)
     {
-        Some("max_tokens")
+        Some(BudgetLimit::MaxTokens)
     } else {
         sticky_reason
     };
@@ -239,7 +277,7 @@ pub fn status(
         remaining_today_usd: daily.map(|limit| (limit - spent_today).at_least_zero().to_f64()),
         remaining_hour_usd: hourly.map(|limit| (limit - spent_this_hour).at_least_zero().to_f64()),
         exhausted: reason.is_some(),
-        reason: reason.map(str::to_string),
+        reason,
         last_receipt_id: last_receipt_id.map(str::to_string),
     }
 }
@@ -276,11 +314,20 @@ mod tests {
         };
         let mut spend = SpendWindows::default();
         let now = at("2026-04-24T12:00:00Z");
-        assert_eq!(refusal(&policy, &spend, 0.02, 0, now), Some("run_usd"));
+        assert_eq!(
+            refusal(&policy, &spend, 0.02, 0, now),
+            Some(BudgetLimit::RunUsd)
+        );
         assert_eq!(refusal(&policy, &spend, 0.01, 10, now), None);
         spend.record(now, 0.01, 10);
-        assert_eq!(refusal(&policy, &spend, 0.01, 0, now), Some("hourly_usd"));
-        assert_eq!(refusal(&policy, &spend, 0.0, 1, now), Some("max_tokens"));
+        assert_eq!(
+            refusal(&policy, &spend, 0.01, 0, now),
+            Some(BudgetLimit::HourlyUsd)
+        );
+        assert_eq!(
+            refusal(&policy, &spend, 0.0, 1, now),
+            Some(BudgetLimit::MaxTokens)
+        );
         assert_eq!(refusal(&policy, &spend, 0.0, 0, now), None);
     }
 
@@ -295,16 +342,16 @@ mod tests {
         spend.record(now, 0.02, 0);
         let status = status(&policy, &spend, None, Some("r"), now);
         assert!(status.exhausted);
-        assert_eq!(status.reason.as_deref(), Some("daily_usd"));
+        assert_eq!(status.reason, Some(BudgetLimit::DailyUsd));
         assert_eq!(status.remaining_today_usd, Some(0.0));
         let tomorrow = super::status(
             &policy,
             &spend,
-            Some("run_usd"),
+            Some(BudgetLimit::RunUsd),
             None,
             now + crate::clock::DAY_MS,
         );
-        assert_eq!(tomorrow.reason.as_deref(), Some("run_usd"));
+        assert_eq!(tomorrow.reason, Some(BudgetLimit::RunUsd));
         assert_eq!(tomorrow.spent_today_usd, 0.0);
     }
 }

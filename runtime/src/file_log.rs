@@ -17,10 +17,10 @@
 //! record of a two-event batch:
 //!
 //! ```text
-//! {"v":1,"batch_index":0,"batch_len":2,"topic":"persona.runtime.events","id":1,"kind":"persona.run.started","payload":{"work_key":"github:pr:462"},"headers":{"persona":"ada"},"occurred_at_ms":1777032000000,"crc":"dd861b84"}
+//! {"v":1,"batch_index":0,"batch_len":2,"topic":"demo.events","id":1,"kind":"demo.started","payload":{"work_key":"github:pr:462"},"headers":{"persona":"ada"},"occurred_at_ms":1777032000000,"crc":"a5ec0b67"}
 //! ```
 //!
-//! Removing `,"crc":"dd861b84"` from that line gives exactly the bytes that
+//! Removing `,"crc":"a5ec0b67"` from that line gives exactly the bytes that
 //! were checksummed, so a reader checks a record without re-serialising it.
 //! CRC-32 is there to catch torn and damaged writes, not tampering;
 //! `crc32fast` computes it with the CPU's carry-less multiply, many times
@@ -1070,7 +1070,7 @@ mod tests {
                 cut: None
             }
         );
-        let mut first = event("persona.run.started", json!({"n": 1, "cost": 0.1}));
+        let mut first = event("k1", json!({"n": 1, "cost": 0.1}));
         first.headers.insert("persona".into(), "ada".into());
         first.occurred_at_ms = 1_700_000_000_000;
         let stored = log
@@ -1088,9 +1088,9 @@ mod tests {
             .into_iter()
             .map(|e| e.kind)
             .collect();
-        assert_eq!(kinds, ["persona.run.started", "k3"]);
+        assert_eq!(kinds, ["k1", "k3"]);
 
-        let body = r#"{"v":1,"batch_index":0,"batch_len":2,"topic":"a","id":1,"kind":"persona.run.started","payload":{"cost":0.1,"n":1},"headers":{"persona":"ada"},"occurred_at_ms":1700000000000}"#;
+        let body = r#"{"v":1,"batch_index":0,"batch_len":2,"topic":"a","id":1,"kind":"k1","payload":{"cost":0.1,"n":1},"headers":{"persona":"ada"},"occurred_at_ms":1700000000000}"#;
         let lines = lines(&dir);
         assert_eq!(lines.len(), 3);
         assert_eq!(
@@ -1124,9 +1124,9 @@ mod tests {
     #[test]
     fn the_module_doc_example_is_what_the_writer_writes() {
         let event = StoredEvent {
-            topic: topic("persona.runtime.events"),
+            topic: topic("demo.events"),
             id: 1,
-            kind: "persona.run.started".into(),
+            kind: "demo.started".into(),
             payload: json!({"work_key": "github:pr:462"}),
             headers: BTreeMap::from([("persona".into(), "ada".into())]),
             occurred_at_ms: 1_777_032_000_000,
@@ -1136,9 +1136,9 @@ mod tests {
         assert_eq!(
             String::from_utf8(line).unwrap(),
             concat!(
-                r#"{"v":1,"batch_index":0,"batch_len":2,"topic":"persona.runtime.events","id":1,"#,
-                r#""kind":"persona.run.started","payload":{"work_key":"github:pr:462"},"#,
-                r#""headers":{"persona":"ada"},"occurred_at_ms":1777032000000,"crc":"dd861b84"}"#,
+                r#"{"v":1,"batch_index":0,"batch_len":2,"topic":"demo.events","id":1,"#,
+                r#""kind":"demo.started","payload":{"work_key":"github:pr:462"},"#,
+                r#""headers":{"persona":"ada"},"occurred_at_ms":1777032000000,"crc":"a5ec0b67"}"#,
                 "\n"
             )
         );

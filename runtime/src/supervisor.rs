@@ -12,15 +12,17 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Constraints;
 use crate::engine::{OpResult, ReceiptStatus, RunPlan, Runtime, RuntimeError};
 use crate::op::{AttemptOutcome, FailKind, Op, Outcome};
 
-/// Invoke or Defer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The supervisor's decision for an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "Decision")]
 pub enum DecisionKind {
     Invoke,
     Defer,
@@ -53,8 +55,7 @@ pub struct Decision {
 
 /// How an invoked episode ended, written `completed`, `timed_out`,
 /// `aborted` or `failed:<kind>`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Termination {
     Completed,
     /// The attempt overran the deadline.
@@ -108,7 +109,7 @@ impl std::str::FromStr for Termination {
             .and_then(FailKind::from_name)
             .map(Self::Failed)
             .ok_or_else(|| {
-                format!("unknown termination `{text}`, expected `completed`, `timed_out`, `aborted` or `failed:<kind>`")
+                format!("unknown termination `{text}`, expected `completed`, `timed_out`, `aborted` or `failed:<kind>` with a kind such as `runtime_error`")
             })
     }
 }
@@ -119,11 +120,47 @@ impl From<Termination> for String {
     }
 }
 
-impl TryFrom<String> for Termination {
-    type Error = String;
+impl Serialize for Termination {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
 
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        text.parse()
+/// Read from a string's own visitor (not through `String`), so a
+/// scenario's error points at the value.
+impl<'de> Deserialize<'de> for Termination {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Termination;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`completed`, `timed_out`, `aborted` or `failed:<kind>`")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Termination, E> {
+                value.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+impl JsonSchema for Termination {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Termination".into()
+    }
+
+    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
+        let fixed = [Self::Completed, Self::TimedOut, Self::Aborted];
+        let names: Vec<String> = fixed
+            .into_iter()
+            .chain(FailKind::ALL.iter().map(|kind| Self::Failed(*kind)))
+            .map(|termination| termination.to_string())
+            .collect();
+        json_schema!({
+            "description": "How the invocation ended: `completed`, `timed_out`, `aborted` or `failed:<kind>`.",
+            "type": "string",
+            "enum": names,
+        })
     }
 }
 

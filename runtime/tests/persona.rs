@@ -246,7 +246,7 @@ fn seed_figures_daily_limit_refuses_a_linear_trigger() {
     let (receipt, _) = step(&mut rt, "0s", "trigger: {persona: mc, provider: linear, kind: issue, metadata: {issue_key: ENG-1}, cost: {usd: 0.02}}");
     assert_eq!(receipt, "budget_exhausted");
     let status = rt.status("mc", at("0s")).unwrap();
-    assert_eq!(status.budget.reason.as_deref(), Some("daily_usd"));
+    assert_eq!(status.budget.reason.map(|r| r.as_str()), Some("daily_usd"));
     assert_eq!(
         status.last_error.as_deref(),
         Some("persona budget exhausted: daily_usd")
@@ -266,7 +266,7 @@ fn seed_figures_queued_item_refused_on_resume_stays_queued() {
         .unwrap();
     assert_eq!(result.receipts, ["budget_exhausted"]);
     let status = rt.status("mc", at("2s")).unwrap();
-    assert_eq!(status.budget.reason.as_deref(), Some("run_usd"));
+    assert_eq!(status.budget.reason.map(|r| r.as_str()), Some("run_usd"));
     assert_eq!(status.queued_events, 1);
 }
 
@@ -301,7 +301,7 @@ fn exactly_at_the_limit_status_is_exhausted_but_a_free_run_is_admitted() {
     assert_eq!(step(&mut rt, "0s", &pr(1, 0.02)).0, "completed");
     let status = rt.status("mc", at("0s")).unwrap();
     assert!(status.budget.exhausted);
-    assert_eq!(status.budget.reason.as_deref(), Some("daily_usd"));
+    assert_eq!(status.budget.reason.map(|r| r.as_str()), Some("daily_usd"));
     assert_eq!(step(&mut rt, "1s", &pr(2, 0.0)).0, "completed");
     assert_eq!(step(&mut rt, "2s", &pr(3, 0.001)).0, "budget_exhausted");
 }
@@ -322,7 +322,7 @@ fn the_day_boundary_resets_daily_spend() {
     let status = rt.status("mc", at("12h")).unwrap();
     assert_eq!(status.budget.spent_today_usd, 0.01);
     // The refusal just before midnight stays as the sticky reason.
-    assert_eq!(status.budget.reason.as_deref(), Some("daily_usd"));
+    assert_eq!(status.budget.reason.map(|r| r.as_str()), Some("daily_usd"));
 }
 
 #[test]

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use rehearse_runtime::config::DEFAULT_LEASE_TTL;
-use rehearse_runtime::op::{Attempt, Cost, FailKind, Outcome, RepairWorkerOp, RestoreCheckpointOp};
+use rehearse_runtime::op::{Attempt, Cost, Outcome, RepairWorkerOp, RestoreCheckpointOp};
 use rehearse_runtime::op::{SpendOp, TickOp, TriggerOp};
-use rehearse_runtime::persona::PERSONA_TOPIC;
+use rehearse_runtime::persona::{PersonaEvent, RunCost, PERSONA_TOPIC};
 use rehearse_runtime::{Millis, Op, PersonaSpec, StoredEvent};
 use serde_json::Value;
 
@@ -87,50 +87,43 @@ impl Segment {
             && event.occurred_at_ms == self.step.at_ms
     }
 
-    fn absorb(&mut self, event: &StoredEvent) {
-        let payload = &event.payload;
-        match event.kind.as_str() {
-            "persona.trigger.queued" => {
-                if let Some(cost) = payload.get("cost") {
-                    self.queued_cost(cost);
-                }
+    /// Reads what `typed` (the decoded `event`, if its kind is in the
+    /// vocabulary) says of the operation's cost and outcome, and keeps the
+    /// event.
+    fn absorb(&mut self, typed: Option<&PersonaEvent>, event: &StoredEvent) {
+        match typed {
+            Some(PersonaEvent::TriggerQueued(queued)) => self.queued_cost(&queued.cost),
+            Some(PersonaEvent::BudgetRecorded(recorded)) => {
+                self.cost.usd = recorded.cost_usd;
+                self.cost.tokens = recorded.tokens;
             }
-            "persona.budget.recorded" => {
-                self.cost.usd = f64_at(payload, "cost_usd");
-                self.cost.tokens = u64_at(payload, "tokens");
-            }
-            "persona.budget.exhausted" => {
+            Some(PersonaEvent::BudgetExhausted(exhausted)) => {
                 self.exhausted = true;
-                self.cost.usd = f64_at(payload, "attempted_cost_usd");
-                self.cost.tokens = u64_at(payload, "attempted_tokens");
+                self.cost.usd = exhausted.attempted_cost_usd;
+                self.cost.tokens = exhausted.attempted_tokens;
             }
-            "persona.run.started" => self.running = true,
-            "persona.supervision.receipt" => {
+            Some(PersonaEvent::RunStarted(_)) => self.running = true,
+            Some(PersonaEvent::SupervisionReceipt(_)) => {
                 self.closed = matches!(self.step.op, Op::Trigger(_) | Op::Tick(_));
             }
-            "persona.run.completed" => {
+            Some(PersonaEvent::RunCompleted(_)) => {
                 self.running = false;
                 self.attempts.push(Attempt::Completed);
             }
-            "persona.run.failed" => {
+            Some(PersonaEvent::RunFailed(failed)) => {
                 self.running = false;
-                let kind = payload
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .and_then(FailKind::from_name)
-                    .unwrap_or(FailKind::RuntimeError);
-                self.attempts.push(Attempt::Fail(kind));
+                self.attempts.push(Attempt::Fail(failed.error));
             }
-            "persona.value.run_started" => self.value_metadata(payload),
-            "persona.value.deterministic_execution" => {
-                self.cost.avoided_usd = f64_at(payload, "avoided_cost_usd");
-                self.cost.deterministic_steps = i64_at(payload, "deterministic_steps");
+            Some(PersonaEvent::ValueRunStarted(value)) => self.value_metadata(&value.metadata),
+            Some(PersonaEvent::ValueDeterministicExecution(value)) => {
+                self.cost.avoided_usd = value.avoided_cost_usd;
+                self.cost.deterministic_steps = value.deterministic_steps;
             }
-            "persona.value.frontier_escalation" => {
-                self.cost.llm_steps = i64_at(payload, "llm_steps");
+            Some(PersonaEvent::ValueFrontierEscalation(value)) => {
+                self.cost.llm_steps = value.llm_steps;
             }
-            "persona.value.run_completed" if self.cost.frontier_escalations == 0 => {
-                self.cost.llm_steps = i64_at(payload, "llm_steps");
+            Some(PersonaEvent::ValueRunCompleted(value)) if self.cost.frontier_escalations == 0 => {
+                self.cost.llm_steps = value.llm_steps;
             }
             _ => {}
         }
@@ -138,20 +131,20 @@ impl Segment {
     }
 
     /// A queued item keeps the whole cost the run will have.
-    fn queued_cost(&mut self, cost: &Value) {
-        self.cost.usd = f64_at(cost, "cost_usd");
-        self.cost.tokens = u64_at(cost, "tokens");
-        self.cost.avoided_usd = f64_at(cost, "avoided_cost_usd");
-        self.cost.deterministic_steps = i64_at(cost, "deterministic_steps");
-        self.cost.llm_steps = i64_at(cost, "llm_steps");
-        self.cost.frontier_escalations = i64_at(cost, "frontier_escalations");
-        if let Some(metadata) = cost.get("metadata").and_then(Value::as_object) {
+    fn queued_cost(&mut self, cost: &RunCost) {
+        self.cost.usd = cost.cost_usd;
+        self.cost.tokens = cost.tokens;
+        self.cost.avoided_usd = cost.avoided_cost_usd;
+        self.cost.deterministic_steps = cost.deterministic_steps;
+        self.cost.llm_steps = cost.llm_steps;
+        self.cost.frontier_escalations = cost.frontier_escalations;
+        if let Some(metadata) = cost.metadata.as_object() {
             self.cost.metadata = metadata.clone().into_iter().collect();
         }
     }
 
-    fn value_metadata(&mut self, payload: &Value) {
-        let Some(metadata) = payload.get("metadata").and_then(Value::as_object) else {
+    fn value_metadata(&mut self, metadata: &Value) {
+        let Some(metadata) = metadata.as_object() else {
             return;
         };
         self.cost.frontier_escalations = metadata
@@ -191,95 +184,58 @@ impl Segment {
     }
 }
 
-fn f64_at(value: &Value, field: &str) -> f64 {
-    value.get(field).and_then(Value::as_f64).unwrap_or_default()
-}
-
-fn u64_at(value: &Value, field: &str) -> u64 {
-    value.get(field).and_then(Value::as_u64).unwrap_or_default()
-}
-
-fn i64_at(value: &Value, field: &str) -> i64 {
-    value.get(field).and_then(Value::as_i64).unwrap_or_default()
-}
-
-fn str_at(value: &Value, field: &str) -> Option<String> {
-    value.get(field).and_then(Value::as_str).map(str::to_string)
-}
-
-/// A map of scalars as their text (`metadata` of an envelope).
-fn text_map(value: Option<&Value>) -> BTreeMap<String, String> {
-    value
-        .and_then(Value::as_object)
-        .map(|map| {
-            map.iter()
-                .map(|(key, value)| {
-                    let text = value
-                        .as_str()
-                        .map_or_else(|| value.to_string(), str::to_string);
-                    (key.clone(), text)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The operation `event` starts, if it is a head while `current` is open.
-fn head(event: &StoredEvent, current: Option<&Segment>) -> Option<Op> {
-    if event.topic.as_str() != PERSONA_TOPIC {
-        return None;
-    }
+/// The operation `typed` (the decoded `event`) starts, if it is a head
+/// while `current` is open.
+fn head(typed: &PersonaEvent, event: &StoredEvent, current: Option<&Segment>) -> Option<Op> {
     let persona = event.header("persona")?.to_string();
-    let payload = &event.payload;
-    match event.kind.as_str() {
-        "persona.trigger.received" => {
-            let envelope = payload.get("envelope").unwrap_or(&Value::Null);
-            Some(Op::Trigger(TriggerOp {
-                persona,
-                provider: str_at(envelope, "provider").unwrap_or_default(),
-                kind: str_at(envelope, "kind").unwrap_or_default(),
-                metadata: text_map(envelope.get("metadata")),
-                cost: Cost::default(),
-                outcome: Outcome::Completed,
-                duration: Millis(0),
-            }))
-        }
-        "persona.schedule.fired" => Some(Op::Tick(TickOp {
+    match typed {
+        PersonaEvent::TriggerReceived(arrived) => Some(Op::Trigger(TriggerOp {
+            persona,
+            provider: arrived.envelope.provider.clone(),
+            kind: arrived.envelope.kind.clone(),
+            metadata: arrived.envelope.metadata.clone(),
+            cost: Cost::default(),
+            outcome: Outcome::Completed,
+            duration: Millis(0),
+        })),
+        PersonaEvent::ScheduleFired(_) => Some(Op::Tick(TickOp {
             persona,
             cost: Cost::default(),
             outcome: Outcome::Completed,
             duration: Millis(0),
         })),
-        "persona.control.paused" => Some(Op::Pause(persona)),
-        "persona.control.resumed" => Some(Op::Resume(persona)),
-        "persona.control.disabled" => Some(Op::Disable(persona)),
-        "persona.budget.recorded" if payload.get("lease_id").is_none_or(Value::is_null) => {
+        PersonaEvent::ControlPaused(_) => Some(Op::Pause(persona)),
+        PersonaEvent::ControlResumed(_) => Some(Op::Resume(persona)),
+        PersonaEvent::ControlDisabled(_) => Some(Op::Disable(persona)),
+        PersonaEvent::BudgetRecorded(recorded) if recorded.lease_id.is_none() => {
             Some(Op::Spend(SpendOp {
                 persona,
-                usd: f64_at(payload, "cost_usd"),
-                tokens: u64_at(payload, "tokens"),
+                usd: recorded.cost_usd,
+                tokens: recorded.tokens,
             }))
         }
-        "persona.budget.exhausted" if !current.is_some_and(|s| s.refuses(event)) => {
+        PersonaEvent::BudgetExhausted(exhausted) if !current.is_some_and(|s| s.refuses(event)) => {
             Some(Op::Spend(SpendOp {
                 persona,
-                usd: f64_at(payload, "attempted_cost_usd"),
-                tokens: u64_at(payload, "attempted_tokens"),
+                usd: exhausted.attempted_cost_usd,
+                tokens: exhausted.attempted_tokens,
             }))
         }
-        "persona.repair_worker.status" => Some(Op::RepairWorker(RepairWorkerOp {
+        PersonaEvent::RepairWorkerStatus(report) => Some(Op::RepairWorker(RepairWorkerOp {
             persona,
-            id: str_at(payload, "repair_worker_id").unwrap_or_default(),
-            lifecycle: serde_json::from_value(payload.get("lifecycle")?.clone()).ok()?,
-            work_key: str_at(payload, "work_key"),
-            lease_id: str_at(payload, "lease_id"),
-            scratchpad_url: str_at(payload, "scratchpad_url"),
+            id: report.repair_worker_id.clone(),
+            lifecycle: report.lifecycle,
+            work_key: report.work_key.clone(),
+            lease_id: report.lease_id.clone(),
+            scratchpad_url: report.scratchpad_url.clone(),
         })),
-        "persona.checkpoint.restore_acked" => Some(Op::RestoreCheckpoint(RestoreCheckpointOp {
-            persona,
-            checkpoint_id: str_at(payload, "checkpoint_id").unwrap_or_default(),
-            work_key: str_at(payload, "work_key"),
-        })),
+        PersonaEvent::CheckpointRestoreAcked(ack) => {
+            Some(Op::RestoreCheckpoint(RestoreCheckpointOp {
+                persona,
+                checkpoint_id: ack.checkpoint_id.clone(),
+                work_key: ack.work_key.clone(),
+            }))
+        }
         _ => None,
     }
 }
@@ -296,8 +252,14 @@ pub fn rebuild<R: BufRead>(
     let mut current: Option<Segment> = None;
     let mut inferred = Inferred::default();
     while let Some((line, event)) = reader.next_event()? {
-        inferred.learn(&event);
-        if let Some(op) = head(&event, current.as_ref()) {
+        // The reader refuses a vocabulary kind whose payload does not
+        // decode; any other kind decodes to nothing and starts nothing.
+        let typed = PersonaEvent::from_stored(&event).and_then(Result::ok);
+        let typed = typed.as_ref().map(|(_, typed)| typed);
+        if let Some(typed) = typed {
+            inferred.learn(typed, &event);
+        }
+        if let Some(op) = typed.and_then(|typed| head(typed, &event, current.as_ref())) {
             if let Some(done) = current.take() {
                 trace.steps.push(done.finish());
             }
@@ -316,10 +278,10 @@ pub fn rebuild<R: BufRead>(
                 exhausted: false,
                 closed: false,
             };
-            segment.absorb(&event);
+            segment.absorb(typed, &event);
             current = Some(segment);
         } else if let Some(segment) = current.as_mut().filter(|s| s.owns(&event)) {
-            segment.absorb(&event);
+            segment.absorb(typed, &event);
         } else {
             *trace
                 .not_rebuilt
@@ -346,32 +308,27 @@ struct Inferred {
 }
 
 impl Inferred {
-    fn learn(&mut self, event: &StoredEvent) {
-        if event.topic.as_str() != PERSONA_TOPIC {
-            return;
-        }
+    fn learn(&mut self, typed: &PersonaEvent, event: &StoredEvent) {
         let Some(name) = event.header("persona") else {
             return;
         };
         let spec = self.personas.entry(name.to_string()).or_default();
-        let payload = &event.payload;
         if spec.template_ref.is_none() {
-            spec.template_ref = str_at(payload, "template_ref");
+            spec.template_ref = typed.template_ref().map(str::to_string);
         }
-        match event.kind.as_str() {
-            "persona.run.started" if spec.entry_workflow.is_empty() => {
-                spec.entry_workflow = str_at(payload, "entry_workflow").unwrap_or_default();
+        match typed {
+            PersonaEvent::RunStarted(started) if spec.entry_workflow.is_empty() => {
+                spec.entry_workflow.clone_from(&started.run.entry_workflow);
             }
-            "persona.lease.acquired" if spec.lease_ttl.is_none() => {
-                let ttl = i64_at(payload, "expires_at_ms") - i64_at(payload, "acquired_at_ms");
-                spec.lease_ttl = u64::try_from(ttl).ok().filter(|ttl| *ttl > 0).map(Millis);
+            PersonaEvent::LeaseAcquired(lease) if spec.lease_ttl.is_none() => {
+                let ttl = lease.expires_at_ms.checked_sub(lease.acquired_at_ms);
+                let ttl = ttl.and_then(|ttl| u64::try_from(ttl).ok());
+                spec.lease_ttl = ttl.filter(|ttl| *ttl > 0).map(Millis);
             }
-            "persona.schedule.fired" if spec.schedules.is_empty() => {
-                let schedule = payload
-                    .pointer("/envelope/metadata/schedule")
-                    .and_then(Value::as_str)
-                    .filter(|schedule| *schedule != "manual");
-                spec.schedules.extend(schedule.map(str::to_string));
+            PersonaEvent::ScheduleFired(fired) if spec.schedules.is_empty() => {
+                let schedule = fired.envelope.metadata.get("schedule");
+                let schedule = schedule.filter(|schedule| *schedule != "manual");
+                spec.schedules.extend(schedule.cloned());
             }
             _ => {}
         }

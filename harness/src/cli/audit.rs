@@ -99,7 +99,7 @@ fn print_report(log: &str, report: &AuditReport) {
         } else {
             format!(" (events {})", finding.evidence.join(", "))
         };
-        println!(
+        crate::outln!(
             "{log}:{}: {} {}: {}: {}{evidence}",
             finding.line,
             finding.event,
@@ -109,7 +109,7 @@ fn print_report(log: &str, report: &AuditReport) {
         );
     }
     if report.violations > report.findings.len() {
-        println!(
+        crate::outln!(
             "... and {} more violations",
             report.violations - report.findings.len()
         );
@@ -119,22 +119,22 @@ fn print_report(log: &str, report: &AuditReport) {
         1 => style.red("1 violation"),
         n => style.red(&format!("{n} violations")),
     };
-    println!("audit {log}: {} events, {verdict}", report.events);
-    println!("checked: {}", names(&report.invariants(Coverage::Checked)));
+    crate::outln!("audit {log}: {} events, {verdict}", report.events);
+    crate::outln!("checked: {}", names(&report.invariants(Coverage::Checked)));
     let skipped = report.invariants(Coverage::NeedsBindings);
     if !skipped.is_empty() {
-        println!(
+        crate::outln!(
             "skipped, need --bindings (lease TTLs, budgets): {}",
             names(&skipped)
         );
     }
     if !report.unbound_personas.is_empty() {
-        println!(
+        crate::outln!(
             "personas without bindings (lease TTL and budget not checked): {}",
             report.unbound_personas.join(", ")
         );
     }
-    println!(
+    crate::outln!(
         "not checked from a log alone (need the runtime, see --to-scenario): {}",
         names(&report.invariants(Coverage::NeedsRuntime))
     );
@@ -187,7 +187,7 @@ impl Rebuild<'_> {
         };
         crate::atomic::write(self.file, yaml.as_bytes())
             .map_err(|error| format!("{display}: cannot write: {error}"))?;
-        println!("saved {display}");
+        crate::outln!("saved {display}");
         Ok(divergence.is_some())
     }
 
@@ -203,7 +203,7 @@ impl Rebuild<'_> {
             .iter()
             .map(|(topic, count)| format!("{topic}: {count}"))
             .collect();
-        println!(
+        crate::outln!(
             "rebuilt {} operations of {} personas{}",
             trace.steps.len(),
             trace.personas.len(),
@@ -214,17 +214,17 @@ impl Rebuild<'_> {
             }
         );
         if reference_violations > 0 {
-            println!(
+            crate::outln!(
                 "{}",
                 style.red("the reference run of the rebuilt scenario broke an invariant (see `rehearse run`)")
             );
         }
         match divergence {
-            Some(divergence) => println!(
+            Some(divergence) => crate::outln!(
                 "{}: {divergence}",
                 style.red("the log and the reference differ at")
             ),
-            None => println!(
+            None => crate::outln!(
                 "{}",
                 style.green("the reference runtime writes the same persona events")
             ),
@@ -247,7 +247,7 @@ impl Rebuild<'_> {
             name: &self.name,
         };
         let Some(failure) = shrinker.fails(&trace) else {
-            println!(
+            crate::outln!(
                 "not shrunk: the rebuilt operations' events do not fail the same way ({:?}); the whole rebuilt scenario is saved",
                 shrinker.target
             );
@@ -263,7 +263,7 @@ impl Rebuild<'_> {
             .collect();
         shrunk.trace.personas.retain(|name, _| named.contains(name));
         let (yaml, step, receipt) = self.expect_scenario(&shrunk, display)?;
-        println!(
+        crate::outln!(
             "shrunk from {} to {} operations ({} tries): {}; step {step} expects the reference's receipt `{receipt}`",
             shrunk.original_steps,
             shrunk.trace.steps.len(),

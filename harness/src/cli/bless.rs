@@ -61,12 +61,12 @@ pub fn run(args: &BlessArgs) -> Exit {
             }) => {
                 if changed {
                     written += 1;
-                    println!("blessed {name}");
+                    crate::outln!("blessed {name}");
                 } else {
                     unchanged += 1;
                 }
                 if failed_expectations > 0 {
-                    println!("  warning: {name} has {failed_expectations} failing expectations; `check` will fail until they hold");
+                    crate::outln!("  warning: {name} has {failed_expectations} failing expectations; `check` will fail until they hold");
                     code = Exit::Mismatch;
                 }
             }
@@ -76,7 +76,7 @@ pub fn run(args: &BlessArgs) -> Exit {
             }
         }
     }
-    println!("bless: {written} written, {unchanged} unchanged");
+    crate::outln!("bless: {written} written, {unchanged} unchanged");
     code
 }
 

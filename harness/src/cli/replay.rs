@@ -45,7 +45,7 @@ pub fn run(args: &ReplayArgs) -> Exit {
     };
     match replayed {
         Ok(summary) => {
-            println!(
+            crate::outln!(
                 "{}: `{path}` reproduces: {} events, {} decisions, {} effects",
                 Style::stdout().green("replayed"),
                 summary.events,

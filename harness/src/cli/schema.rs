@@ -2,8 +2,6 @@
 //! `--events` of the runtime's event vocabulary, or with `--protocol` of the
 //! certification protocol's messages.
 
-use std::io::Write;
-
 use clap::Args;
 
 use crate::exit::Exit;
@@ -37,12 +35,7 @@ pub fn run(args: &SchemaArgs) -> Exit {
     } else {
         json_schema_text()
     };
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()) {
-        Ok(()) => Exit::Pass,
-        Err(error) => {
-            eprintln!("error: failed to write the schema: {error}");
-            Exit::Usage
-        }
-    }
+    // A closed standard output is a normal end (see `out.rs`).
+    crate::out!("{text}");
+    Exit::Pass
 }

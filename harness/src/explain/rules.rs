@@ -3,11 +3,11 @@
 //! admission uses strict `>`"), and the supervisor's gate and pump
 //! ("Supervisor and capture", "Supervisor").
 
-use rehearse_runtime::budget::{self, LimitCheck};
+use rehearse_runtime::budget::{self, BudgetLimit, LimitCheck};
 use rehearse_runtime::config::BudgetPolicy;
 use rehearse_runtime::format_ms;
 use rehearse_runtime::op::Op;
-use rehearse_runtime::persona::{Lifecycle, PersonaState};
+use rehearse_runtime::persona::{Lifecycle, PersonaState, ReceiptStatus};
 use rehearse_runtime::supervisor::{DeferredEpisode, Supervisor};
 
 use super::Rule;
@@ -17,7 +17,7 @@ use super::Rule;
 pub(super) enum Verdict {
     Queued,
     DeadLettered,
-    BudgetExhausted(&'static str),
+    BudgetExhausted(BudgetLimit),
     Duplicate,
     LeaseBusy,
     /// Run; `replaces_expired` when an unreleased lease lapsed first.
@@ -28,13 +28,13 @@ pub(super) enum Verdict {
 
 impl Verdict {
     /// The receipt of a refusal; `None` for a run (its outcome decides).
-    pub(super) fn receipt(self) -> Option<&'static str> {
+    pub(super) fn receipt(self) -> Option<ReceiptStatus> {
         match self {
-            Self::Queued => Some("queued"),
-            Self::DeadLettered => Some("dead_lettered"),
-            Self::BudgetExhausted(_) => Some("budget_exhausted"),
-            Self::Duplicate => Some("duplicate"),
-            Self::LeaseBusy => Some("lease_busy"),
+            Self::Queued => Some(ReceiptStatus::Queued),
+            Self::DeadLettered => Some(ReceiptStatus::DeadLettered),
+            Self::BudgetExhausted(_) => Some(ReceiptStatus::BudgetExhausted),
+            Self::Duplicate => Some(ReceiptStatus::Duplicate),
+            Self::LeaseBusy => Some(ReceiptStatus::LeaseBusy),
             Self::Run { .. } => None,
         }
     }
@@ -124,7 +124,7 @@ pub(super) fn admission(request: Request<'_>) -> (Vec<Rule>, Verdict) {
 fn decide(
     rules: &mut Vec<Rule>,
     request: Request<'_>,
-    refusal: Option<&'static str>,
+    refusal: Option<BudgetLimit>,
     live: bool,
 ) -> (usize, Verdict) {
     let lifecycle = request.state.lifecycle;
@@ -135,7 +135,7 @@ fn decide(
     } else if let Some(reason) = refusal {
         let at = rules
             .iter()
-            .position(|r| r.check.ends_with(reason))
+            .position(|r| r.check.ends_with(reason.as_str()))
             .unwrap_or(2);
         (at, Verdict::BudgetExhausted(reason))
     } else if request.completed {

@@ -10,7 +10,7 @@ use rehearse_runtime::config::BudgetPolicy;
 use rehearse_runtime::format_ms;
 use rehearse_runtime::log::StoredEvent;
 use rehearse_runtime::op::{AttemptOutcome, Op};
-use rehearse_runtime::persona::{PersonaEvent, PersonaState, PERSONA_TOPIC};
+use rehearse_runtime::persona::{PersonaEvent, PersonaState, ReceiptStatus};
 use rehearse_runtime::supervisor::{Handled, Supervisor};
 use serde_json::Value;
 
@@ -19,19 +19,19 @@ use super::{Explanation, Outcome, Rule, Section};
 use crate::report::EventRange;
 use crate::scenario::Scenario;
 
-/// The event kinds that open an admission's result, one per admission.
-const ADMISSION_KINDS: [&str; 7] = [
-    "persona.trigger.queued",
-    "persona.trigger.dead_lettered",
-    "persona.budget.exhausted",
-    "persona.trigger.duplicate",
-    "persona.lease.conflict",
-    "persona.lease.expired",
-    "persona.lease.acquired",
-];
-
-/// The event that closes every run attempt.
-const RECEIPT_KIND: &str = "persona.supervision.receipt";
+/// Whether `event` opens an admission's result (one per admission).
+fn opens_admission(event: &PersonaEvent) -> bool {
+    matches!(
+        event,
+        PersonaEvent::TriggerQueued(_)
+            | PersonaEvent::TriggerDeadLettered(_)
+            | PersonaEvent::BudgetExhausted(_)
+            | PersonaEvent::TriggerDuplicate(_)
+            | PersonaEvent::LeaseConflict(_)
+            | PersonaEvent::LeaseExpired(_)
+            | PersonaEvent::LeaseAcquired(_)
+    )
+}
 
 /// What happens after the state is read.
 #[derive(Debug)]
@@ -449,7 +449,7 @@ fn light(name: &str, state: &PersonaState, policy: &BudgetPolicy, queued: bool) 
             completed: BTreeSet::new(),
             disabled_events: state.disabled_events,
             last_receipt_id: state.last_receipt_id.clone(),
-            exhaustion_reason: state.exhaustion_reason.clone(),
+            exhaustion_reason: state.exhaustion_reason,
             spend: state.spend.clone(),
             value_receipts: Vec::new(),
             repair_reports: BTreeSet::new(),
@@ -463,7 +463,8 @@ fn light(name: &str, state: &PersonaState, policy: &BudgetPolicy, queued: bool) 
 /// runtime's own fold.
 struct Fold<'e> {
     persona: Persona,
-    events: std::iter::Peekable<std::vec::IntoIter<&'e StoredEvent>>,
+    /// The persona's events of the step, decoded, with their times.
+    events: std::iter::Peekable<std::vec::IntoIter<(i64, PersonaEvent)>>,
     work_key: Option<String>,
     /// Work keys completed by the end of the step, and by the step itself:
     /// a key completed before the step is in the first and not the second
@@ -475,18 +476,17 @@ struct Fold<'e> {
 
 impl<'e> Fold<'e> {
     fn new(persona: Persona, events: &'e [StoredEvent], session: &'e Session, now_ms: i64) -> Self {
-        let mine: Vec<&StoredEvent> = events
+        let mine: Vec<(i64, PersonaEvent)> = events
             .iter()
-            .filter(|e| {
-                e.topic.as_str() == PERSONA_TOPIC
-                    && e.header("persona") == Some(persona.name.as_str())
-            })
+            .filter(|e| e.header("persona") == Some(persona.name.as_str()))
+            .filter_map(|e| Some((e.occurred_at_ms, PersonaEvent::from_stored(e)?.ok()?.1)))
             .collect();
         let completed_here = mine
             .iter()
-            .filter(|e| e.kind == "persona.run.completed")
-            .filter_map(|e| e.payload.get("work_key").and_then(Value::as_str))
-            .map(str::to_string)
+            .filter_map(|(_, event)| match event {
+                PersonaEvent::RunCompleted(done) => Some(done.run.work_key.clone()),
+                _ => None,
+            })
             .collect();
         let completed_after = &session
             .runtime()
@@ -504,32 +504,25 @@ impl<'e> Fold<'e> {
         }
     }
 
-    fn apply(&mut self, event: &StoredEvent) {
-        // The runtime's own fold, over the typed event.
-        if let Some(Ok((_, decoded))) = PersonaEvent::from_stored(event) {
-            self.persona.light.apply(&decoded, event.occurred_at_ms);
-        }
+    /// Folds `event`, which occurred at `at_ms`, with the runtime's own fold.
+    fn apply(&mut self, (at_ms, event): &(i64, PersonaEvent)) {
+        self.persona.light.apply(event, *at_ms);
     }
 
     /// Folds events up to the next admission's first event (not applied);
     /// false when there is none.
     fn advance_to_admission(&mut self) -> bool {
-        while let Some(&event) = self.events.peek() {
-            if ADMISSION_KINDS.contains(&event.kind.as_str()) {
+        while let Some((_, event)) = self.events.peek() {
+            if opens_admission(event) {
                 return true;
             }
-            if matches!(
-                event.kind.as_str(),
-                "persona.trigger.received" | "persona.schedule.fired"
-            ) {
-                self.work_key = event
-                    .payload
-                    .pointer("/envelope/subject_key")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+            if let PersonaEvent::TriggerReceived(arrived) | PersonaEvent::ScheduleFired(arrived) =
+                event
+            {
+                self.work_key = Some(arrived.envelope.subject_key.clone());
             }
-            self.apply(event);
-            self.events.next();
+            let event = self.events.next().expect("peeked");
+            self.apply(&event);
         }
         false
     }
@@ -537,8 +530,8 @@ impl<'e> Fold<'e> {
     /// Folds events through the attempt's receipt event.
     fn through_receipt(&mut self) {
         while let Some(event) = self.events.next() {
-            self.apply(event);
-            if event.kind == RECEIPT_KIND {
+            self.apply(&event);
+            if matches!(event.1, PersonaEvent::SupervisionReceipt(_)) {
                 return;
             }
         }
@@ -635,19 +628,19 @@ impl<'e> Fold<'e> {
         }
         self.through_receipt();
         let (receipt, mechanical) = match (verdict.receipt(), scripted) {
-            (Some(refusal), _) => (refusal.to_string(), false),
-            (None, AttemptOutcome::Completed) => ("completed".to_string(), false),
-            (None, AttemptOutcome::Crash) => ("crashed".to_string(), false),
+            (Some(refusal), _) => (refusal, false),
+            (None, AttemptOutcome::Completed) => (ReceiptStatus::Completed, false),
+            (None, AttemptOutcome::Crash) => (ReceiptStatus::Crashed, false),
             (None, AttemptOutcome::Fail(kind)) => {
                 rules.push(rule(
                     "run",
                     format!("scripted outcome {kind}"),
                     "the run fails after spending its cost",
                 ));
-                ("failed".to_string(), kind.is_mechanical())
+                (ReceiptStatus::Failed, kind.is_mechanical())
             }
         };
-        (rules, receipt, mechanical)
+        (rules, receipt.as_str().to_string(), mechanical)
     }
 
     /// Walks a resume's drain; returns the predicted receipt and receipts.
@@ -676,7 +669,8 @@ impl<'e> Fold<'e> {
                 ));
             }
             self.through_receipt();
-            receipts.push(verdict.receipt().unwrap_or("completed").to_string());
+            let receipt = verdict.receipt().unwrap_or(ReceiptStatus::Completed);
+            receipts.push(receipt.as_str().to_string());
             let title = format!(
                 "drain item {} of {}: admission of `{key}` (queued {}), cost {} USD and {} tokens",
                 n + 1,

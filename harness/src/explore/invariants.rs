@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use rehearse_runtime::budget::BudgetLimit;
 use rehearse_runtime::config::BudgetPolicy;
 use rehearse_runtime::engine::{OpResult, Runtime};
 use rehearse_runtime::lease::Lease;
@@ -260,22 +261,22 @@ impl PersonaModel {
 
     /// The limit admitting `amount` at `now_ms` would break, in the
     /// reference order (run, daily, hourly, tokens), with strict `>`.
-    fn refusal(&self, amount: Amount, now_ms: i64) -> Option<&'static str> {
+    fn refusal(&self, amount: Amount, now_ms: i64) -> Option<BudgetLimit> {
         let (day_usd, day_tokens) = self.today(now_ms);
         let policy = &self.budget;
         if usd_limit(policy.run_usd).is_some_and(|limit| amount.usd > limit) {
-            Some("run_usd")
+            Some(BudgetLimit::RunUsd)
         } else if usd_limit(policy.daily_usd).is_some_and(|limit| day_usd + amount.usd > limit) {
-            Some("daily_usd")
+            Some(BudgetLimit::DailyUsd)
         } else if usd_limit(policy.hourly_usd)
             .is_some_and(|limit| self.this_hour(now_ms) + amount.usd > limit)
         {
-            Some("hourly_usd")
+            Some(BudgetLimit::HourlyUsd)
         } else if policy
             .max_tokens
             .is_some_and(|limit| day_tokens.saturating_add(amount.tokens) > limit)
         {
-            Some("max_tokens")
+            Some(BudgetLimit::MaxTokens)
         } else {
             None
         }
@@ -440,12 +441,12 @@ impl ProcessModel {
 }
 
 /// The invariant that an admitted run breaks when the model says `reason`.
-fn limit_invariant(reason: &str) -> Invariant {
+fn limit_invariant(reason: BudgetLimit) -> Invariant {
     match reason {
-        "run_usd" => Invariant::RunLimit,
-        "daily_usd" => Invariant::DailyLimit,
-        "hourly_usd" => Invariant::HourlyLimit,
-        _ => Invariant::TokenLimit,
+        BudgetLimit::RunUsd => Invariant::RunLimit,
+        BudgetLimit::DailyUsd => Invariant::DailyLimit,
+        BudgetLimit::HourlyUsd => Invariant::HourlyLimit,
+        BudgetLimit::MaxTokens => Invariant::TokenLimit,
     }
 }
 
@@ -909,7 +910,7 @@ impl Checker {
             // Without its binding, the limits that refused are unknown.
             return Ok(());
         }
-        let reason = exhausted.reason.as_str();
+        let reason = exhausted.reason;
         let amount = Amount {
             usd: Money::from_f64(exhausted.attempted_cost_usd),
             tokens: exhausted.attempted_tokens,

@@ -5,7 +5,7 @@
 
 use rehearse_runtime::capture::Session;
 use rehearse_runtime::op::Op;
-use rehearse_runtime::persona::Lifecycle;
+use rehearse_runtime::persona::{LeaseExpired, LeaseReleased, Lifecycle, PersonaEvent};
 use rehearse_runtime::supervisor::Handled;
 
 use crate::driver::StepObserver;
@@ -78,35 +78,24 @@ impl<'a> Recorder<'a> {
             else {
                 continue;
             };
-            let text = |pointer: &str| {
-                event
-                    .payload
-                    .pointer(pointer)
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
+            let Some(Ok((_, typed))) = PersonaEvent::from_stored(event) else {
+                continue;
             };
-            let number = |pointer: &str| {
-                event
-                    .payload
-                    .pointer(pointer)
-                    .and_then(serde_json::Value::as_i64)
-                    .unwrap_or(event.occurred_at_ms)
-            };
-            match event.kind.as_str() {
-                "persona.supervision.receipt" => {
-                    self.receipts[index].push((persona, text("/receipt/status")));
+            match typed {
+                PersonaEvent::SupervisionReceipt(receipt) => {
+                    let status = receipt.update.receipt.status.as_str().to_string();
+                    self.receipts[index].push((persona, status));
                 }
-                "persona.lease.acquired" => self.leases.push(LeaseBar {
+                PersonaEvent::LeaseAcquired(lease) => self.leases.push(LeaseBar {
                     persona,
-                    id: text("/id"),
+                    id: lease.id,
                     step: index,
-                    acquired_ms: number("/acquired_at_ms"),
-                    expires_ms: number("/expires_at_ms"),
+                    acquired_ms: lease.acquired_at_ms,
+                    expires_ms: lease.expires_at_ms,
                     ended: None,
                 }),
-                "persona.lease.released" | "persona.lease.expired" => {
-                    let id = text("/id");
+                PersonaEvent::LeaseReleased(LeaseReleased { id, .. })
+                | PersonaEvent::LeaseExpired(LeaseExpired { id, .. }) => {
                     if let Some(lease) = self
                         .leases
                         .iter_mut()

@@ -4,16 +4,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use rehearse_runtime::op::{FailKind, Op};
+use rehearse_runtime::op::Op;
 use rehearse_runtime::{format_ms, Constraints, PersonaSpec, RuntimeConfig};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::ser::SerializeMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::at::At;
 use super::expect_keys::{EventMatch, ProcessExpect};
 use super::sequence::{Sequence, SequenceBody};
 use rehearse_runtime::Millis;
+
+/// The supervisor's decision and an invocation's end, as the runtime types them.
+pub use rehearse_runtime::supervisor::{DecisionKind as Decision, Termination};
 
 /// The only scenario format version this harness reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -349,94 +352,4 @@ fn unsettled_schema(_generator: &mut SchemaGenerator) -> Schema {
         "properties": properties,
         "additionalProperties": false,
     })
-}
-
-/// The supervisor's decision for an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    Invoke,
-    Defer,
-}
-
-/// How a supervised invocation ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Termination {
-    Completed,
-    TimedOut,
-    Aborted,
-    /// `failed:<kind>`.
-    Failed(FailKind),
-}
-
-impl Termination {
-    /// Parses `completed`, `timed_out`, `aborted` or `failed:<kind>`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "completed" => Ok(Self::Completed),
-            "timed_out" => Ok(Self::TimedOut),
-            "aborted" => Ok(Self::Aborted),
-            other => other
-                .strip_prefix("failed:")
-                .and_then(FailKind::from_name)
-                .map(Self::Failed)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown termination `{other}`, expected `completed`, `timed_out`, `aborted` or `failed:<kind>` with a kind such as `runtime_error`"
-                    )
-                }),
-        }
-    }
-}
-
-impl fmt::Display for Termination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Completed => f.write_str("completed"),
-            Self::TimedOut => f.write_str("timed_out"),
-            Self::Aborted => f.write_str("aborted"),
-            Self::Failed(kind) => write!(f, "failed:{kind}"),
-        }
-    }
-}
-
-impl Serialize for Termination {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Termination {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Termination;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("`completed`, `timed_out`, `aborted` or `failed:<kind>`")
-            }
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Termination, E> {
-                Termination::parse(value).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_str(Visitor)
-    }
-}
-
-impl JsonSchema for Termination {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Termination".into()
-    }
-
-    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
-        let mut names: Vec<String> = ["completed", "timed_out", "aborted"]
-            .iter()
-            .map(|name| (*name).to_owned())
-            .collect();
-        names.extend(FailKind::ALL.iter().map(|kind| format!("failed:{kind}")));
-        json_schema!({
-            "description": "How the invocation ended: `completed`, `timed_out`, `aborted` or `failed:<kind>`.",
-            "type": "string",
-            "enum": names,
-        })
-    }
 }

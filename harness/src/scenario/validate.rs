@@ -344,6 +344,56 @@ fn check_expect(
     base: &YamlPath,
     issues: &mut Vec<Issue>,
 ) {
+    check_expect_fits_step(expect, step, base, issues);
+    let mut push = |path: YamlPath, message: String| issues.push(Issue { path, message });
+    if let Some(at) = expect.schedule_at {
+        let resolved = at.resolve(scenario.start_ms).unwrap_or(i64::MAX);
+        if let Err(range) = check_range(resolved) {
+            push(
+                base.clone().field("schedule_at"),
+                format!("`schedule_at` {at} is {range}"),
+            );
+        }
+    }
+    match (&expect.persona, expect.status.is_empty()) {
+        (Some(name), _) if !scenario.personas.contains_key(name) => push(
+            base.clone().field("persona"),
+            unknown_persona(name, &scenario.personas),
+        ),
+        (Some(_), true) => push(
+            base.clone().field("persona"),
+            "`persona` without `status`, expected `status` with the dotted paths to compare such as `{state: idle}`"
+                .to_owned(),
+        ),
+        (None, false) => push(
+            base.clone().field("status"),
+            "`status` without `persona`, expected `persona` naming whose status to compare"
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    for key in expect.unsettled.keys() {
+        if !UNSETTLED_COUNTS.contains(&key.as_str()) {
+            let known: Vec<String> = UNSETTLED_COUNTS
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect();
+            push(
+                base.clone().field("unsettled").field(key).as_key(),
+                format!(
+                    "unknown unsettled count `{key}`, expected one of {}",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+    check_paths(expect, base, issues);
+    check_event_kinds(expect, base, issues);
+}
+
+/// The keys about a step's operation need one, and `receipts` and
+/// `receipt_counts` a step that yields several receipts.
+fn check_expect_fits_step(expect: &Expect, step: &Step, base: &YamlPath, issues: &mut Vec<Issue>) {
     let mut push = |path: YamlPath, message: String| issues.push(Issue { path, message });
     match (&step.op, &step.sequence) {
         (None, None) => {
@@ -389,49 +439,6 @@ fn check_expect(
             }
         }
     }
-    if let Some(at) = expect.schedule_at {
-        let resolved = at.resolve(scenario.start_ms).unwrap_or(i64::MAX);
-        if let Err(range) = check_range(resolved) {
-            push(
-                base.clone().field("schedule_at"),
-                format!("`schedule_at` {at} is {range}"),
-            );
-        }
-    }
-    match (&expect.persona, expect.status.is_empty()) {
-        (Some(name), _) if !scenario.personas.contains_key(name) => push(
-            base.clone().field("persona"),
-            unknown_persona(name, &scenario.personas),
-        ),
-        (Some(_), true) => push(
-            base.clone().field("persona"),
-            "`persona` without `status`, expected `status` with the dotted paths to compare such as `{state: idle}`"
-                .to_owned(),
-        ),
-        (None, false) => push(
-            base.clone().field("status"),
-            "`status` without `persona`, expected `persona` naming whose status to compare"
-                .to_owned(),
-        ),
-        _ => {}
-    }
-    for key in expect.unsettled.keys() {
-        if !UNSETTLED_COUNTS.contains(&key.as_str()) {
-            let known: Vec<String> = UNSETTLED_COUNTS
-                .iter()
-                .map(|name| format!("`{name}`"))
-                .collect();
-            push(
-                base.clone().field("unsettled").field(key).as_key(),
-                format!(
-                    "unknown unsettled count `{key}`, expected one of {}",
-                    known.join(", ")
-                ),
-            );
-        }
-    }
-    check_paths(expect, base, issues);
-    check_event_kinds(expect, base, issues);
 }
 
 /// Every event item of `events` and `events_include` must name a kind the

@@ -52,6 +52,7 @@ impl Runtime {
 
 #[cfg(feature = "test-hooks")]
 mod hooks {
+    use crate::budget::BudgetLimit;
     use crate::persona::{Admission, Persona, RunCost};
     use crate::test_hooks::Bug;
 
@@ -76,10 +77,10 @@ mod hooks {
                     let spent = persona.state.spend.today(now_ms).to_f64();
                     let limit = persona.spec.budget.daily_usd;
                     if limit.is_some_and(|limit| spent + cost.cost_usd > limit) {
-                        admission.refusal = Some("daily_usd");
+                        admission.refusal = Some(BudgetLimit::DailyUsd);
                     }
                 }
-                Some(Bug::AdmitOverRunLimit) if admission.refusal == Some("run_usd") => {
+                Some(Bug::AdmitOverRunLimit) if admission.refusal == Some(BudgetLimit::RunUsd) => {
                     admission.refusal = None;
                 }
                 Some(Bug::CompleteDuplicates) => admission.duplicate = false,

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::budget;
+use crate::budget::{self, BudgetLimit};
 use crate::clock::format_ms;
 use crate::ids::IdGen;
 use crate::lease::{Lease, RUNTIME_HOLDER};
@@ -24,7 +24,7 @@ use super::{Persona, RunCost, PAUSED_EVENT_POLICY};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Admission {
     /// The budget limit the run's cost would break.
-    pub refusal: Option<&'static str>,
+    pub refusal: Option<BudgetLimit>,
     /// Whether the work key already completed.
     pub duplicate: bool,
     /// The live lease that would refuse the run.
@@ -134,8 +134,8 @@ impl Persona {
             envelope: envelope.clone(),
             reason,
         };
-        let (event, status, error) = match self.state.lifecycle {
-            super::Lifecycle::Paused => {
+        let (event, status, error) = match (self.state.lifecycle, admission.refusal) {
+            (super::Lifecycle::Paused, _) => {
                 receipt.queued = true;
                 let queued = TriggerQueued {
                     work_key: work_key.clone(),
@@ -149,13 +149,12 @@ impl Persona {
                     None,
                 )
             }
-            super::Lifecycle::Disabled => (
+            (super::Lifecycle::Disabled, _) => (
                 PersonaEvent::TriggerDeadLettered(refused(RefusalReason::Disabled)),
                 ReceiptStatus::DeadLettered,
                 Some("persona is disabled".to_string()),
             ),
-            _ if admission.refusal.is_some() => {
-                let reason = admission.refusal.unwrap_or_default();
+            (_, Some(reason)) => {
                 let event = self.exhausted(reason, cost.cost_usd, cost.tokens, now_ms, ids);
                 let error = format!("persona budget exhausted: {reason}");
                 (event, ReceiptStatus::BudgetExhausted, Some(error))
@@ -165,31 +164,28 @@ impl Persona {
                 ReceiptStatus::Duplicate,
                 None,
             ),
-            _ => match &admission.live_lease {
-                Some(active) => {
-                    receipt.lease = Some(active.clone());
-                    let conflict = LeaseConflict {
-                        active_lease: active.clone(),
-                        requested_work_key: work_key.clone(),
-                        at_ms: now_ms,
-                    };
-                    let error = "active lease already owns persona work".to_string();
-                    (
-                        PersonaEvent::LeaseConflict(conflict),
-                        ReceiptStatus::LeaseBusy,
-                        Some(error),
-                    )
-                }
-                None => return None,
-            },
+            _ => {
+                let active = admission.live_lease.as_ref()?;
+                receipt.lease = Some(active.clone());
+                let conflict = LeaseConflict {
+                    active_lease: active.clone(),
+                    requested_work_key: work_key.clone(),
+                    at_ms: now_ms,
+                };
+                let error = "active lease already owns persona work".to_string();
+                (
+                    PersonaEvent::LeaseConflict(conflict),
+                    ReceiptStatus::LeaseBusy,
+                    Some(error),
+                )
+            }
         };
         receipt.status = status;
         receipt.error = error;
         Some(event)
     }
 
-    /// The admitted run: the lease (clearing a lapsed one first), the start,
-    /// and the outcome.
+    /// The admitted run: its start, then the outcome.
     fn run(
         &self,
         mut decision: RunDecision,
@@ -199,38 +195,7 @@ impl Persona {
         now_ms: i64,
         ids: &mut IdGen,
     ) -> RunDecision {
-        let work_key = envelope.subject_key.clone();
-        if let Some(expired) = &self.state.lease {
-            decision
-                .events
-                .push(PersonaEvent::LeaseExpired(LeaseExpired {
-                    id: expired.id.clone(),
-                    work_key: expired.work_key.clone(),
-                    expired_at_ms: now_ms,
-                }));
-        }
-        let lease = Lease {
-            id: format!("persona_lease_{}", ids.uuid_v7(now_ms)),
-            holder: RUNTIME_HOLDER.to_string(),
-            work_key: work_key.clone(),
-            acquired_at_ms: now_ms,
-            expires_at_ms: now_ms.saturating_add(self.spec.lease_ttl().as_i64()),
-        };
-        decision
-            .events
-            .push(PersonaEvent::LeaseAcquired(lease.clone()));
-        let run = RunRef {
-            work_key,
-            run_id: ids.uuid_v7(now_ms).to_string(),
-            entry_workflow: self.spec.entry_workflow.clone(),
-            lease_id: lease.id.clone(),
-        };
-        decision.receipt.run_id = Some(run.run_id.clone());
-        decision.receipt.lease = Some(lease.clone());
-        decision.events.push(PersonaEvent::RunStarted(RunStarted {
-            run: run.clone(),
-            started_at_ms: now_ms,
-        }));
+        let (lease, run) = self.start(&mut decision, &envelope.subject_key, now_ms, ids);
         if outcome == AttemptOutcome::Crash {
             let error = "run crashed after start: the lease holds until it expires";
             return decision.ends(ReceiptStatus::Crashed, Some(error.to_string()));
@@ -277,6 +242,49 @@ impl Persona {
         decision.ends(ReceiptStatus::Completed, None)
     }
 
+    /// The start of an admitted run: the lease (clearing a lapsed one
+    /// first) and `persona.run.started`; the receipt names both.
+    fn start(
+        &self,
+        decision: &mut RunDecision,
+        work_key: &str,
+        now_ms: i64,
+        ids: &mut IdGen,
+    ) -> (Lease, RunRef) {
+        if let Some(expired) = &self.state.lease {
+            decision
+                .events
+                .push(PersonaEvent::LeaseExpired(LeaseExpired {
+                    id: expired.id.clone(),
+                    work_key: expired.work_key.clone(),
+                    expired_at_ms: now_ms,
+                }));
+        }
+        let lease = Lease {
+            id: format!("persona_lease_{}", ids.uuid_v7(now_ms)),
+            holder: RUNTIME_HOLDER.to_string(),
+            work_key: work_key.to_string(),
+            acquired_at_ms: now_ms,
+            expires_at_ms: now_ms.saturating_add(self.spec.lease_ttl().as_i64()),
+        };
+        decision
+            .events
+            .push(PersonaEvent::LeaseAcquired(lease.clone()));
+        let run = RunRef {
+            work_key: work_key.to_string(),
+            run_id: ids.uuid_v7(now_ms).to_string(),
+            entry_workflow: self.spec.entry_workflow.clone(),
+            lease_id: lease.id.clone(),
+        };
+        decision.receipt.run_id = Some(run.run_id.clone());
+        decision.receipt.lease = Some(lease.clone());
+        decision.events.push(PersonaEvent::RunStarted(RunStarted {
+            run: run.clone(),
+            started_at_ms: now_ms,
+        }));
+        (lease, run)
+    }
+
     /// The value event fields every event of one run shares.
     fn value_template(&self, run: &RunRef, metadata: Value, now_ms: i64) -> ValueEvent {
         ValueEvent {
@@ -297,7 +305,7 @@ impl Persona {
     /// for `reason`.
     fn exhausted(
         &self,
-        reason: &str,
+        reason: BudgetLimit,
         usd: f64,
         tokens: u64,
         now_ms: i64,
@@ -305,7 +313,7 @@ impl Persona {
     ) -> PersonaEvent {
         PersonaEvent::BudgetExhausted(BudgetExhausted {
             receipt_id: format!("persona_budget_{}", ids.uuid_v7(now_ms)),
-            reason: reason.to_string(),
+            reason,
             attempted_cost_usd: usd,
             attempted_tokens: tokens,
             persona: self.name.clone(),
@@ -319,7 +327,7 @@ impl Persona {
         spend: &SpendOp,
         now_ms: i64,
         ids: &mut IdGen,
-    ) -> (PersonaEvent, Option<&'static str>) {
+    ) -> (PersonaEvent, Option<BudgetLimit>) {
         let refusal = budget::refusal(
             &self.spec.budget,
             &self.state.spend,

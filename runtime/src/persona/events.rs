@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::budget::Usd;
+use crate::budget::{BudgetLimit, Usd};
 use crate::event::{event_enum, DecodeError};
 use crate::lease::Lease;
 use crate::log::StoredEvent;
@@ -92,6 +92,24 @@ impl PersonaEvent {
         }
         let persona = event.header("persona").unwrap_or_default();
         Self::decode(&event.kind, &event.payload).map(|decoded| decoded.map(|e| (persona, e)))
+    }
+
+    /// The persona's template, as the events that carry it say.
+    pub fn template_ref(&self) -> Option<&str> {
+        let template_ref = match self {
+            Self::ValueRunStarted(value)
+            | Self::ValueDeterministicExecution(value)
+            | Self::ValueFrontierEscalation(value)
+            | Self::ValueRunCompleted(value) => &value.template_ref,
+            Self::RepairWorkerStatus(report) => &report.template_ref,
+            Self::SupervisionRepairWorkerStatus(report) => &report.update.template_ref,
+            Self::CheckpointRestoreAcked(ack) => &ack.template_ref,
+            Self::SupervisionCheckpoint(ack) => &ack.update.template_ref,
+            Self::SupervisionQueuePosition(position) => &position.update.template_ref,
+            Self::SupervisionReceipt(receipt) => &receipt.update.template_ref,
+            _ => return None,
+        };
+        template_ref.as_deref()
     }
 
     /// The value event of `body.kind`.
@@ -246,7 +264,7 @@ pub struct BudgetExhausted {
     pub receipt_id: String,
     /// The limit the spend would break: `run_usd`, `daily_usd`,
     /// `hourly_usd` or `max_tokens`.
-    pub reason: String,
+    pub reason: BudgetLimit,
     pub attempted_cost_usd: Usd,
     pub attempted_tokens: u64,
     pub persona: String,

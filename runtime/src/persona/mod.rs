@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::budget::{self, BudgetStatus, SpendWindows, Usd};
+use crate::budget::{self, BudgetLimit, BudgetStatus, SpendWindows, Usd};
 use crate::clock::format_ms;
 use crate::config::PersonaSpec;
 use crate::event::DecodeError;
@@ -178,7 +178,7 @@ pub struct PersonaState {
     pub completed: BTreeSet<String>,
     pub disabled_events: usize,
     pub last_receipt_id: Option<String>,
-    pub exhaustion_reason: Option<String>,
+    pub exhaustion_reason: Option<BudgetLimit>,
     pub spend: SpendWindows,
     pub value_receipts: Vec<ValueReceipt>,
     /// Repair-worker reports seen, by worker id and lifecycle.
@@ -220,8 +220,8 @@ impl PersonaState {
                 self.spend.record(at_ms, recorded.cost_usd, recorded.tokens);
             }
             PersonaEvent::BudgetExhausted(exhausted) => {
-                let reason = &exhausted.reason;
-                self.exhaustion_reason = Some(reason.clone());
+                let reason = exhausted.reason;
+                self.exhaustion_reason = Some(reason);
                 self.last_error = Some(format!("persona budget exhausted: {reason}"));
                 self.last_receipt_id = Some(exhausted.receipt_id.clone());
             }
@@ -383,7 +383,7 @@ impl Persona {
         budget::status(
             &self.spec.budget,
             &self.state.spend,
-            self.state.exhaustion_reason.as_deref(),
+            self.state.exhaustion_reason,
             self.state.last_receipt_id.as_deref(),
             now_ms,
         )
