@@ -55,9 +55,8 @@ fi
 measure() {
     local label=$1
     shift
-    local times
-    times=$( { /usr/bin/time -f '%e %U %S %M' "$@" > /dev/null 2> /dev/null; } 2>&1 | tail -n 1 )
-    read -r wall user sys rss <<< "$times"
+    /usr/bin/time -o "$work/time.txt" -f '%e %U %S %M' "$@" > /dev/null 2>&1
+    read -r wall user sys rss < "$work/time.txt"
     echo "$label $wall $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }') $rss" | tee -a "$work/runs.txt"
 }
 

@@ -99,9 +99,13 @@ impl<W: Write> CaptureWriter<W> {
         Ok(self.out)
     }
 
+    /// Writes `value` as one line of canonical JSON (compact, keys sorted
+    /// at every depth), so a line read into any JSON value and written
+    /// back is the same bytes.
     fn write_line<T: Serialize>(&mut self, value: &T, sealed: bool) -> io::Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, value)?;
+        let value = serde_json::to_value(value)?;
+        serde_json::to_writer(&mut self.line, &value)?;
         self.line.push(b'\n');
         if sealed {
             self.hasher.update(&self.line);
