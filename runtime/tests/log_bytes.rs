@@ -324,7 +324,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
     let lines = bundle.to_jsonl();
     assert_eq!(
         hex::encode(Sha256::digest(&lines)),
-        "24f9661ae94a78c9034755363872a58d91a41511dd047804d9e1c6cd5c1aa1d1",
+        "1ddd80d5a600897cdb8e3b34c69a61127b148b62cf67256ab1e64d15240a97e5",
         "the version 3 capture's bytes moved"
     );
     let OpenedCapture::Stream(stream) = open_capture(lines.as_slice()).unwrap() else {

@@ -349,9 +349,10 @@ fn a_capture_replays_and_tampering_is_named() {
         Err(ReplayError::ProvenanceMismatch { .. })
     ));
 
+    // A capture cut short is a broken seal.
     assert!(matches!(
         parse_bundle(&text[..text.len() / 2]),
-        Err(ReplayError::Malformed { .. })
+        Err(ReplayError::Seal { .. })
     ));
     assert!(
         matches!(parse_bundle(&text.replace("rehearse-capture/3", "rehearse-capture/9")), Err(ReplayError::UnsupportedVersion { found }) if found == "rehearse-capture/9")
