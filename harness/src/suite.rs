@@ -545,7 +545,9 @@ fn step_line(file: &str, changed: usize, output: &RunOutput) -> Option<usize> {
     let text = match file {
         "report.json" => &output.report_json,
         "events.jsonl" => &output.events_jsonl,
-        _ => &output.capture_json,
+        "capture.jsonl" => &output.capture_json,
+        // A run record names no step.
+        _ => return None,
     };
     match file {
         // The n-th event belongs to the step whose appended range covers it.

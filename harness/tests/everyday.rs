@@ -350,7 +350,8 @@ fn review_lists_compactly_by_scenario_and_takes_paths_and_flags() {
     library.break_spend();
     library.write("controls/pause.yaml", &PAUSE.replace("at: 2s", "at: 3s"));
     library.rehearse(".", "false", &["check"]);
-    assert_eq!(library.pending().len(), 6);
+    // spend: report, events, capture; pause: the same and its run record.
+    assert_eq!(library.pending().len(), 7);
     // Without a terminal: one block per scenario, no diffs.
     let listing = library.rehearse(".", "false", &["review"]);
     assert_eq!(listing.status.code(), Some(1));
@@ -555,7 +556,7 @@ fn keys_at(
 fn the_formats_document_names_every_field() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let doc = fs::read_to_string(workspace.join("docs/FORMATS.md")).unwrap();
-    let report_paths: [&[&str]; 14] = [
+    let report_paths: [&[&str]; 13] = [
         &[],
         &["steps", "*"],
         &["steps", "*", "decision"],
@@ -568,7 +569,6 @@ fn the_formats_document_names_every_field() {
         &["final_state", "personas", "*", "active_lease"],
         &["final_state", "personas", "*", "queued_work", "*"],
         &["final_state", "unsettled"],
-        &["runs", "*"],
         &["summary"],
     ];
     // Each line of a capture: the header, an event, a decision, the seal.
@@ -591,6 +591,13 @@ fn the_formats_document_names_every_field() {
             let paths: &[&[&str]] = match name.as_str() {
                 "report.json" => &report_paths,
                 "capture.jsonl" => &capture_paths,
+                "runs.jsonl" => {
+                    for line in fs::read_to_string(&path).unwrap().lines() {
+                        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                        keys_at(&record, &[], &mut keys);
+                    }
+                    continue;
+                }
                 _ => {
                     if path.is_dir() {
                         stack.push(path);
@@ -640,7 +647,8 @@ fn review_takes_single_keys_on_a_terminal() {
     library.break_spend();
     library.write("controls/pause.yaml", &PAUSE.replace("at: 2s", "at: 3s"));
     library.rehearse(".", "false", &["check"]);
-    assert_eq!(library.pending().len(), 6);
+    // spend: report, events, capture; pause: the same and its run record.
+    assert_eq!(library.pending().len(), 7);
     // `script` gives review a terminal; the keys are typed ahead: `r`
     // rejects the first scenario, `q` quits before the second, no Enter.
     let command = format!("'{}' review", env!("CARGO_BIN_EXE_rehearse"));

@@ -15,10 +15,11 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+use rehearse_runtime::clock::tuple_ms;
 use rehearse_runtime::persona::{PersonaEvent, PERSONA_TOPIC};
 use rehearse_runtime::pipeline::LIFECYCLE_AUDIT_TOPIC;
 use rehearse_runtime::process::PROCESS_TOPIC;
-use rehearse_runtime::{format_ms, parse_rfc3339_ms, StoredEvent, Topic};
+use rehearse_runtime::{format_ms, parse_rfc3339_ms, StoredEvent, TimeTuple, Topic};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -260,39 +261,7 @@ impl OccurredAt {
 /// The instant a JSON value writes, in either form `occurred_at` takes: an
 /// RFC 3339 string or a compact `OffsetDateTime` tuple.
 pub fn time_value_ms(value: &Value) -> Option<i64> {
-    let at: OccurredAt = serde_json::from_value(value.clone()).ok()?;
-    at.to_ms().ok()
-}
-
-/// Milliseconds since the epoch of a compact `OffsetDateTime` tuple.
-fn tuple_ms(parts: [i64; 9]) -> Result<i64, String> {
-    let [year, ordinal, hour, minute, second, nanosecond, off_h, off_m, off_s] = parts;
-    let small = |value: i64, what: &str| -> Result<i8, String> {
-        i8::try_from(value).map_err(|_| format!("{what} {value} is out of range"))
-    };
-    let date = i32::try_from(year)
-        .ok()
-        .zip(u16::try_from(ordinal).ok())
-        .and_then(|(year, ordinal)| time::Date::from_ordinal_date(year, ordinal).ok())
-        .ok_or_else(|| format!("year {year} and ordinal day {ordinal} are not a date"))?;
-    let clock = u8::try_from(hour)
-        .ok()
-        .zip(u8::try_from(minute).ok())
-        .zip(u8::try_from(second).ok())
-        .zip(u32::try_from(nanosecond).ok())
-        .and_then(|(((h, m), s), n)| time::Time::from_hms_nano(h, m, s, n).ok())
-        .ok_or_else(|| {
-            format!("{hour}:{minute}:{second} and {nanosecond} ns are not a time of day")
-        })?;
-    let offset = time::UtcOffset::from_hms(
-        small(off_h, "offset hours")?,
-        small(off_m, "offset minutes")?,
-        small(off_s, "offset seconds")?,
-    )
-    .map_err(|error| format!("invalid offset: {error}"))?;
-    let at = time::PrimitiveDateTime::new(date, clock).assume_offset(offset);
-    i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000))
-        .map_err(|_| "the time is out of range".to_string())
+    TimeTuple::from_value(value).ok().map(TimeTuple::ms)
 }
 
 /// The topic a one-topic file holds, from its name: a name ending in
@@ -339,11 +308,15 @@ fn parse_line_of(bytes: &[u8], topic: Option<&Topic>) -> Result<StoredEvent, Str
         return Err("empty `kind`, expected an event kind".to_string());
     }
     let mut payload = body.payload;
-    // The upstream writes a value event's own `occurred_at` in its tuple
-    // form too; the vocabulary's form is RFC 3339.
-    if let Some(at) = payload.get_mut("occurred_at").filter(|at| at.is_array()) {
-        if let Some(ms) = time_value_ms(at) {
-            *at = Value::String(format_ms(ms));
+    // A value event's own `occurred_at` is read in either form and kept in
+    // the vocabulary's, the tuple (docs/SCENARIOS.md, "Log interchange").
+    let value_event = body.kind.starts_with("persona.value.");
+    if let Some(at) = payload
+        .get_mut("occurred_at")
+        .filter(|at| value_event && at.is_string())
+    {
+        if let Some(tuple) = time_value_ms(at).and_then(|ms| TimeTuple(ms).parts()) {
+            *at = Value::from(tuple.to_vec());
         }
     }
     let event = StoredEvent {

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use crate::budget::{self, BudgetLimit};
-use crate::clock::format_ms;
+use crate::clock::TimeTuple;
 use crate::ids::IdGen;
 use crate::lease::{Lease, RUNTIME_HOLDER};
 use crate::op::{AttemptOutcome, RepairWorkerOp, RestoreCheckpointOp, SpendOp};
@@ -297,7 +297,7 @@ impl Persona {
             deterministic_steps: 0,
             llm_steps: 0,
             metadata,
-            occurred_at: format_ms(now_ms),
+            occurred_at: TimeTuple(now_ms),
         }
     }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::budget::{BudgetLimit, Usd};
+use crate::clock::TimeTuple;
 use crate::event::{event_enum, DecodeError};
 use crate::lease::Lease;
 use crate::log::StoredEvent;
@@ -294,8 +295,9 @@ pub struct ValueEvent {
     /// The work key, trigger provider and kind, lease id, tokens, any
     /// frontier escalations, and the run cost's own metadata.
     pub metadata: Value,
-    /// The event time as RFC 3339.
-    pub occurred_at: String,
+    /// The event time, written as the `time` crate's compact tuple (the form
+    /// the modelled runtime's status fold reads), read in either form.
+    pub occurred_at: TimeTuple,
 }
 
 /// `persona.repair_worker.status`.

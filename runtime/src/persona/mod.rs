@@ -282,7 +282,7 @@ impl From<&ValueEvent> for ValueReceipt {
         Self {
             kind: value.kind,
             run_id: Some(value.run_id.clone()),
-            occurred_at: value.occurred_at.clone(),
+            occurred_at: format_ms(value.occurred_at.ms()),
             paid_cost_usd: value.paid_cost_usd,
             avoided_cost_usd: value.avoided_cost_usd,
             deterministic_steps: value.deterministic_steps,
