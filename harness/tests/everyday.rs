@@ -716,10 +716,32 @@ fn input_errors_are_exit_2_with_one_message() {
     insta::assert_snapshot!("input_errors", messages);
 }
 
+/// Which of a child's output pipes the test closes at once, as `| true`
+/// does to standard output (and `2>&1 | true` to both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closed {
+    Neither,
+    Stdout,
+    Stderr,
+    Both,
+}
+
 /// Runs `rehearse args` in the library with `CI` unset; when `closed`, its
 /// standard output is closed at once, as `| true` does. Returns the exit
 /// status and standard error.
 fn status_of(library: &Library, args: &[&str], closed: bool) -> (Option<i32>, String) {
+    let closed = if closed {
+        Closed::Stdout
+    } else {
+        Closed::Neither
+    };
+    status_with(library, args, closed)
+}
+
+/// Runs `rehearse args` in the library with `CI` unset and the pipes
+/// `closed` closed by the reader before it writes. Returns the exit status
+/// and standard error (empty when that pipe was closed).
+fn status_with(library: &Library, args: &[&str], closed: Closed) -> (Option<i32>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
         .current_dir(library.dir.path())
         .args(args)
@@ -728,8 +750,11 @@ fn status_of(library: &Library, args: &[&str], closed: bool) -> (Option<i32>, St
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    if closed {
+    if matches!(closed, Closed::Stdout | Closed::Both) {
         drop(child.stdout.take());
+    }
+    if matches!(closed, Closed::Stderr | Closed::Both) {
+        drop(child.stderr.take());
     }
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -748,7 +773,7 @@ fn every_command_keeps_its_own_status_on_a_closed_pipe() {
     let capture = format!("snapshots/lease/spend/{capture}");
     let out = library.dir.path().join("out-closed");
     let out = out.to_str().unwrap();
-    let commands: [&[&str]; 9] = [
+    let commands: [&[&str]; 14] = [
         &["check", "-v"],
         &["bless"],
         &["lint", "scenarios/lease/spend.yaml"],
@@ -757,13 +782,22 @@ fn every_command_keeps_its_own_status_on_a_closed_pipe() {
         &["replay", &capture],
         &["audit", "snapshots/lease/spend/events.jsonl"],
         &["schema", "--events"],
+        // Commands that end in an error, which `main` prints on stderr.
         &["explain", "scenarios/lease/spend.yaml", "--step", "99"],
+        &["replay", "scenarios/lease/spend.yaml"],
+        &["audit", "nowhere.jsonl"],
+        &["lint", "nowhere.yaml"],
+        &["run", "nowhere.yaml", "--out", out],
+        &["check", "nowhere.yaml"],
     ];
     for args in commands {
-        let (open, open_stderr) = status_of(&library, args, false);
+        let (open, open_stderr) = status_with(&library, args, Closed::Neither);
         assert!(matches!(open, Some(0..=2)), "{args:?}: {open_stderr}");
-        let (closed, stderr) = status_of(&library, args, true);
-        assert_eq!(closed, open, "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        for closed in [Closed::Stdout, Closed::Stderr, Closed::Both] {
+            let (status, stderr) = status_with(&library, args, closed);
+            // A panic would exit 101, whether or not its message got out.
+            assert_eq!(status, open, "{args:?} with {closed:?} closed: {stderr}");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        }
     }
 }

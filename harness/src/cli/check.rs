@@ -125,13 +125,8 @@ pub fn run(args: &CheckArgs) -> Result<Exit, crate::cli::CliError> {
         junit::write(&path, &report)?;
     }
     if let Some(dir) = html_dir {
-        if let Err(error) = crate::html::write_check_pages(&dir, &report.results, &config) {
-            eprintln!(
-                "failed to write the timeline pages to `{}`: {error}",
-                dir.display()
-            );
-            return Ok(Exit::Usage);
-        }
+        crate::html::write_check_pages(&dir, &report.results, &config)
+            .map_err(|source| crate::cli::CliError::Pages { dir, source })?;
     }
     Ok(if report.errors > 0 {
         Exit::Usage
