@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// Two steps whose spend an edit breaks: the expectation on the day's
 /// spend fails and every golden differs from step 2 on.
@@ -716,8 +716,8 @@ fn input_errors_are_exit_2_with_one_message() {
     insta::assert_snapshot!("input_errors", messages);
 }
 
-/// Which of a child's output pipes the test closes at once, as `| true`
-/// does to standard output (and `2>&1 | true` to both).
+/// Which of a child's output pipes are closed, as `| true` closes standard
+/// output (and `2>&1 | true` both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Closed {
     Neither,
@@ -739,24 +739,29 @@ fn status_of(library: &Library, args: &[&str], closed: bool) -> (Option<i32>, St
 }
 
 /// Runs `rehearse args` in the library with `CI` unset and the pipes
-/// `closed` closed by the reader before it writes. Returns the exit status
-/// and standard error (empty when that pipe was closed).
+/// `closed` closed by their reader before the child starts, so its first
+/// write to them fails. Returns the exit status and standard error (empty
+/// when that pipe was closed).
 fn status_with(library: &Library, args: &[&str], closed: Closed) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+    let closed_pipe = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        Stdio::from(writer)
+    };
+    let (stdout, stderr) = match closed {
+        Closed::Neither => (Stdio::piped(), Stdio::piped()),
+        Closed::Stdout => (closed_pipe(), Stdio::piped()),
+        Closed::Stderr => (Stdio::piped(), closed_pipe()),
+        Closed::Both => (closed_pipe(), closed_pipe()),
+    };
+    let output = Command::new(env!("CARGO_BIN_EXE_rehearse"))
         .current_dir(library.dir.path())
         .args(args)
         .env("CI", "false")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .stdout(stdout)
+        .stderr(stderr)
+        .output()
         .unwrap();
-    if matches!(closed, Closed::Stdout | Closed::Both) {
-        drop(child.stdout.take());
-    }
-    if matches!(closed, Closed::Stderr | Closed::Both) {
-        drop(child.stderr.take());
-    }
-    let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.code(), stderr)
 }

@@ -24,7 +24,9 @@ pub use bindings::{
     load as load_bindings, Bindings, BindingsError, ReadReason, ScenarioFrame, BINDINGS_VERSION,
 };
 pub use diverge::{first_divergence, Divergence};
-pub use read::{parse_line, LogReader, ReadError, MAX_LINE_BYTES, MAX_LOG_BYTES};
+pub use read::{
+    parse_line, LineError, LogProblem, LogReader, ReadError, MAX_LINE_BYTES, MAX_LOG_BYTES,
+};
 pub use rebuild::{rebuild, Trace, TraceStep};
 pub use reference::{
     reference_events, round_trip, run_reference, scenario_name, to_scenario, trace_divergence,

@@ -92,14 +92,17 @@ pub enum CertifyError {
     },
 }
 
-fn parse_timeout(text: &str) -> Result<f64, String> {
+fn parse_timeout(text: &str) -> Result<f64, TimeoutError> {
     match text.trim().parse::<f64>() {
         Ok(seconds) if seconds > 0.0 && seconds <= 3600.0 => Ok(seconds),
-        _ => Err(format!(
-            "invalid timeout `{text}`, expected seconds above 0 and at most 3600"
-        )),
+        _ => Err(TimeoutError(text.to_string())),
     }
 }
+
+/// A `--timeout` that is not a number of seconds in (0, 3600].
+#[derive(Debug, thiserror::Error)]
+#[error("invalid timeout `{0}`, expected seconds above 0 and at most 3600")]
+pub struct TimeoutError(String);
 
 /// The command line of `--impl`, split; a first word `rehearse` becomes
 /// this executable.

@@ -72,14 +72,17 @@ pub struct CheckArgs {
 }
 
 /// Parses `--jobs`: a whole number of at least 1.
-pub fn parse_jobs(text: &str) -> Result<usize, String> {
+pub fn parse_jobs(text: &str) -> Result<usize, JobsError> {
     match text.trim().parse::<usize>() {
         Ok(jobs) if jobs >= 1 => Ok(jobs),
-        _ => Err(format!(
-            "invalid job count `{text}`, expected a whole number of at least 1"
-        )),
+        _ => Err(JobsError(text.to_string())),
     }
 }
+
+/// A `--jobs` that is not a whole number of at least 1.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid job count `{0}`, expected a whole number of at least 1")]
+pub struct JobsError(String);
 
 /// Report formats of `check`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -374,11 +377,11 @@ mod tests {
 
     #[test]
     fn job_counts_are_whole_numbers_of_at_least_one() {
-        assert_eq!(parse_jobs("4"), Ok(4));
-        assert_eq!(parse_jobs("1"), Ok(1));
+        assert_eq!(parse_jobs("4").ok(), Some(4));
+        assert_eq!(parse_jobs("1").ok(), Some(1));
         for bad in ["0", "-1", "", "four", "2.5", "99999999999999999999999"] {
             assert_eq!(
-                parse_jobs(bad),
+                parse_jobs(bad).map_err(|error| error.to_string()),
                 Err(format!(
                     "invalid job count `{bad}`, expected a whole number of at least 1"
                 ))
