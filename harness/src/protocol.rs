@@ -415,26 +415,16 @@ mod tests {
 
     #[test]
     fn expectation_paths_map_to_the_answer_they_read() {
-        assert_eq!(AnswerKind::of_expectation("receipt"), AnswerKind::Receipts);
-        assert_eq!(
-            AnswerKind::of_expectation("run.status"),
-            AnswerKind::Receipts
-        );
-        assert_eq!(
-            AnswerKind::of_expectation("decision"),
-            AnswerKind::Decisions
-        );
-        assert_eq!(
-            AnswerKind::of_expectation("status.budget.spent_today_usd"),
-            AnswerKind::Status
-        );
-        assert_eq!(
-            AnswerKind::of_expectation("events.0.kind"),
-            AnswerKind::Events
-        );
-        assert_eq!(
-            AnswerKind::of_expectation("process.p-1.state"),
-            AnswerKind::Processes
-        );
+        let cases = [
+            ("receipt", AnswerKind::Receipts),
+            ("run.status", AnswerKind::Receipts),
+            ("decision", AnswerKind::Decisions),
+            ("status.budget.spent_today_usd", AnswerKind::Status),
+            ("events.0.kind", AnswerKind::Events),
+            ("process.p-1.state", AnswerKind::Processes),
+        ];
+        for (path, kind) in cases {
+            assert_eq!(AnswerKind::of_expectation(path), kind, "{path}");
+        }
     }
 }

@@ -26,6 +26,7 @@ pub mod replay;
 pub mod run_record;
 pub mod schedule;
 pub mod seal;
+mod single_entry;
 pub mod supervisor;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
