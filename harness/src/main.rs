@@ -12,14 +12,13 @@ use rehearse::cli::{
     Cli, CliError, Command,
 };
 use rehearse::exit::Exit;
-use rehearse::style::Style;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match dispatch(&cli.command) {
         Ok(exit) => exit,
         Err(error) => {
-            rehearse::out::stderr_line(&error.render(Style::stderr()));
+            rehearse::out::stderr_line(&error.to_string());
             error.exit()
         }
     };

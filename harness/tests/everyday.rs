@@ -743,9 +743,12 @@ fn status_of(library: &Library, args: &[&str], closed: bool) -> (Option<i32>, St
 /// write to them fails. Returns the exit status and standard error (empty
 /// when that pipe was closed).
 fn status_with(library: &Library, args: &[&str], closed: Closed) -> (Option<i32>, String) {
+    // The write end of a pipe whose reader has exited: the standard input
+    // of a `true` that has already ended.
     let closed_pipe = || {
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
+        let mut reader = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
+        let writer = reader.stdin.take().unwrap();
+        reader.wait().unwrap();
         Stdio::from(writer)
     };
     let (stdout, stderr) = match closed {
@@ -778,7 +781,7 @@ fn every_command_keeps_its_own_status_on_a_closed_pipe() {
     let capture = format!("snapshots/lease/spend/{capture}");
     let out = library.dir.path().join("out-closed");
     let out = out.to_str().unwrap();
-    let commands: [&[&str]; 14] = [
+    let commands: [&[&str]; 12] = [
         &["check", "-v"],
         &["bless"],
         &["lint", "scenarios/lease/spend.yaml"],
@@ -789,10 +792,8 @@ fn every_command_keeps_its_own_status_on_a_closed_pipe() {
         &["schema", "--events"],
         // Commands that end in an error, which `main` prints on stderr.
         &["explain", "scenarios/lease/spend.yaml", "--step", "99"],
-        &["replay", "scenarios/lease/spend.yaml"],
         &["audit", "nowhere.jsonl"],
         &["lint", "nowhere.yaml"],
-        &["run", "nowhere.yaml", "--out", out],
         &["check", "nowhere.yaml"],
     ];
     for args in commands {

@@ -3,7 +3,6 @@
 use clap::{Parser, Subcommand};
 
 use crate::exit::Exit;
-use crate::style::Style;
 use crate::suite::SuiteConfig;
 
 pub mod audit;
@@ -70,18 +69,6 @@ impl CliError {
         match self {
             Self::Several(errors) => errors.iter().map(Self::exit).fold(Exit::Pass, Exit::worst),
             _ => Exit::Usage,
-        }
-    }
-
-    /// The text `main` prints on standard error, coloured by `style`.
-    pub fn render(&self, style: Style) -> String {
-        match self {
-            Self::Several(errors) => errors
-                .iter()
-                .map(|error| error.render(style))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => self.to_string(),
         }
     }
 
