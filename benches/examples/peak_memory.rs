@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! /usr/bin/time -v target/release/examples/peak_memory triggers 111112
-//! cargo run --release -p rehearse-benches --example peak_memory -- capture 111112 /tmp/bundle.json
-//! /usr/bin/time -v target/release/examples/peak_memory replay /tmp/bundle.json
+//! cargo run --release -p rehearse-benches --example peak_memory -- capture 111112 /tmp/capture.jsonl
+//! /usr/bin/time -v target/release/examples/peak_memory replay /tmp/capture.jsonl
 //! cargo run --release -p rehearse-benches --example peak_memory -- write-log 1000000 /tmp/log
 //! /usr/bin/time -v target/release/examples/peak_memory verify-log /tmp/log
 //! /usr/bin/time -v target/release/examples/peak_memory open-log /tmp/log
@@ -19,8 +19,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use rehearse_benches::{
-    capture_json, replay_json, run_scenario, run_triggers, run_triggers_seed_strategy, runtime,
-    triggers, write_file_log,
+    run_scenario, run_triggers, run_triggers_seed_strategy, runtime, triggers, write_capture,
+    write_file_log,
 };
 use rehearse_runtime::file_log::{log_path, verify_file, FileLog, FileLogOptions};
 use rehearse_runtime::replay::parse_bundle;
@@ -35,8 +35,10 @@ fn main() -> ExitCode {
             .parse::<u64>()
             .map_err(|e| format!("bad episode count `{episodes}`: {e}"))
             .and_then(|episodes| {
-                std::fs::write(file, capture_json(episodes))
-                    .map(|()| format!("captured {episodes} episodes to `{file}`"))
+                write_capture(episodes, Path::new(file))
+                    .map(|events| {
+                        format!("captured {episodes} episodes ({events} events) to `{file}`")
+                    })
                     .map_err(|e| format!("failed to write `{file}`: {e}"))
             }),
         ["triggers", count] => count
@@ -65,10 +67,10 @@ fn main() -> ExitCode {
                     .map(|bundle| format!("parsed {} events", bundle.events.len()))
                     .map_err(|e| e.to_string())
             }),
-        ["replay", file] => std::fs::read_to_string(file)
+        ["replay", file] => std::fs::File::open(file)
             .map_err(|e| format!("failed to read `{file}`: {e}"))
-            .map(|text| {
-                let summary = replay_json(&text);
+            .map(|file| {
+                let summary = replay_capture_file(file);
                 format!(
                     "replayed {} events with {} effects",
                     summary.events, summary.effects
@@ -113,4 +115,25 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Replays a capture file of either version, streaming a version 3 one.
+fn replay_capture_file(file: std::fs::File) -> rehearse_runtime::replay::ReplaySummary {
+    use rehearse_runtime::replay::ReplayOptions;
+    use rehearse_runtime::replay::{open_capture, replay, replay_stream, OpenedCapture};
+    let options = ReplayOptions { strict: true };
+    let reader = std::io::BufReader::with_capacity(1 << 16, file);
+    match open_capture(reader).expect("the capture opens") {
+        OpenedCapture::Stream(stream) => replay_stream(
+            *stream,
+            options,
+            Box::new(rehearse_runtime::WindowLog::new()),
+        ),
+        OpenedCapture::Legacy(bundle) => replay(
+            &bundle,
+            options,
+            Box::new(rehearse_runtime::MemoryLog::new()),
+        ),
+    }
+    .expect("the capture replays")
 }

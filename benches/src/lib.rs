@@ -17,7 +17,9 @@ use rehearse_runtime::config::{BudgetPolicy, PersonaSpec, RuntimeConfig};
 use rehearse_runtime::engine::{RunPlan, Runtime};
 use rehearse_runtime::file_log::{FileLog, FileLogOptions, FsyncPolicy};
 use rehearse_runtime::op::{Cost, Outcome, TriggerOp};
-use rehearse_runtime::replay::{parse_bundle, replay, ReplayOptions, ReplaySummary};
+use rehearse_runtime::replay::{
+    open_capture, parse_bundle, replay, replay_stream, OpenedCapture, ReplayOptions, ReplaySummary,
+};
 use rehearse_runtime::{parse_rfc3339_ms, MemoryLog, Millis, Op};
 
 /// The one persona every workload drives.
@@ -128,20 +130,66 @@ pub fn capture(episodes: u64) -> CaptureBundle {
     session.finish().0
 }
 
-/// [`capture`] serialised as the harness writes bundles: pretty JSON.
-pub fn capture_json(episodes: u64) -> String {
-    serde_json::to_string_pretty(&capture(episodes)).expect("a bundle serialises")
+/// Writes the capture of `episodes` pull request triggers to `path` as the
+/// session goes (a version 3 capture), over a log that keeps no history:
+/// memory stays flat however many episodes. Returns the events appended.
+pub fn write_capture(episodes: u64, path: &Path) -> std::io::Result<u64> {
+    let out = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(path)?);
+    let mut session = Session::streaming(
+        "bench",
+        &config(),
+        Box::new(rehearse_runtime::WindowLog::new()),
+        Box::new(out),
+    )
+    .expect("the bench config is valid");
+    for index in 0..episodes {
+        let op = pr_trigger(index + 1);
+        let handled = session.handle(&format!("event-{}", index + 1), at_ms(index), &op);
+        assert!(handled.result.is_ok(), "bench episode {index} failed");
+        session.runtime_mut().release_log();
+    }
+    let (written, runtime) = session.finish_stream();
+    written?;
+    Ok(runtime.log().len())
 }
 
-/// Parses bundle text and replays it strictly on a fresh in-memory log.
-pub fn replay_json(text: &str) -> ReplaySummary {
-    let bundle = parse_bundle(text).expect("the bench bundle parses");
+/// [`capture`] as the harness writes captures: JSON Lines, version 3.
+pub fn capture_jsonl(episodes: u64) -> Vec<u8> {
+    capture(episodes).to_jsonl()
+}
+
+/// [`capture`] as version 2 wrote bundles: one pretty JSON document.
+pub fn capture_json_v2(episodes: u64) -> String {
+    let mut bundle = capture(episodes);
+    bundle.capture_version = rehearse_runtime::capture::CAPTURE_VERSION_2.to_string();
+    serde_json::to_string_pretty(&bundle).expect("a bundle serialises")
+}
+
+/// Replays capture text of either version strictly, as `rehearse replay`
+/// does: a version 3 capture in one streaming pass over a log that keeps no
+/// history, a version 2 bundle parsed whole first, over an in-memory log.
+pub fn replay_capture(bytes: &[u8]) -> ReplaySummary {
+    let options = ReplayOptions { strict: true };
+    match open_capture(bytes).expect("the bench capture opens") {
+        OpenedCapture::Stream(stream) => replay_stream(
+            *stream,
+            options,
+            Box::new(rehearse_runtime::WindowLog::new()),
+        ),
+        OpenedCapture::Legacy(bundle) => replay(&bundle, options, Box::new(MemoryLog::new())),
+    }
+    .expect("the bench capture replays")
+}
+
+/// Parses capture text of either version whole and replays it from memory.
+pub fn replay_parsed(text: &str) -> ReplaySummary {
+    let bundle = parse_bundle(text).expect("the bench capture parses");
     replay(
         &bundle,
         ReplayOptions { strict: true },
         Box::new(MemoryLog::new()),
     )
-    .expect("the bench bundle replays")
+    .expect("the bench capture replays")
 }
 
 /// Runs pull request triggers on a runtime over a fresh file log in the
@@ -194,6 +242,27 @@ mod tests {
     }
 
     #[test]
+    fn a_capture_replays_in_either_version() {
+        let v3 = capture_jsonl(5);
+        let v2 = capture_json_v2(5);
+        let path =
+            std::env::temp_dir().join(format!("rehearse-bench-{}.jsonl", std::process::id()));
+        assert_eq!(write_capture(5, &path).unwrap(), 5 * EVENTS_PER_TRIGGER);
+        let written = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(written, v3);
+        for summary in [
+            replay_capture(&v3),
+            replay_capture(v2.as_bytes()),
+            replay_parsed(std::str::from_utf8(&v3).unwrap()),
+            replay_parsed(&v2),
+        ] {
+            assert_eq!(summary.events, 5);
+            assert_eq!(summary.effects, 5 * EVENTS_PER_TRIGGER as usize);
+        }
+    }
+
+    #[test]
     fn the_load_scenario_runs_every_trigger_and_matches_the_committed_one() {
         let dir = std::env::temp_dir().join(format!("rehearse-bench-load-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -213,13 +282,6 @@ mod tests {
         let committed = std::fs::read_to_string(committed).unwrap();
         let body = |text: &str| text[text.find("start:").unwrap()..].to_string();
         assert_eq!(body(&committed), body(&load_scenario(1000)));
-    }
-
-    #[test]
-    fn a_capture_replays() {
-        let summary = replay_json(&capture_json(5));
-        assert_eq!(summary.events, 5);
-        assert_eq!(summary.effects, 5 * EVENTS_PER_TRIGGER as usize);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The driver: runs a parsed scenario's steps on the runtime with the
 //! scenario clock, through the supervisor, checks the inline expectations,
-//! and renders the outputs (`report.json`, `events.jsonl`, `capture.json`,
+//! and renders the outputs (`report.json`, `events.jsonl`, `capture.jsonl`,
 //! `runs.jsonl`), into memory or as the run goes (`outputs`).
 
 use std::collections::BTreeMap;
@@ -345,7 +345,11 @@ impl<'o> Streamer<'o> {
         writer
             .end(outputs.writer(OutputFile::Report), report)
             .and_then(|()| write_runs(outputs.writer(OutputFile::Runs), runs))
-            .and_then(|()| write_pretty(outputs.writer(OutputFile::Capture), bundle))
+            .and_then(|()| {
+                outputs
+                    .writer(OutputFile::Capture)
+                    .write_all(&bundle.to_jsonl())
+            })
             .map_err(|error| output_error(&source, &error))
     }
 }
@@ -892,12 +896,6 @@ fn write_runs(out: &mut dyn Write, runs: &[RunRecord]) -> std::io::Result<()> {
         out.write_all(b"\n")?;
     }
     Ok(())
-}
-
-/// Writes `value` as [`pretty`] does.
-fn write_pretty<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value)?;
-    out.write_all(b"\n")
 }
 
 /// Pretty JSON with a trailing newline: the golden files' form.

@@ -31,7 +31,7 @@ impl OutputFile {
         match self {
             Self::Report => "report.json",
             Self::Events => "events.jsonl",
-            Self::Capture => "capture.json",
+            Self::Capture => "capture.jsonl",
             Self::Runs => "runs.jsonl",
         }
     }

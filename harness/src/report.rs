@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use rehearse_runtime::budget::BudgetStatus;
 use rehearse_runtime::lease::Lease;
 use rehearse_runtime::persona::{
-    Assignment, HandoffInboxItem, Lifecycle, PersonaStatus, QueuedWork,
+    Assignment, HandoffInboxItem, Lifecycle, PausedEventPolicy, PersonaStatus, QueuedWork,
 };
 use rehearse_runtime::supervisor::Decision;
 use serde::{Deserialize, Serialize};
@@ -161,7 +161,7 @@ struct ReportedStatus<'a> {
     queued_work: &'a [QueuedWork],
     handoff_inbox: &'a [HandoffInboxItem],
     disabled_events: usize,
-    paused_event_policy: &'a str,
+    paused_event_policy: PausedEventPolicy,
 }
 
 impl<'a> ReportedStatus<'a> {
@@ -203,7 +203,7 @@ impl<'a> ReportedStatus<'a> {
             queued_work,
             handoff_inbox,
             disabled_events: *disabled_events,
-            paused_event_policy,
+            paused_event_policy: *paused_event_policy,
         }
     }
 }

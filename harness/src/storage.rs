@@ -15,9 +15,11 @@ use std::sync::{Arc, Mutex};
 use rehearse_runtime::capture::CaptureBundle;
 use rehearse_runtime::file_log::{FileLog, FileLogOptions};
 use rehearse_runtime::log::{
-    EventLog, LogError, LogEvent, MemoryLog, Reopened, StoredEvent, Topic,
+    EventLog, LogError, LogEvent, Reopened, StoredEvent, Topic, WindowLog,
 };
-use rehearse_runtime::replay::{replay, ReplayError, ReplayOptions, ReplaySummary};
+use rehearse_runtime::replay::{
+    replay, replay_stream, CaptureStream, ReplayError, ReplayOptions, ReplaySummary,
+};
 
 /// The prefix of every scratch directory: `rehearse-scratch-PID-RANDOM`.
 const SCRATCH_PREFIX: &str = "rehearse-scratch-";
@@ -167,18 +169,14 @@ impl EventLog for Watched {
         self.inner.latest_id(topic)
     }
 
+    fn is_durable(&self) -> bool {
+        self.inner.is_durable()
+    }
+
     fn reopen(&mut self, torn_tail_bytes: Option<u64>) -> Result<Reopened, LogError> {
         let result = self.inner.reopen(torn_tail_bytes);
         self.note(result)
     }
-}
-
-/// Whether a capture contains a restart, and so needs the durable backend.
-pub fn bundle_restarts(bundle: &CaptureBundle) -> bool {
-    bundle
-        .events
-        .iter()
-        .any(|event| event.payload.get("restart").is_some())
 }
 
 /// Replays `bundle` on the backend it needs, cleaning up after itself.
@@ -186,12 +184,31 @@ pub fn replay_bundle(
     bundle: &CaptureBundle,
     options: ReplayOptions,
 ) -> Result<ReplaySummary, BundleError> {
-    if !bundle_restarts(bundle) {
-        return replay(bundle, options, Box::new(MemoryLog::new())).map_err(BundleError::Replay);
+    if !bundle.restarts() {
+        return replay(bundle, options, Box::new(WindowLog::new())).map_err(BundleError::Replay);
     }
     let scratch = Scratch::new().map_err(BundleError::Environment)?;
     let log = scratch.open_log().map_err(BundleError::Environment)?;
     let result = replay(bundle, options, log);
+    if let Some(failure) = scratch.failure() {
+        return Err(BundleError::Environment(failure));
+    }
+    result.map_err(BundleError::Replay)
+}
+
+/// Replays a version 3 capture as it is read, on the backend its header
+/// names, cleaning up after itself.
+pub fn replay_capture<R: std::io::BufRead + Send>(
+    stream: CaptureStream<R>,
+    options: ReplayOptions,
+) -> Result<ReplaySummary, BundleError> {
+    if !stream.header().durable_log {
+        return replay_stream(stream, options, Box::new(WindowLog::new()))
+            .map_err(BundleError::Replay);
+    }
+    let scratch = Scratch::new().map_err(BundleError::Environment)?;
+    let log = scratch.open_log().map_err(BundleError::Environment)?;
+    let result = replay_stream(stream, options, log);
     if let Some(failure) = scratch.failure() {
         return Err(BundleError::Environment(failure));
     }

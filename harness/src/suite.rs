@@ -573,7 +573,7 @@ fn step_line(file: &str, changed: usize, output: &RunOutput) -> Option<usize> {
     let text = match file {
         "report.json" => &output.report_json,
         "events.jsonl" => &output.events_jsonl,
-        "capture.json" => &output.capture_json,
+        "capture.jsonl" => &output.capture_json,
         // A run record names no step.
         _ => return None,
     };
@@ -592,7 +592,7 @@ fn step_line(file: &str, changed: usize, output: &RunOutput) -> Option<usize> {
         // The nearest step entry above the change names its line, or its event.
         "report.json" => last_number_after(text, changed, "\"line\": "),
         _ => {
-            let step: usize = last_number_after(text, changed, "\"event_id\": \"step-")?;
+            let step: usize = last_number_after(text, changed, "\"event_id\":\"step-")?;
             output
                 .report
                 .steps

@@ -312,7 +312,7 @@ fn pending_files_are_announced_only_when_written_and_removed_once_stale() {
     assert_eq!(
         library.pending(),
         [
-            "snapshots/lease/spend/capture.json.new",
+            "snapshots/lease/spend/capture.jsonl.new",
             "snapshots/lease/spend/events.jsonl.new",
             "snapshots/lease/spend/report.json.new",
         ]
@@ -571,13 +571,16 @@ fn the_formats_document_names_every_field() {
         &["final_state", "unsettled"],
         &["summary"],
     ];
-    let capture_paths: [&[&str]; 6] = [
+    // Each line of a capture: the header, an event, a decision, the seal.
+    let capture_paths: [&[&str]; 8] = [
         &[],
         &["config"],
         &["config", "personas", "*"],
         &["config", "supervisor"],
-        &["events", "*"],
-        &["decisions", "*", "effects", "*"],
+        &["event"],
+        &["decision"],
+        &["decision", "effects", "*"],
+        &["seal"],
     ];
     let mut keys = std::collections::BTreeSet::new();
     let mut stack = vec![workspace.join("snapshots")];
@@ -587,7 +590,7 @@ fn the_formats_document_names_every_field() {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             let paths: &[&[&str]] = match name.as_str() {
                 "report.json" => &report_paths,
-                "capture.json" => &capture_paths,
+                "capture.jsonl" => &capture_paths,
                 "runs.jsonl" => {
                     for line in fs::read_to_string(&path).unwrap().lines() {
                         let record: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -602,10 +605,19 @@ fn the_formats_document_names_every_field() {
                     continue;
                 }
             };
-            let value: serde_json::Value =
-                serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-            for at in paths {
-                keys_at(&value, at, &mut keys);
+            let text = fs::read_to_string(&path).unwrap();
+            let values: Vec<serde_json::Value> = if name.ends_with(".jsonl") {
+                text.lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect()
+            } else {
+                vec![serde_json::from_str(&text).unwrap()]
+            };
+            for (value, at) in values
+                .iter()
+                .flat_map(|v| paths.iter().map(move |at| (v, at)))
+            {
+                keys_at(value, at, &mut keys);
             }
         }
     }
@@ -667,7 +679,7 @@ fn review_takes_single_keys_on_a_terminal() {
     assert_eq!(
         library.pending(),
         [
-            "snapshots/lease/spend/capture.json.new",
+            "snapshots/lease/spend/capture.jsonl.new",
             "snapshots/lease/spend/events.jsonl.new",
             "snapshots/lease/spend/report.json.new",
         ]

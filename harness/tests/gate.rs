@@ -305,7 +305,7 @@ fn a_broken_step_is_annotated_on_its_line() {
     assert_eq!(line, 17);
     // Each golden that changed points at the step that changed it; nothing
     // else is annotated.
-    let expected: String = ["report.json", "events.jsonl", "capture.json"]
+    let expected: String = ["report.json", "events.jsonl", "capture.jsonl"]
         .iter()
         .map(|file| {
             format!(

@@ -136,13 +136,13 @@ fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-/// A capture of `scenario` from a fresh `rehearse run`, as JSON.
-fn capture_of(library: &Library, scenario: &str) -> serde_json::Value {
+/// A capture of `scenario` from a fresh `rehearse run`, read whole.
+fn capture_of(library: &Library, scenario: &str) -> rehearse_runtime::capture::CaptureBundle {
     let output = library.run(&["run", "--out", "out", scenario]);
     assert!(code(&output) <= 1, "{}", stderr(&output));
     let name = Path::new(scenario).file_stem().unwrap().to_string_lossy();
-    let text = fs::read_to_string(library.path(&format!("out/{name}/capture.json"))).unwrap();
-    serde_json::from_str(&text).unwrap()
+    let text = fs::read_to_string(library.path(&format!("out/{name}/capture.jsonl"))).unwrap();
+    rehearse_runtime::replay::parse_bundle(&text).unwrap()
 }
 
 /// Finding 1: a bundle's `scenario` never becomes a path: a name that
@@ -157,10 +157,10 @@ fn f01_bundle_scenario_name_never_becomes_a_path() {
     fs::write(victim.join("precious.txt"), "keep me").unwrap();
     let mut bundle = capture_of(&library, RESTART);
     let climb = format!("x/../../../../../../../..{}", victim.display());
-    bundle["scenario"] = serde_json::Value::String(climb);
-    fs::write(library.path("evil.json"), bundle.to_string()).unwrap();
-    bundle["events"][0]["payload_hash"] = serde_json::Value::String("0".repeat(64));
-    fs::write(library.path("evil-hash.json"), bundle.to_string()).unwrap();
+    bundle.scenario = climb;
+    fs::write(library.path("evil.json"), bundle.to_jsonl()).unwrap();
+    bundle.events[0].payload_hash = "0".repeat(64);
+    fs::write(library.path("evil-hash.json"), bundle.to_jsonl()).unwrap();
     for args in [
         ["replay", "evil.json"].as_slice(),
         &["replay", "--strict", "evil.json"],
@@ -341,7 +341,7 @@ fn f07_litter_is_cleaned_and_failed_sets_leave_the_old_one() {
     sorted.sort();
     assert_eq!(
         sorted,
-        ["capture.json", "events.jsonl", "report.json", "runs.jsonl"]
+        ["capture.jsonl", "events.jsonl", "report.json", "runs.jsonl"]
     );
     assert_ne!(tree(&set), before, "the new set replaced the old");
     let siblings: Vec<_> = fs::read_dir(library.path("snapshots/lease"))
@@ -614,17 +614,12 @@ fn f13_overflowing_amounts_are_refused() {
 #[test]
 fn f10_bundle_reads_and_amounts_are_bounded() {
     let library = Library::new(&[PLAIN]);
-    let bundle = capture_of(&library, PLAIN);
-    let mut bundle = rehearse_runtime::seal::read_unsealed(bundle).unwrap();
+    let mut bundle = capture_of(&library, PLAIN);
     let op = bundle.events[0].payload["trigger"]["cost"]["tokens"].clone();
     assert!(op.is_u64());
     bundle.events[0].payload["trigger"]["cost"]["tokens"] = serde_json::json!(u64::MAX);
     bundle.events[0].payload_hash = rehearse_runtime::hash::payload_hash(&bundle.events[0].payload);
-    fs::write(
-        library.path("huge.json"),
-        serde_json::to_string(&bundle).unwrap(),
-    )
-    .unwrap();
+    fs::write(library.path("huge.json"), bundle.to_jsonl()).unwrap();
     let output = library.run(&["replay", "huge.json"]);
     assert_eq!(code(&output), 2, "{}", stderr(&output));
     assert!(stderr(&output).contains("`tokens`"), "{}", stderr(&output));

@@ -111,7 +111,7 @@ fn the_tour_runs_the_commands_this_test_runs() {
             "check --html out/pages",
             "bless scenarios/tour/demo.yaml",
             "check",
-            "replay out/demo/capture.json --strict",
+            "replay out/demo/capture.jsonl --strict",
         ]
     );
 }
@@ -146,7 +146,7 @@ fn the_tour_works_as_written() {
     assert!(lint.status.success(), "{}", text(&lint));
     let run = rehearse(&dir, &["run", "scenarios/tour/demo.yaml"]);
     assert!(run.status.success(), "{}", text(&run));
-    for file in ["events.jsonl", "report.json", "capture.json", "runs.jsonl"] {
+    for file in ["events.jsonl", "report.json", "capture.jsonl", "runs.jsonl"] {
         assert!(dir.join("out/demo").join(file).is_file(), "{file} missing");
     }
     let runs = std::fs::read_to_string(dir.join("out/demo/runs.jsonl")).unwrap();
@@ -244,7 +244,7 @@ fn the_tour_works_as_written() {
     assert!(review.status.success(), "{}", text(&review));
     assert_eq!(rehearse(&dir, &["check"]).status.code(), Some(0));
 
-    let replay = rehearse(&dir, &["replay", "out/demo/capture.json", "--strict"]);
+    let replay = rehearse(&dir, &["replay", "out/demo/capture.jsonl", "--strict"]);
     assert!(replay.status.success(), "{}", text(&replay));
     std::fs::remove_dir_all(&dir).unwrap();
 }

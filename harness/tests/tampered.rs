@@ -86,7 +86,7 @@ fn check(name: &str, expected_code: i32) {
 }
 
 /// With `REHEARSE_RESEAL=1`, rewrites every bundle (but `truncated`,
-/// `seal-*` and `unknown-capture-version`) in the current capture version
+/// `seal-*` and `unknown-capture-version`) as version 2 documents
 /// with a seal over its edited contents, so each edit is caught by the
 /// check it was made for rather than by the seal.
 #[test]
@@ -102,7 +102,7 @@ fn reseal_when_asked() {
         let text = std::fs::read_to_string(&path).expect("the bundle reads");
         let mut value: serde_json::Value = serde_json::from_str(&text).expect("the bundle is JSON");
         value["capture_version"] =
-            serde_json::Value::String(rehearse_runtime::capture::CAPTURE_VERSION.to_string());
+            serde_json::Value::String(rehearse_runtime::capture::CAPTURE_VERSION_2.to_string());
         let bundle = rehearse_runtime::seal::read_unsealed(value).expect("the bundle reads");
         let mut text = serde_json::to_string_pretty(&bundle).expect("JSON serialises");
         text.push('\n');

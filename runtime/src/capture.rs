@@ -4,11 +4,16 @@
 //! drives the supervisor and the runtime.
 //!
 //! A bundle carries the runtime configuration, so it replays with no scenario
-//! file (see `replay.rs`).
+//! file (see `replay.rs`). Version 3 is JSON Lines, written line by line as
+//! the session goes (`capture_stream.rs`); version 2, one JSON document with
+//! its seal last (`seal.rs`), is still read.
+
+use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::capture_stream::CaptureWriter;
 use crate::config::RuntimeConfig;
 use crate::engine::{Runtime, RuntimeError};
 use crate::hash::{effect_hash, payload_hash};
@@ -16,16 +21,20 @@ use crate::log::EventLog;
 use crate::op::Op;
 use crate::supervisor::{DecisionKind, DeferredEpisode, Handled, Supervisor};
 
-/// The capture format this runtime writes and reads.
-pub const CAPTURE_VERSION: &str = "rehearse-capture/2";
+/// The capture format this runtime writes: JSON Lines (`capture_stream.rs`).
+pub const CAPTURE_VERSION: &str = "rehearse-capture/3";
+
+/// The earlier format, one sealed JSON document, which replay still reads.
+pub const CAPTURE_VERSION_2: &str = "rehearse-capture/2";
 
 /// Who produced a bundle: the runtime crate and its version.
 pub fn runtime_provenance() -> String {
     format!("rehearse-runtime/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// A capture bundle. It is written with its seal last and read only when
-/// the seal matches (see `seal.rs`).
+/// A capture bundle held whole in memory. Version 2 is read from one JSON
+/// document only when its seal matches (see `seal.rs`); version 3 is read
+/// and written line by line (`capture_stream.rs`, `replay/stream.rs`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(try_from = "crate::seal::SealedBundle")]
 pub struct CaptureBundle {
@@ -83,6 +92,10 @@ pub struct Session {
     /// Off while replaying: replay compares against the bundle it was given
     /// and has no use for a second copy.
     record: bool,
+    /// Where a streaming session writes its lines instead of keeping them.
+    stream: Option<CaptureWriter<Box<dyn Write + Send>>>,
+    /// The first write error of the stream, reported by `finish_stream`.
+    stream_error: Option<io::Error>,
 }
 
 impl Session {
@@ -104,7 +117,30 @@ impl Session {
                 runtime_provenance: runtime_provenance(),
             },
             record: true,
+            stream: None,
+            stream_error: None,
         })
+    }
+
+    /// A session that writes its capture to `out` as it goes (a version 3
+    /// capture, see `capture_stream.rs`) and keeps none of it: its
+    /// [`Session::bundle`] holds the header fields only. A write error is
+    /// kept and returned by [`Session::finish_stream`]; the session runs on.
+    pub fn streaming(
+        scenario: &str,
+        config: &RuntimeConfig,
+        log: Box<dyn EventLog>,
+        out: Box<dyn Write + Send>,
+    ) -> Result<Self, RuntimeError> {
+        let durable_log = log.is_durable();
+        let mut session = Self::new(scenario, config, log)?;
+        let mut header = session.bundle.header();
+        header.durable_log = durable_log;
+        match CaptureWriter::new(out, &header) {
+            Ok(writer) => session.stream = Some(writer),
+            Err(error) => session.stream_error = Some(error),
+        }
+        Ok(session)
     }
 
     /// A session that drives the runtime exactly as [`Session::new`] does
@@ -130,21 +166,24 @@ impl Session {
         let handled = self
             .supervisor
             .handle(&mut self.runtime, event_id, op, at_ms);
-        let effects = self.runtime.log().all()[handled.events.clone()]
+        let effects = self
+            .runtime
+            .log()
+            .slice(handled.events.clone())
             .iter()
             .map(|event| Effect {
                 kind: event.kind.clone(),
                 effect_hash: effect_hash(event),
             })
             .collect();
-        self.bundle.events.push(CapturedEvent {
+        let event = CapturedEvent {
             event_id: event_id.to_string(),
             at_ms,
             payload_hash: payload_hash(&payload),
             payload,
-        });
+        };
         let d = &handled.decision;
-        self.bundle.decisions.push(CapturedDecision {
+        let decision = CapturedDecision {
             event_id: d.event_id.clone(),
             decision: d.decision,
             schedule_at_ms: d.schedule_at_ms,
@@ -153,8 +192,28 @@ impl Session {
             termination: d.termination.map(String::from),
             retry_count: d.retry_count,
             effects,
-        });
+        };
+        self.keep(event, decision);
         handled
+    }
+
+    /// Writes an event and its decision to the stream, or keeps them in the
+    /// bundle when the session does not stream.
+    fn keep(&mut self, event: CapturedEvent, decision: CapturedDecision) {
+        if self.stream_error.is_some() {
+            return;
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            self.bundle.events.push(event);
+            self.bundle.decisions.push(decision);
+            return;
+        };
+        if let Err(error) = stream
+            .event(&event)
+            .and_then(|()| stream.decision(&decision))
+        {
+            self.stream_error = Some(error);
+        }
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -183,5 +242,20 @@ impl Session {
     /// Ends the session, keeping the bundle and the runtime.
     pub fn finish(self) -> (CaptureBundle, Runtime) {
         (self.bundle, self.runtime)
+    }
+
+    /// Ends a streaming session: writes the seal line and hands back the
+    /// output with the runtime, or the first write error (also for a
+    /// session made by [`Session::new`], which has no stream).
+    pub fn finish_stream(self) -> (io::Result<Box<dyn Write + Send>>, Runtime) {
+        let result = match (self.stream_error, self.stream) {
+            (Some(error), _) => Err(error),
+            (None, Some(stream)) => stream.finish(),
+            (None, None) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the session does not stream its capture",
+            )),
+        };
+        (result, self.runtime)
     }
 }

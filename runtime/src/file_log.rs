@@ -433,6 +433,10 @@ impl FileLog {
 }
 
 impl EventLog for FileLog {
+    fn is_durable(&self) -> bool {
+        true
+    }
+
     fn append_batch(
         &mut self,
         batch: Vec<(Topic, LogEvent)>,

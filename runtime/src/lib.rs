@@ -7,6 +7,7 @@
 
 pub mod budget;
 pub mod capture;
+pub mod capture_stream;
 pub mod clock;
 pub mod config;
 pub mod duration;
@@ -37,7 +38,7 @@ pub use config::{BudgetPolicy, ConfigIssue, Constraints, PersonaSpec, RuntimeCon
 pub use duration::Millis;
 pub use file_log::{FileLog, FileLogError, FileLogOptions, FsyncPolicy, Recovery};
 pub use ids::IdGen;
-pub use log::{EventLog, LogError, LogEvent, MemoryLog, Reopened, StoredEvent, Topic};
+pub use log::{EventLog, LogError, LogEvent, MemoryLog, Reopened, StoredEvent, Topic, WindowLog};
 pub use money::Money;
 pub use op::Op;
 pub use pipeline::{Pipeline, PipelineError, PipelineOutcome, QueuedTrigger, UnsettledSnapshot};

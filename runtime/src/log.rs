@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, Serializer};
@@ -125,8 +126,26 @@ pub trait EventLog: fmt::Debug {
     /// Up to `limit` events of `topic` whose ids are strictly after `after`.
     fn read_range(&self, topic: &Topic, after: u64, limit: usize) -> Vec<StoredEvent>;
 
-    /// Every event of every topic, in append order.
+    /// Every event of every topic the log holds, in append order: for a
+    /// [`WindowLog`], only the events since its last release.
     fn all(&self) -> &[StoredEvent];
+
+    /// The events at positions `range` of the global append order (0-based,
+    /// as [`EventLog::len`] counts). A [`WindowLog`] holds only the events
+    /// since its last release and panics for earlier ones.
+    fn slice(&self, range: Range<usize>) -> &[StoredEvent] {
+        &self.all()[range]
+    }
+
+    /// Tells the log that every event appended so far was read: a log that
+    /// keeps no history ([`WindowLog`]) drops them; the others keep them.
+    fn release(&mut self) {}
+
+    /// Whether the log holds every event since the first: only then can
+    /// state be rebuilt from it.
+    fn keeps_history(&self) -> bool {
+        true
+    }
 
     /// How many events the log holds, over all topics.
     fn len(&self) -> u64 {
@@ -140,6 +159,12 @@ pub trait EventLog: fmt::Debug {
 
     /// The last id appended to `topic`, or 0.
     fn latest_id(&self, topic: &Topic) -> u64;
+
+    /// Whether the log is the durable file backend, which a capture records
+    /// so that its replay runs on the same backend.
+    fn is_durable(&self) -> bool {
+        false
+    }
 
     /// Forgets everything held in memory and reads the log back from its
     /// storage, first cutting `torn_tail_bytes` off the end of a durable log.
@@ -169,6 +194,34 @@ pub struct Reopened {
     pub dropped_events: u64,
     /// Events in the log after reopening.
     pub events: u64,
+}
+
+/// Stamps `batch` with per-topic ids following `latest_id`.
+fn stamp(batch: Vec<(Topic, LogEvent)>, latest_id: impl Fn(&Topic) -> u64) -> Vec<StoredEvent> {
+    // A batch names one topic or a few: a list beats a map here.
+    let mut next_ids: Vec<(Topic, u64)> = Vec::new();
+    batch
+        .into_iter()
+        .map(|(topic, event)| {
+            let slot = match next_ids.iter().position(|(t, _)| *t == topic) {
+                Some(slot) => slot,
+                None => {
+                    next_ids.push((topic.clone(), latest_id(&topic)));
+                    next_ids.len() - 1
+                }
+            };
+            let next = &mut next_ids[slot].1;
+            *next += 1;
+            StoredEvent {
+                id: *next,
+                topic,
+                kind: event.kind,
+                payload: event.payload,
+                headers: event.headers,
+                occurred_at_ms: event.occurred_at_ms,
+            }
+        })
+        .collect()
 }
 
 /// The in-memory backend: the default for scenarios without a `restart`.
@@ -206,30 +259,7 @@ impl MemoryLog {
     /// Stamps `batch` with ids without appending it: what `append_batch`
     /// would store.
     pub fn stamp(&self, batch: Vec<(Topic, LogEvent)>) -> Vec<StoredEvent> {
-        // A batch names one topic or a few: a list beats a map here.
-        let mut next_ids: Vec<(Topic, u64)> = Vec::new();
-        batch
-            .into_iter()
-            .map(|(topic, event)| {
-                let slot = match next_ids.iter().position(|(t, _)| *t == topic) {
-                    Some(slot) => slot,
-                    None => {
-                        next_ids.push((topic.clone(), self.latest_id(&topic)));
-                        next_ids.len() - 1
-                    }
-                };
-                let next = &mut next_ids[slot].1;
-                *next += 1;
-                StoredEvent {
-                    id: *next,
-                    topic,
-                    kind: event.kind,
-                    payload: event.payload,
-                    headers: event.headers,
-                    occurred_at_ms: event.occurred_at_ms,
-                }
-            })
-            .collect()
+        stamp(batch, |topic| self.latest_id(topic))
     }
 
     /// Appends events that were already stamped by [`MemoryLog::stamp`].
@@ -301,6 +331,105 @@ impl EventLog for MemoryLog {
     }
 }
 
+/// An in-memory log that keeps no history: it holds the events appended
+/// since its last [`EventLog::release`] and, per topic, the latest id. A
+/// replay reads each episode's events, compares them and releases them, so
+/// its memory stays flat however long the capture.
+///
+/// It cannot rebuild state or reopen; the runtime restores a snapshot
+/// instead of rebuilding when an armed fault fails a commit on it.
+#[derive(Clone, Debug, Default)]
+pub struct WindowLog {
+    /// The events since the last release.
+    window: Vec<StoredEvent>,
+    /// Events released before the window, over all topics.
+    released: usize,
+    latest: BTreeMap<Topic, u64>,
+}
+
+impl WindowLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl EventLog for WindowLog {
+    fn append_batch(
+        &mut self,
+        batch: Vec<(Topic, LogEvent)>,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        let stored = stamp(batch, |topic| self.latest_id(topic));
+        self.window.extend(stored.iter().cloned());
+        for event in &stored {
+            self.latest.insert(event.topic.clone(), event.id);
+        }
+        Ok(stored)
+    }
+
+    fn append(&mut self, batch: Vec<(Topic, LogEvent)>) -> Result<(), LogError> {
+        for event in stamp(batch, |topic| self.latest_id(topic)) {
+            match self.latest.get_mut(&event.topic) {
+                Some(latest) => *latest = event.id,
+                None => {
+                    self.latest.insert(event.topic.clone(), event.id);
+                }
+            }
+            self.window.push(event);
+        }
+        Ok(())
+    }
+
+    fn read_range(&self, topic: &Topic, after: u64, limit: usize) -> Vec<StoredEvent> {
+        self.window
+            .iter()
+            .filter(|e| e.topic == *topic && e.id > after)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    fn all(&self) -> &[StoredEvent] {
+        &self.window
+    }
+
+    fn slice(&self, range: Range<usize>) -> &[StoredEvent] {
+        let released = self.released;
+        assert!(
+            range.start >= released,
+            "a window log has released the events before position {released}"
+        );
+        &self.window[range.start - released..range.end - released]
+    }
+
+    fn release(&mut self) {
+        self.released += self.window.len();
+        self.window.clear();
+    }
+
+    fn keeps_history(&self) -> bool {
+        false
+    }
+
+    fn len(&self) -> u64 {
+        (self.released + self.window.len()) as u64
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn latest_id(&self, topic: &Topic) -> u64 {
+        self.latest.get(topic).copied().unwrap_or(0)
+    }
+
+    fn reopen(&mut self, _torn_tail_bytes: Option<u64>) -> Result<Reopened, LogError> {
+        Err(LogError::Reopen(
+            "a window log keeps no history to reopen from".to_string(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +493,29 @@ mod tests {
         assert!(log
             .read_range(&Topic::new("none").unwrap(), 0, 10)
             .is_empty());
+    }
+
+    #[test]
+    fn a_window_log_counts_like_a_memory_log_and_keeps_only_its_window() {
+        let a = Topic::new("a").unwrap();
+        let b = Topic::new("b").unwrap();
+        let mut memory = MemoryLog::new();
+        let mut window = WindowLog::new();
+        assert!(memory.keeps_history() && !window.keeps_history());
+        for round in 0..3 {
+            let batch = || vec![(a.clone(), event("x")), (b.clone(), event("y"))];
+            let before = window.len() as usize;
+            memory.append(batch()).unwrap();
+            window.append(batch()).unwrap();
+            assert_eq!(window.len(), memory.len());
+            assert_eq!(window.latest_id(&a), memory.latest_id(&a));
+            let range = before..before + 2;
+            assert_eq!(window.slice(range.clone()), memory.slice(range), "{round}");
+            window.release();
+            assert!(window.all().is_empty());
+        }
+        assert_eq!(window.len(), 6);
+        assert!(window.reopen(None).is_err());
     }
 
     #[test]

@@ -120,6 +120,16 @@ impl TryFrom<SealedBundle> for CaptureBundle {
     }
 }
 
+impl CaptureBundle {
+    /// Whether an event of the bundle restarts the runtime: it then
+    /// replays on the durable file log.
+    pub fn restarts(&self) -> bool {
+        self.events
+            .iter()
+            .any(|event| event.payload.get("restart").is_some())
+    }
+}
+
 /// Reads a bundle held as JSON without checking its seal (any `seal` is
 /// dropped), for tests that edit bundles on purpose: written again, it
 /// carries a seal over the edit, so a later check catches the edit itself.

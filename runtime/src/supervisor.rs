@@ -194,6 +194,11 @@ pub struct Supervisor {
     deferred: BTreeMap<(i64, u64), DeferredEpisode>,
 }
 
+/// How many events the runtime's log holds: the position the next appends.
+fn log_position(runtime: &Runtime) -> usize {
+    usize::try_from(runtime.log().len()).expect("a log position fits in memory")
+}
+
 impl Supervisor {
     pub fn new(constraints: Constraints) -> Self {
         Self {
@@ -219,7 +224,7 @@ impl Supervisor {
         op: &Op,
         now_ms: i64,
     ) -> Handled {
-        let start = runtime.log().all().len();
+        let start = log_position(runtime);
         self.in_flight
             .retain(|&(_, until)| still_running(until, now_ms));
         let (decision, result) = match op {
@@ -252,7 +257,7 @@ impl Supervisor {
         };
         // A restart that recovers a torn tail shrinks the log: it appended
         // nothing, so its range is empty, never reversed.
-        let end = runtime.log().all().len();
+        let end = log_position(runtime);
         Handled {
             decision,
             result,

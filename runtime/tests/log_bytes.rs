@@ -6,11 +6,13 @@
 
 use std::fmt::Write as _;
 
-use rehearse_runtime::capture::{CaptureBundle, Session};
+use rehearse_runtime::capture::{CaptureBundle, Session, CAPTURE_VERSION_2};
 use rehearse_runtime::config::RuntimeConfig;
 use rehearse_runtime::engine::Runtime;
 use rehearse_runtime::file_log::{log_path, FileLog, FileLogOptions, FsyncPolicy};
-use rehearse_runtime::replay::{parse_bundle, replay, ReplayOptions};
+use rehearse_runtime::replay::{
+    open_capture, parse_bundle, replay, replay_stream, OpenedCapture, ReplayOptions,
+};
 use rehearse_runtime::supervisor::Handled;
 use rehearse_runtime::{parse_rfc3339_ms, MemoryLog, Op};
 use sha2::{Digest, Sha256};
@@ -167,6 +169,10 @@ fn run() -> (Outputs, CaptureBundle, Runtime) {
     for record in runtime.run_records() {
         writeln!(state, "{}", serde_json::to_string(&record).unwrap()).unwrap();
     }
+    // The pinned document is the version 2 form (one JSON document); the
+    // version 3 lines are pinned on their own below.
+    let mut bundle = bundle;
+    bundle.capture_version = CAPTURE_VERSION_2.to_string();
     let outputs = Outputs {
         events,
         bundle: serde_json::to_string_pretty(&bundle).unwrap(),
@@ -314,6 +320,31 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
     )
     .unwrap();
     assert_eq!(summary.effects, runtime.log().all().len());
+
+    // The same capture as version 3 lines replays in one streaming pass to
+    // the same summary, and its bytes are pinned too.
+    let lines = bundle.to_jsonl();
+    assert_eq!(
+        hex::encode(Sha256::digest(&lines)),
+        "09c85a754bf56a91ec0d9ace149ab54ff582528139a739887e884d8e8821b599",
+        "the version 3 capture's bytes moved"
+    );
+    let OpenedCapture::Stream(stream) = open_capture(lines.as_slice()).unwrap() else {
+        panic!("a version 3 capture opens as a stream");
+    };
+    let streamed = replay_stream(
+        *stream,
+        ReplayOptions { strict: true },
+        Box::new(MemoryLog::new()),
+    )
+    .unwrap();
+    assert_eq!(streamed, summary);
+    assert_eq!(
+        parse_bundle(std::str::from_utf8(&lines).unwrap())
+            .unwrap()
+            .events,
+        bundle.events
+    );
 
     // The durable log writes the same events, record for record.
     let dir = std::env::temp_dir().join(format!("rehearse-log-bytes-{}", std::process::id()));

@@ -291,7 +291,7 @@ fn captured() -> String {
     d.send("1s", trigger("b", 2, ""));
     d.send("6s", pump());
     d.send("7s", serde_yaml::from_str("pause: a").unwrap());
-    serde_json::to_string_pretty(d.session.bundle()).unwrap()
+    String::from_utf8(d.session.bundle().to_jsonl()).unwrap()
 }
 
 #[test]
@@ -349,11 +349,12 @@ fn a_capture_replays_and_tampering_is_named() {
         Err(ReplayError::ProvenanceMismatch { .. })
     ));
 
+    // A capture cut short is a broken seal.
     assert!(matches!(
         parse_bundle(&text[..text.len() / 2]),
-        Err(ReplayError::Malformed { .. })
+        Err(ReplayError::Seal { .. })
     ));
     assert!(
-        matches!(parse_bundle(&text.replace("rehearse-capture/2", "rehearse-capture/9")), Err(ReplayError::UnsupportedVersion { found }) if found == "rehearse-capture/9")
+        matches!(parse_bundle(&text.replace("rehearse-capture/3", "rehearse-capture/9")), Err(ReplayError::UnsupportedVersion { found }) if found == "rehearse-capture/9")
     );
 }

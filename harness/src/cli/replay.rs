@@ -1,10 +1,13 @@
 //! `rehearse replay`: verify a capture bundle on its own.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use rehearse_runtime::replay::{parse_bundle, ReplayError, ReplayOptions, MAX_BUNDLE_BYTES};
+#[cfg(doc)]
+use rehearse_runtime::replay::MAX_BUNDLE_BYTES;
+use rehearse_runtime::replay::{open_capture, OpenedCapture, ReplayError, ReplayOptions};
 
 use crate::exit::Exit;
 use crate::storage::BundleError;
@@ -14,7 +17,7 @@ use crate::style::Style;
 /// decision and effect by effect; needs no scenario file.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// The capture bundle (`capture.json`).
+    /// The capture bundle (`capture.jsonl`, or a version 2 `capture.json`).
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
     /// Also refuse duplicate event ids and a bundle captured by another
@@ -25,27 +28,22 @@ pub struct ReplayArgs {
 
 pub fn run(args: &ReplayArgs) -> Exit {
     let path = args.bundle.display();
-    let text = match read_bundle(&args.bundle) {
-        Ok(text) => text,
+    let file = match open_bundle(&args.bundle) {
+        Ok(file) => file,
         Err(message) => {
             eprintln!("failed to read capture bundle at `{path}`: {message}");
             return Exit::Usage;
         }
     };
-    let bundle = match parse_bundle(&text) {
-        Ok(bundle) => bundle,
-        Err(error) => {
-            report_error(&path.to_string(), &error);
-            return Exit::Usage;
-        }
+    let options = ReplayOptions {
+        strict: args.strict,
     };
-    drop(text);
-    match crate::storage::replay_bundle(
-        &bundle,
-        ReplayOptions {
-            strict: args.strict,
-        },
-    ) {
+    let replayed = match open_capture(BufReader::with_capacity(1 << 16, file)) {
+        Ok(OpenedCapture::Stream(stream)) => crate::storage::replay_capture(*stream, options),
+        Ok(OpenedCapture::Legacy(bundle)) => crate::storage::replay_bundle(&bundle, options),
+        Err(error) => Err(BundleError::Replay(error)),
+    };
+    match replayed {
         Ok(summary) => {
             crate::outln!(
                 "{}: `{path}` reproduces: {} events, {} decisions, {} effects",
@@ -74,9 +72,10 @@ pub fn run(args: &ReplayArgs) -> Exit {
     }
 }
 
-/// Reads a bundle: a regular file (a FIFO or device is refused, never
-/// opened) of at most [`MAX_BUNDLE_BYTES`], in UTF-8.
-fn read_bundle(path: &Path) -> Result<String, String> {
+/// Opens a bundle: a regular file (a FIFO or device is refused, never
+/// opened). Its size is bounded as it is read: a version 2 bundle at
+/// [`MAX_BUNDLE_BYTES`], a version 3 capture line by line.
+fn open_bundle(path: &Path) -> Result<File, String> {
     let metadata = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !metadata.is_file() {
         return Err(format!(
@@ -84,19 +83,7 @@ fn read_bundle(path: &Path) -> Result<String, String> {
             crate::atomic::describe(&metadata.file_type())
         ));
     }
-    let too_large =
-        |len: u64| format!("it is {len} bytes, expected at most {MAX_BUNDLE_BYTES} (256 MiB)");
-    if metadata.len() > MAX_BUNDLE_BYTES {
-        return Err(too_large(metadata.len()));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_BUNDLE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_BUNDLE_BYTES {
-        return Err(too_large(bytes.len() as u64));
-    }
-    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+    File::open(path).map_err(|e| e.to_string())
 }
 
 fn report_error(path: &str, error: &ReplayError) {

@@ -18,7 +18,7 @@ use crate::style::Style;
 use crate::{out, outln};
 
 /// Run scenario files, print each report and write its outputs
-/// (`report.json`, `events.jsonl`, `capture.json`, `runs.jsonl`).
+/// (`report.json`, `events.jsonl`, `capture.jsonl`, `runs.jsonl`).
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Scenario files to run.

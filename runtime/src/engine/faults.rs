@@ -13,6 +13,10 @@ impl Runtime {
         self.faults_remaining = self.faults_remaining.saturating_add(count);
     }
 
+    fn log_position(&self) -> usize {
+        usize::try_from(self.log.len()).expect("a log position fits in memory")
+    }
+
     /// How many injected append faults are still armed.
     pub fn faults_remaining(&self) -> u64 {
         self.faults_remaining
@@ -21,7 +25,7 @@ impl Runtime {
     /// Appends the staged events as one batch; an armed fault or a backend
     /// error discards them and rebuilds state from the log.
     pub(super) fn commit(&mut self) -> Result<Range<usize>, RuntimeError> {
-        let start = self.log.all().len();
+        let start = self.log_position();
         if self.pending.is_empty() {
             return Ok(start..start);
         }
@@ -37,12 +41,12 @@ impl Runtime {
         }
         // Persona events were folded as they were staged; the other
         // subsystems fold what was committed, read back in place.
-        let committed = &self.log.all()[start..];
-        for event in committed {
+        let end = self.log_position();
+        for event in self.log.slice(start..end) {
             self.pipeline.apply(event);
             self.processes.apply(event);
         }
-        Ok(start..self.log.all().len())
+        Ok(start..end)
     }
 }
 

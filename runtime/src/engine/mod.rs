@@ -122,8 +122,19 @@ pub struct Runtime {
     pipeline: Pipeline,
     pipeline_id: Option<String>,
     processes: ProcessRegistry,
+    /// The state before the current operation, kept only when an armed
+    /// fault will fail its commit and the log cannot be folded again.
+    snapshot: Option<Box<Snapshot>>,
     #[cfg(feature = "test-hooks")]
     hooks: Hooks,
+}
+
+/// Everything an operation may change before it commits.
+#[derive(Debug)]
+struct Snapshot {
+    personas: BTreeMap<String, Persona>,
+    pipeline: Pipeline,
+    processes: ProcessRegistry,
 }
 
 impl Runtime {
@@ -154,6 +165,7 @@ impl Runtime {
             pipeline: Pipeline::new(pipeline_id.clone()),
             pipeline_id,
             processes: ProcessRegistry::default(),
+            snapshot: None,
             #[cfg(feature = "test-hooks")]
             hooks: Hooks::default(),
         };
@@ -206,8 +218,14 @@ impl Runtime {
     }
 
     /// Folds the whole log from scratch into fresh state. A persona event
-    /// this runtime could not have written is an error: the log is corrupt.
+    /// this runtime could not have written is an error: the log is corrupt,
+    /// and so is a log that kept no history once it holds events.
     pub fn rebuild(&mut self) -> Result<(), RuntimeError> {
+        if !self.log.keeps_history() && !self.log.is_empty() {
+            return Err(RuntimeError::Unsupported(
+                "the event log keeps no history to fold again".to_string(),
+            ));
+        }
         rebuild_states(&mut self.personas, self.log.all())?;
         self.pipeline = Pipeline::rebuild(self.pipeline_id.clone(), self.log.all());
         self.processes = ProcessRegistry::rebuild(self.log.all());
@@ -217,8 +235,23 @@ impl Runtime {
     /// Rebuilds after a failed operation: the log holds only what earlier
     /// operations committed, which folded cleanly when they did.
     fn rebuild_committed(&mut self) {
+        if let Some(snapshot) = self.snapshot.take() {
+            let Snapshot {
+                personas,
+                pipeline,
+                processes,
+            } = *snapshot;
+            (self.personas, self.pipeline, self.processes) = (personas, pipeline, processes);
+            return;
+        }
         self.rebuild()
             .expect("the committed log folded when it was written");
+    }
+
+    /// Lets a log that keeps no history drop what was appended so far: the
+    /// caller has read it (see [`EventLog::release`]).
+    pub fn release_log(&mut self) {
+        self.log.release();
     }
 
     /// The process registry.
@@ -287,6 +320,15 @@ impl Runtime {
             "an operation began with staged events"
         );
         self.ids.begin_op(self.log.len());
+        // Without history, a failed commit cannot be undone by folding the
+        // log again: keep the state it would restore.
+        self.snapshot = (self.faults_remaining > 0 && !self.log.keeps_history()).then(|| {
+            Box::new(Snapshot {
+                personas: self.personas.clone(),
+                pipeline: self.pipeline.clone(),
+                processes: self.processes.clone(),
+            })
+        });
     }
 
     fn finish(

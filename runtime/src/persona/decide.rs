@@ -16,7 +16,7 @@ use crate::op::{AttemptOutcome, RepairWorkerOp, RestoreCheckpointOp, SpendOp};
 use crate::workkey::Envelope;
 
 use super::events::*;
-use super::{Persona, RunCost, PAUSED_EVENT_POLICY};
+use super::{PausedEventPolicy, Persona, RunCost};
 
 /// The facts admission decides on. The engine computes them with
 /// [`Persona::admission`]; a test build may distort them at one hook point
@@ -353,7 +353,7 @@ impl Persona {
     pub fn decide_pause(&self, now_ms: i64) -> PersonaEvent {
         PersonaEvent::ControlPaused(Paused {
             paused_at_ms: now_ms,
-            policy: PAUSED_EVENT_POLICY.to_string(),
+            policy: PausedEventPolicy::QueueThenDrainOnResume,
         })
     }
 

@@ -230,8 +230,7 @@ pub struct RunFailed {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Paused {
     pub paused_at_ms: i64,
-    /// Always [`super::PAUSED_EVENT_POLICY`].
-    pub policy: String,
+    pub policy: super::PausedEventPolicy,
 }
 
 /// `persona.control.resumed`.

@@ -1,0 +1,150 @@
+//! Version 3 capture bundles as JSON Lines, written as a run goes: a header
+//! line, then each external event's line followed by its decision's line,
+//! then the seal line. `docs/FORMATS.md` describes every field.
+//!
+//! The seal is the count of event and decision lines and the sha256 of
+//! every byte before the seal line (newlines included), so a writer hashes
+//! what it writes and a reader hashes what it reads, neither holding more
+//! than one line.
+
+use std::fmt;
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::capture::{CaptureBundle, CapturedDecision, CapturedEvent};
+use crate::config::RuntimeConfig;
+use crate::seal::Seal;
+
+/// The first line of a version 3 capture.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureHeader {
+    pub capture_version: String,
+    /// The scenario the capture came from.
+    pub scenario: String,
+    pub config: RuntimeConfig,
+    pub runtime_provenance: String,
+    /// Whether the capture ran on the durable file log (its scenario
+    /// restarts): replay then needs that backend too.
+    pub durable_log: bool,
+}
+
+/// One line after the header, as written.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum LineRef<'a> {
+    Event(&'a CapturedEvent),
+    Decision(&'a CapturedDecision),
+    Seal(&'a Seal),
+}
+
+/// Writes a version 3 capture line by line into `W`, hashing every byte
+/// for the seal. Nothing is held but the line being written.
+pub struct CaptureWriter<W: Write> {
+    out: W,
+    hasher: Sha256,
+    events: u64,
+    decisions: u64,
+    line: Vec<u8>,
+}
+
+impl<W: Write> fmt::Debug for CaptureWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureWriter")
+            .field("events", &self.events)
+            .field("decisions", &self.decisions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> CaptureWriter<W> {
+    /// Starts a capture in `out` with its header line.
+    pub fn new(out: W, header: &CaptureHeader) -> io::Result<Self> {
+        let mut writer = Self {
+            out,
+            hasher: Sha256::new(),
+            events: 0,
+            decisions: 0,
+            line: Vec::with_capacity(1024),
+        };
+        writer.write_line(header, true)?;
+        Ok(writer)
+    }
+
+    /// Appends one external event's line.
+    pub fn event(&mut self, event: &CapturedEvent) -> io::Result<()> {
+        self.write_line(&LineRef::Event(event), true)?;
+        self.events += 1;
+        Ok(())
+    }
+
+    /// Appends one decision's line (after its event's line).
+    pub fn decision(&mut self, decision: &CapturedDecision) -> io::Result<()> {
+        self.write_line(&LineRef::Decision(decision), true)?;
+        self.decisions += 1;
+        Ok(())
+    }
+
+    /// Writes the seal line, flushes and hands the writer back.
+    pub fn finish(mut self) -> io::Result<W> {
+        let seal = Seal {
+            events: self.events,
+            decisions: self.decisions,
+            sha256: hex::encode(std::mem::take(&mut self.hasher).finalize()),
+        };
+        self.write_line(&LineRef::Seal(&seal), false)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    /// Writes `value` as one line of canonical JSON (compact, keys sorted
+    /// at every depth), so a line read into any JSON value and written
+    /// back is the same bytes.
+    fn write_line<T: Serialize>(&mut self, value: &T, sealed: bool) -> io::Result<()> {
+        self.line.clear();
+        let value = serde_json::to_value(value)?;
+        serde_json::to_writer(&mut self.line, &value)?;
+        self.line.push(b'\n');
+        if sealed {
+            self.hasher.update(&self.line);
+        }
+        self.out.write_all(&self.line)
+    }
+}
+
+impl CaptureBundle {
+    /// The bundle's header line: `durable_log` is whether an event
+    /// restarts (a run that restarts uses the durable file log).
+    pub fn header(&self) -> CaptureHeader {
+        CaptureHeader {
+            capture_version: self.capture_version.clone(),
+            scenario: self.scenario.clone(),
+            config: self.config.clone(),
+            runtime_provenance: self.runtime_provenance.clone(),
+            durable_log: self.restarts(),
+        }
+    }
+
+    /// The bundle as a version 3 capture (JSON Lines), whatever version it
+    /// was read as: each event's line is followed by its decision's.
+    pub fn to_jsonl(&self) -> Vec<u8> {
+        let mut header = self.header();
+        header.capture_version = crate::capture::CAPTURE_VERSION.to_string();
+        let mut writer =
+            CaptureWriter::new(Vec::new(), &header).expect("writing to memory cannot fail");
+        let longest = self.events.len().max(self.decisions.len());
+        for index in 0..longest {
+            if let Some(event) = self.events.get(index) {
+                writer.event(event).expect("writing to memory cannot fail");
+            }
+            if let Some(decision) = self.decisions.get(index) {
+                writer
+                    .decision(decision)
+                    .expect("writing to memory cannot fail");
+            }
+        }
+        writer.finish().expect("writing to memory cannot fail")
+    }
+}
