@@ -110,9 +110,9 @@ impl<'o> Local<'o> {
     ) -> Result<Self, DriverError> {
         let log = storage.open(source)?;
         let session =
-            Session::new(scenario, config, log).map_err(|error| DriverError::Invalid {
+            Session::new(scenario, config, log).map_err(|error| DriverError::Runtime {
                 file: source.to_string(),
-                message: error.to_string(),
+                error,
             })?;
         Ok(Self {
             source: source.to_string(),
@@ -245,9 +245,9 @@ impl Storage {
     pub fn scratch(source: &str) -> Result<Self, DriverError> {
         crate::storage::Scratch::new()
             .map(Self::File)
-            .map_err(|message| DriverError::Environment {
+            .map_err(|error| DriverError::Environment {
                 file: source.to_string(),
-                message,
+                error,
             })
     }
 
@@ -256,9 +256,9 @@ impl Storage {
             Self::Memory => Ok(Box::new(MemoryLog::new())),
             Self::File(scratch) => scratch
                 .open_log()
-                .map_err(|message| DriverError::Environment {
+                .map_err(|error| DriverError::Environment {
                     file: source.to_string(),
-                    message,
+                    error,
                 }),
         }
     }
@@ -275,9 +275,9 @@ impl Storage {
     fn check(&self, source: &str) -> Result<(), DriverError> {
         match self {
             Self::File(scratch) => match scratch.failure() {
-                Some(message) => Err(DriverError::Environment {
+                Some(error) => Err(DriverError::Environment {
                     file: source.to_string(),
-                    message,
+                    error,
                 }),
                 None => Ok(()),
             },
