@@ -42,7 +42,7 @@ steps:
 const SPEND_STEP: &str = "  - at: 1s";
 const SPEND_USD: &str = "usd: 0.005, tokens: 3";
 
-/// The seed's figure: daily 0.01 and a linear trigger costing 0.02 is
+/// A worked figure of docs/SCENARIOS.md ("Reference behaviour"): daily 0.01 and a linear trigger costing 0.02 is
 /// refused for the daily budget.
 const DAILY: &str = "\
 version: 1
@@ -88,7 +88,7 @@ steps:
       status: { queued_events: 0 }
 ";
 
-/// The seed's figure: a tick at 12:30 costing 0.01 completes and the next
+/// A worked figure of docs/SCENARIOS.md: a tick at 12:30 costing 0.01 completes and the next
 /// run is at 13:00.
 const TICK: &str = "\
 version: 1
