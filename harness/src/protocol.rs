@@ -168,16 +168,18 @@ impl Capabilities {
 #[serde(try_from = "String", into = "String")]
 pub struct StepKind(pub String);
 
+/// A step kind the scenario format does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown step kind `{0}`, expected one of {kinds}", kinds = rehearse_runtime::op::expected_kinds())]
+pub struct UnknownStepKind(pub String);
+
 impl TryFrom<String> for StepKind {
-    type Error = String;
-    fn try_from(kind: String) -> Result<Self, String> {
+    type Error = UnknownStepKind;
+    fn try_from(kind: String) -> Result<Self, UnknownStepKind> {
         if OP_KINDS.contains(&kind.as_str()) {
             Ok(Self(kind))
         } else {
-            Err(format!(
-                "unknown step kind `{kind}`, expected one of {}",
-                rehearse_runtime::op::expected_kinds()
-            ))
+            Err(UnknownStepKind(kind))
         }
     }
 }

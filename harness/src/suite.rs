@@ -28,31 +28,26 @@ pub enum Partition {
     Hash { shard: u64, total: u64 },
 }
 
+/// A `--partition` that is not `hash:K/N` or `count:K/N`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid partition `{0}`, expected `hash:K/N` or `count:K/N` with 1 <= K <= N")]
+pub struct PartitionError(pub String);
+
 impl Partition {
     /// Parses `hash:K/N` or `count:K/N` (1 <= K <= N).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let expected = "expected `hash:K/N` or `count:K/N` with 1 <= K <= N";
-        let (kind, rest) = text
-            .split_once(':')
-            .ok_or_else(|| format!("invalid partition `{text}`, {expected}"))?;
-        let (k, n) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("invalid partition `{text}`, {expected}"))?;
-        let shard: u64 = k
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid partition `{text}`, {expected}"))?;
-        let total: u64 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid partition `{text}`, {expected}"))?;
+    pub fn parse(text: &str) -> Result<Self, PartitionError> {
+        let invalid = || PartitionError(text.to_string());
+        let (kind, rest) = text.split_once(':').ok_or_else(invalid)?;
+        let (k, n) = rest.split_once('/').ok_or_else(invalid)?;
+        let shard: u64 = k.trim().parse().map_err(|_| invalid())?;
+        let total: u64 = n.trim().parse().map_err(|_| invalid())?;
         if shard == 0 || total == 0 || shard > total {
-            return Err(format!("invalid partition `{text}`, {expected}"));
+            return Err(invalid());
         }
         match kind {
             "hash" => Ok(Self::Hash { shard, total }),
             "count" => Ok(Self::Count { shard, total }),
-            _ => Err(format!("invalid partition `{text}`, {expected}")),
+            _ => Err(invalid()),
         }
     }
 

@@ -7,9 +7,13 @@
 //! The CLI's own human output is kept in insta snapshots
 //! (`harness/tests/snapshots/`, reviewed with `cargo insta review`).
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{rehearse_command, Library, PAUSE, UNKNOWN_FIELD};
 
 /// Two steps whose spend an edit breaks: the expectation on the day's
 /// spend fails and every golden differs from step 2 on.
@@ -37,65 +41,19 @@ steps:
       status: { budget.spent_today_usd: 0.015 }
 ";
 
-/// Work queued while paused runs on resume.
-const PAUSE: &str = "\
-version: 1
-start: 2026-04-24T12:00:00Z
-personas:
-  merge_captain:
-    entry_workflow: workflows/merge.harn#run
-steps:
-  - at: 0s
-    pause: merge_captain
-  - at: 1s
-    trigger:
-      persona: merge_captain
-      provider: github
-      kind: pull_request
-      metadata: { repository: burin-labs/harn, number: \"462\" }
-    expect: { receipt: queued }
-  - at: 2s
-    resume: merge_captain
-    expect: { receipts: [completed] }
-";
-
-/// A scenario with a field the format does not have, on line 5.
-const UNKNOWN_FIELD: &str = "\
-version: 1
-start: 2026-04-24T12:00:00Z
-personas: {}
-steps: []
-surprise: true
-";
-
-/// A scenario library in a fresh temporary directory.
-struct Library {
-    dir: tempfile::TempDir,
-}
-
+/// The library of these tests: `common::Library` with the spend scenario
+/// to break and restore, run from any directory inside it.
 impl Library {
     /// `controls/pause.yaml`, `lease/spend.yaml` and `lease/other.yaml`,
     /// blessed.
     fn blessed() -> Self {
-        let library = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let library = Self::new();
         library.write("controls/pause.yaml", PAUSE);
         library.write("lease/spend.yaml", SPEND);
         library.write("lease/other.yaml", &SPEND.replace("\"1\"", "\"2\""));
         let bless = library.rehearse(".", "false", &["bless"]);
         assert_eq!(bless.status.code(), Some(0), "{}", all(&bless));
         library
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().canonicalize().unwrap()
-    }
-
-    fn write(&self, scenario: &str, text: &str) {
-        let path = self.dir.path().join("scenarios").join(scenario);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
     }
 
     /// Breaks `lease/spend.yaml`: its expectation fails and its goldens differ.
@@ -110,32 +68,10 @@ impl Library {
 
     /// Runs `rehearse` in `dir` (relative to the library) with `CI` as given.
     fn rehearse(&self, dir: &str, ci: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rehearse"))
-            .current_dir(self.dir.path().join(dir))
+        rehearse_command(&self.dir.path().join(dir), ci)
             .args(args)
-            .env("CI", ci)
-            .env("NO_COLOR", "1")
             .output()
             .unwrap()
-    }
-
-    /// Every file under the library, relative, sorted.
-    fn files(&self) -> Vec<String> {
-        fn walk(root: &Path, dir: &Path, found: &mut Vec<String>) {
-            for entry in fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    walk(root, &path, found);
-                } else {
-                    let relative = path.strip_prefix(root).unwrap();
-                    found.push(relative.to_string_lossy().replace('\\', "/"));
-                }
-            }
-        }
-        let mut found = Vec::new();
-        walk(self.dir.path(), self.dir.path(), &mut found);
-        found.sort();
-        found
     }
 
     fn pending(&self) -> Vec<String> {
@@ -143,10 +79,6 @@ impl Library {
             .into_iter()
             .filter(|f| f.ends_with(".new"))
             .collect()
-    }
-
-    fn read(&self, relative: &str) -> String {
-        fs::read_to_string(self.dir.path().join(relative)).unwrap()
     }
 }
 
@@ -728,22 +660,55 @@ fn input_errors_are_exit_2_with_one_message() {
     insta::assert_snapshot!("input_errors", messages);
 }
 
+/// Which of a child's output pipes are closed, as `| true` closes standard
+/// output (and `2>&1 | true` both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closed {
+    Neither,
+    Stdout,
+    Stderr,
+    Both,
+}
+
 /// Runs `rehearse args` in the library with `CI` unset; when `closed`, its
 /// standard output is closed at once, as `| true` does. Returns the exit
 /// status and standard error.
 fn status_of(library: &Library, args: &[&str], closed: bool) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+    let closed = if closed {
+        Closed::Stdout
+    } else {
+        Closed::Neither
+    };
+    status_with(library, args, closed)
+}
+
+/// Runs `rehearse args` in the library with `CI` unset and the pipes
+/// `closed` closed by their reader before the child starts, so its first
+/// write to them fails. Returns the exit status and standard error (empty
+/// when that pipe was closed).
+fn status_with(library: &Library, args: &[&str], closed: Closed) -> (Option<i32>, String) {
+    // The write end of a pipe whose reader has exited: the standard input
+    // of a `true` that has already ended.
+    let closed_pipe = || {
+        let mut reader = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
+        let writer = reader.stdin.take().unwrap();
+        reader.wait().unwrap();
+        Stdio::from(writer)
+    };
+    let (stdout, stderr) = match closed {
+        Closed::Neither => (Stdio::piped(), Stdio::piped()),
+        Closed::Stdout => (closed_pipe(), Stdio::piped()),
+        Closed::Stderr => (Stdio::piped(), closed_pipe()),
+        Closed::Both => (closed_pipe(), closed_pipe()),
+    };
+    let output = Command::new(env!("CARGO_BIN_EXE_rehearse"))
         .current_dir(library.dir.path())
         .args(args)
         .env("CI", "false")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .stdout(stdout)
+        .stderr(stderr)
+        .output()
         .unwrap();
-    if closed {
-        drop(child.stdout.take());
-    }
-    let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.code(), stderr)
 }
@@ -760,7 +725,7 @@ fn every_command_keeps_its_own_status_on_a_closed_pipe() {
     let capture = format!("snapshots/lease/spend/{capture}");
     let out = library.dir.path().join("out-closed");
     let out = out.to_str().unwrap();
-    let commands: [&[&str]; 9] = [
+    let commands: [&[&str]; 12] = [
         &["check", "-v"],
         &["bless"],
         &["lint", "scenarios/lease/spend.yaml"],
@@ -769,13 +734,20 @@ fn every_command_keeps_its_own_status_on_a_closed_pipe() {
         &["replay", &capture],
         &["audit", "snapshots/lease/spend/events.jsonl"],
         &["schema", "--events"],
+        // Commands that end in an error, which `main` prints on stderr.
         &["explain", "scenarios/lease/spend.yaml", "--step", "99"],
+        &["audit", "nowhere.jsonl"],
+        &["lint", "nowhere.yaml"],
+        &["check", "nowhere.yaml"],
     ];
     for args in commands {
-        let (open, open_stderr) = status_of(&library, args, false);
+        let (open, open_stderr) = status_with(&library, args, Closed::Neither);
         assert!(matches!(open, Some(0..=2)), "{args:?}: {open_stderr}");
-        let (closed, stderr) = status_of(&library, args, true);
-        assert_eq!(closed, open, "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        for closed in [Closed::Stdout, Closed::Stderr, Closed::Both] {
+            let (status, stderr) = status_with(&library, args, closed);
+            // A panic would exit 101, whether or not its message got out.
+            assert_eq!(status, open, "{args:?} with {closed:?} closed: {stderr}");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        }
     }
 }

@@ -23,12 +23,45 @@ pub fn format_ms(ms: i64) -> String {
     }
 }
 
+/// Why a moment could not be read, in either of its two forms.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("invalid RFC 3339 timestamp `{value}`: {source}")]
+    Rfc3339 {
+        value: String,
+        source: time::error::Parse,
+    },
+    #[error("timestamp `{0}` is out of range")]
+    OutOfRange(String),
+    #[error("a time tuple has nine integers: year, ordinal day, hour, minute, second, nanosecond, offset hours, offset minutes, offset seconds")]
+    TupleLength,
+    #[error("expected an RFC 3339 timestamp or a nine-part time tuple, found {0}")]
+    NotATime(serde_json::Value),
+    #[error("{what} {value} is out of range")]
+    Part { what: &'static str, value: i64 },
+    #[error("year {year} and ordinal day {ordinal} are not a date")]
+    NotADate { year: i64, ordinal: i64 },
+    #[error("{hour}:{minute}:{second} and {nanosecond} ns are not a time of day")]
+    NotATimeOfDay {
+        hour: i64,
+        minute: i64,
+        second: i64,
+        nanosecond: i64,
+    },
+    #[error("invalid offset: {0}")]
+    Offset(time::error::ComponentRange),
+    #[error("the time is out of range")]
+    TupleOutOfRange,
+}
+
 /// Parses an RFC 3339 timestamp into scenario milliseconds.
-pub fn parse_rfc3339_ms(value: &str) -> Result<i64, String> {
-    let at = OffsetDateTime::parse(value, &Rfc3339)
-        .map_err(|error| format!("invalid RFC 3339 timestamp `{value}`: {error}"))?;
+pub fn parse_rfc3339_ms(value: &str) -> Result<i64, TimeError> {
+    let at = OffsetDateTime::parse(value, &Rfc3339).map_err(|source| TimeError::Rfc3339 {
+        value: value.to_string(),
+        source,
+    })?;
     let ms = at.unix_timestamp_nanos() / 1_000_000;
-    i64::try_from(ms).map_err(|_| format!("timestamp `{value}` is out of range"))
+    i64::try_from(ms).map_err(|_| TimeError::OutOfRange(value.to_string()))
 }
 
 /// The start of the UTC day that contains `ms`.
@@ -74,19 +107,15 @@ impl TimeTuple {
     }
 
     /// Reads either form: an RFC 3339 string or the nine-part tuple.
-    pub fn from_value(value: &serde_json::Value) -> Result<Self, String> {
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, TimeError> {
         match value {
             serde_json::Value::String(text) => parse_rfc3339_ms(text).map(Self),
             serde_json::Value::Array(items) => {
                 let parts: Vec<i64> = items.iter().filter_map(serde_json::Value::as_i64).collect();
-                let parts: [i64; 9] = parts.try_into().map_err(|_| {
-                    "a time tuple has nine integers: year, ordinal day, hour, minute, second, nanosecond, offset hours, offset minutes, offset seconds".to_string()
-                })?;
+                let parts: [i64; 9] = parts.try_into().map_err(|_| TimeError::TupleLength)?;
                 tuple_ms(parts).map(Self)
             }
-            other => Err(format!(
-                "expected an RFC 3339 timestamp or a nine-part time tuple, found {other}"
-            )),
+            other => Err(TimeError::NotATime(other.clone())),
         }
     }
 }
@@ -126,34 +155,37 @@ impl schemars::JsonSchema for TimeTuple {
 
 /// Milliseconds since the epoch of a compact `OffsetDateTime` tuple; the
 /// error says which part is out of range.
-pub fn tuple_ms(parts: [i64; 9]) -> Result<i64, String> {
+pub fn tuple_ms(parts: [i64; 9]) -> Result<i64, TimeError> {
     let [year, ordinal, hour, minute, second, nanosecond, off_h, off_m, off_s] = parts;
-    let small = |value: i64, what: &str| -> Result<i8, String> {
-        i8::try_from(value).map_err(|_| format!("{what} {value} is out of range"))
+    let small = |value: i64, what: &'static str| -> Result<i8, TimeError> {
+        i8::try_from(value).map_err(|_| TimeError::Part { what, value })
     };
     let date = i32::try_from(year)
         .ok()
         .zip(u16::try_from(ordinal).ok())
         .and_then(|(year, ordinal)| time::Date::from_ordinal_date(year, ordinal).ok())
-        .ok_or_else(|| format!("year {year} and ordinal day {ordinal} are not a date"))?;
+        .ok_or(TimeError::NotADate { year, ordinal })?;
     let clock = u8::try_from(hour)
         .ok()
         .zip(u8::try_from(minute).ok())
         .zip(u8::try_from(second).ok())
         .zip(u32::try_from(nanosecond).ok())
         .and_then(|(((h, m), s), n)| time::Time::from_hms_nano(h, m, s, n).ok())
-        .ok_or_else(|| {
-            format!("{hour}:{minute}:{second} and {nanosecond} ns are not a time of day")
+        .ok_or(TimeError::NotATimeOfDay {
+            hour,
+            minute,
+            second,
+            nanosecond,
         })?;
     let offset = time::UtcOffset::from_hms(
         small(off_h, "offset hours")?,
         small(off_m, "offset minutes")?,
         small(off_s, "offset seconds")?,
     )
-    .map_err(|error| format!("invalid offset: {error}"))?;
+    .map_err(TimeError::Offset)?;
     let at = time::PrimitiveDateTime::new(date, clock).assume_offset(offset);
     i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000))
-        .map_err(|_| "the time is out of range".to_string())
+        .map_err(|_| TimeError::TupleOutOfRange)
 }
 
 #[cfg(test)]

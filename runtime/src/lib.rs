@@ -33,7 +33,7 @@ pub mod supervisor;
 pub mod test_hooks;
 pub mod workkey;
 
-pub use clock::{format_ms, parse_rfc3339_ms, TimeTuple};
+pub use clock::{format_ms, parse_rfc3339_ms, TimeError, TimeTuple};
 pub use config::{BudgetPolicy, ConfigIssue, Constraints, PersonaSpec, RuntimeConfig};
 pub use duration::Millis;
 pub use file_log::{FileLog, FileLogError, FileLogOptions, FsyncPolicy, Recovery};

@@ -353,7 +353,7 @@ impl Persona {
         let schedules = spec
             .schedules
             .iter()
-            .map(|expr| Schedule::parse(expr).map_err(invalid))
+            .map(|expr| Schedule::parse(expr).map_err(|error| invalid(error.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             name: name.to_string(),
