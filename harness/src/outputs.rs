@@ -45,6 +45,14 @@ impl OutputFile {
 pub trait Outputs {
     /// The writer of `file`; bytes go there in the order they are written.
     fn writer(&mut self, file: OutputFile) -> &mut dyn Write;
+
+    /// A writer of the capture that the run's session may own and write as
+    /// it goes, if these outputs take one: then [`Outputs::writer`] of
+    /// [`OutputFile::Capture`] is not written, and the run keeps no capture
+    /// in memory. Asked once, before the run.
+    fn capture_stream(&mut self) -> io::Result<Option<Box<dyn Write + Send>>> {
+        Ok(None)
+    }
 }
 
 /// Output files kept in memory.
@@ -92,7 +100,8 @@ impl FileOutputs {
     }
 
     /// Writes out what is buffered and fsyncs every file: after this the
-    /// set is on disk, ready to be put in place.
+    /// set is on disk, ready to be put in place. A capture stream taken
+    /// from these outputs must have been flushed and dropped before.
     pub fn finish(self) -> io::Result<()> {
         for writer in self.files {
             let file = writer
@@ -108,15 +117,38 @@ impl Outputs for FileOutputs {
     fn writer(&mut self, file: OutputFile) -> &mut dyn Write {
         &mut self.files[file.index()]
     }
+
+    /// The capture file, through a second handle of it: [`FileOutputs`]
+    /// fsyncs it in [`FileOutputs::finish`].
+    fn capture_stream(&mut self) -> io::Result<Option<Box<dyn Write + Send>>> {
+        let file = self.files[OutputFile::Capture.index()]
+            .get_ref()
+            .try_clone()?;
+        Ok(Some(Box::new(BufWriter::with_capacity(BUFFER, file))))
+    }
+}
+
+/// Why [`run_into`] wrote no output set.
+#[derive(Debug, thiserror::Error)]
+pub enum RunIntoError {
+    #[error("failed to write outputs to `{}`: {source}", .dir.display())]
+    Write {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Driver(#[from] crate::driver::DriverError),
 }
 
 /// Runs `scenario` and writes its outputs into `dir` as the run goes, as one
 /// set: they are written into a stage beside `dir` that replaces it whole
 /// when the run ends (see `atomic::StagedDir`), and is removed when the run
 /// or a write fails. An existing `dir` holding anything else is refused.
-pub fn run_into(dir: &Path, scenario: &Scenario, source: &str) -> Result<Finished, String> {
-    let failed =
-        |error: std::io::Error| format!("failed to write outputs to `{}`: {error}", dir.display());
+pub fn run_into(dir: &Path, scenario: &Scenario, source: &str) -> Result<Finished, RunIntoError> {
+    let failed = |source: std::io::Error| RunIntoError::Write {
+        dir: dir.to_path_buf(),
+        source,
+    };
     // `runs/` is what versions before `runs.jsonl` wrote (a file per run
     // record): an old output set is replaced like a current one.
     let owned = |name: &str, is_dir: bool| {
@@ -134,8 +166,7 @@ pub fn run_into(dir: &Path, scenario: &Scenario, source: &str) -> Result<Finishe
         RunOptions::default(),
         &mut crate::driver::Unobserved,
         &mut files,
-    )
-    .map_err(|error| error.to_string())?;
+    )?;
     files.finish().map_err(failed)?;
     staged.commit().map_err(failed)?;
     Ok(finished)
