@@ -9,14 +9,18 @@
 //! cargo run --release -p rehearse-benches --example peak_memory -- write-log 1000000 /tmp/log
 //! /usr/bin/time -v target/release/examples/peak_memory verify-log /tmp/log
 //! /usr/bin/time -v target/release/examples/peak_memory open-log /tmp/log
+//! /usr/bin/time -v target/release/examples/peak_memory run benches/scenarios/load-1m-events.yaml /tmp/out
 //! ```
+//!
+//! (`benches/measure-run` measures the `rehearse` binary itself.)
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use rehearse_benches::{
-    run_triggers, run_triggers_seed_strategy, runtime, triggers, write_capture, write_file_log,
+    run_scenario, run_triggers, run_triggers_seed_strategy, runtime, triggers, write_capture,
+    write_file_log,
 };
 use rehearse_runtime::file_log::{log_path, verify_file, FileLog, FileLogOptions};
 use rehearse_runtime::replay::parse_bundle;
@@ -83,6 +87,13 @@ fn main() -> ExitCode {
                     write_file_log(Path::new(dir), events)
                 ))
             }),
+        ["run", file, out] => {
+            let finished = run_scenario(Path::new(file), Path::new(out));
+            Ok(format!(
+                "ran {} episodes into {} events in `{out}`",
+                finished.report.summary.episodes, finished.report.summary.events
+            ))
+        }
         ["verify-log", dir] => verify_file(log_path(dir))
             .map(|summary| format!("verified {summary}"))
             .map_err(|e| e.to_string()),
@@ -90,7 +101,7 @@ fn main() -> ExitCode {
             .map(|(log, recovery)| format!("opened {} events ({recovery})", log.len()))
             .map_err(|e| e.to_string()),
         _ => Err(
-            "usage: peak_memory triggers COUNT | seed COUNT | parse FILE | capture EPISODES FILE | replay FILE | write-log EVENTS DIR | verify-log DIR | open-log DIR"
+            "usage: peak_memory triggers COUNT | seed COUNT | parse FILE | capture EPISODES FILE | replay FILE | write-log EVENTS DIR | verify-log DIR | open-log DIR | run SCENARIO OUT"
                 .to_string(),
         ),
     };

@@ -9,6 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use rehearse::driver::Finished;
+use rehearse::outputs::run_into;
+use rehearse::scenario::parse_scenario;
 use rehearse_runtime::capture::{CaptureBundle, Session};
 use rehearse_runtime::config::{BudgetPolicy, PersonaSpec, RuntimeConfig};
 use rehearse_runtime::engine::{RunPlan, Runtime};
@@ -204,6 +207,26 @@ pub fn write_file_log(dir: &Path, events: u64) -> u64 {
     rt.log().len()
 }
 
+/// The committed load scenario of `rehearse run`'s measurements with
+/// `triggers` triggers (`benches/scenarios/load-*.yaml`): one `repeat` step
+/// of distinct webhook triggers one second apart, each its own episode.
+pub fn load_scenario(triggers: u64) -> String {
+    format!(
+        "version: 1\nname: load-{triggers}\nstart: 2026-01-01T00:00:00Z\npersonas:\n  p:\n    \
+         entry_workflow: wf\n    budget: {{ daily_usd: 1000000.0 }}\nsteps:\n  - at: 0s\n    \
+         repeat:\n      times: {triggers}\n      every: 1s\n      trigger: {{ persona: p, \
+         provider: webhook, kind: push, metadata: {{ dedupe_key: \"k{{i}}\" }}, \
+         cost: {{ usd: 0.001, tokens: 3 }} }}\n"
+    )
+}
+
+/// Parses the scenario at `file` and runs it as `rehearse run` does: its
+/// outputs streamed into a stage that replaces `out` whole (fsynced).
+pub fn run_scenario(file: &Path, out: &Path) -> Finished {
+    let scenario = parse_scenario(file).expect("the bench scenario parses");
+    run_into(out, &scenario, &file.display().to_string()).expect("the bench scenario runs")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +260,28 @@ mod tests {
             assert_eq!(summary.events, 5);
             assert_eq!(summary.effects, 5 * EVENTS_PER_TRIGGER as usize);
         }
+    }
+
+    #[test]
+    fn the_load_scenario_runs_every_trigger_and_matches_the_committed_one() {
+        let dir = std::env::temp_dir().join(format!("rehearse-bench-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("load.yaml");
+        std::fs::write(&file, load_scenario(3)).unwrap();
+        let finished = run_scenario(&file, &dir.join("out"));
+        assert!(finished.report.passed());
+        assert_eq!(finished.report.summary.episodes, 3);
+        assert_eq!(
+            finished.report.summary.events,
+            3 * EVENTS_PER_TRIGGER as usize
+        );
+        let runs = std::fs::read_to_string(dir.join("out/runs.jsonl")).unwrap();
+        assert_eq!(runs.lines().count(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/load-1k.yaml");
+        let committed = std::fs::read_to_string(committed).unwrap();
+        let body = |text: &str| text[text.find("start:").unwrap()..].to_string();
+        assert_eq!(body(&committed), body(&load_scenario(1000)));
     }
 
     #[test]

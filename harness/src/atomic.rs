@@ -71,35 +71,83 @@ pub fn replace_dir(
     owned: &dyn Fn(&str, bool) -> bool,
     fill: impl FnOnce(&Path) -> io::Result<()>,
 ) -> io::Result<()> {
-    let (parent, name) = split(target)?;
-    fs::create_dir_all(parent)?;
-    clean_litter(parent, name);
-    refuse_unless(target, Kind::Dir)?;
-    let exists = target.symlink_metadata().is_ok();
-    if exists {
-        refuse_foreign_entries(target, owned)?;
+    let staged = StagedDir::begin(target, owned)?;
+    fill(staged.path())?;
+    staged.commit()
+}
+
+/// A directory being replaced whole: steps 1 and 2 of the module
+/// documentation's scheme done by [`StagedDir::begin`], step 3 by
+/// [`StagedDir::commit`]. Files written into [`StagedDir::path`] as a run
+/// goes appear at the target all at once, or (dropped without a commit)
+/// never: the stage is removed.
+#[derive(Debug)]
+pub struct StagedDir {
+    target: PathBuf,
+    parent: PathBuf,
+    name: OsString,
+    exists: bool,
+    stage: Stage,
+}
+
+impl StagedDir {
+    /// Prepares to replace `target` (see [`replace_dir`] for `owned`):
+    /// refuses a target that is not an output set, creates the stage.
+    pub fn begin(target: &Path, owned: &dyn Fn(&str, bool) -> bool) -> io::Result<Self> {
+        let (parent, name) = split(target)?;
+        fs::create_dir_all(parent)?;
+        clean_litter(parent, name);
+        refuse_unless(target, Kind::Dir)?;
+        let exists = target.symlink_metadata().is_ok();
+        if exists {
+            refuse_foreign_entries(target, owned)?;
+        }
+        let stage = Stage::create(parent, name)?;
+        Ok(Self {
+            target: target.to_path_buf(),
+            parent: parent.to_path_buf(),
+            name: name.to_os_string(),
+            exists,
+            stage,
+        })
     }
-    let stage = Stage::create(parent, name)?;
-    fill(&stage.path)?;
-    sync_dir(&stage.path)?;
-    if !exists {
-        fs::rename(&stage.path, target)?;
+
+    /// The stage: write the new set's files here (each fsynced, as
+    /// [`write_new`] does) before [`StagedDir::commit`].
+    pub fn path(&self) -> &Path {
+        &self.stage.path
+    }
+
+    /// Puts the stage in the target's place in one step and removes the
+    /// old set.
+    pub fn commit(self) -> io::Result<()> {
+        let Self {
+            target,
+            parent,
+            name,
+            exists,
+            stage,
+        } = self;
+        sync_dir(&stage.path)?;
+        if !exists {
+            fs::rename(&stage.path, &target)?;
+            stage.disarm();
+            return sync_dir(&parent);
+        }
+        if exchange(&stage.path, &target)? {
+            // The stage now holds the old set; the guard removes it.
+            return sync_dir(&parent);
+        }
+        let old = temp_path(&parent, &name, "old");
+        fs::rename(&target, &old)?;
+        if let Err(error) = fs::rename(&stage.path, &target) {
+            let _ = fs::rename(&old, &target);
+            return Err(error);
+        }
         stage.disarm();
-        return sync_dir(parent);
+        sync_dir(&parent)?;
+        fs::remove_dir_all(&old)
     }
-    if exchange(&stage.path, target)? {
-        // The stage now holds the old set; the guard removes it.
-        return sync_dir(parent);
-    }
-    let old = temp_path(parent, name, "old");
-    fs::rename(target, &old)?;
-    if let Err(error) = fs::rename(&stage.path, target) {
-        let _ = fs::rename(&old, target);
-        return Err(error);
-    }
-    stage.disarm();
-    sync_dir(parent)?;
-    fs::remove_dir_all(&old)
 }
 
 /// Swaps two directory entries in one step, where the platform can;
@@ -121,6 +169,7 @@ fn exchange(_a: &Path, _b: &Path) -> io::Result<bool> {
 
 /// A staging directory, removed when dropped unless it was renamed into
 /// place: every exit path, an error or a panic, cleans it up.
+#[derive(Debug)]
 struct Stage {
     path: PathBuf,
     armed: std::cell::Cell<bool>,

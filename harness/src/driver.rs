@@ -1,13 +1,16 @@
 //! The driver: runs a parsed scenario's steps on the runtime with the
 //! scenario clock, through the supervisor, checks the inline expectations,
-//! and renders the outputs (`events.jsonl`, `report.json`, `capture.jsonl`).
+//! and renders the outputs (`report.json`, `events.jsonl`, `capture.jsonl`,
+//! `runs.jsonl`), into memory or as the run goes (`outputs`).
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::time::Instant;
 
 use rehearse_runtime::capture::{CaptureBundle, Session};
 use rehearse_runtime::log::StoredEvent;
 use rehearse_runtime::op::Op;
+use rehearse_runtime::run_record::RunRecord;
 use rehearse_runtime::supervisor::{Decision, Handled};
 use rehearse_runtime::{format_ms, Millis};
 use serde::Serialize;
@@ -15,10 +18,11 @@ use serde_json::{json, Value};
 
 use crate::expect::{self, check, check_error};
 use crate::explore::{Checker, RuntimeHook};
+use crate::outputs::{MemoryOutputs, OutputFile, Outputs};
 use crate::protocol::QueryKind;
 use crate::report::{
-    DeferredReport, EventRange, Expectation, FinalState, Report, StepReport, Summary, Unsettled,
-    REPORT_VERSION,
+    DeferredReport, EventRange, Expectation, FinalState, Report, ReportHead, ReportWriter,
+    StepReport, Summary, Unsettled, REPORT_VERSION,
 };
 use crate::scenario::{Expect, Scenario, Sequence, Step, MAX_RETRIES};
 
@@ -41,16 +45,26 @@ pub enum DriverError {
     Implementation(#[from] crate::certify::Failure),
 }
 
-/// Everything a run produced.
+/// Everything a run produced, its output files as text: what `check`,
+/// `bless` and the commands that show a run read. `run` writes the files
+/// as the run goes instead (see [`run_streamed`]).
 #[derive(Debug)]
 pub struct RunOutput {
     pub report: Report,
-    /// The run records, also inside the report; saved one file each by `run`.
-    pub runs: Vec<rehearse_runtime::run_record::RunRecord>,
     pub bundle: CaptureBundle,
-    pub events_jsonl: String,
     pub report_json: String,
+    pub events_jsonl: String,
     pub capture_json: String,
+    /// The run records, one a line (docs/FORMATS.md).
+    pub runs_jsonl: String,
+    pub stats: RunStats,
+}
+
+/// What a run leaves besides its output files.
+#[derive(Debug)]
+pub struct Finished {
+    pub report: Report,
+    pub bundle: CaptureBundle,
     pub stats: RunStats,
 }
 
@@ -65,18 +79,19 @@ pub struct RunStats {
 }
 
 impl RunOutput {
-    /// The files of the golden set, by name.
-    pub fn files(&self) -> [(&'static str, &str); 3] {
+    /// The files of the golden set, by name, in [`OutputFile::ALL`] order.
+    pub fn files(&self) -> [(&'static str, &str); 4] {
         [
-            ("report.json", &self.report_json),
-            ("events.jsonl", &self.events_jsonl),
-            ("capture.jsonl", &self.capture_json),
+            (OutputFile::Report.name(), &self.report_json),
+            (OutputFile::Events.name(), &self.events_jsonl),
+            (OutputFile::Capture.name(), &self.capture_json),
+            (OutputFile::Runs.name(), &self.runs_jsonl),
         ]
     }
 
     /// Whether every expectation and every invariant held.
     pub fn passed(&self) -> bool {
-        self.report.summary.failed_expectations == 0 && self.report.invariant_violations.is_empty()
+        self.report.passed()
     }
 }
 
@@ -127,7 +142,7 @@ pub trait StepObserver {
 
 /// An observer that watches nothing.
 #[derive(Debug)]
-struct Unobserved;
+pub struct Unobserved;
 
 impl StepObserver for Unobserved {
     fn before(&mut self, _: usize, _: &Op, _: i64, _: &Session) {}
@@ -143,13 +158,44 @@ pub fn run_with(
     run_observed(scenario, source, options, &mut Unobserved)
 }
 
-/// Runs `scenario` with `options`, showing every step to `observer`.
+/// Runs `scenario` with `options`, showing every step to `observer`, and
+/// keeps its output files in memory.
 pub fn run_observed(
     scenario: &Scenario,
     source: &str,
     options: RunOptions,
     observer: &mut dyn StepObserver,
 ) -> Result<RunOutput, DriverError> {
+    let mut memory = MemoryOutputs::default();
+    let Finished {
+        report,
+        bundle,
+        stats,
+    } = run_streamed(scenario, source, options, observer, &mut memory)?;
+    let [report_json, events_jsonl, capture_json, runs_jsonl] = memory.into_texts();
+    Ok(RunOutput {
+        report,
+        bundle,
+        report_json,
+        events_jsonl,
+        capture_json,
+        runs_jsonl,
+        stats,
+    })
+}
+
+/// Runs `scenario` with `options`, showing every step to `observer`, and
+/// writes its output files to `outputs` as it goes: each external event's
+/// log lines right after it and each step's report entry when the step
+/// ends (all at the end for a scenario that cuts its log, whose earlier
+/// steps then change), the rest at the end.
+pub fn run_streamed(
+    scenario: &Scenario,
+    source: &str,
+    options: RunOptions,
+    observer: &mut dyn StepObserver,
+    outputs: &mut dyn Outputs,
+) -> Result<Finished, DriverError> {
     let started = Instant::now();
     let config = scenario.runtime_config();
     // Parsed scenarios are validated already; one built in code (by the
@@ -168,6 +214,7 @@ pub fn run_observed(
     } else {
         Storage::Memory
     };
+    let backend_name = storage.name();
     let mut local = Local::new(&scenario.name, &config, source, storage, Some(observer))?;
     if let Some(hook) = options.runtime_hook {
         hook(local.session.runtime_mut());
@@ -175,10 +222,160 @@ pub fn run_observed(
     local.checker =
         (options.check_invariants && !tears_log(scenario)).then(|| Checker::new(&config));
     local.lines = scenario.steps.iter().map(|step| step.line).collect();
-    let (local, steps, summary, last_ms) = drive(scenario, local)?;
-    let mut output = finish(scenario, source, local, steps, summary, last_ms);
-    output.stats.seconds = started.elapsed().as_secs_f64();
-    Ok(output)
+    let mut streamer = Streamer::begin(scenario, source, backend_name, outputs)?;
+    let (local, steps, summary, last_ms) = drive_with(scenario, local, &mut streamer)?;
+    let (report, bundle) = finish(scenario, source, local, steps, summary, last_ms, streamer)?;
+    let stats = RunStats {
+        steps: report.summary.steps,
+        events: report.summary.events,
+        episodes: report.summary.episodes,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(Finished {
+        report,
+        bundle,
+        stats,
+    })
+}
+
+/// Sees a run as it goes: after each external event and after each step,
+/// with the backend's log and the steps so far.
+pub trait Progress {
+    /// An external event was handled.
+    fn event(&mut self, events: &[StoredEvent]) -> Result<(), DriverError>;
+    /// A step ended; `steps` holds it last.
+    fn step(&mut self, events: &[StoredEvent], steps: &[StepReport]) -> Result<(), DriverError>;
+}
+
+/// Progress nobody watches.
+#[derive(Debug)]
+struct Unwatched;
+
+impl Progress for Unwatched {
+    fn event(&mut self, _: &[StoredEvent]) -> Result<(), DriverError> {
+        Ok(())
+    }
+    fn step(&mut self, _: &[StoredEvent], _: &[StepReport]) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+/// Writes a run's events and report to its outputs as the run goes.
+struct Streamer<'o> {
+    outputs: &'o mut dyn Outputs,
+    report: ReportWriter,
+    source: String,
+    /// Whether to write as the run goes: not when the scenario cuts its
+    /// log, as that changes earlier steps' event ranges.
+    streaming: bool,
+    /// How many events and steps the outputs hold.
+    events_written: usize,
+    steps_written: usize,
+}
+
+impl<'o> Streamer<'o> {
+    /// Writes the report's head.
+    fn begin(
+        scenario: &Scenario,
+        source: &str,
+        backend: &str,
+        outputs: &'o mut dyn Outputs,
+    ) -> Result<Self, DriverError> {
+        let source_name = source.replace('\\', "/");
+        let head = ReportHead {
+            report_version: REPORT_VERSION,
+            scenario: &scenario.name,
+            description: scenario.description.as_deref(),
+            source: &source_name,
+            seed: scenario.seed,
+            start: &format_ms(scenario.start_ms),
+            backend,
+        };
+        let report = ReportWriter::begin(outputs.writer(OutputFile::Report), &head)
+            .map_err(|error| output_error(source, &error))?;
+        Ok(Self {
+            outputs,
+            report,
+            source: source.to_string(),
+            streaming: !tears_log(scenario),
+            events_written: 0,
+            steps_written: 0,
+        })
+    }
+
+    /// Writes the events the outputs do not hold yet.
+    fn write_events(&mut self, events: &[StoredEvent]) -> Result<(), DriverError> {
+        let new = &events[self.events_written.min(events.len())..];
+        write_events(self.outputs.writer(OutputFile::Events), new)
+            .map_err(|error| output_error(&self.source, &error))?;
+        self.events_written = events.len();
+        Ok(())
+    }
+
+    /// Writes the events and steps the outputs do not hold yet.
+    fn write_pending(
+        &mut self,
+        events: &[StoredEvent],
+        steps: &[StepReport],
+    ) -> Result<(), DriverError> {
+        self.write_events(events)?;
+        let out = self.outputs.writer(OutputFile::Report);
+        for step in &steps[self.steps_written..] {
+            self.report
+                .step(out, step)
+                .map_err(|error| output_error(&self.source, &error))?;
+        }
+        self.steps_written = steps.len();
+        Ok(())
+    }
+
+    /// Writes the rest: the report's end, the run records and the bundle.
+    fn end(
+        self,
+        report: &mut Report,
+        runs: &[RunRecord],
+        bundle: &CaptureBundle,
+    ) -> Result<(), DriverError> {
+        let Self {
+            outputs,
+            report: writer,
+            source,
+            ..
+        } = self;
+        writer
+            .end(outputs.writer(OutputFile::Report), report)
+            .and_then(|()| write_runs(outputs.writer(OutputFile::Runs), runs))
+            .and_then(|()| {
+                outputs
+                    .writer(OutputFile::Capture)
+                    .write_all(&bundle.to_jsonl())
+            })
+            .map_err(|error| output_error(&source, &error))
+    }
+}
+
+impl Progress for Streamer<'_> {
+    fn event(&mut self, events: &[StoredEvent]) -> Result<(), DriverError> {
+        if self.streaming {
+            self.write_events(events)?;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, events: &[StoredEvent], steps: &[StepReport]) -> Result<(), DriverError> {
+        if self.streaming {
+            self.write_pending(events, steps)?;
+        }
+        Ok(())
+    }
+}
+
+/// A failed write of an output file: the machine's failure, never behaviour.
+fn output_error(source: &str, error: &std::io::Error) -> DriverError {
+    DriverError::Environment {
+        file: source.to_string(),
+        message: format!("failed to write an output file: {error}"),
+    }
 }
 
 /// Runs every step of `scenario` on `backend`: the step reports, the
@@ -187,9 +384,19 @@ pub fn drive<B: Backend>(
     scenario: &Scenario,
     backend: B,
 ) -> Result<(B, Vec<StepReport>, Summary, i64), DriverError> {
+    drive_with(scenario, backend, &mut Unwatched)
+}
+
+/// [`drive`], showing the run to `progress` as it goes.
+pub fn drive_with<B: Backend>(
+    scenario: &Scenario,
+    backend: B,
+    progress: &mut dyn Progress,
+) -> Result<(B, Vec<StepReport>, Summary, i64), DriverError> {
     let mut driving = Driving {
         scenario,
         backend,
+        progress,
         summary: Summary {
             steps: scenario.steps.len(),
             ..Summary::default()
@@ -202,11 +409,15 @@ pub fn drive<B: Backend>(
         last_ms = step.end_ms();
         let report = driving.step(index, step, after_ms)?;
         driving.steps.push(report);
+        driving
+            .progress
+            .step(driving.backend.events(), &driving.steps)?;
     }
     Ok((driving.backend, driving.steps, driving.summary, last_ms))
 }
 
-/// The outputs of a finished in-process run.
+/// Ends a finished in-process run: its report, and the rest of its outputs
+/// written through `streamer`.
 fn finish(
     scenario: &Scenario,
     source: &str,
@@ -214,7 +425,8 @@ fn finish(
     steps: Vec<StepReport>,
     mut summary: Summary,
     last_ms: i64,
-) -> RunOutput {
+    mut streamer: Streamer<'_>,
+) -> Result<(Report, CaptureBundle), DriverError> {
     let Local {
         session,
         storage,
@@ -222,6 +434,7 @@ fn finish(
         ..
     } = local;
     let runtime = session.runtime();
+    streamer.write_pending(runtime.log().all(), &steps)?;
     let deferred_at_end = session
         .deferred()
         .into_iter()
@@ -232,10 +445,9 @@ fn finish(
             kind: d.op.kind().to_string(),
         })
         .collect();
-    let events_jsonl = render_events(runtime.log().all());
     let runs = runtime.run_records();
     summary.events = runtime.log().all().len();
-    let report = Report {
+    let mut report = Report {
         report_version: REPORT_VERSION,
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
@@ -247,30 +459,13 @@ fn finish(
         deferred_at_end,
         invariant_violations: violations,
         final_state: final_state(runtime, last_ms),
-        runs: runs.clone(),
         summary,
     };
     let (bundle, runtime) = session.finish();
     drop(runtime);
     drop(storage);
-    let report_json = pretty(&report);
-    let capture_json =
-        String::from_utf8(bundle.to_jsonl()).expect("a capture serialises to UTF-8 JSON");
-    let stats = RunStats {
-        steps: report.summary.steps,
-        events: report.summary.events,
-        episodes: report.summary.episodes,
-        seconds: 0.0,
-    };
-    RunOutput {
-        report,
-        runs,
-        bundle,
-        events_jsonl,
-        report_json,
-        capture_json,
-        stats,
-    }
+    streamer.end(&mut report, &runs, &bundle)?;
+    Ok((report, bundle))
 }
 
 /// The state of `runtime` after the last step, at `last_ms`.
@@ -302,6 +497,7 @@ fn final_state(runtime: &rehearse_runtime::engine::Runtime, last_ms: i64) -> Fin
 struct Driving<'a, B> {
     scenario: &'a Scenario,
     backend: B,
+    progress: &'a mut dyn Progress,
     summary: Summary,
     steps: Vec<StepReport>,
 }
@@ -463,6 +659,7 @@ impl<B: Backend> Driving<'_, B> {
         op: &Op,
     ) -> Result<Answered, DriverError> {
         let handled = self.backend.handle(index, event_id, at_ms, op)?;
+        self.progress.event(self.backend.events())?;
         // A restart that cut a torn tail dropped events earlier steps
         // appended: their ranges end where the log now ends.
         for earlier in self.steps.iter_mut().rev() {
@@ -675,13 +872,30 @@ pub fn event_value(event: &StoredEvent) -> Value {
 
 /// Every event of every topic in append order, one JSON object a line.
 pub fn render_events(events: &[StoredEvent]) -> String {
-    let mut out = String::with_capacity(events.len() * 256);
+    let mut out = Vec::with_capacity(events.len() * 256);
+    write_events(&mut out, events).expect("writing to memory cannot fail");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// Writes `events` as lines of `events.jsonl`.
+pub fn write_events(out: &mut dyn Write, events: &[StoredEvent]) -> std::io::Result<()> {
+    let mut line = Vec::with_capacity(512);
     for event in events {
-        let line = EventLine::of(event);
-        out.push_str(&serde_json::to_string(&line).expect("an event serialises"));
-        out.push('\n');
+        line.clear();
+        serde_json::to_writer(&mut line, &EventLine::of(event))?;
+        line.push(b'\n');
+        out.write_all(&line)?;
     }
-    out
+    Ok(())
+}
+
+/// Writes the run records as lines of `runs.jsonl`.
+fn write_runs(out: &mut dyn Write, runs: &[RunRecord]) -> std::io::Result<()> {
+    for record in runs {
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// Pretty JSON with a trailing newline: the golden files' form.

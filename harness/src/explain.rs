@@ -309,19 +309,6 @@ pub fn explain_failures(
     explain_steps(scenario, &report.source, steps, indent)
 }
 
-/// [`explain_failures`] for the scenario file at `path` (read again, as
-/// `run` keeps only outputs); `report.source` names it.
-pub fn explain_file_failures(
-    path: &std::path::Path,
-    report: &Report,
-    indent: &str,
-) -> BTreeMap<usize, String> {
-    match crate::scenario::parse_scenario(path) {
-        Ok(scenario) => explain_failures(&scenario, report, indent),
-        Err(_) => BTreeMap::new(),
-    }
-}
-
 /// [`explain_steps`] for a scenario file, read again (for `check`, which
 /// keeps only outputs).
 pub fn explain_file_steps(

@@ -10,10 +10,16 @@ use std::path::{Component, Path, PathBuf};
 use similar::TextDiff;
 
 use crate::atomic;
+use crate::outputs::OutputFile;
 use crate::walk::walk;
 
 /// The files of one scenario's golden set, in the order they are compared.
-pub const GOLDEN_FILES: [&str; 3] = ["report.json", "events.jsonl", "capture.jsonl"];
+pub const GOLDEN_FILES: [&str; 4] = [
+    OutputFile::Report.name(),
+    OutputFile::Events.name(),
+    OutputFile::Capture.name(),
+    OutputFile::Runs.name(),
+];
 
 /// The suffix of a pending golden: what `check` saw, waiting for review.
 pub const PENDING_SUFFIX: &str = ".new";

@@ -17,6 +17,7 @@ pub mod html;
 pub mod junit;
 pub mod lint;
 pub mod out;
+pub mod outputs;
 pub mod progress;
 pub mod protocol;
 pub mod report;

@@ -225,26 +225,16 @@ mod tests {
 
     #[test]
     fn the_line_shows_a_bar_and_a_count() {
-        assert_eq!(
-            render("check", 0, 4),
-            "check [------------------------] 0/4"
-        );
-        assert_eq!(
-            render("check", 1, 4),
-            "check [######------------------] 1/4"
-        );
-        assert_eq!(
-            render("check", 4, 4),
-            "check [########################] 4/4"
-        );
-        assert_eq!(
-            render("check", 9, 4),
-            "check [########################] 4/4"
-        );
-        assert_eq!(
-            render("explore", 0, 0),
-            "explore [########################] 0/0"
-        );
+        let cases = [
+            ("check", 0, 4, "check [------------------------] 0/4"),
+            ("check", 1, 4, "check [######------------------] 1/4"),
+            ("check", 4, 4, "check [########################] 4/4"),
+            ("check", 9, 4, "check [########################] 4/4"),
+            ("explore", 0, 0, "explore [########################] 0/0"),
+        ];
+        for (label, done, total, line) in cases {
+            assert_eq!(render(label, done, total), line, "{label} {done}/{total}");
+        }
     }
 
     #[test]

@@ -168,16 +168,18 @@ impl Capabilities {
 #[serde(try_from = "String", into = "String")]
 pub struct StepKind(pub String);
 
+/// A step kind the scenario format does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown step kind `{0}`, expected one of {kinds}", kinds = rehearse_runtime::op::expected_kinds())]
+pub struct UnknownStepKind(pub String);
+
 impl TryFrom<String> for StepKind {
-    type Error = String;
-    fn try_from(kind: String) -> Result<Self, String> {
+    type Error = UnknownStepKind;
+    fn try_from(kind: String) -> Result<Self, UnknownStepKind> {
         if OP_KINDS.contains(&kind.as_str()) {
             Ok(Self(kind))
         } else {
-            Err(format!(
-                "unknown step kind `{kind}`, expected one of {}",
-                rehearse_runtime::op::expected_kinds()
-            ))
+            Err(UnknownStepKind(kind))
         }
     }
 }
@@ -413,26 +415,16 @@ mod tests {
 
     #[test]
     fn expectation_paths_map_to_the_answer_they_read() {
-        assert_eq!(AnswerKind::of_expectation("receipt"), AnswerKind::Receipts);
-        assert_eq!(
-            AnswerKind::of_expectation("run.status"),
-            AnswerKind::Receipts
-        );
-        assert_eq!(
-            AnswerKind::of_expectation("decision"),
-            AnswerKind::Decisions
-        );
-        assert_eq!(
-            AnswerKind::of_expectation("status.budget.spent_today_usd"),
-            AnswerKind::Status
-        );
-        assert_eq!(
-            AnswerKind::of_expectation("events.0.kind"),
-            AnswerKind::Events
-        );
-        assert_eq!(
-            AnswerKind::of_expectation("process.p-1.state"),
-            AnswerKind::Processes
-        );
+        let cases = [
+            ("receipt", AnswerKind::Receipts),
+            ("run.status", AnswerKind::Receipts),
+            ("decision", AnswerKind::Decisions),
+            ("status.budget.spent_today_usd", AnswerKind::Status),
+            ("events.0.kind", AnswerKind::Events),
+            ("process.p-1.state", AnswerKind::Processes),
+        ];
+        for (path, kind) in cases {
+            assert_eq!(AnswerKind::of_expectation(path), kind, "{path}");
+        }
     }
 }

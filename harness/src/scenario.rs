@@ -14,7 +14,7 @@ mod schema;
 mod sequence;
 mod validate;
 
-pub use at::{parse_utc, At, MAX_TIME_MS, MIN_TIME_MS};
+pub use at::{parse_utc, At, AtError, OutOfRange, UtcError, MAX_TIME_MS, MIN_TIME_MS};
 pub use de::MAX_STEPS;
 pub use error::ScenarioError;
 pub use expect_keys::{EventMatch, EventPattern, ProcessExpect};

@@ -34,7 +34,12 @@ pub fn serve(input: &mut dyn BufRead, output: &mut dyn Write) -> Result<(), Serv
     while let Some(line) = read_line(input)? {
         let (answer, done) = match line {
             Ok(text) => server.answer(&text),
-            Err(message) => (Answer::Error { message }, false),
+            Err(bad) => (
+                Answer::Error {
+                    message: bad.to_string(),
+                },
+                false,
+            ),
         };
         let mut text = serde_json::to_string(&answer).expect("an answer serialises");
         text.push('\n');
@@ -49,9 +54,18 @@ pub fn serve(input: &mut dyn BufRead, output: &mut dyn Write) -> Result<(), Serv
     Ok(())
 }
 
-/// The next line without its end, an error text for a line that is too
-/// long or not UTF-8, or `None` at the end of the input.
-fn read_line(input: &mut dyn BufRead) -> Result<Option<Result<String, String>>, ServeError> {
+/// A request line that cannot be read as one, answered with an error.
+#[derive(Debug, thiserror::Error)]
+enum BadLine {
+    #[error("a request line is longer than {MAX_LINE_BYTES} bytes")]
+    TooLong,
+    #[error("a request line is not UTF-8")]
+    NotUtf8,
+}
+
+/// The next line without its end, or why it is not a request line, or
+/// `None` at the end of the input.
+fn read_line(input: &mut dyn BufRead) -> Result<Option<Result<String, BadLine>>, ServeError> {
     let mut bytes = Vec::new();
     let limit = MAX_LINE_BYTES as u64 + 1;
     let read = std::io::Read::take(&mut *input, limit)
@@ -66,16 +80,12 @@ fn read_line(input: &mut dyn BufRead) -> Result<Option<Result<String, String>>, 
         input
             .read_until(b'\n', &mut rest)
             .map_err(ServeError::Read)?;
-        return Ok(Some(Err(format!(
-            "a request line is longer than {MAX_LINE_BYTES} bytes"
-        ))));
+        return Ok(Some(Err(BadLine::TooLong)));
     }
     while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         bytes.pop();
     }
-    Ok(Some(
-        String::from_utf8(bytes).map_err(|_| "a request line is not UTF-8".to_string()),
-    ))
+    Ok(Some(String::from_utf8(bytes).map_err(|_| BadLine::NotUtf8)))
 }
 
 /// The runtime of the scenario being served, once configured.

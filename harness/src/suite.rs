@@ -28,31 +28,26 @@ pub enum Partition {
     Hash { shard: u64, total: u64 },
 }
 
+/// A `--partition` that is not `hash:K/N` or `count:K/N`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid partition `{0}`, expected `hash:K/N` or `count:K/N` with 1 <= K <= N")]
+pub struct PartitionError(pub String);
+
 impl Partition {
     /// Parses `hash:K/N` or `count:K/N` (1 <= K <= N).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let expected = "expected `hash:K/N` or `count:K/N` with 1 <= K <= N";
-        let (kind, rest) = text
-            .split_once(':')
-            .ok_or_else(|| format!("invalid partition `{text}`, {expected}"))?;
-        let (k, n) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("invalid partition `{text}`, {expected}"))?;
-        let shard: u64 = k
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid partition `{text}`, {expected}"))?;
-        let total: u64 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid partition `{text}`, {expected}"))?;
+    pub fn parse(text: &str) -> Result<Self, PartitionError> {
+        let invalid = || PartitionError(text.to_string());
+        let (kind, rest) = text.split_once(':').ok_or_else(invalid)?;
+        let (k, n) = rest.split_once('/').ok_or_else(invalid)?;
+        let shard: u64 = k.trim().parse().map_err(|_| invalid())?;
+        let total: u64 = n.trim().parse().map_err(|_| invalid())?;
         if shard == 0 || total == 0 || shard > total {
-            return Err(format!("invalid partition `{text}`, {expected}"));
+            return Err(invalid());
         }
         match kind {
             "hash" => Ok(Self::Hash { shard, total }),
             "count" => Ok(Self::Count { shard, total }),
-            _ => Err(format!("invalid partition `{text}`, {expected}")),
+            _ => Err(invalid()),
         }
     }
 
@@ -385,21 +380,12 @@ pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioRe
         check_lint(config, path, pending, &mut result);
         return result;
     }
-    let output = match scenario::parse_scenario(path) {
-        Err(error) => {
-            result.verdict = Verdict::Error {
-                message: error.to_string(),
-                line: error.position().map(|p| p.line),
-            };
+    let output = match run_scenario(path, &source) {
+        Ok(output) => output,
+        Err(verdict) => {
+            result.verdict = verdict;
             return result;
         }
-        Ok(scenario) => match driver::run(&scenario, &source) {
-            Ok(output) => output,
-            Err(error) => {
-                result.verdict = Verdict::error(error.to_string());
-                return result;
-            }
-        },
     };
     result.stats = output.stats;
     let mut problems = match behaviour_problems(&output) {
@@ -409,8 +395,59 @@ pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioRe
             return result;
         }
     };
+    let goldens = match compare_goldens(config, path, &output, pending, &mut result) {
+        Ok(goldens) => goldens,
+        Err(verdict) => {
+            result.verdict = verdict;
+            return result;
+        }
+    };
+    problems.extend(goldens.diffs);
+    result.verdict = if !problems.is_empty() {
+        Verdict::Fail { problems }
+    } else if goldens.missing {
+        Verdict::New
+    } else {
+        Verdict::Pass
+    };
+    result.output = Some(output);
+    result
+}
+
+/// Parses and runs one scenario; a scenario that does not parse or run is
+/// an error verdict.
+fn run_scenario(path: &Path, source: &str) -> Result<RunOutput, Verdict> {
+    let scenario = scenario::parse_scenario(path).map_err(|error| Verdict::Error {
+        message: error.to_string(),
+        line: error.position().map(|p| p.line),
+    })?;
+    driver::run(&scenario, source).map_err(|error| Verdict::error(error.to_string()))
+}
+
+/// What comparing a run's outputs with their goldens found.
+struct GoldenCheck {
+    /// One `Problem::Diff` per output that differs from its golden.
+    diffs: Vec<Problem>,
+    /// Whether some output has no golden yet.
+    missing: bool,
+}
+
+/// Compares each output of a run with its golden; with `pending`, writes
+/// each differing or new output beside its golden (noting it in `result`)
+/// and clears the pending file of each output that matches. A golden that
+/// cannot be read is an error verdict.
+fn compare_goldens(
+    config: &SuiteConfig,
+    path: &Path,
+    output: &RunOutput,
+    pending: bool,
+    result: &mut ScenarioResult,
+) -> Result<GoldenCheck, Verdict> {
     let dir = golden::golden_dir(&config.snapshots_root, &config.scenarios_root, path);
-    let mut missing = false;
+    let mut check = GoldenCheck {
+        diffs: Vec::new(),
+        missing: false,
+    };
     for (file, contents) in output.files() {
         let golden_path = dir.join(file);
         match golden::compare_in(&config.snapshots_root, &golden_path, contents) {
@@ -420,36 +457,27 @@ pub fn check_one(config: &SuiteConfig, path: &Path, pending: bool) -> ScenarioRe
                 }
                 continue;
             }
-            Ok(Comparison::Missing) => missing = true,
+            Ok(Comparison::Missing) => check.missing = true,
             Ok(Comparison::Differs { diff }) => {
-                let line = first_differing_step_line(file, &diff, &output);
-                problems.push(Problem::Diff {
+                let line = first_differing_step_line(file, &diff, output);
+                check.diffs.push(Problem::Diff {
                     file: file.to_string(),
                     diff,
                     line,
                 });
             }
             Err(error) => {
-                result.verdict = Verdict::error(format!(
+                return Err(Verdict::error(format!(
                     "failed to read `{}`: {error}",
                     golden_path.display()
-                ));
-                return result;
+                )));
             }
         }
         if pending && golden::write_pending(&golden_path, contents).is_ok() {
             result.pending_written = true;
         }
     }
-    result.verdict = if !problems.is_empty() {
-        Verdict::Fail { problems }
-    } else if missing {
-        Verdict::New
-    } else {
-        Verdict::Pass
-    };
-    result.output = Some(output);
-    result
+    Ok(check)
 }
 
 /// Compares an invalid scenario's lint text with its golden.
@@ -545,7 +573,9 @@ fn step_line(file: &str, changed: usize, output: &RunOutput) -> Option<usize> {
     let text = match file {
         "report.json" => &output.report_json,
         "events.jsonl" => &output.events_jsonl,
-        _ => &output.capture_json,
+        "capture.jsonl" => &output.capture_json,
+        // A run record names no step.
+        _ => return None,
     };
     match file {
         // The n-th event belongs to the step whose appended range covers it.

@@ -482,7 +482,7 @@ fn a_bindings_file_holds_the_log_to_its_ttls_and_budgets() {
         ),
     ] {
         std::fs::write(&file, text).unwrap();
-        let error = load_bindings(&file).unwrap_err();
+        let error = load_bindings(&file).unwrap_err().to_string();
         assert!(
             error.contains("bindings.yaml") && error.contains(needle),
             "{error}"

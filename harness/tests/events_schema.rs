@@ -1,7 +1,8 @@
 //! The committed event vocabulary schema, `docs/events.schema.json`, is what
 //! `rehearse schema --events` prints (generated from the runtime's event
 //! types), and every event of every golden `events.jsonl` validates against
-//! it with a real draft-07 validator; every kind appears in some golden.
+//! it with a real draft-07 validator; every kind appears in some golden; and
+//! `docs/EVENTS.md` documents exactly the typed kinds of each topic.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -85,4 +86,50 @@ fn every_golden_event_validates_and_every_kind_is_seen() {
         .collect();
     let unseen: Vec<&&str> = kinds.iter().filter(|kind| !seen.contains(**kind)).collect();
     assert!(unseen.is_empty(), "kinds no golden shows: {unseen:?}");
+}
+
+/// The kinds `docs/EVENTS.md` documents under each topic's heading: the
+/// first cell of every table row (`| \`kind\` | ...`), by `## \`topic\``.
+fn documented_kinds() -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let text = std::fs::read_to_string(root().join("docs/EVENTS.md")).expect("docs/EVENTS.md");
+    let mut by_topic = std::collections::BTreeMap::new();
+    let mut topic: Option<String> = None;
+    for line in text.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            topic = heading
+                .strip_prefix('`')
+                .and_then(|rest| rest.strip_suffix('`'))
+                .map(str::to_string);
+            continue;
+        }
+        let (Some(topic), Some(row)) = (&topic, line.strip_prefix("| `")) else {
+            continue;
+        };
+        if let Some((kind, _)) = row.split_once("` |") {
+            by_topic
+                .entry(topic.clone())
+                .or_insert_with(BTreeSet::new)
+                .insert(kind.to_string());
+        }
+    }
+    by_topic
+}
+
+#[test]
+fn docs_events_md_documents_every_kind_of_every_topic_and_no_other() {
+    let documented = documented_kinds();
+    let vocabulary = rehearse_runtime::event::vocabulary();
+    let topics: BTreeSet<String> = vocabulary
+        .iter()
+        .map(|(topic, _)| topic.to_string())
+        .collect();
+    let headings: BTreeSet<String> = documented.keys().cloned().collect();
+    assert_eq!(headings, topics, "docs/EVENTS.md's topic headings");
+    for (topic, kinds) in vocabulary {
+        let typed: BTreeSet<String> = kinds.iter().map(|kind| kind.to_string()).collect();
+        assert_eq!(
+            documented[topic], typed,
+            "docs/EVENTS.md's table for `{topic}` must list exactly the typed kinds"
+        );
+    }
 }

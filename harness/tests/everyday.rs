@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// Two steps whose spend an edit breaks: the expectation on the day's
 /// spend fails and every golden differs from step 2 on.
@@ -350,7 +350,8 @@ fn review_lists_compactly_by_scenario_and_takes_paths_and_flags() {
     library.break_spend();
     library.write("controls/pause.yaml", &PAUSE.replace("at: 2s", "at: 3s"));
     library.rehearse(".", "false", &["check"]);
-    assert_eq!(library.pending().len(), 6);
+    // spend: report, events, capture; pause: the same and its run record.
+    assert_eq!(library.pending().len(), 7);
     // Without a terminal: one block per scenario, no diffs.
     let listing = library.rehearse(".", "false", &["review"]);
     assert_eq!(listing.status.code(), Some(1));
@@ -555,7 +556,7 @@ fn keys_at(
 fn the_formats_document_names_every_field() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let doc = fs::read_to_string(workspace.join("docs/FORMATS.md")).unwrap();
-    let report_paths: [&[&str]; 14] = [
+    let report_paths: [&[&str]; 13] = [
         &[],
         &["steps", "*"],
         &["steps", "*", "decision"],
@@ -568,7 +569,6 @@ fn the_formats_document_names_every_field() {
         &["final_state", "personas", "*", "active_lease"],
         &["final_state", "personas", "*", "queued_work", "*"],
         &["final_state", "unsettled"],
-        &["runs", "*"],
         &["summary"],
     ];
     // Each line of a capture: the header, an event, a decision, the seal.
@@ -591,6 +591,13 @@ fn the_formats_document_names_every_field() {
             let paths: &[&[&str]] = match name.as_str() {
                 "report.json" => &report_paths,
                 "capture.jsonl" => &capture_paths,
+                "runs.jsonl" => {
+                    for line in fs::read_to_string(&path).unwrap().lines() {
+                        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                        keys_at(&record, &[], &mut keys);
+                    }
+                    continue;
+                }
                 _ => {
                     if path.is_dir() {
                         stack.push(path);
@@ -640,7 +647,8 @@ fn review_takes_single_keys_on_a_terminal() {
     library.break_spend();
     library.write("controls/pause.yaml", &PAUSE.replace("at: 2s", "at: 3s"));
     library.rehearse(".", "false", &["check"]);
-    assert_eq!(library.pending().len(), 6);
+    // spend: report, events, capture; pause: the same and its run record.
+    assert_eq!(library.pending().len(), 7);
     // `script` gives review a terminal; the keys are typed ahead: `r`
     // rejects the first scenario, `q` quits before the second, no Enter.
     let command = format!("'{}' review", env!("CARGO_BIN_EXE_rehearse"));
@@ -720,22 +728,55 @@ fn input_errors_are_exit_2_with_one_message() {
     insta::assert_snapshot!("input_errors", messages);
 }
 
+/// Which of a child's output pipes are closed, as `| true` closes standard
+/// output (and `2>&1 | true` both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closed {
+    Neither,
+    Stdout,
+    Stderr,
+    Both,
+}
+
 /// Runs `rehearse args` in the library with `CI` unset; when `closed`, its
 /// standard output is closed at once, as `| true` does. Returns the exit
 /// status and standard error.
 fn status_of(library: &Library, args: &[&str], closed: bool) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+    let closed = if closed {
+        Closed::Stdout
+    } else {
+        Closed::Neither
+    };
+    status_with(library, args, closed)
+}
+
+/// Runs `rehearse args` in the library with `CI` unset and the pipes
+/// `closed` closed by their reader before the child starts, so its first
+/// write to them fails. Returns the exit status and standard error (empty
+/// when that pipe was closed).
+fn status_with(library: &Library, args: &[&str], closed: Closed) -> (Option<i32>, String) {
+    // The write end of a pipe whose reader has exited: the standard input
+    // of a `true` that has already ended.
+    let closed_pipe = || {
+        let mut reader = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
+        let writer = reader.stdin.take().unwrap();
+        reader.wait().unwrap();
+        Stdio::from(writer)
+    };
+    let (stdout, stderr) = match closed {
+        Closed::Neither => (Stdio::piped(), Stdio::piped()),
+        Closed::Stdout => (closed_pipe(), Stdio::piped()),
+        Closed::Stderr => (Stdio::piped(), closed_pipe()),
+        Closed::Both => (closed_pipe(), closed_pipe()),
+    };
+    let output = Command::new(env!("CARGO_BIN_EXE_rehearse"))
         .current_dir(library.dir.path())
         .args(args)
         .env("CI", "false")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .stdout(stdout)
+        .stderr(stderr)
+        .output()
         .unwrap();
-    if closed {
-        drop(child.stdout.take());
-    }
-    let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.code(), stderr)
 }
@@ -752,7 +793,7 @@ fn every_command_keeps_its_own_status_on_a_closed_pipe() {
     let capture = format!("snapshots/lease/spend/{capture}");
     let out = library.dir.path().join("out-closed");
     let out = out.to_str().unwrap();
-    let commands: [&[&str]; 9] = [
+    let commands: [&[&str]; 12] = [
         &["check", "-v"],
         &["bless"],
         &["lint", "scenarios/lease/spend.yaml"],
@@ -761,13 +802,20 @@ fn every_command_keeps_its_own_status_on_a_closed_pipe() {
         &["replay", &capture],
         &["audit", "snapshots/lease/spend/events.jsonl"],
         &["schema", "--events"],
+        // Commands that end in an error, which `main` prints on stderr.
         &["explain", "scenarios/lease/spend.yaml", "--step", "99"],
+        &["audit", "nowhere.jsonl"],
+        &["lint", "nowhere.yaml"],
+        &["check", "nowhere.yaml"],
     ];
     for args in commands {
-        let (open, open_stderr) = status_of(&library, args, false);
+        let (open, open_stderr) = status_with(&library, args, Closed::Neither);
         assert!(matches!(open, Some(0..=2)), "{args:?}: {open_stderr}");
-        let (closed, stderr) = status_of(&library, args, true);
-        assert_eq!(closed, open, "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        for closed in [Closed::Stdout, Closed::Stderr, Closed::Both] {
+            let (status, stderr) = status_with(&library, args, closed);
+            // A panic would exit 101, whether or not its message got out.
+            assert_eq!(status, open, "{args:?} with {closed:?} closed: {stderr}");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        }
     }
 }

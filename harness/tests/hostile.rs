@@ -339,7 +339,10 @@ fn f07_litter_is_cleaned_and_failed_sets_leave_the_old_one() {
         .collect();
     let mut sorted = names.clone();
     sorted.sort();
-    assert_eq!(sorted, ["capture.jsonl", "events.jsonl", "report.json"]);
+    assert_eq!(
+        sorted,
+        ["capture.jsonl", "events.jsonl", "report.json", "runs.jsonl"]
+    );
     assert_ne!(tree(&set), before, "the new set replaced the old");
     let siblings: Vec<_> = fs::read_dir(library.path("snapshots/lease"))
         .unwrap()
@@ -350,7 +353,7 @@ fn f07_litter_is_cleaned_and_failed_sets_leave_the_old_one() {
 
 /// Finding 7, the failing disk: a bless whose writes fail (a file-size
 /// limit in the child stands in for a full disk) leaves the old set whole,
-/// and `run --out` keeps the old outputs, `runs/` included.
+/// and `run --out` keeps the old outputs, `runs.jsonl` included.
 #[cfg(unix)]
 #[test]
 fn f07_a_full_disk_leaves_old_sets_whole() {
@@ -362,7 +365,7 @@ fn f07_a_full_disk_leaves_old_sets_whole() {
     let (set_before, out_before) = (tree(&set), tree(&out));
     assert!(out_before
         .iter()
-        .any(|(p, _)| p.to_string_lossy().contains("/runs/")));
+        .any(|(p, _)| p.to_string_lossy().ends_with("/runs.jsonl")));
     let scenario = library.path(PLAIN);
     let text = fs::read_to_string(&scenario).unwrap();
     fs::write(&scenario, text.replacen("number: 2 ", "number: 22 ", 1)).unwrap();

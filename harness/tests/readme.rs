@@ -146,16 +146,15 @@ fn the_tour_works_as_written() {
     assert!(lint.status.success(), "{}", text(&lint));
     let run = rehearse(&dir, &["run", "scenarios/tour/demo.yaml"]);
     assert!(run.status.success(), "{}", text(&run));
-    for file in ["events.jsonl", "report.json", "capture.jsonl"] {
+    for file in ["events.jsonl", "report.json", "capture.jsonl", "runs.jsonl"] {
         assert!(dir.join("out/demo").join(file).is_file(), "{file} missing");
     }
+    let runs = std::fs::read_to_string(dir.join("out/demo/runs.jsonl")).unwrap();
     assert!(
-        dir.join("out/demo/runs")
-            .read_dir()
-            .unwrap()
-            .next()
-            .is_some(),
-        "no run records"
+        runs.lines().next().is_some_and(
+            |line| line.starts_with("{\"run_record_version\":3,\"_type\":\"run_record\",")
+        ),
+        "no run records: {runs}"
     );
 
     // Why step 3 (the trigger while paused; line 55 is inside it) was queued.

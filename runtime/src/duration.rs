@@ -18,6 +18,26 @@ const UNITS: [(&str, u64); 5] = [
     ("ms", 1),
 ];
 
+/// What a duration's text should look like, said by every error about one.
+const EXPECTED: &str = "expected a duration such as `250ms`, `10s`, `5m`, `2h` or `1d`";
+
+/// Why a duration could not be read; each names the text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration, {EXPECTED}")]
+    Empty,
+    #[error("invalid duration `{0}`, {EXPECTED}")]
+    Invalid(String),
+    #[error("duration `{0}` is too large")]
+    TooLarge(String),
+    #[error("fractional number in duration `{0}`, expected whole numbers of units such as `1s500ms` for one and a half seconds")]
+    Fraction(String),
+    #[error("duration `{0}` has no unit, {EXPECTED}")]
+    NoUnit(String),
+    #[error("unknown unit `{unit}` in duration `{text}`, {EXPECTED}")]
+    UnknownUnit { unit: String, text: String },
+}
+
 impl Millis {
     /// The duration in milliseconds, as a signed scenario offset.
     pub fn as_i64(self) -> i64 {
@@ -25,35 +45,36 @@ impl Millis {
     }
 
     /// Parses `250ms`, `10s`, `5m`, `2h`, `1d` or a sequence of them (`1h30m`).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let expected = "expected a duration such as `250ms`, `10s`, `5m`, `2h` or `1d`";
+    pub fn parse(text: &str) -> Result<Self, DurationError> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
-            return Err(format!("empty duration, {expected}"));
+            return Err(DurationError::Empty);
         }
+        let text = || text.to_string();
         let mut total: u64 = 0;
         let mut rest = trimmed;
         while !rest.is_empty() {
             let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
             if digits == 0 {
-                return Err(format!("invalid duration `{text}`, {expected}"));
+                return Err(DurationError::Invalid(text()));
             }
             let number: u64 = rest[..digits]
                 .parse()
-                .map_err(|_| format!("duration `{text}` is too large"))?;
+                .map_err(|_| DurationError::TooLarge(text()))?;
             rest = &rest[digits..];
             if rest.starts_with('.') {
-                return Err(format!(
-                    "fractional number in duration `{text}`, expected whole numbers of units such as `1s500ms` for one and a half seconds"
-                ));
+                return Err(DurationError::Fraction(text()));
             }
             let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
             let unit = &rest[..unit_len];
             let Some(&(_, scale)) = UNITS.iter().find(|(name, _)| *name == unit) else {
                 return Err(if unit.is_empty() {
-                    format!("duration `{text}` has no unit, {expected}")
+                    DurationError::NoUnit(text())
                 } else {
-                    format!("unknown unit `{unit}` in duration `{text}`, {expected}")
+                    DurationError::UnknownUnit {
+                        unit: unit.to_string(),
+                        text: text(),
+                    }
                 });
             };
             rest = &rest[unit_len..];
@@ -61,7 +82,7 @@ impl Millis {
                 .checked_mul(scale)
                 .and_then(|ms| total.checked_add(ms))
                 .filter(|ms| *ms <= i64::MAX as u64)
-                .ok_or_else(|| format!("duration `{text}` is too large"))?;
+                .ok_or_else(|| DurationError::TooLarge(text()))?;
         }
         Ok(Self(total))
     }

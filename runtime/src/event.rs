@@ -119,7 +119,7 @@ pub fn vocabulary() -> [(&'static str, &'static [&'static str]); 3] {
 }
 
 /// The version of the event vocabulary [`vocabulary_schema`] describes.
-pub const EVENTS_SCHEMA_ID: &str = "rehearse-events/1";
+pub const EVENTS_SCHEMA_ID: &str = "rehearse-events/2";
 
 /// The JSON Schema (draft-07) of every event the runtime writes: one
 /// alternative per kind, each fixing `topic` and `kind` and describing
@@ -164,7 +164,7 @@ pub fn vocabulary_schema() -> Schema {
     let schema = json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": EVENTS_SCHEMA_ID,
-        "title": "rehearse runtime events, vocabulary version 1",
+        "title": "rehearse runtime events, vocabulary version 2",
         "description": "One line of events.jsonl: an event of a known topic and kind with its payload. Every kind is listed in docs/EVENTS.md.",
         "type": "object",
         "properties": {

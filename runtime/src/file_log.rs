@@ -231,6 +231,70 @@ impl fmt::Display for VerifySummary {
     }
 }
 
+/// Refuses a log directory that is missing or is not a directory.
+fn check_log_dir(dir: &Path) -> Result<(), FileLogError> {
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(FileLogError::NotADirectory { dir: dir.into() }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(FileLogError::MissingDir { dir: dir.into() })
+        }
+        Err(source) => Err(FileLogError::Open {
+            path: dir.into(),
+            source,
+        }),
+    }
+}
+
+/// Opens the log file at `path` for reading and appending, creating it
+/// when there is none.
+fn open_or_create(dir: &Path, path: &Path, options: FileLogOptions) -> Result<File, FileLogError> {
+    let open_err = |source| FileLogError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    match OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(file) => {
+            // The new file's directory entry must be durable too, or a
+            // power loss could lose the file with every batch in it.
+            if options.fsync == FsyncPolicy::Always {
+                sync_dir(dir).map_err(open_err)?;
+            }
+            Ok(file)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(open_err),
+        Err(source) => Err(open_err(source)),
+    }
+}
+
+/// Cuts the log file back to its first `len_bytes` (the end of the last
+/// whole batch), durably as the policy asks.
+fn cut_to(
+    file: &File,
+    path: &Path,
+    len_bytes: u64,
+    options: FileLogOptions,
+) -> Result<(), FileLogError> {
+    let repair_err = |source| FileLogError::Repair {
+        path: path.to_path_buf(),
+        source,
+    };
+    file.set_len(len_bytes).map_err(repair_err)?;
+    if options.fsync == FsyncPolicy::Always {
+        file.sync_all().map_err(repair_err)?;
+    }
+    Ok(())
+}
+
 /// The path of the log file inside `dir`.
 pub fn log_path(dir: impl AsRef<Path>) -> PathBuf {
     dir.as_ref().join(LOG_FILE_NAME)
@@ -261,45 +325,9 @@ impl FileLog {
         options: FileLogOptions,
     ) -> Result<(Self, Recovery), FileLogError> {
         let dir = dir.as_ref();
-        match fs::metadata(dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(FileLogError::NotADirectory { dir: dir.into() }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(FileLogError::MissingDir { dir: dir.into() })
-            }
-            Err(source) => {
-                return Err(FileLogError::Open {
-                    path: dir.into(),
-                    source,
-                })
-            }
-        }
+        check_log_dir(dir)?;
         let path = log_path(dir);
-        let open_err = |source| FileLogError::Open {
-            path: path.clone(),
-            source,
-        };
-        let file = match OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(file) => {
-                // The new file's directory entry must be durable too, or a
-                // power loss could lose the file with every batch in it.
-                if options.fsync == FsyncPolicy::Always {
-                    sync_dir(dir).map_err(open_err)?;
-                }
-                file
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => OpenOptions::new()
-                .read(true)
-                .append(true)
-                .open(&path)
-                .map_err(open_err)?,
-            Err(source) => return Err(open_err(source)),
-        };
+        let file = open_or_create(dir, &path, options)?;
         let len_on_disk = file
             .metadata()
             .map_err(|source| FileLogError::Read {
@@ -309,14 +337,7 @@ impl FileLog {
             .len();
         let (mut memory, kept, cut) = recover(&path, &file, len_on_disk)?;
         if cut.is_some() {
-            let repair_err = |source| FileLogError::Repair {
-                path: path.clone(),
-                source,
-            };
-            file.set_len(kept.bytes).map_err(repair_err)?;
-            if options.fsync == FsyncPolicy::Always {
-                file.sync_all().map_err(repair_err)?;
-            }
+            cut_to(&file, &path, kept.bytes, options)?;
             memory.truncate(usize::try_from(kept.events).expect("events held in memory fit usize"));
         }
         let recovery = Recovery {
@@ -907,20 +928,7 @@ fn recover(
             }
             Err(fault) => return Err(corrupt(line.number, fault)),
         };
-        let batch_done = check_version(record.v)
-            .and_then(|()| framing.accept(record.batch_index, record.batch_len, line.number))
-            .and_then(|done| {
-                let expected = memory.latest_id(&record.topic) + 1;
-                if record.id == expected {
-                    Ok(done)
-                } else {
-                    Err(RecordFault::OutOfSequence {
-                        topic: record.topic.to_string(),
-                        id: record.id,
-                        expected,
-                    })
-                }
-            })
+        let batch_done = check_record(&record, &mut framing, &memory, line.number)
             .map_err(|fault| corrupt(line.number, fault))?;
         let event = LogEvent {
             kind: record.kind,
@@ -938,20 +946,59 @@ fn recover(
             };
         }
     }
-    let fault = tail_fault.or_else(|| {
-        framing.open.map(|open| RecordFault::IncompleteBatch {
-            records: open.next_index,
-            batch_len: open.len,
+    let cut = tail_cut(tail_fault, &framing, &kept, &lines, &memory, len_on_disk);
+    Ok((memory, kept, cut))
+}
+
+/// Checks a record against what came before it: its format version, its
+/// place in the batch framing and its id, the next of its topic. Returns
+/// whether it completed its batch.
+fn check_record(
+    record: &RecordIn,
+    framing: &mut Framing,
+    memory: &MemoryLog,
+    line: u64,
+) -> Result<bool, RecordFault> {
+    check_version(record.v)?;
+    let done = framing.accept(record.batch_index, record.batch_len, line)?;
+    let expected = memory.latest_id(&record.topic) + 1;
+    if record.id == expected {
+        Ok(done)
+    } else {
+        Err(RecordFault::OutOfSequence {
+            topic: record.topic.to_string(),
+            id: record.id,
+            expected,
         })
-    });
-    let cut = fault.map(|fault| TailCut {
+    }
+}
+
+/// What must be cut after the last whole batch: the lines from the torn
+/// final record (`tail_fault`) or the unfinished final batch, if any.
+fn tail_cut<R>(
+    tail_fault: Option<RecordFault>,
+    framing: &Framing,
+    kept: &Kept,
+    lines: &Lines<R>,
+    memory: &MemoryLog,
+    len_on_disk: u64,
+) -> Option<TailCut> {
+    let fault = tail_fault.or_else(|| {
+        framing
+            .open
+            .as_ref()
+            .map(|open| RecordFault::IncompleteBatch {
+                records: open.next_index,
+                batch_len: open.len,
+            })
+    })?;
+    Some(TailCut {
         first_line: kept.lines + 1,
         lines: lines.number - kept.lines,
         bytes: len_on_disk - kept.bytes,
         dropped_events: memory.len() - kept.events,
         fault,
-    });
-    Ok((memory, kept, cut))
+    })
 }
 
 /// Checks the checksum of `text` and parses it as a whole record.

@@ -28,12 +28,13 @@ pub mod replay;
 pub mod run_record;
 pub mod schedule;
 pub mod seal;
+mod single_entry;
 pub mod supervisor;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 pub mod workkey;
 
-pub use clock::{format_ms, parse_rfc3339_ms};
+pub use clock::{format_ms, parse_rfc3339_ms, TimeError, TimeTuple};
 pub use config::{BudgetPolicy, ConfigIssue, Constraints, PersonaSpec, RuntimeConfig};
 pub use duration::Millis;
 pub use file_log::{FileLog, FileLogError, FileLogOptions, FsyncPolicy, Recovery};

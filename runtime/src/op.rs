@@ -81,12 +81,9 @@ macro_rules! op_serde {
     ($($variant:ident($ty:ty) = $name:literal,)*) => {
         impl Serialize for Op {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                use serde::ser::SerializeMap;
-                let mut map = serializer.serialize_map(Some(1))?;
                 match self {
-                    $(Self::$variant(body) => map.serialize_entry($name, body)?,)*
+                    $(Self::$variant(body) => crate::single_entry::serialize(serializer, $name, body),)*
                 }
-                map.end()
             }
         }
 
@@ -277,69 +274,44 @@ pub enum Outcome {
 
 impl Serialize for Outcome {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
         match self {
             Self::Completed => serializer.serialize_str("completed"),
             Self::Crash => serializer.serialize_str("crash"),
-            Self::Fail(kind) => {
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry("fail", kind)?;
-                map.end()
-            }
-            Self::Attempts(list) => {
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry("attempts", list)?;
-                map.end()
-            }
+            Self::Fail(kind) => crate::single_entry::serialize(serializer, "fail", kind),
+            Self::Attempts(list) => crate::single_entry::serialize(serializer, "attempts", list),
         }
+    }
+}
+
+impl crate::single_entry::StringOrEntry for Outcome {
+    const NOUN: &'static str = "outcome";
+    const BESIDE: &'static str = "the outcome";
+    const EXPECTED: &'static str =
+        "expected `completed`, `crash`, `{fail: KIND}` or `{attempts: [...]}`";
+
+    fn from_str(value: &str) -> Option<Self> {
+        match value {
+            "completed" => Some(Self::Completed),
+            "crash" => Some(Self::Crash),
+            _ => None,
+        }
+    }
+
+    fn from_entry<'de, A: serde::de::MapAccess<'de>>(
+        key: &str,
+        map: &mut A,
+    ) -> Result<Option<Self>, A::Error> {
+        Ok(match key {
+            "fail" => Some(Self::Fail(map.next_value()?)),
+            "attempts" => Some(Self::Attempts(map.next_value()?)),
+            _ => None,
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for Outcome {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        const EXPECTED: &str =
-            "expected `completed`, `crash`, `{fail: KIND}` or `{attempts: [...]}`";
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Outcome;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(EXPECTED.trim_start_matches("expected "))
-            }
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Outcome, E> {
-                match value {
-                    "completed" => Ok(Outcome::Completed),
-                    "crash" => Ok(Outcome::Crash),
-                    other => Err(E::custom(format!("unknown outcome `{other}`, {EXPECTED}"))),
-                }
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Outcome, A::Error> {
-                let key = map.next_key::<String>()?;
-                let outcome = match key.as_deref() {
-                    Some("fail") => Outcome::Fail(map.next_value()?),
-                    Some("attempts") => Outcome::Attempts(map.next_value()?),
-                    Some(other) => {
-                        return Err(serde::de::Error::custom(format!(
-                            "unknown outcome `{other}`, {EXPECTED}"
-                        )))
-                    }
-                    None => {
-                        return Err(serde::de::Error::custom(format!(
-                            "empty outcome, {EXPECTED}"
-                        )))
-                    }
-                };
-                if let Some(extra) = map.next_key::<String>()? {
-                    return Err(serde::de::Error::custom(format!(
-                        "unexpected `{extra}` beside the outcome, {EXPECTED}"
-                    )));
-                }
-                Ok(outcome)
-            }
-        }
-        deserializer.deserialize_any(Visitor)
+        crate::single_entry::deserialize(deserializer)
     }
 }
 

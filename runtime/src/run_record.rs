@@ -34,8 +34,14 @@ use serde_json::Value;
 use crate::clock::format_ms;
 use crate::config::StageDecl;
 
-/// The run record format this build writes and reads.
-pub const RUN_RECORD_VERSION: u64 = 2;
+/// The run record format this build writes and reads: 3 saves every record
+/// of a run in one `runs.jsonl` (version 2 had a file each, `runs/{id}.json`,
+/// and said so in `persisted_path`).
+pub const RUN_RECORD_VERSION: u64 = 3;
+
+/// The file, relative to a scenario's output directory, that holds every
+/// run record of the run, one a line: the records' `persisted_path`.
+pub const RUN_RECORDS_FILE: &str = "runs.jsonl";
 
 /// The `_type` of every run record.
 pub const RUN_RECORD_TYPE: &str = "run_record";
@@ -222,7 +228,7 @@ pub struct RunRecord {
     /// record as the modelled system does when it normalises one.
     pub replay_fixture: Option<ReplayFixture>,
     /// Where `rehearse run` saves the record, relative to the scenario's
-    /// output directory: `runs/{id}.json`.
+    /// output directory: [`RUN_RECORDS_FILE`], one record a line.
     pub persisted_path: Option<String>,
 }
 
@@ -315,7 +321,7 @@ impl RunRecord {
         };
         record.materialize_child_runs();
         record.replay_fixture = Some(ReplayFixture::from_run(&record));
-        record.persisted_path = Some(format!("runs/{}", record.file_name()));
+        record.persisted_path = Some(RUN_RECORDS_FILE.to_string());
         record
     }
 

@@ -4,6 +4,14 @@
 use chrono::{TimeZone, Utc};
 use croner::Cron;
 
+/// A cron expression that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid cron expression `{expr}`: {source}")]
+pub struct ScheduleError {
+    pub expr: String,
+    pub source: croner::errors::CronError,
+}
+
 /// A parsed cron expression with the text it came from.
 #[derive(Clone, Debug)]
 pub struct Schedule {
@@ -13,10 +21,11 @@ pub struct Schedule {
 
 impl Schedule {
     /// Parses a 5-field cron expression (`*/30 * * * *`).
-    pub fn parse(expr: &str) -> Result<Self, String> {
-        let cron = Cron::new(expr)
-            .parse()
-            .map_err(|error| format!("invalid cron expression `{expr}`: {error}"))?;
+    pub fn parse(expr: &str) -> Result<Self, ScheduleError> {
+        let cron = Cron::new(expr).parse().map_err(|source| ScheduleError {
+            expr: expr.to_string(),
+            source,
+        })?;
         Ok(Self {
             expr: expr.to_string(),
             cron,
@@ -56,7 +65,10 @@ mod tests {
     fn bad_expressions_are_errors() {
         for bad in ["", "not a cron", "61 * * * *", "* * * *"] {
             let error = Schedule::parse(bad).unwrap_err();
-            assert!(error.starts_with("invalid cron expression"), "{error}");
+            assert!(
+                error.to_string().starts_with("invalid cron expression"),
+                "{error}"
+            );
         }
     }
 }

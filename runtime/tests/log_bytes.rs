@@ -286,19 +286,21 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
     let expected = [
         (
             "events",
-            "b74c9181c70fc238c53fbfc450102fa2ee9b8dc59c01b6a43a2b1351263bfb8a",
+            "e9afa49e37437533b5034147f23ae389ace72649a3376cca6e5a556db21efa8b",
         ),
         (
             "bundle",
-            "a1f77839c78cebb6893f34ce14ca4f7c182f21053d408d0528489fabb606b6d6",
+            "9be745d52a422e8e241fc89d75db9a20a73107ab8f30e2c516a9ff857634d439",
         ),
         (
             "outcomes",
             "695771be62100e6c355f6e55c1061f8e71d2a2a3647dfc6642f897018e00400c",
         ),
+        // The run records in it are `run_record_version` 3, saved in
+        // `runs.jsonl` (their `persisted_path`).
         (
             "state",
-            "1d74b0b626b96cf158582d6cf38ae2cdbb8071e965cfeb19228ac5d07f93c3d4",
+            "e855c29c0dd63b50c0050e46c35cfd0662090e547a3b7f1d9c5b6da8eef5caaa",
         ),
         (
             "tampered",
@@ -326,7 +328,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
     let lines = bundle.to_jsonl();
     assert_eq!(
         hex::encode(Sha256::digest(&lines)),
-        "1ddd80d5a600897cdb8e3b34c69a61127b148b62cf67256ab1e64d15240a97e5",
+        "09c85a754bf56a91ec0d9ace149ab54ff582528139a739887e884d8e8821b599",
         "the version 3 capture's bytes moved"
     );
     let OpenedCapture::Stream(stream) = open_capture(lines.as_slice()).unwrap() else {
@@ -361,7 +363,7 @@ fn the_bytes_of_a_fixed_mixed_workload_are_pinned() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(
         hex::encode(Sha256::digest(&file_bytes)),
-        "14dc9b4e2b422f45f78070b517a162a2968135c09e5cb25d654e4920d478743b",
+        "58e0f7743647280fdf2457a22021b58cf16461663a4252403239a49f7fbb6466",
         "the file log's bytes moved"
     );
     let before: Vec<_> = runtime

@@ -231,7 +231,7 @@ fn records_round_trip_through_an_atomic_save() {
 
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
-        text.starts_with("{\n  \"run_record_version\": 2,\n  \"_type\": \"run_record\",\n  \"id\": \"run_0196\",\n  \"root_run_id\": \"run_0196\","),
+        text.starts_with("{\n  \"run_record_version\": 3,\n  \"_type\": \"run_record\",\n  \"id\": \"run_0196\",\n  \"root_run_id\": \"run_0196\","),
         "{text}"
     );
     assert!(text.ends_with("}\n"));
@@ -255,7 +255,7 @@ fn garbage_files_are_refused_naming_the_path() {
     let dir = TempDir::new("garbage_files_are_refused_naming_the_path");
     let record = RunRecord::from_run(facts(RunStatus::Completed), &stages(&["plan"]));
     let mut future = serde_json::to_value(&record).unwrap();
-    future["run_record_version"] = json!(3);
+    future["run_record_version"] = json!(4);
     let mut extra_field = serde_json::to_value(&record).unwrap();
     extra_field["surprise"] = json!(true);
     let mut bad_status = serde_json::to_value(&record).unwrap();
@@ -270,8 +270,8 @@ fn garbage_files_are_refused_naming_the_path() {
         ("text.json", "not json".into(), "malformed run record at `{}`: expected ident at line 1 column 2".into()),
         ("list.json", "[1]".into(), "malformed run record at `{}`: expected a JSON object".into()),
         ("noversion.json", "{\"id\": \"x\"}".into(), "malformed run record at `{}`: missing `run_record_version`".into()),
-        ("future.json", future.to_string(), "unsupported run record version 3 at `{}`, expected 2".into()),
-        ("textversion.json", "{\"run_record_version\": \"1\"}".into(), "unsupported run record version \"1\" at `{}`, expected 2".into()),
+        ("future.json", future.to_string(), "unsupported run record version 4 at `{}`, expected 3".into()),
+        ("textversion.json", "{\"run_record_version\": \"1\"}".into(), "unsupported run record version \"1\" at `{}`, expected 3".into()),
         ("extra.json", extra_field.to_string(), "malformed run record at `{}`: unknown field `surprise`".into()),
         ("status.json", bad_status.to_string(), "malformed run record at `{}`: unknown variant `exploded`, expected one of `completed`, `failed`, `crashed`".into()),
         ("emptyid.json", empty_id.to_string(), "invalid run record at `{}`: empty `id`".into()),

@@ -25,7 +25,7 @@ use rehearse_runtime::config::BudgetPolicy;
 use rehearse_runtime::{Constraints, Millis, PersonaSpec};
 use serde::Deserialize;
 
-use crate::scenario::{parse_scenario, parse_str};
+use crate::scenario::{parse_scenario, parse_str, ScenarioError};
 
 /// The bindings format version this harness reads.
 pub const BINDINGS_VERSION: u32 = 1;
@@ -78,16 +78,59 @@ struct Binding {
     schedules: Vec<String>,
 }
 
+/// Why bindings could not be read. Every message starts with the file, as
+/// `path:line:column: message` where a position is known.
+#[derive(Debug, thiserror::Error)]
+pub enum BindingsError {
+    #[error("{file}: {reason}")]
+    Read { file: String, reason: ReadReason },
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("{file}:{at} {source}")]
+    Yaml {
+        file: String,
+        /// `line:column:` when the parser knows it, else empty.
+        at: String,
+        source: serde_yaml::Error,
+    },
+    #[error("{file}: bindings version {version} is not supported, expected `version: {BINDINGS_VERSION}`")]
+    Version { file: String, version: u32 },
+    #[error("{file}: persona `{persona}`: {}", .error.message())]
+    Persona {
+        file: String,
+        persona: String,
+        error: ScenarioError,
+    },
+}
+
+/// Why a bindings file could not be read as text.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadReason {
+    #[error("cannot open: {0}")]
+    Open(std::io::Error),
+    #[error("it is {0}, expected a regular YAML file")]
+    NotAFile(&'static str),
+    #[error("cannot read: {0}")]
+    Read(std::io::Error),
+    #[error("not UTF-8 text, expected YAML")]
+    NotUtf8,
+}
+
 /// Reads bindings from `path`: a scenario when it has `steps` (or is larger
 /// than a bindings file may be), otherwise a bindings file. Errors read
 /// `path:line:column: message`.
-pub fn load(path: &Path) -> Result<Bindings, String> {
+pub fn load(path: &Path) -> Result<Bindings, BindingsError> {
     let display = path.display().to_string();
     // A file too large for bindings can only be a scenario.
     let text = match read_limited(path) {
         Ok(text) => Some(text),
         Err(Limited::TooLarge) => None,
-        Err(Limited::Other(message)) => return Err(format!("{display}: {message}")),
+        Err(Limited::Other(reason)) => {
+            return Err(BindingsError::Read {
+                file: display,
+                reason,
+            })
+        }
     };
     let probe: Option<serde_yaml::Value> = text
         .as_deref()
@@ -96,7 +139,7 @@ pub fn load(path: &Path) -> Result<Bindings, String> {
         .as_ref()
         .is_none_or(|probe| probe.get("steps").is_some())
     {
-        let scenario = parse_scenario(path).map_err(|error| error.to_string())?;
+        let scenario = parse_scenario(path)?;
         return Ok(Bindings {
             personas: scenario.personas,
             scenario: Some(ScenarioFrame {
@@ -107,17 +150,21 @@ pub fn load(path: &Path) -> Result<Bindings, String> {
         });
     }
     let text = text.unwrap_or_default();
-    let file: BindingsFile = serde_yaml::from_str(&text).map_err(|error| {
-        let at = error
+    let file: BindingsFile = serde_yaml::from_str(&text).map_err(|source| {
+        let at = source
             .location()
             .map_or_else(String::new, |l| format!("{}:{}:", l.line(), l.column()));
-        format!("{display}:{at} {error}")
+        BindingsError::Yaml {
+            file: display.clone(),
+            at,
+            source,
+        }
     })?;
     if file.version != BINDINGS_VERSION {
-        return Err(format!(
-            "{display}: bindings version {} is not supported, expected `version: {BINDINGS_VERSION}`",
-            file.version
-        ));
+        return Err(BindingsError::Version {
+            file: display,
+            version: file.version,
+        });
     }
     let mut personas = BTreeMap::new();
     for (name, binding) in file.personas {
@@ -140,7 +187,7 @@ pub fn load(path: &Path) -> Result<Bindings, String> {
 
 /// A binding is checked as a scenario's persona would be, through the
 /// scenario parser, so the rules live in one place.
-fn check_binding(display: &str, name: &str, spec: &PersonaSpec) -> Result<(), String> {
+fn check_binding(display: &str, name: &str, spec: &PersonaSpec) -> Result<(), BindingsError> {
     let mut spec = spec.clone();
     if spec.entry_workflow.is_empty() {
         spec.entry_workflow = "audit".to_string();
@@ -154,33 +201,36 @@ fn check_binding(display: &str, name: &str, spec: &PersonaSpec) -> Result<(), St
     let yaml = serde_yaml::to_string(&probe).expect("a probe scenario serialises");
     parse_str(&yaml, display, "bindings")
         .map(drop)
-        .map_err(|error| format!("{display}: persona `{name}`: {}", error.message()))
+        .map_err(|error| BindingsError::Persona {
+            file: display.to_string(),
+            persona: name.to_string(),
+            error,
+        })
 }
 
 /// Why a bindings file was not read whole.
 enum Limited {
     /// Larger than [`MAX_BINDINGS_BYTES`]: only a scenario can be.
     TooLarge,
-    Other(String),
+    Other(ReadReason),
 }
 
 fn read_limited(path: &Path) -> Result<String, Limited> {
-    let fail = |message: String| Limited::Other(message);
     let metadata =
-        std::fs::metadata(path).map_err(|error| fail(format!("cannot open: {error}")))?;
+        std::fs::metadata(path).map_err(|error| Limited::Other(ReadReason::Open(error)))?;
     if !metadata.is_file() {
-        return Err(fail(format!(
-            "it is {}, expected a regular YAML file",
-            crate::atomic::describe(&metadata.file_type())
+        return Err(Limited::Other(ReadReason::NotAFile(
+            crate::atomic::describe(&metadata.file_type()),
         )));
     }
-    let file = std::fs::File::open(path).map_err(|error| fail(format!("cannot open: {error}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|error| Limited::Other(ReadReason::Open(error)))?;
     let mut bytes = Vec::new();
     file.take(MAX_BINDINGS_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|error| fail(format!("cannot read: {error}")))?;
+        .map_err(|error| Limited::Other(ReadReason::Read(error)))?;
     if bytes.len() as u64 > MAX_BINDINGS_BYTES {
         return Err(Limited::TooLarge);
     }
-    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text, expected YAML".to_string()))
+    String::from_utf8(bytes).map_err(|_| Limited::Other(ReadReason::NotUtf8))
 }

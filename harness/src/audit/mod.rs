@@ -20,14 +20,41 @@ use serde::Serialize;
 
 use crate::explore::{Checker, Invariant, Violation};
 
-pub use bindings::{load as load_bindings, Bindings, ScenarioFrame, BINDINGS_VERSION};
+pub use bindings::{
+    load as load_bindings, Bindings, BindingsError, ReadReason, ScenarioFrame, BINDINGS_VERSION,
+};
 pub use diverge::{first_divergence, Divergence};
-pub use read::{parse_line, LogReader, ReadError, MAX_LINE_BYTES, MAX_LOG_BYTES};
+pub use read::{
+    parse_line, LineError, LogProblem, LogReader, ReadError, MAX_LINE_BYTES, MAX_LOG_BYTES,
+};
 pub use rebuild::{rebuild, Trace, TraceStep};
 pub use reference::{
     reference_events, round_trip, run_reference, scenario_name, to_scenario, trace_divergence,
 };
 pub use shrink::{divergence_target, Failure, Shrink, Shrunk, Target};
+
+/// Why `rehearse audit` could not read a log or its bindings, or could not
+/// rebuild, compare or save the log as a scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Bindings(#[from] BindingsError),
+    /// The rebuilt scenario did not read back (the parser's error).
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
+    /// The reference runtime could not run the rebuilt scenario.
+    #[error(transparent)]
+    Driver(#[from] crate::driver::DriverError),
+    #[error("{file}: cannot write: {source}")]
+    Write {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: the shrunk scenario does not pass on the reference runtime")]
+    ShrunkFails { file: String },
+}
 
 /// The most violations an audit keeps to report; later ones are counted.
 pub const MAX_REPORTED: usize = 1_000;

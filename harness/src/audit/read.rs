@@ -15,10 +15,14 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+use rehearse_runtime::clock::tuple_ms;
+use rehearse_runtime::event::DecodeError;
 use rehearse_runtime::persona::{PersonaEvent, PERSONA_TOPIC};
 use rehearse_runtime::pipeline::LIFECYCLE_AUDIT_TOPIC;
 use rehearse_runtime::process::PROCESS_TOPIC;
-use rehearse_runtime::{format_ms, parse_rfc3339_ms, LogEvent, StoredEvent, Topic};
+use rehearse_runtime::{
+    format_ms, parse_rfc3339_ms, LogEvent, StoredEvent, TimeError, TimeTuple, Topic,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -33,12 +37,64 @@ pub const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 
 /// Why a log could not be read: the file, the line (0 when the file itself
 /// could not be opened) and what was wrong.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {problem}")]
 pub struct ReadError {
     pub file: String,
     pub line: usize,
-    pub message: String,
+    pub problem: LogProblem,
+}
+
+/// What was wrong with a log file or with the reading of it.
+#[derive(Debug, thiserror::Error)]
+pub enum LogProblem {
+    #[error("cannot open: {0}")]
+    Open(io::Error),
+    #[error("it is {0}, expected a regular file holding a JSON Lines event log")]
+    NotAFile(&'static str),
+    #[error("cannot read: {0}")]
+    Read(io::Error),
+    #[error("the log is longer than {MAX_LOG_BYTES} bytes (64 GiB), the most read")]
+    TooLong,
+    #[error("line is longer than {MAX_LINE_BYTES} bytes (1 MiB), the longest event read")]
+    LineTooLong,
+    #[error(
+        "event id {id} of topic `{topic}` does not follow id {last}: ids must grow within a topic"
+    )]
+    IdOrder { id: u64, topic: Topic, last: u64 },
+    #[error(transparent)]
+    Line(#[from] LineError),
+}
+
+/// What is wrong with one line of a log.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("invalid UTF-8 at byte {0}, expected a JSON object per line")]
+    NotUtf8(usize),
+    #[error("empty line, expected a JSON object per line")]
+    Empty,
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("missing field `topic` (a file of one topic's events must be named `...<topic>.jsonl` for a topic the runtime writes)")]
+    NoTopic,
+    #[error("both `event` and a top-level `kind` or `payload`, expected one")]
+    EventAndBody,
+    #[error("missing field `{0}`")]
+    Missing(&'static str),
+    #[error("empty `kind`, expected an event kind")]
+    EmptyKind,
+    #[error(transparent)]
+    Time(#[from] TimeError),
+    #[error("both `occurred_at` and `occurred_at_ms`, expected one")]
+    BothTimes,
+    #[error(
+        "`occurred_at` is out of range, expected a time from {} to {}",
+        format_ms(MIN_TIME_MS),
+        format_ms(MAX_TIME_MS)
+    )]
+    TimeOutOfRange,
+    #[error(transparent)]
+    Event(#[from] DecodeError),
 }
 
 /// A log read one event at a time.
@@ -59,22 +115,20 @@ impl LogReader<BufReader<File>> {
     /// Opens the log at `path`; errors name it as given.
     pub fn open(path: &Path) -> Result<Self, ReadError> {
         let file = path.display().to_string();
-        let fail = |message: String| ReadError {
+        let fail = |problem: LogProblem| ReadError {
             file: file.clone(),
             line: 0,
-            message,
+            problem,
         };
         // A FIFO or device is refused before it is opened (opening one can
         // block, and reading one need never end).
-        let metadata =
-            std::fs::metadata(path).map_err(|error| fail(format!("cannot open: {error}")))?;
+        let metadata = std::fs::metadata(path).map_err(|error| fail(LogProblem::Open(error)))?;
         if !metadata.is_file() {
-            return Err(fail(format!(
-                "it is {}, expected a regular file holding a JSON Lines event log",
-                crate::atomic::describe(&metadata.file_type())
-            )));
+            return Err(fail(LogProblem::NotAFile(crate::atomic::describe(
+                &metadata.file_type(),
+            ))));
         }
-        let handle = File::open(path).map_err(|error| fail(format!("cannot open: {error}")))?;
+        let handle = File::open(path).map_err(|error| fail(LogProblem::Open(error)))?;
         let topic = topic_of_file(path);
         Ok(Self::new(file, BufReader::new(handle)).with_topic(topic))
     }
@@ -108,13 +162,14 @@ impl<R: BufRead> LogReader<R> {
             return Ok(None);
         }
         let event = parse_line_of(&self.buffer, self.topic.as_ref())
-            .map_err(|message| self.error(message))?;
+            .map_err(|error| self.error(error.into()))?;
         let last = self.last_ids.get(&event.topic).copied();
         if let Some(last) = last.filter(|last| event.id <= *last) {
-            return Err(self.error(format!(
-                "event id {} of topic `{}` does not follow id {last}: ids must grow within a topic",
-                event.id, event.topic
-            )));
+            return Err(self.error(LogProblem::IdOrder {
+                id: event.id,
+                topic: event.topic.clone(),
+                last,
+            }));
         }
         self.last_ids.insert(event.topic.clone(), event.id);
         Ok(Some((self.line, event)))
@@ -128,15 +183,13 @@ impl<R: BufRead> LogReader<R> {
         let read = (&mut self.input)
             .take(limit)
             .read_until(b'\n', &mut self.buffer)
-            .map_err(|error: io::Error| self.error(format!("cannot read: {error}")))?;
+            .map_err(|error: io::Error| self.error(LogProblem::Read(error)))?;
         if read == 0 {
             return Ok(false);
         }
         self.bytes += read as u64;
         if self.bytes > MAX_LOG_BYTES {
-            return Err(self.error(format!(
-                "the log is longer than {MAX_LOG_BYTES} bytes (64 GiB), the most read"
-            )));
+            return Err(self.error(LogProblem::TooLong));
         }
         if self.buffer.last() == Some(&b'\n') {
             self.buffer.pop();
@@ -144,18 +197,16 @@ impl<R: BufRead> LogReader<R> {
                 self.buffer.pop();
             }
         } else if read as u64 == limit {
-            return Err(self.error(format!(
-                "line is longer than {MAX_LINE_BYTES} bytes (1 MiB), the longest event read"
-            )));
+            return Err(self.error(LogProblem::LineTooLong));
         }
         Ok(true)
     }
 
-    fn error(&self, message: String) -> ReadError {
+    fn error(&self, problem: LogProblem) -> ReadError {
         ReadError {
             file: self.file.clone(),
             line: self.line,
-            message,
+            problem,
         }
     }
 }
@@ -206,11 +257,11 @@ struct MaybeBody {
 }
 
 impl MaybeBody {
-    fn into_body(self) -> Result<Body, String> {
+    fn into_body(self) -> Result<Body, LineError> {
         Ok(Body {
-            kind: self.kind.ok_or("missing field `kind`")?,
+            kind: self.kind.ok_or(LineError::Missing("kind"))?,
             headers: self.headers,
-            payload: self.payload.ok_or("missing field `payload`")?,
+            payload: self.payload.ok_or(LineError::Missing("payload"))?,
             occurred_at: self.occurred_at,
             occurred_at_ms: self.occurred_at_ms,
         })
@@ -249,7 +300,7 @@ enum OccurredAt {
 }
 
 impl OccurredAt {
-    fn to_ms(&self) -> Result<i64, String> {
+    fn to_ms(&self) -> Result<i64, TimeError> {
         match self {
             Self::Text(text) => parse_rfc3339_ms(text),
             Self::Tuple(parts) => tuple_ms(*parts),
@@ -260,39 +311,7 @@ impl OccurredAt {
 /// The instant a JSON value writes, in either form `occurred_at` takes: an
 /// RFC 3339 string or a compact `OffsetDateTime` tuple.
 pub fn time_value_ms(value: &Value) -> Option<i64> {
-    let at: OccurredAt = serde_json::from_value(value.clone()).ok()?;
-    at.to_ms().ok()
-}
-
-/// Milliseconds since the epoch of a compact `OffsetDateTime` tuple.
-fn tuple_ms(parts: [i64; 9]) -> Result<i64, String> {
-    let [year, ordinal, hour, minute, second, nanosecond, off_h, off_m, off_s] = parts;
-    let small = |value: i64, what: &str| -> Result<i8, String> {
-        i8::try_from(value).map_err(|_| format!("{what} {value} is out of range"))
-    };
-    let date = i32::try_from(year)
-        .ok()
-        .zip(u16::try_from(ordinal).ok())
-        .and_then(|(year, ordinal)| time::Date::from_ordinal_date(year, ordinal).ok())
-        .ok_or_else(|| format!("year {year} and ordinal day {ordinal} are not a date"))?;
-    let clock = u8::try_from(hour)
-        .ok()
-        .zip(u8::try_from(minute).ok())
-        .zip(u8::try_from(second).ok())
-        .zip(u32::try_from(nanosecond).ok())
-        .and_then(|(((h, m), s), n)| time::Time::from_hms_nano(h, m, s, n).ok())
-        .ok_or_else(|| {
-            format!("{hour}:{minute}:{second} and {nanosecond} ns are not a time of day")
-        })?;
-    let offset = time::UtcOffset::from_hms(
-        small(off_h, "offset hours")?,
-        small(off_m, "offset minutes")?,
-        small(off_s, "offset seconds")?,
-    )
-    .map_err(|error| format!("invalid offset: {error}"))?;
-    let at = time::PrimitiveDateTime::new(date, clock).assume_offset(offset);
-    i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000))
-        .map_err(|_| "the time is out of range".to_string())
+    TimeTuple::from_value(value).ok().map(TimeTuple::ms)
 }
 
 /// The topic a one-topic file holds, from its name: a name ending in
@@ -306,44 +325,41 @@ pub fn topic_of_file(path: &Path) -> Option<Topic> {
 }
 
 /// Parses one line into a stored event; the error says what is wrong.
-pub fn parse_line(bytes: &[u8]) -> Result<StoredEvent, String> {
+pub fn parse_line(bytes: &[u8]) -> Result<StoredEvent, LineError> {
     parse_line_of(bytes, None)
 }
 
 /// Parses one line; a line that names no topic is of `topic`.
-fn parse_line_of(bytes: &[u8], topic: Option<&Topic>) -> Result<StoredEvent, String> {
-    let text = std::str::from_utf8(bytes).map_err(|error| {
-        format!(
-            "invalid UTF-8 at byte {}, expected a JSON object per line",
-            error.valid_up_to()
-        )
-    })?;
+fn parse_line_of(bytes: &[u8], topic: Option<&Topic>) -> Result<StoredEvent, LineError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|error| LineError::NotUtf8(error.valid_up_to()))?;
     if text.trim().is_empty() {
-        return Err("empty line, expected a JSON object per line".to_string());
+        return Err(LineError::Empty);
     }
-    let line: Line = serde_json::from_str(text).map_err(|error| format!("{error}"))?;
-    let topic = line.topic.or_else(|| topic.cloned()).ok_or(
-        "missing field `topic` (a file of one topic's events must be named `...<topic>.jsonl` for a topic the runtime writes)",
-    )?;
+    let line: Line = serde_json::from_str(text).map_err(LineError::Json)?;
+    let topic = line
+        .topic
+        .or_else(|| topic.cloned())
+        .ok_or(LineError::NoTopic)?;
     let body = match line.event {
         Some(body) if line.body.kind.is_none() && line.body.payload.is_none() => body,
-        Some(_) => {
-            return Err(
-                "both `event` and a top-level `kind` or `payload`, expected one".to_string(),
-            )
-        }
+        Some(_) => return Err(LineError::EventAndBody),
         None => line.body.into_body()?,
     };
     let occurred_at_ms = occurred_at_ms(&body)?;
     if body.kind.is_empty() {
-        return Err("empty `kind`, expected an event kind".to_string());
+        return Err(LineError::EmptyKind);
     }
     let mut payload = body.payload;
-    // The upstream writes a value event's own `occurred_at` in its tuple
-    // form too; the vocabulary's form is RFC 3339.
-    if let Some(at) = payload.get_mut("occurred_at").filter(|at| at.is_array()) {
-        if let Some(ms) = time_value_ms(at) {
-            *at = Value::String(format_ms(ms));
+    // A value event's own `occurred_at` is read in either form and kept in
+    // the vocabulary's, the tuple (docs/SCENARIOS.md, "Log interchange").
+    let value_event = body.kind.starts_with("persona.value.");
+    if let Some(at) = payload
+        .get_mut("occurred_at")
+        .filter(|at| value_event && at.is_string())
+    {
+        if let Some(tuple) = time_value_ms(at).and_then(|ms| TimeTuple(ms).parts()) {
+            *at = Value::from(tuple.to_vec());
         }
     }
     let event = LogEvent {
@@ -360,27 +376,21 @@ fn parse_line_of(bytes: &[u8], topic: Option<&Topic>) -> Result<StoredEvent, Str
     // A persona event of a kind the vocabulary holds must read as its typed
     // payload; a kind it does not hold is kept and checked by nothing.
     if let Some(Err(error)) = PersonaEvent::from_stored(&event) {
-        return Err(error.to_string());
+        return Err(error.into());
     }
     Ok(event)
 }
 
 /// The body's time, from exactly one of its two fields, in range.
-fn occurred_at_ms(body: &Body) -> Result<i64, String> {
+fn occurred_at_ms(body: &Body) -> Result<i64, LineError> {
     let ms = match (&body.occurred_at, body.occurred_at_ms) {
         (Some(at), None) => at.to_ms()?,
         (None, Some(ms)) => ms,
-        (Some(_), Some(_)) => {
-            return Err("both `occurred_at` and `occurred_at_ms`, expected one".to_string())
-        }
-        (None, None) => return Err("missing field `occurred_at`".to_string()),
+        (Some(_), Some(_)) => return Err(LineError::BothTimes),
+        (None, None) => return Err(LineError::Missing("occurred_at")),
     };
     if !(MIN_TIME_MS..=MAX_TIME_MS).contains(&ms) {
-        return Err(format!(
-            "`occurred_at` is out of range, expected a time from {} to {}",
-            format_ms(MIN_TIME_MS),
-            format_ms(MAX_TIME_MS)
-        ));
+        return Err(LineError::TimeOutOfRange);
     }
     Ok(ms)
 }
@@ -462,11 +472,16 @@ mod tests {
                     .starts_with(&format!("log.jsonl:{line}: ")),
                 "{error}"
             );
-            assert!(error.message.contains(needle), "{error}");
+            assert!(error.problem.to_string().contains(needle), "{error}");
         }
         let binary = [0xffu8, 0xfe, 0x00, b'\n'];
         let mut reader = LogReader::new("log.jsonl".to_string(), &binary[..]);
-        assert!(reader.next_event().unwrap_err().message.contains("UTF-8"));
+        assert!(reader
+            .next_event()
+            .unwrap_err()
+            .problem
+            .to_string()
+            .contains("UTF-8"));
     }
 
     #[test]
@@ -474,6 +489,6 @@ mod tests {
         let long = "x".repeat(MAX_LINE_BYTES + 10);
         let error = read_all(&long).unwrap_err();
         assert_eq!(error.line, 1);
-        assert!(error.message.contains("longer than"), "{error}");
+        assert!(error.problem.to_string().contains("longer than"), "{error}");
     }
 }

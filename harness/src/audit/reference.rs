@@ -7,8 +7,10 @@ use super::bindings::ScenarioFrame;
 use super::diverge::{first_divergence, Divergence};
 use super::read::parse_line;
 use super::rebuild::Trace;
-use crate::driver::{run, RunOutput};
-use crate::scenario::{is_valid_name, parse_str, At, Expect, Scenario, Step, FORMAT_VERSION};
+use crate::driver::{run, DriverError, RunOutput};
+use crate::scenario::{
+    is_valid_name, parse_str, At, Expect, Scenario, ScenarioError, Step, FORMAT_VERSION,
+};
 
 /// The name a scenario rebuilt from the log at `path` gets:
 /// `audit-<file stem>`, folded to `[a-z0-9_-]`.
@@ -87,15 +89,15 @@ pub fn to_scenario(
 
 /// Writes `scenario` as YAML and reads it back strictly, so what runs is
 /// exactly what a saved file says; the error is the parser's.
-pub fn round_trip(scenario: &Scenario, display: &str) -> Result<(String, Scenario), String> {
+pub fn round_trip(scenario: &Scenario, display: &str) -> Result<(String, Scenario), ScenarioError> {
     let yaml = scenario.to_yaml();
-    let parsed = parse_str(&yaml, display, &scenario.name).map_err(|error| error.to_string())?;
+    let parsed = parse_str(&yaml, display, &scenario.name)?;
     Ok((yaml, parsed))
 }
 
 /// Runs `scenario` on the reference runtime.
-pub fn run_reference(scenario: &Scenario, display: &str) -> Result<RunOutput, String> {
-    run(scenario, display).map_err(|error| error.to_string())
+pub fn run_reference(scenario: &Scenario, display: &str) -> Result<RunOutput, DriverError> {
+    run(scenario, display)
 }
 
 /// The events of a reference run, read back from its `events.jsonl`.

@@ -26,8 +26,29 @@ pub enum ManifestError {
     },
     #[error("the manifest `{path}` is larger than {MAX_MANIFEST_BYTES} bytes")]
     TooLarge { path: String },
-    #[error("the manifest `{path}` is invalid: {message}")]
-    Invalid { path: String, message: String },
+    #[error("the manifest `{path}` is invalid: {problem}")]
+    Invalid { path: String, problem: Invalid },
+}
+
+/// What is wrong with a manifest's text.
+#[derive(Debug, thiserror::Error)]
+pub enum Invalid {
+    #[error("not UTF-8")]
+    NotUtf8,
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("`manifest_version` is {0}, this harness reads {MANIFEST_VERSION}")]
+    Version(u32),
+    #[error("`implementation` is empty")]
+    NoImplementation,
+    #[error("`ignore_headers`: `{}` is not a header name or a prefix ending in `*`", .0.escape_debug())]
+    Header(String),
+    #[error("`{}` is not a scenario path under `scenarios/` (such as `lease/expiry.yaml`)", .0.escape_debug())]
+    ScenarioPath(String),
+    #[error("`{0}` has an empty `reason`")]
+    NoReason(String),
+    #[error("`{0}` is listed twice")]
+    Twice(String),
 }
 
 /// Why a scenario is expected to fail.
@@ -120,42 +141,32 @@ impl Manifest {
         }
         let text = String::from_utf8(bytes).map_err(|_| ManifestError::Invalid {
             path: shown.clone(),
-            message: "not UTF-8".to_string(),
+            problem: Invalid::NotUtf8,
         })?;
-        Self::parse(&text).map_err(|message| ManifestError::Invalid {
+        Self::parse(&text).map_err(|problem| ManifestError::Invalid {
             path: shown,
-            message,
+            problem,
         })
     }
 
     /// Parses and validates manifest text.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let file: File = toml::from_str(text).map_err(|error| error.to_string())?;
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        let file: File = toml::from_str(text)?;
         if file.manifest_version != MANIFEST_VERSION {
-            return Err(format!(
-                "`manifest_version` is {}, this harness reads {MANIFEST_VERSION}",
-                file.manifest_version
-            ));
+            return Err(Invalid::Version(file.manifest_version));
         }
         if file.implementation.trim().is_empty() {
-            return Err("`implementation` is empty".to_string());
+            return Err(Invalid::NoImplementation);
         }
-        if let Some(bad) = file
-            .ignore_headers
-            .iter()
-            .find(|h| valid_header(h).is_err())
-        {
-            return Err(format!(
-                "`ignore_headers`: {}",
-                valid_header(bad).unwrap_err()
-            ));
+        if let Some(bad) = file.ignore_headers.iter().find(|h| !valid_header(h)) {
+            return Err(Invalid::Header(bad.clone()));
         }
         let mut expected = BTreeMap::new();
         for entry in file.expected_failure {
             check_entry(&entry)?;
             let name = entry.scenario.clone();
             if expected.insert(name.clone(), entry).is_some() {
-                return Err(format!("`{name}` is listed twice"));
+                return Err(Invalid::Twice(name));
             }
         }
         Ok(Self {
@@ -166,19 +177,14 @@ impl Manifest {
     }
 }
 
-fn valid_header(pattern: &str) -> Result<(), String> {
+/// Whether `pattern` is a header name or a prefix ending in `*`.
+fn valid_header(pattern: &str) -> bool {
     let name = pattern.strip_suffix('*').unwrap_or(pattern);
-    if name.is_empty() || name.contains('*') || name.chars().any(char::is_control) {
-        return Err(format!(
-            "`{}` is not a header name or a prefix ending in `*`",
-            pattern.escape_debug()
-        ));
-    }
-    Ok(())
+    !(name.is_empty() || name.contains('*') || name.chars().any(char::is_control))
 }
 
 /// An entry names a scenario under `scenarios/` and says why.
-fn check_entry(entry: &Entry) -> Result<(), String> {
+fn check_entry(entry: &Entry) -> Result<(), Invalid> {
     let name = &entry.scenario;
     let plain = !name.is_empty()
         && (name.ends_with(".yaml") || name.ends_with(".yml"))
@@ -189,13 +195,10 @@ fn check_entry(entry: &Entry) -> Result<(), String> {
             .all(|part| !part.is_empty() && part != "." && part != "..")
         && !name.chars().any(char::is_control);
     if !plain {
-        return Err(format!(
-            "`{}` is not a scenario path under `scenarios/` (such as `lease/expiry.yaml`)",
-            name.escape_debug()
-        ));
+        return Err(Invalid::ScenarioPath(name.clone()));
     }
     if entry.reason.trim().is_empty() {
-        return Err(format!("`{name}` has an empty `reason`"));
+        return Err(Invalid::NoReason(name.clone()));
     }
     Ok(())
 }
@@ -250,6 +253,7 @@ reason = "never writes persona.lease.expired"
         );
         assert!(Manifest::parse(&twice)
             .unwrap_err()
+            .to_string()
             .contains("listed twice"));
     }
 

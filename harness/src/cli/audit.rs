@@ -8,9 +8,10 @@ use clap::Args;
 
 use crate::audit::{
     audit, divergence_target, first_divergence, load_bindings, rebuild, reference_events,
-    round_trip, run_reference, scenario_name, to_scenario, AuditReport, Bindings, Coverage,
-    Divergence, LogReader, Shrink, Shrunk, Target, Trace,
+    round_trip, run_reference, scenario_name, to_scenario, AuditError, AuditReport, Bindings,
+    Coverage, Divergence, LogReader, Shrink, Shrunk, Target, Trace,
 };
+use crate::cli::CliError;
 use crate::exit::Exit;
 use crate::explore::Invariant;
 use crate::scenario::Expect;
@@ -44,21 +45,14 @@ pub struct AuditArgs {
     pub shrink: bool,
 }
 
-pub fn run(args: &AuditArgs) -> Exit {
-    let bindings = match args.bindings.as_deref().map(load_bindings).transpose() {
-        Ok(bindings) => bindings,
-        Err(message) => {
-            eprintln!("{message}");
-            return Exit::Usage;
-        }
-    };
-    let report = match audit(&args.log, bindings.as_ref()) {
-        Ok(report) => report,
-        Err(error) => {
-            eprintln!("{error}");
-            return Exit::Usage;
-        }
-    };
+pub fn run(args: &AuditArgs) -> Result<Exit, CliError> {
+    let bindings = args
+        .bindings
+        .as_deref()
+        .map(load_bindings)
+        .transpose()
+        .map_err(AuditError::from)?;
+    let report = audit(&args.log, bindings.as_ref()).map_err(AuditError::from)?;
     print_report(&args.log.display().to_string(), &report);
     let exit = if report.violations > 0 {
         Exit::Mismatch
@@ -66,7 +60,7 @@ pub fn run(args: &AuditArgs) -> Exit {
         Exit::Pass
     };
     let Some(file) = &args.to_scenario else {
-        return exit;
+        return Ok(exit);
     };
     let rebuilt = Rebuild {
         log: &args.log,
@@ -74,13 +68,8 @@ pub fn run(args: &AuditArgs) -> Exit {
         bindings: bindings.as_ref(),
         name: scenario_name(&args.log),
     };
-    match rebuilt.run(&report, args.shrink) {
-        Ok(diverged) => exit.worst(if diverged { Exit::Mismatch } else { Exit::Pass }),
-        Err(message) => {
-            eprintln!("{message}");
-            Exit::Usage
-        }
-    }
+    let diverged = rebuilt.run(&report, args.shrink)?;
+    Ok(exit.worst(if diverged { Exit::Mismatch } else { Exit::Pass }))
 }
 
 fn names(invariants: &[Invariant]) -> String {
@@ -151,9 +140,9 @@ struct Rebuild<'a> {
 impl Rebuild<'_> {
     /// Rebuilds, compares, shrinks when asked and saves; whether the log
     /// differs from the reference.
-    fn run(&self, report: &AuditReport, shrink: bool) -> Result<bool, String> {
-        let mut reader = LogReader::open(self.log).map_err(|e| e.to_string())?;
-        let trace = rebuild(&mut reader, self.bindings, shrink).map_err(|e| e.to_string())?;
+    fn run(&self, report: &AuditReport, shrink: bool) -> Result<bool, AuditError> {
+        let mut reader = LogReader::open(self.log)?;
+        let trace = rebuild(&mut reader, self.bindings, shrink)?;
         let frame = self.bindings.and_then(|b| b.scenario.as_ref());
         let description = format!(
             "Rebuilt by `rehearse audit --to-scenario` from `{}` ({} operations).",
@@ -165,12 +154,11 @@ impl Rebuild<'_> {
         let (yaml, scenario) = round_trip(&scenario, &display)?;
         let output = run_reference(&scenario, &display)?;
         let reference = reference_events(&output);
-        let mut log = LogReader::open(self.log).map_err(|e| e.to_string())?;
+        let mut log = LogReader::open(self.log)?;
         let divergence = first_divergence(
             std::iter::from_fn(|| log.next_event().transpose()),
             reference.into_iter(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         self.print_rebuild(
             &trace,
             output.report.invariant_violations.len(),
@@ -185,8 +173,10 @@ impl Rebuild<'_> {
             Some(target) => self.shrunk_yaml(trace, target, &display)?.unwrap_or(yaml),
             None => yaml,
         };
-        crate::atomic::write(self.file, yaml.as_bytes())
-            .map_err(|error| format!("{display}: cannot write: {error}"))?;
+        crate::atomic::write(self.file, yaml.as_bytes()).map_err(|source| AuditError::Write {
+            file: display.clone(),
+            source,
+        })?;
         crate::outln!("saved {display}");
         Ok(divergence.is_some())
     }
@@ -238,7 +228,7 @@ impl Rebuild<'_> {
         trace: Trace,
         target: Target,
         display: &str,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, AuditError> {
         let frame = self.bindings.and_then(|b| b.scenario.as_ref());
         let shrinker = Shrink {
             target,
@@ -279,7 +269,7 @@ impl Rebuild<'_> {
         &self,
         shrunk: &Shrunk,
         display: &str,
-    ) -> Result<(String, usize, String), String> {
+    ) -> Result<(String, usize, String), AuditError> {
         let frame = self.bindings.and_then(|b| b.scenario.as_ref());
         let plain = to_scenario(&shrunk.trace, &self.name, frame, None, None);
         let output = run_reference(&plain, display)?;
@@ -309,9 +299,9 @@ impl Rebuild<'_> {
         let (yaml, parsed) = round_trip(&scenario, display)?;
         let check = run_reference(&parsed, display)?;
         if !check.passed() {
-            return Err(format!(
-                "{display}: the shrunk scenario does not pass on the reference runtime"
-            ));
+            return Err(AuditError::ShrunkFails {
+                file: display.to_string(),
+            });
         }
         Ok((yaml, index + 1, receipt))
     }

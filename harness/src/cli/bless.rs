@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cli::CliError;
 use crate::exit::Exit;
 use crate::golden;
 use crate::suite::{self, SuiteConfig};
@@ -24,34 +25,34 @@ pub struct BlessArgs {
     pub snapshots: Option<PathBuf>,
 }
 
-pub fn run(args: &BlessArgs) -> Exit {
+/// Why `bless` refused, or could not bless one scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum BlessError {
+    #[error("refusing to bless while `CI` is set: goldens are reviewed and written by people, never by CI")]
+    InCi,
+    #[error("failed to write `{}`: {source}", .path.display())]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub fn run(args: &BlessArgs) -> Result<Exit, CliError> {
     if golden::in_ci() {
-        eprintln!("refusing to bless while `CI` is set: goldens are reviewed and written by people, never by CI");
-        return Exit::Usage;
+        return Err(BlessError::InCi.into());
     }
     // Paths are named from the project root, as `check` names them.
-    let library = match crate::cli::Library::open(
+    let library = crate::cli::Library::open(
         &args.paths,
         args.scenarios.as_deref(),
         args.snapshots.as_deref(),
-    ) {
-        Ok(library) => library,
-        Err(error) => {
-            eprintln!("{error}");
-            return Exit::Usage;
-        }
-    };
+    )?;
     let config = library.suite(crate::cli::default_jobs(), None);
-    let files = match suite::selected(&config) {
-        Ok(files) => files,
-        Err(message) => {
-            eprintln!("{message}");
-            return Exit::Usage;
-        }
-    };
+    let files = suite::selected(&config)?;
     let outcomes = suite::parallel_map(&files, config.jobs, |path| bless_one(&config, path));
     let mut code = Exit::Pass;
     let (mut written, mut unchanged) = (0usize, 0usize);
+    let mut errors = Vec::new();
     for outcome in outcomes {
         match outcome {
             Ok(Blessed {
@@ -70,14 +71,12 @@ pub fn run(args: &BlessArgs) -> Exit {
                     code = Exit::Mismatch;
                 }
             }
-            Err(message) => {
-                eprintln!("{message}");
-                code = Exit::Usage;
-            }
+            Err(error) => errors.push(error),
         }
     }
     crate::outln!("bless: {written} written, {unchanged} unchanged");
-    code
+    CliError::from_several(errors)?;
+    Ok(code)
 }
 
 struct Blessed {
@@ -86,11 +85,12 @@ struct Blessed {
     failed_expectations: usize,
 }
 
-fn bless_one(config: &SuiteConfig, path: &std::path::Path) -> Result<Blessed, String> {
+fn bless_one(config: &SuiteConfig, path: &std::path::Path) -> Result<Blessed, CliError> {
     let name = suite::scenario_name(config, path);
     let root = &config.snapshots_root;
-    let failed = |target: &std::path::Path, e: std::io::Error| {
-        format!("failed to write `{}`: {e}", target.display())
+    let failed = |target: &std::path::Path, source: std::io::Error| BlessError::Write {
+        path: target.to_path_buf(),
+        source,
     };
     if suite::is_invalid_case(config, path) {
         let golden_path = suite::lint_golden(config, path);
@@ -105,9 +105,9 @@ fn bless_one(config: &SuiteConfig, path: &std::path::Path) -> Result<Blessed, St
             failed_expectations: 0,
         });
     }
-    let scenario = crate::scenario::parse_scenario(path).map_err(|e| e.to_string())?;
+    let scenario = crate::scenario::parse_scenario(path)?;
     let source = path.to_string_lossy().replace('\\', "/");
-    let output = crate::driver::run(&scenario, &source).map_err(|e| e.to_string())?;
+    let output = crate::driver::run(&scenario, &source)?;
     let dir = golden::golden_dir(root, &config.scenarios_root, path);
     let changed = golden::bless_set(root, &dir, &output.files()).map_err(|e| failed(&dir, e))?;
     Ok(Blessed {

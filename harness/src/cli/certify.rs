@@ -74,25 +74,42 @@ pub enum Format {
     Json,
 }
 
-fn parse_timeout(text: &str) -> Result<f64, String> {
+/// Why `certify` could not start or finish its report.
+#[derive(Debug, thiserror::Error)]
+pub enum CertifyError {
+    #[error("certify: `--impl {0}` is not a command line (empty, or an unclosed quote)")]
+    CommandLine(String),
+    #[error(transparent)]
+    Probe(#[from] certify::ProbeError),
+    #[error(transparent)]
+    Manifest(#[from] crate::certify::manifest::ManifestError),
+    #[error("the manifest `{}` lists `{stale}`, which is not a scenario of the library", .path.display())]
+    StaleEntry { path: PathBuf, stale: String },
+    #[error("certify: failed to write `{}`: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn parse_timeout(text: &str) -> Result<f64, TimeoutError> {
     match text.trim().parse::<f64>() {
         Ok(seconds) if seconds > 0.0 && seconds <= 3600.0 => Ok(seconds),
-        _ => Err(format!(
-            "invalid timeout `{text}`, expected seconds above 0 and at most 3600"
-        )),
+        _ => Err(TimeoutError(text.to_string())),
     }
 }
+
+/// A `--timeout` that is not a number of seconds in (0, 3600].
+#[derive(Debug, thiserror::Error)]
+#[error("invalid timeout `{0}`, expected seconds above 0 and at most 3600")]
+pub struct TimeoutError(String);
 
 /// The command line of `--impl`, split; a first word `rehearse` becomes
 /// this executable.
 pub fn command_line(text: &str) -> Result<Vec<String>, CliError> {
     let mut argv = shlex::split(text)
         .filter(|argv| !argv.is_empty())
-        .ok_or_else(|| {
-            CliError::Input(format!(
-                "certify: `--impl {text}` is not a command line (empty, or an unclosed quote)"
-            ))
-        })?;
+        .ok_or_else(|| CertifyError::CommandLine(text.to_string()))?;
     if argv[0] == "rehearse" {
         if let Ok(me) = std::env::current_exe() {
             argv[0] = me.to_string_lossy().into_owned();
@@ -120,8 +137,7 @@ pub fn run(args: &CertifyArgs) -> Result<Exit, CliError> {
         argv: command_line(&args.implementation)?,
         timeout: Duration::from_secs_f64(args.timeout),
     };
-    let (child, hello) =
-        certify::probe(&target).map_err(|error| CliError::Input(error.to_string()))?;
+    let (child, hello) = certify::probe(&target).map_err(CertifyError::from)?;
     drop(child.finish());
     let library = Library::open(&args.paths, None, None)?;
     let config = library.suite(args.jobs.unwrap_or_else(default_jobs).max(1), None);
@@ -167,12 +183,8 @@ pub fn run(args: &CertifyArgs) -> Result<Exit, CliError> {
         crate::junit::write_report(&path, &render::junit(&run))?;
     }
     if let Some(path) = markdown_path {
-        crate::atomic::write(&path, render::markdown(&run).as_bytes()).map_err(|error| {
-            CliError::Input(format!(
-                "certify: failed to write `{}`: {error}",
-                path.display()
-            ))
-        })?;
+        crate::atomic::write(&path, render::markdown(&run).as_bytes())
+            .map_err(|source| CertifyError::Write { path, source })?;
     }
     Ok(exit(&run.results))
 }
@@ -217,17 +229,18 @@ fn read_manifest(
         None if safe_name && default.is_file() => default,
         None => return Ok(Manifest::default()),
     };
-    let manifest = Manifest::read(&path).map_err(|error| CliError::Input(error.to_string()))?;
+    let manifest = Manifest::read(&path).map_err(CertifyError::from)?;
     let all = suite::discover(std::slice::from_ref(&config.scenarios_root))?;
     let known: std::collections::BTreeSet<String> = all
         .iter()
         .map(|p| suite::scenario_name(config, p))
         .collect();
     if let Some(stale) = manifest.expected.keys().find(|s| !known.contains(*s)) {
-        return Err(CliError::Input(format!(
-            "the manifest `{}` lists `{stale}`, which is not a scenario of the library",
-            path.display()
-        )));
+        return Err(CertifyError::StaleEntry {
+            path,
+            stale: stale.clone(),
+        }
+        .into());
     }
     Ok(manifest)
 }

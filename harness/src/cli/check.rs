@@ -72,14 +72,17 @@ pub struct CheckArgs {
 }
 
 /// Parses `--jobs`: a whole number of at least 1.
-pub fn parse_jobs(text: &str) -> Result<usize, String> {
+pub fn parse_jobs(text: &str) -> Result<usize, JobsError> {
     match text.trim().parse::<usize>() {
         Ok(jobs) if jobs >= 1 => Ok(jobs),
-        _ => Err(format!(
-            "invalid job count `{text}`, expected a whole number of at least 1"
-        )),
+        _ => Err(JobsError(text.to_string())),
     }
 }
+
+/// A `--jobs` that is not a whole number of at least 1.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid job count `{0}`, expected a whole number of at least 1")]
+pub struct JobsError(String);
 
 /// Report formats of `check`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,13 +128,8 @@ pub fn run(args: &CheckArgs) -> Result<Exit, crate::cli::CliError> {
         junit::write(&path, &report)?;
     }
     if let Some(dir) = html_dir {
-        if let Err(error) = crate::html::write_check_pages(&dir, &report.results, &config) {
-            eprintln!(
-                "failed to write the timeline pages to `{}`: {error}",
-                dir.display()
-            );
-            return Ok(Exit::Usage);
-        }
+        crate::html::write_check_pages(&dir, &report.results, &config)
+            .map_err(|source| crate::cli::CliError::Pages { dir, source })?;
     }
     Ok(if report.errors > 0 {
         Exit::Usage
@@ -379,11 +377,11 @@ mod tests {
 
     #[test]
     fn job_counts_are_whole_numbers_of_at_least_one() {
-        assert_eq!(parse_jobs("4"), Ok(4));
-        assert_eq!(parse_jobs("1"), Ok(1));
+        assert_eq!(parse_jobs("4").ok(), Some(4));
+        assert_eq!(parse_jobs("1").ok(), Some(1));
         for bad in ["0", "-1", "", "four", "2.5", "99999999999999999999999"] {
             assert_eq!(
-                parse_jobs(bad),
+                parse_jobs(bad).map_err(|error| error.to_string()),
                 Err(format!(
                     "invalid job count `{bad}`, expected a whole number of at least 1"
                 ))

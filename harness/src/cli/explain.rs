@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cli::CliError;
 use crate::exit::Exit;
 use crate::explain::{self, Wanted};
 use crate::out;
@@ -42,15 +43,38 @@ pub enum Format {
     Json,
 }
 
-pub fn run(args: &ExplainArgs) -> Exit {
-    let source = args.file.to_string_lossy().replace('\\', "/");
-    let scenario = match scenario::parse_scenario(&args.file) {
-        Ok(scenario) => scenario,
-        Err(error) => {
-            eprintln!("{error}");
-            return Exit::Usage;
+/// Why `explain` found no step to explain.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("{file}: no {asked}: the scenario has {count} steps")]
+    NoStep {
+        file: String,
+        asked: Asked,
+        count: usize,
+    },
+    #[error("{file}: step {step} was not explained")]
+    NotExplained { file: String, step: usize },
+}
+
+/// The step a command line asked for, as `--step` or `--line` gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asked {
+    Step(usize),
+    Line(usize),
+}
+
+impl std::fmt::Display for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Step(step) => write!(f, "step {step}"),
+            Self::Line(line) => write!(f, "line {line}"),
         }
-    };
+    }
+}
+
+pub fn run(args: &ExplainArgs) -> Result<Exit, CliError> {
+    let source = args.file.to_string_lossy().replace('\\', "/");
+    let scenario = scenario::parse_scenario(&args.file)?;
     let count = scenario.steps.len();
     let step = match (args.step, args.line) {
         (Some(step), _) => Some(step).filter(|&s| (1..=count).contains(&s)),
@@ -58,24 +82,20 @@ pub fn run(args: &ExplainArgs) -> Exit {
         (None, None) => None,
     };
     let Some(step) = step else {
-        let asked = args.step.map_or_else(
-            || format!("line {}", args.line.unwrap_or_default()),
-            |s| format!("step {s}"),
-        );
-        eprintln!("{source}: no {asked}: the scenario has {count} steps");
-        return Exit::Usage;
+        let asked = args
+            .step
+            .map_or_else(|| Asked::Line(args.line.unwrap_or_default()), Asked::Step);
+        return Err(ExplainError::NoStep {
+            file: source,
+            asked,
+            count,
+        }
+        .into());
     };
     let wanted = Wanted::Steps(BTreeSet::from([step]));
-    let (output, explanations) = match explain::explain(&scenario, &source, wanted) {
-        Ok(result) => result,
-        Err(error) => {
-            eprintln!("{error}");
-            return Exit::Usage;
-        }
-    };
+    let (output, explanations) = explain::explain(&scenario, &source, wanted)?;
     let Some(explanation) = explanations.first() else {
-        eprintln!("{source}: step {step} was not explained");
-        return Exit::Usage;
+        return Err(ExplainError::NotExplained { file: source, step }.into());
     };
     match args.format {
         Format::Json => out!("{}", crate::driver::pretty(explanation)),
@@ -85,5 +105,5 @@ pub fn run(args: &ExplainArgs) -> Exit {
             out!("{}", explain::render_events(explanation.events, &lines));
         }
     }
-    Exit::Pass
+    Ok(Exit::Pass)
 }

@@ -33,11 +33,21 @@ pub struct ExploreArgs {
     pub save: Option<PathBuf>,
 }
 
+/// Why `explore` could not start or save its counterexample.
+#[derive(Debug, thiserror::Error)]
+pub enum ExploreError {
+    #[error("--cases and --max-steps must be at least 1")]
+    ZeroCases,
+    #[error("failed to save the counterexample to `{}`: {source}", .path.display())]
+    Save {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 pub fn run(args: &ExploreArgs) -> Result<Exit, CliError> {
     if args.cases == 0 || args.max_steps == 0 {
-        return Err(CliError::Input(
-            "--cases and --max-steps must be at least 1".to_string(),
-        ));
+        return Err(ExploreError::ZeroCases.into());
     }
     let config = ExploreConfig {
         cases: args.cases,
@@ -72,11 +82,11 @@ pub fn run(args: &ExploreArgs) -> Result<Exit, CliError> {
             match &args.save {
                 Some(dir) => {
                     let path = dir.join(format!("{}.yaml", counterexample.scenario_name()));
-                    crate::atomic::write(&path, yaml.as_bytes()).map_err(|error| {
-                        CliError::Input(format!(
-                            "failed to save the counterexample to `{}`: {error}",
-                            path.display()
-                        ))
+                    crate::atomic::write(&path, yaml.as_bytes()).map_err(|source| {
+                        ExploreError::Save {
+                            path: path.clone(),
+                            source,
+                        }
                     })?;
                     outln!(
                         "saved {}; reproduce it with `rehearse run {}`",

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::exit::Exit;
 use crate::suite::SuiteConfig;
 
 pub mod audit;
@@ -18,8 +19,9 @@ pub mod run;
 pub mod schema;
 pub mod serve;
 
-/// Why a command could not do its work: each maps to exit code 2 in
-/// `main`, the one place that prints it.
+/// Why a command could not do its work, or what it could not do while it
+/// went on with the rest. `main` is the one place that prints it (see
+/// [`CliError::render`]) and maps it to an exit code ([`CliError::exit`]).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
@@ -31,11 +33,61 @@ pub enum CliError {
     #[error(transparent)]
     Scenario(#[from] crate::scenario::ScenarioError),
     #[error(transparent)]
+    Driver(#[from] crate::driver::DriverError),
+    #[error(transparent)]
     New(#[from] crate::starter::NewError),
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
-    #[error("{0}")]
-    Input(String),
+    #[error(transparent)]
+    Explain(#[from] explain::ExplainError),
+    #[error(transparent)]
+    Bless(#[from] bless::BlessError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Review(#[from] review::ReviewError),
+    #[error(transparent)]
+    Certify(#[from] certify::CertifyError),
+    #[error(transparent)]
+    Explore(#[from] explore::ExploreError),
+    #[error("failed to write the timeline pages to `{}`: {source}", .dir.display())]
+    Pages {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The errors of a command that went on past them (a file of `run`,
+    /// a scenario of `bless`), in the order they happened.
+    #[error("{}", lines(.0))]
+    Several(Vec<CliError>),
+}
+
+impl CliError {
+    /// The exit code this error ends the command with: a capture bundle
+    /// that does not reproduce is a behaviour mismatch (1), everything else
+    /// an input error (2).
+    pub fn exit(&self) -> Exit {
+        match self {
+            Self::Several(errors) => errors.iter().map(Self::exit).fold(Exit::Pass, Exit::worst),
+            _ => Exit::Usage,
+        }
+    }
+
+    /// `errors` as one error: none is `Ok`, one is itself.
+    pub fn from_several(mut errors: Vec<CliError>) -> Result<(), CliError> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(Self::Several(errors)),
+        }
+    }
+}
+
+fn lines(errors: &[CliError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Replay and conformance test harness for the rehearse reference runtime.

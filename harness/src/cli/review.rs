@@ -66,6 +66,28 @@ impl Choice {
     }
 }
 
+/// Why `review` refused or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("refusing to accept goldens while `CI` is set")]
+    AcceptInCi,
+    #[error("failed to write the goldens of `{file}`: {source}")]
+    Accept {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("failed to read `{}`: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("failed to remove `{}`: {source}", .path.display())]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// How the review went.
 #[derive(Debug, Default)]
 struct Tally {
@@ -79,9 +101,7 @@ struct Tally {
 
 pub fn run(args: &ReviewArgs) -> Result<Exit, CliError> {
     if golden::in_ci() && args.accept {
-        return Err(CliError::Input(
-            "refusing to accept goldens while `CI` is set".to_string(),
-        ));
+        return Err(ReviewError::AcceptInCi.into());
     }
     let library = Library::open(
         &args.paths,
@@ -274,11 +294,9 @@ fn apply(
     let pending = pending_of(config, path);
     match choice {
         Choice::Accept => {
-            let accepted = accept(config, path, result).map_err(|error| {
-                CliError::Input(format!(
-                    "failed to write the goldens of `{}`: {error}",
-                    result.source
-                ))
+            let accepted = accept(config, path, result).map_err(|source| ReviewError::Accept {
+                file: result.source.clone(),
+                source,
             })?;
             if !accepted {
                 outln!(
@@ -347,12 +365,11 @@ fn orphan_pending(config: &SuiteConfig, scenarios: &[PathBuf]) -> Result<Vec<Pat
         .flat_map(|path| goldens_of(config, path))
         .map(|golden| golden::pending_path(&golden))
         .collect();
-    let all = golden::pending_files(&config.snapshots_root).map_err(|error| {
-        CliError::Input(format!(
-            "failed to read `{}`: {error}",
-            config.snapshots_root.display()
-        ))
-    })?;
+    let all =
+        golden::pending_files(&config.snapshots_root).map_err(|source| ReviewError::Read {
+            path: config.snapshots_root.clone(),
+            source,
+        })?;
     Ok(all.into_iter().filter(|p| !owned.contains(p)).collect())
 }
 
@@ -385,8 +402,9 @@ fn review_orphans(
 
 fn remove_all(files: &[PathBuf]) -> Result<(), CliError> {
     for file in files {
-        std::fs::remove_file(file).map_err(|error| {
-            CliError::Input(format!("failed to remove `{}`: {error}", file.display()))
+        std::fs::remove_file(file).map_err(|source| ReviewError::Remove {
+            path: file.clone(),
+            source,
         })?;
     }
     Ok(())

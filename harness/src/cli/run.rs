@@ -9,7 +9,7 @@ use rehearse_runtime::op::Op;
 use serde_json::json;
 
 use crate::cli::CliError;
-use crate::driver::{self, RunOutput};
+use crate::driver::{Finished, RunStats};
 use crate::exit::Exit;
 use crate::report::{Report, StepReport};
 use crate::root::Project;
@@ -18,7 +18,7 @@ use crate::style::Style;
 use crate::{out, outln};
 
 /// Run scenario files, print each report and write its outputs
-/// (`events.jsonl`, `report.json`, `capture.jsonl`, `runs/`).
+/// (`report.json`, `events.jsonl`, `capture.jsonl`, `runs.jsonl`).
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Scenario files to run.
@@ -69,34 +69,8 @@ pub fn run(args: &RunArgs) -> Result<Exit, CliError> {
     let mut tally = Tally::default();
     for file in &args.files {
         match run_file(args, &project, file, &mut tally) {
-            Ok((output, dir)) => {
-                let passed = output.passed();
-                match args.format {
-                    Format::Json => print_json_record(file, &dir, &output),
-                    Format::Human => {
-                        // Why each failed step got its result (see `explain`).
-                        let explained = crate::explain::explain_file_failures(
-                            file,
-                            &output.report,
-                            "              ",
-                        );
-                        out!(
-                            "{}",
-                            render_human_explained(&output, &dir, style, &explained)
-                        );
-                    }
-                }
-                if args.stats {
-                    print_stats(&output);
-                }
-                if let Some(html) = &args.html {
-                    write_page(html, file, &output.report.source, &mut tally);
-                }
-                if passed {
-                    tally.passed += 1;
-                } else {
-                    tally.failed += 1;
-                }
+            Ok((scenario, finished, dir)) => {
+                show(args, &scenario, file, &dir, finished, style, &mut tally);
             }
             Err(message) => {
                 tally.errors += 1;
@@ -128,6 +102,45 @@ pub fn run(args: &RunArgs) -> Result<Exit, CliError> {
     })
 }
 
+/// Prints the report of a scenario that ran and counts it.
+fn show(
+    args: &RunArgs,
+    scenario: &Scenario,
+    file: &Path,
+    dir: &Path,
+    finished: Finished,
+    style: Style,
+    tally: &mut Tally,
+) {
+    let Finished {
+        mut report, stats, ..
+    } = finished;
+    let passed = report.passed();
+    match args.format {
+        Format::Json => print_json_record(file, dir, &report),
+        Format::Human => {
+            // Why each failed step got its result (see `explain`).
+            let explained = crate::explain::explain_failures(scenario, &report, "              ");
+            label_steps(scenario, &mut report);
+            out!(
+                "{}",
+                render_human_explained(&report, dir, style, &explained)
+            );
+        }
+    }
+    if args.stats {
+        print_stats(&stats);
+    }
+    if let Some(html) = &args.html {
+        write_page(html, file, &report.source, tally);
+    }
+    if passed {
+        tally.passed += 1;
+    } else {
+        tally.failed += 1;
+    }
+}
+
 /// Writes the timeline page of `file` under `dir` (see `html`).
 fn write_page(dir: &Path, file: &Path, source: &str, tally: &mut Tally) {
     match crate::html::write_run_file_page(dir, file, source) {
@@ -148,7 +161,7 @@ fn run_file(
     project: &Project,
     file: &Path,
     tally: &mut Tally,
-) -> Result<(RunOutput, PathBuf), String> {
+) -> Result<(Scenario, Finished, PathBuf), String> {
     let source = project.name(file);
     let scenario = scenario::parse_scenario(file).map_err(|error| error.to_string())?;
     if let Some(first) = tally.written.get(&scenario.name) {
@@ -159,53 +172,17 @@ fn run_file(
             args.out.join(&scenario.name).display()
         ));
     }
-    let mut output = driver::run(&scenario, &source).map_err(|error| error.to_string())?;
     let dir = args.out.join(&scenario.name);
-    write_outputs(&dir, &output)
-        .map_err(|error| format!("failed to write outputs to `{}`: {error}", dir.display()))?;
+    let finished = crate::outputs::run_into(&dir, &scenario, &source)?;
     tally
         .written
         .insert(scenario.name.clone(), file.display().to_string());
-    label_steps(&scenario, &mut output.report);
-    Ok((output, dir))
-}
-
-/// How many threads write run records at once.
-const RECORD_WRITERS: usize = 8;
-
-/// Writes a run's outputs as one set: `dir` is replaced whole (see
-/// `atomic::replace_dir`), with one run record file per persona run under
-/// `runs/`. An existing `dir` holding anything else is refused.
-pub fn write_outputs(dir: &Path, output: &RunOutput) -> std::io::Result<()> {
-    let owned = |name: &str, is_dir: bool| {
-        if is_dir {
-            name == "runs"
-        } else {
-            output.files().iter().any(|(file, _)| *file == name)
-        }
-    };
-    crate::atomic::replace_dir(dir, &owned, |stage| {
-        for (name, contents) in output.files() {
-            crate::atomic::write_new(&stage.join(name), contents.as_bytes())?;
-        }
-        let runs = stage.join("runs");
-        // Each record is its own fsynced file; the writes wait on the disk,
-        // not the CPU, so a few threads make a load scenario's thousands of
-        // records quick.
-        let saved = crate::suite::parallel_map(&output.runs, RECORD_WRITERS, |record| {
-            record.save(&runs.join(record.file_name()))
-        });
-        saved
-            .into_iter()
-            .collect::<Result<Vec<()>, _>>()
-            .map_err(std::io::Error::other)?;
-        Ok(())
-    })
+    Ok((scenario, finished, dir))
 }
 
 /// Names each step of the printed timeline after what it did: a process
 /// step by its operation and process (`process claim p1`). The outputs
-/// were written before, so this changes nothing on disk.
+/// and the JSON record were written before, so this changes nothing in them.
 fn label_steps(scenario: &Scenario, report: &mut Report) {
     for (step, spec) in report.steps.iter_mut().zip(&scenario.steps) {
         if let Some(Op::Process(process)) = &spec.op {
@@ -218,9 +195,7 @@ fn label_steps(scenario: &Scenario, report: &mut Report) {
 }
 
 /// One JSON Lines record for a scenario that ran.
-fn print_json_record(file: &Path, dir: &Path, output: &RunOutput) {
-    let report = serde_json::from_str::<serde_json::Value>(&output.report_json)
-        .expect("the report is JSON the driver wrote");
+fn print_json_record(file: &Path, dir: &Path, report: &Report) {
     outln!(
         "{}",
         json!({
@@ -228,7 +203,7 @@ fn print_json_record(file: &Path, dir: &Path, output: &RunOutput) {
             "version": RUN_RECORD_VERSION,
             "file": crate::root::slashed(file),
             "outputs": crate::root::slashed(dir),
-            "passed": output.passed(),
+            "passed": report.passed(),
             "report": report,
         })
     );
@@ -315,6 +290,11 @@ fn render_step(
             violation.message
         );
     }
+    render_expectations(text, step, report, style);
+}
+
+/// A step's expectations, each `ok` or `FAILED` with where and why.
+fn render_expectations(text: &mut String, step: &StepReport, report: &Report, style: Style) {
     for expectation in &step.expectations {
         if expectation.ok {
             let _ = writeln!(
@@ -342,20 +322,19 @@ fn render_step(
 /// The human report of a run: its steps (with every broken invariant at
 /// its step), what was left deferred, the final states and a summary that
 /// says why a run failed.
-pub fn render_human(output: &RunOutput, dir: &Path, style: Style) -> String {
-    render_human_explained(output, dir, style, &BTreeMap::new())
+pub fn render_human(report: &Report, dir: &Path, style: Style) -> String {
+    render_human_explained(report, dir, style, &BTreeMap::new())
 }
 
 /// [`render_human`] with each failed step's explanation under its failed
 /// expectations.
 pub fn render_human_explained(
-    output: &RunOutput,
+    report: &Report,
     dir: &Path,
     style: Style,
     explained: &BTreeMap<usize, String>,
 ) -> String {
     let mut text = String::new();
-    let report = &output.report;
     let _ = writeln!(
         text,
         "{} {}",
@@ -399,15 +378,14 @@ pub fn render_human_explained(
                 .map_or("none", |l| l.id.as_str())
         );
     }
-    render_summary(&mut text, output, dir, style);
+    render_summary(&mut text, report, dir, style);
     text
 }
 
-fn render_summary(text: &mut String, output: &RunOutput, dir: &Path, style: Style) {
-    let report = &output.report;
+fn render_summary(text: &mut String, report: &Report, dir: &Path, style: Style) {
     let summary = &report.summary;
     let violations = report.invariant_violations.len();
-    let verdict = if output.passed() {
+    let verdict = if report.passed() {
         style.green("passed")
     } else {
         style.red("failed")
@@ -447,8 +425,7 @@ fn render_summary(text: &mut String, output: &RunOutput, dir: &Path, style: Styl
 }
 
 /// Prints a run's size and speed (wall time: informative, never compared).
-pub fn print_stats(output: &RunOutput) {
-    let stats = &output.stats;
+pub fn print_stats(stats: &RunStats) {
     let per_second = |n: usize| {
         if stats.seconds > 0.0 {
             n as f64 / stats.seconds
@@ -475,7 +452,7 @@ mod tests {
     fn a_broken_invariant_is_shown_at_its_step_counted_and_explained() {
         let output = crate::suite::tests::twice_with_a_bug();
         assert!(!output.passed());
-        let text = render_human(&output, Path::new("out/twice"), Style::plain());
+        let text = render_human(&output.report, Path::new("out/twice"), Style::plain());
         let lines: Vec<&str> = text.lines().collect();
         let step2 = lines
             .iter()

@@ -4,6 +4,7 @@
 
 use clap::Args;
 
+use crate::cli::CliError;
 use crate::exit::Exit;
 use crate::scenario::json_schema_text;
 
@@ -27,7 +28,7 @@ pub struct SchemaArgs {
 }
 
 /// Prints the schema to stdout.
-pub fn run(args: &SchemaArgs) -> Exit {
+pub fn run(args: &SchemaArgs) -> Result<Exit, CliError> {
     let text = if args.events {
         rehearse_runtime::event::vocabulary_schema_text()
     } else if args.protocol {
@@ -37,5 +38,5 @@ pub fn run(args: &SchemaArgs) -> Exit {
     };
     // A closed standard output is a normal end (see `out.rs`).
     crate::out!("{text}");
-    Exit::Pass
+    Ok(Exit::Pass)
 }

@@ -551,6 +551,28 @@ impl<'e> Fold<'e> {
         })
     }
 
+    /// The admission rules of the attempt whose admission is next in the
+    /// log (`found`, from `advance_to_admission`), then folds through its
+    /// receipt; a missing admission event is a rule of its own.
+    fn admit_through_receipt(
+        &mut self,
+        found: bool,
+        work_key: &str,
+        usd: f64,
+        tokens: u64,
+    ) -> (Vec<Rule>, Verdict) {
+        let (mut rules, verdict) = self.admit(work_key, usd, tokens);
+        if !found {
+            rules.push(rule(
+                "log",
+                String::new(),
+                "no admission event follows: the log disagrees",
+            ));
+        }
+        self.through_receipt();
+        (rules, verdict)
+    }
+
     /// Walks a trigger's or tick's attempts; returns the predicted receipt.
     fn runs(
         &mut self,
@@ -618,15 +640,7 @@ impl<'e> Fold<'e> {
     ) -> (Vec<Rule>, String, bool) {
         let found = self.advance_to_admission();
         let key = self.work_key.clone().unwrap_or_default();
-        let (mut rules, verdict) = self.admit(&key, usd, tokens);
-        if !found {
-            rules.push(rule(
-                "log",
-                String::new(),
-                "no admission event follows: the log disagrees",
-            ));
-        }
-        self.through_receipt();
+        let (mut rules, verdict) = self.admit_through_receipt(found, &key, usd, tokens);
         let (receipt, mechanical) = match (verdict.receipt(), scripted) {
             (Some(refusal), _) => (refusal, false),
             (None, AttemptOutcome::Completed) => (ReceiptStatus::Completed, false),
@@ -660,15 +674,8 @@ impl<'e> Fold<'e> {
         for (n, item) in items.iter().enumerate() {
             let found = self.advance_to_admission();
             let key = &item.envelope.subject_key;
-            let (mut rules, verdict) = self.admit(key, item.cost.cost_usd, item.cost.tokens);
-            if !found {
-                rules.push(rule(
-                    "log",
-                    String::new(),
-                    "no admission event follows: the log disagrees",
-                ));
-            }
-            self.through_receipt();
+            let (rules, verdict) =
+                self.admit_through_receipt(found, key, item.cost.cost_usd, item.cost.tokens);
             let receipt = verdict.receipt().unwrap_or(ReceiptStatus::Completed);
             receipts.push(receipt.as_str().to_string());
             let title = format!(

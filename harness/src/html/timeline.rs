@@ -47,6 +47,18 @@ struct Axis {
 }
 
 impl Axis {
+    /// One column per step of the model's report, at the step's time.
+    fn of(model: &Model<'_>) -> Self {
+        Self {
+            times: model
+                .report
+                .steps
+                .iter()
+                .map(|s| rehearse_runtime::clock::parse_rfc3339_ms(&s.at).unwrap_or(0))
+                .collect(),
+        }
+    }
+
     fn n(&self) -> usize {
         self.times.len().max(1)
     }
@@ -162,14 +174,7 @@ fn label(out: &mut String, y: f64, text: &str, class: &str) {
 
 /// The whole timeline SVG.
 pub(super) fn svg(model: &Model<'_>) -> String {
-    let axis = Axis {
-        times: model
-            .report
-            .steps
-            .iter()
-            .map(|s| rehearse_runtime::clock::parse_rfc3339_ms(&s.at).unwrap_or(0))
-            .collect(),
-    };
+    let axis = Axis::of(model);
     let mut body = String::new();
     let mut y = 8.0;
     y = draw_axis(&mut body, &axis, y);
@@ -515,14 +520,7 @@ fn draw_rate(out: &mut String, model: &Model<'_>, axis: &Axis, y: f64) -> f64 {
 /// The budget chart: per persona, spend today and this hour after every
 /// step, against the daily and hourly limits.
 pub(super) fn budget_svg(model: &Model<'_>) -> String {
-    let axis = Axis {
-        times: model
-            .report
-            .steps
-            .iter()
-            .map(|s| rehearse_runtime::clock::parse_rfc3339_ms(&s.at).unwrap_or(0))
-            .collect(),
-    };
+    let axis = Axis::of(model);
     let chart_h = 90.0;
     let mut out = String::new();
     let mut y = 10.0;

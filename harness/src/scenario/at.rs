@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use rehearse_runtime::{format_ms, parse_rfc3339_ms, Millis};
+use rehearse_runtime::duration::DurationError;
+use rehearse_runtime::{format_ms, parse_rfc3339_ms, Millis, TimeError};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -38,16 +39,46 @@ impl At {
     }
 
     /// Parses an offset with units or an RFC 3339 UTC timestamp.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, AtError> {
         let trimmed = text.trim();
         if looks_like_timestamp(trimmed) {
-            return parse_utc(trimmed).map(Self::Time);
+            return Ok(parse_utc(trimmed).map(Self::Time)?);
         }
-        Millis::parse(trimmed).map(Self::Offset).map_err(|error| {
-            format!("{error}, or an RFC 3339 UTC timestamp such as `{EXAMPLE_TIME}`")
-        })
+        Millis::parse(trimmed)
+            .map(Self::Offset)
+            .map_err(AtError::Offset)
     }
 }
+
+/// Why a step's `at` could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AtError {
+    #[error("{0}, or an RFC 3339 UTC timestamp such as `{EXAMPLE_TIME}`")]
+    Offset(DurationError),
+    #[error(transparent)]
+    Time(#[from] UtcError),
+}
+
+/// Why a timestamp is not one a scenario may give.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UtcError {
+    #[error("{0}, expected an RFC 3339 UTC timestamp such as `{EXAMPLE_TIME}`")]
+    Invalid(TimeError),
+    #[error("timestamp `{0}` is not in UTC, expected a `Z` suffix such as `{EXAMPLE_TIME}`")]
+    NotUtc(String),
+    #[error("timestamp `{text}` is {range}")]
+    Range { text: String, range: OutOfRange },
+}
+
+/// A time the outputs cannot write; the message is a fragment to follow
+/// "… is".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "out of range, expected a time from {} to {}",
+    format_ms(MIN_TIME_MS),
+    format_ms(MAX_TIME_MS)
+)]
+pub struct OutOfRange;
 
 impl fmt::Display for At {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -70,31 +101,25 @@ fn looks_like_timestamp(text: &str) -> bool {
 /// A timestamp in UTC ends with `Z` or a zero offset, as [`parse_utc`] reads it.
 pub(crate) const UTC_PATTERN: &str = "([zZ]|[+-]00:00)$";
 
-pub fn parse_utc(text: &str) -> Result<i64, String> {
-    let ms = parse_rfc3339_ms(text).map_err(|error| {
-        format!("{error}, expected an RFC 3339 UTC timestamp such as `{EXAMPLE_TIME}`")
-    })?;
+pub fn parse_utc(text: &str) -> Result<i64, UtcError> {
+    let ms = parse_rfc3339_ms(text).map_err(UtcError::Invalid)?;
     let upper = text.to_ascii_uppercase();
     if !(upper.ends_with('Z') || upper.ends_with("+00:00") || upper.ends_with("-00:00")) {
-        return Err(format!(
-            "timestamp `{text}` is not in UTC, expected a `Z` suffix such as `{EXAMPLE_TIME}`"
-        ));
+        return Err(UtcError::NotUtc(text.to_string()));
     }
-    check_range(ms).map_err(|range| format!("timestamp `{text}` is {range}"))?;
+    check_range(ms).map_err(|range| UtcError::Range {
+        text: text.to_string(),
+        range,
+    })?;
     Ok(ms)
 }
 
-/// Checks that a resolved time is one the outputs can write; the error is a
-/// fragment to follow "… is".
-pub(crate) fn check_range(ms: i64) -> Result<(), String> {
+/// Checks that a resolved time is one the outputs can write.
+pub(crate) fn check_range(ms: i64) -> Result<(), OutOfRange> {
     if (MIN_TIME_MS..=MAX_TIME_MS).contains(&ms) {
         Ok(())
     } else {
-        Err(format!(
-            "out of range, expected a time from {} to {}",
-            format_ms(MIN_TIME_MS),
-            format_ms(MAX_TIME_MS)
-        ))
+        Err(OutOfRange)
     }
 }
 
@@ -175,14 +200,17 @@ mod tests {
     #[test]
     fn non_utc_and_out_of_range_times_are_refused() {
         assert_eq!(
-            parse_utc("2026-04-24T12:00:00+02:00").unwrap_err(),
+            parse_utc("2026-04-24T12:00:00+02:00")
+                .unwrap_err()
+                .to_string(),
             "timestamp `2026-04-24T12:00:00+02:00` is not in UTC, expected a `Z` suffix such as `2026-04-24T12:00:00Z`"
         );
         assert!(parse_utc("1969-12-31T23:59:59Z")
             .unwrap_err()
+            .to_string()
             .contains("is out of range"));
         assert_eq!(
-            At::parse("5x").unwrap_err(),
+            At::parse("5x").unwrap_err().to_string(),
             "unknown unit `x` in duration `5x`, expected a duration such as `250ms`, `10s`, `5m`, `2h` or `1d`, or an RFC 3339 UTC timestamp such as `2026-04-24T12:00:00Z`"
         );
     }

@@ -208,8 +208,11 @@ fn walk<'a>(
     text: &'a str,
     on_node: &mut dyn FnMut(&[Seg<'a>], bool, Position),
 ) -> Result<(), LayoutError> {
-    let mut frames: Vec<Frame<'a>> = Vec::new();
-    let mut path: Vec<Seg<'a>> = Vec::new();
+    let mut walker = Walker {
+        frames: Vec::new(),
+        path: Vec::new(),
+        on_node,
+    };
     let mut documents = 0usize;
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|error| LayoutError {
@@ -231,76 +234,114 @@ fn walk<'a>(
                     });
                 }
             }
-            Event::Scalar(value, ..) => {
-                let (seg, role) = child(&mut frames);
-                if role == Role::Key {
-                    if let Some(Frame::Map { keys, .. }) = frames.last_mut() {
-                        if value != "<<" {
-                            if let Some(first) = keys.get(&value) {
-                                return Err(LayoutError {
-                                    position: at,
-                                    message: format!(
-                                        "duplicate key `{value}`, first written at line {}, expected each key once",
-                                        first.line
-                                    ),
-                                });
-                            }
-                            keys.insert(value.clone(), at);
-                        }
-                    }
-                    path.push(Seg::Key(value.clone()));
-                    on_node(&path, true, at);
-                    path.pop();
-                    key_done(&mut frames, value);
-                } else {
-                    visit_leaf(&mut frames, &mut path, seg, at, on_node);
-                }
-            }
-            Event::Alias(_) => {
-                let (seg, role) = child(&mut frames);
-                if role == Role::Key {
-                    key_done(&mut frames, Cow::Borrowed("?"));
-                } else {
-                    visit_leaf(&mut frames, &mut path, seg, at, on_node);
-                }
-            }
-            Event::SequenceStart(..) | Event::MappingStart(..) => {
-                // The root container has no segment of its own; every other
-                // container's segment stays on the path until its end event.
-                let (seg, role) = child(&mut frames);
-                if let Some(seg) = seg {
-                    path.push(seg);
-                }
-                on_node(&path, role == Role::Key, at);
-                frames.push(if matches!(event, Event::SequenceStart(..)) {
-                    Frame::Seq { next: 0, role }
-                } else {
-                    Frame::Map {
-                        pending: None,
-                        expecting_key: true,
-                        keys: BTreeMap::new(),
-                        role,
-                    }
-                });
-            }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let role = match frames.pop() {
-                    Some(Frame::Seq { role, .. } | Frame::Map { role, .. }) => role,
-                    None => Role::Root,
-                };
-                if role != Role::Root {
-                    path.pop();
-                }
-                if role == Role::Key {
-                    key_done(&mut frames, Cow::Borrowed("?"));
-                } else {
-                    value_done(&mut frames);
-                }
-            }
+            Event::Scalar(value, ..) => walker.scalar(value, at)?,
+            Event::Alias(_) => walker.alias(at),
+            Event::SequenceStart(..) => walker.open(true, at),
+            Event::MappingStart(..) => walker.open(false, at),
+            Event::SequenceEnd | Event::MappingEnd => walker.close(),
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
     }
     Ok(())
+}
+
+/// The state of a `walk`: the open containers, the path to the current
+/// node, and the callback every node is shown to.
+struct Walker<'a, 'f> {
+    frames: Vec<Frame<'a>>,
+    path: Vec<Seg<'a>>,
+    on_node: &'f mut dyn FnMut(&[Seg<'a>], bool, Position),
+}
+
+impl<'a> Walker<'a, '_> {
+    /// A scalar: a map key (refused when the map already has it) or a value.
+    fn scalar(&mut self, value: Cow<'a, str>, at: Position) -> Result<(), LayoutError> {
+        let (seg, role) = child(&mut self.frames);
+        if role != Role::Key {
+            self.visit_leaf(seg, at);
+            return Ok(());
+        }
+        if let Some(Frame::Map { keys, .. }) = self.frames.last_mut() {
+            if value != "<<" {
+                if let Some(first) = keys.get(&value) {
+                    return Err(LayoutError {
+                        position: at,
+                        message: format!(
+                            "duplicate key `{value}`, first written at line {}, expected each key once",
+                            first.line
+                        ),
+                    });
+                }
+                keys.insert(value.clone(), at);
+            }
+        }
+        self.path.push(Seg::Key(value.clone()));
+        (self.on_node)(&self.path, true, at);
+        self.path.pop();
+        key_done(&mut self.frames, value);
+        Ok(())
+    }
+
+    /// An alias: a key whose name is unknown here, or a value.
+    fn alias(&mut self, at: Position) {
+        let (seg, role) = child(&mut self.frames);
+        if role == Role::Key {
+            key_done(&mut self.frames, Cow::Borrowed("?"));
+        } else {
+            self.visit_leaf(seg, at);
+        }
+    }
+
+    /// The start of a sequence (`seq`) or a map. The root container has no
+    /// segment of its own; every other container's segment stays on the
+    /// path until its end event.
+    fn open(&mut self, seq: bool, at: Position) {
+        let (seg, role) = child(&mut self.frames);
+        if let Some(seg) = seg {
+            self.path.push(seg);
+        }
+        (self.on_node)(&self.path, role == Role::Key, at);
+        self.frames.push(if seq {
+            Frame::Seq { next: 0, role }
+        } else {
+            Frame::Map {
+                pending: None,
+                expecting_key: true,
+                keys: BTreeMap::new(),
+                role,
+            }
+        });
+    }
+
+    /// The end of the innermost container.
+    fn close(&mut self) {
+        let role = match self.frames.pop() {
+            Some(Frame::Seq { role, .. } | Frame::Map { role, .. }) => role,
+            None => Role::Root,
+        };
+        if role != Role::Root {
+            self.path.pop();
+        }
+        if role == Role::Key {
+            key_done(&mut self.frames, Cow::Borrowed("?"));
+        } else {
+            value_done(&mut self.frames);
+        }
+    }
+
+    /// A value with no children: shown at its segment, then the map it is
+    /// in expects a key again.
+    fn visit_leaf(&mut self, seg: Option<Seg<'a>>, at: Position) {
+        let pushed = seg.is_some();
+        if let Some(seg) = seg {
+            self.path.push(seg);
+        }
+        (self.on_node)(&self.path, false, at);
+        if pushed {
+            self.path.pop();
+        }
+        value_done(&mut self.frames);
+    }
 }
 
 /// The segment and role of the next node under the innermost container.
@@ -321,24 +362,6 @@ fn child<'a>(frames: &mut [Frame<'a>]) -> (Option<Seg<'a>>, Role) {
             Role::Value,
         ),
     }
-}
-
-fn visit_leaf<'a>(
-    frames: &mut [Frame<'a>],
-    path: &mut Vec<Seg<'a>>,
-    seg: Option<Seg<'a>>,
-    at: Position,
-    on_node: &mut dyn FnMut(&[Seg<'a>], bool, Position),
-) {
-    let pushed = seg.is_some();
-    if let Some(seg) = seg {
-        path.push(seg);
-    }
-    on_node(path, false, at);
-    if pushed {
-        path.pop();
-    }
-    value_done(frames);
 }
 
 fn key_done<'a>(frames: &mut [Frame<'a>], key: Cow<'a, str>) {

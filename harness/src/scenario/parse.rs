@@ -113,7 +113,7 @@ pub fn parse_str(text: &str, display_path: &str, stem: &str) -> Result<Scenario,
     let found = layout(text).map_err(|found| invalid(found.position, found.message))?;
     let name = match raw.name.clone() {
         Some(name) => name,
-        None => default_name(stem).map_err(|message| invalid(FIRST, message))?,
+        None => default_name(stem).map_err(|error| invalid(FIRST, error.to_string()))?,
     };
     let scenario = build(raw, name, text, found);
     let issues = validate(&scenario);
@@ -160,14 +160,17 @@ fn yaml_error(text: &str, error: &serde_yaml::Error) -> (Position, String) {
 
 /// The name a scenario without `name:` takes: its file stem, when that is
 /// a valid name.
-fn default_name(stem: &str) -> Result<String, String> {
+fn default_name(stem: &str) -> Result<String, StemNotAName> {
     if name_problem(stem).is_some() {
-        return Err(format!(
-            "the scenario name defaults to the file stem `{stem}`, which is not `[a-z0-9_-]+`, expected a `name:` field or a file named like `pause-resume_2.yaml`"
-        ));
+        return Err(StemNotAName(stem.to_owned()));
     }
     Ok(stem.to_owned())
 }
+
+/// A file stem that cannot be the name of a scenario without `name:`.
+#[derive(Debug, thiserror::Error)]
+#[error("the scenario name defaults to the file stem `{0}`, which is not `[a-z0-9_-]+`, expected a `name:` field or a file named like `pause-resume_2.yaml`")]
+struct StemNotAName(String);
 
 /// The scenario of `raw`, each step with its resolved time and its place
 /// in `text`.

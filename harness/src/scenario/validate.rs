@@ -148,41 +148,10 @@ fn check_step(
     base: &YamlPath,
     issues: &mut Vec<Issue>,
 ) {
-    let at_path = base.clone().field("at");
-    if let Err(range) = check_range(step.at_ms) {
-        issues.push(Issue {
-            path: at_path,
-            message: format!("`at` {} is {range}", step.at),
-        });
-    } else if step.at_ms < scenario.start_ms {
-        issues.push(Issue {
-            path: at_path,
-            message: format!(
-                "`at` {} is before `start` {}, expected a time at or after `start`",
-                step.at,
-                format_ms(scenario.start_ms)
-            ),
-        });
-    } else if let Some(previous) = previous.filter(|previous| step.at_ms < previous.at_ms) {
-        issues.push(Issue {
-            path: at_path,
-            message: format!(
-                "`at` {} ({}) is earlier than the step before it at {} ({}), expected times that never decrease",
-                step.at,
-                format_ms(step.at_ms),
-                previous.at,
-                format_ms(previous.at_ms)
-            ),
-        });
-    } else if let Some(previous) = previous.filter(|previous| step.at_ms < previous.end_ms()) {
+    if let Some(message) = at_problem(scenario, step, previous) {
         issues.push(Issue {
             path: base.clone().field("at"),
-            message: format!(
-                "`at` {} ({}) is earlier than the last repetition of the `repeat` before it ({}), expected times that never decrease",
-                step.at,
-                format_ms(step.at_ms),
-                format_ms(previous.end_ms())
-            ),
+            message,
         });
     }
     if let Some(op) = &step.op {
@@ -211,6 +180,41 @@ fn check_step(
             issues,
         );
     }
+}
+
+/// What is wrong with a step's `at`: out of the clock's range, before the
+/// scenario's `start`, or earlier than the step (or the last repetition of
+/// the `repeat`) before it.
+fn at_problem(scenario: &Scenario, step: &Step, previous: Option<&Step>) -> Option<String> {
+    if let Err(range) = check_range(step.at_ms) {
+        return Some(format!("`at` {} is {range}", step.at));
+    }
+    if step.at_ms < scenario.start_ms {
+        return Some(format!(
+            "`at` {} is before `start` {}, expected a time at or after `start`",
+            step.at,
+            format_ms(scenario.start_ms)
+        ));
+    }
+    let previous = previous?;
+    if step.at_ms < previous.at_ms {
+        return Some(format!(
+            "`at` {} ({}) is earlier than the step before it at {} ({}), expected times that never decrease",
+            step.at,
+            format_ms(step.at_ms),
+            previous.at,
+            format_ms(previous.at_ms)
+        ));
+    }
+    if step.at_ms < previous.end_ms() {
+        return Some(format!(
+            "`at` {} ({}) is earlier than the last repetition of the `repeat` before it ({}), expected times that never decrease",
+            step.at,
+            format_ms(step.at_ms),
+            format_ms(previous.end_ms())
+        ));
+    }
+    None
 }
 
 /// An `advance`'s cost, and a `repeat`'s body, are checked as a tick's or

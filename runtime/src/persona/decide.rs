@@ -9,14 +9,14 @@
 use serde_json::{Map, Value};
 
 use crate::budget::{self, BudgetLimit};
-use crate::clock::format_ms;
+use crate::clock::TimeTuple;
 use crate::ids::IdGen;
 use crate::lease::{Lease, RUNTIME_HOLDER};
 use crate::op::{AttemptOutcome, RepairWorkerOp, RestoreCheckpointOp, SpendOp};
 use crate::workkey::Envelope;
 
 use super::events::*;
-use super::{Persona, RunCost, PAUSED_EVENT_POLICY};
+use super::{PausedEventPolicy, Persona, RunCost};
 
 /// The facts admission decides on. The engine computes them with
 /// [`Persona::admission`]; a test build may distort them at one hook point
@@ -297,7 +297,7 @@ impl Persona {
             deterministic_steps: 0,
             llm_steps: 0,
             metadata,
-            occurred_at: format_ms(now_ms),
+            occurred_at: TimeTuple(now_ms),
         }
     }
 
@@ -353,7 +353,7 @@ impl Persona {
     pub fn decide_pause(&self, now_ms: i64) -> PersonaEvent {
         PersonaEvent::ControlPaused(Paused {
             paused_at_ms: now_ms,
-            policy: PAUSED_EVENT_POLICY.to_string(),
+            policy: PausedEventPolicy::QueueThenDrainOnResume,
         })
     }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::budget::{BudgetLimit, Usd};
+use crate::clock::TimeTuple;
 use crate::event::{event_enum, DecodeError};
 use crate::lease::Lease;
 use crate::log::StoredEvent;
@@ -229,8 +230,7 @@ pub struct RunFailed {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Paused {
     pub paused_at_ms: i64,
-    /// Always [`super::PAUSED_EVENT_POLICY`].
-    pub policy: String,
+    pub policy: super::PausedEventPolicy,
 }
 
 /// `persona.control.resumed`.
@@ -294,8 +294,9 @@ pub struct ValueEvent {
     /// The work key, trigger provider and kind, lease id, tokens, any
     /// frontier escalations, and the run cost's own metadata.
     pub metadata: Value,
-    /// The event time as RFC 3339.
-    pub occurred_at: String,
+    /// The event time, written as the `time` crate's compact tuple (the form
+    /// the modelled runtime's status fold reads), read in either form.
+    pub occurred_at: TimeTuple,
 }
 
 /// `persona.repair_worker.status`.

@@ -27,8 +27,16 @@ mod events;
 pub use decide::{Admission, RunDecision};
 pub use events::*;
 
-/// The policy for triggers that arrive while a persona is paused.
-pub const PAUSED_EVENT_POLICY: &str = "queue_then_drain_on_resume";
+/// The policy for triggers that arrive while a persona is paused: the
+/// modelled runtime has one, they are queued and drained on resume.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum PausedEventPolicy {
+    #[default]
+    #[serde(rename = "queue_then_drain_on_resume")]
+    QueueThenDrainOnResume,
+}
 
 /// The lifecycle state of a persona.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -162,7 +170,7 @@ pub struct PersonaStatus {
     pub handoff_inbox: Vec<HandoffInboxItem>,
     pub value_receipts: Vec<ValueReceipt>,
     pub disabled_events: usize,
-    pub paused_event_policy: String,
+    pub paused_event_policy: PausedEventPolicy,
 }
 
 /// Everything folded from one persona's events.
@@ -282,7 +290,7 @@ impl From<&ValueEvent> for ValueReceipt {
         Self {
             kind: value.kind,
             run_id: Some(value.run_id.clone()),
-            occurred_at: value.occurred_at.clone(),
+            occurred_at: format_ms(value.occurred_at.ms()),
             paid_cost_usd: value.paid_cost_usd,
             avoided_cost_usd: value.avoided_cost_usd,
             deterministic_steps: value.deterministic_steps,
@@ -345,7 +353,7 @@ impl Persona {
         let schedules = spec
             .schedules
             .iter()
-            .map(|expr| Schedule::parse(expr).map_err(invalid))
+            .map(|expr| Schedule::parse(expr).map_err(|error| invalid(error.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             name: name.to_string(),
@@ -431,7 +439,7 @@ impl Persona {
             handoff_inbox,
             value_receipts: state.value_receipts.clone(),
             disabled_events: state.disabled_events,
-            paused_event_policy: PAUSED_EVENT_POLICY.to_string(),
+            paused_event_policy: PausedEventPolicy::QueueThenDrainOnResume,
         }
     }
 }

@@ -49,12 +49,9 @@ macro_rules! process_op_serde {
     ($($variant:ident($ty:ty) = $name:literal,)*) => {
         impl Serialize for ProcessOp {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                use serde::ser::SerializeMap;
-                let mut map = serializer.serialize_map(Some(1))?;
                 match self {
-                    $(Self::$variant(body) => map.serialize_entry($name, body)?,)*
+                    $(Self::$variant(body) => crate::single_entry::serialize(serializer, $name, body),)*
                 }
-                map.end()
             }
         }
 
@@ -271,56 +268,36 @@ pub enum LeaseTokenRef {
 
 impl Serialize for LeaseTokenRef {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
         match self {
             Self::Token(token) => serializer.serialize_str(token),
-            Self::Of(owner) => {
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry("of", owner)?;
-                map.end()
-            }
+            Self::Of(owner) => crate::single_entry::serialize(serializer, "of", owner),
         }
+    }
+}
+
+impl crate::single_entry::StringOrEntry for LeaseTokenRef {
+    const NOUN: &'static str = "lease token reference";
+    const BESIDE: &'static str = "`of`";
+    const EXPECTED: &'static str = "expected a lease token or `{of: OWNER}`";
+
+    fn from_str(value: &str) -> Option<Self> {
+        Some(Self::Token(value.to_string()))
+    }
+
+    fn from_entry<'de, A: serde::de::MapAccess<'de>>(
+        key: &str,
+        map: &mut A,
+    ) -> Result<Option<Self>, A::Error> {
+        Ok(match key {
+            "of" => Some(Self::Of(map.next_value()?)),
+            _ => None,
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for LeaseTokenRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        const EXPECTED: &str = "expected a lease token or `{of: OWNER}`";
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = LeaseTokenRef;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(EXPECTED.trim_start_matches("expected "))
-            }
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<LeaseTokenRef, E> {
-                Ok(LeaseTokenRef::Token(value.to_string()))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<LeaseTokenRef, A::Error> {
-                let token = match map.next_key::<String>()?.as_deref() {
-                    Some("of") => LeaseTokenRef::Of(map.next_value()?),
-                    Some(other) => {
-                        return Err(serde::de::Error::custom(format!(
-                            "unknown lease token reference `{other}`, {EXPECTED}"
-                        )))
-                    }
-                    None => {
-                        return Err(serde::de::Error::custom(format!(
-                            "empty lease token reference, {EXPECTED}"
-                        )))
-                    }
-                };
-                if let Some(extra) = map.next_key::<String>()? {
-                    return Err(serde::de::Error::custom(format!(
-                        "unexpected `{extra}` beside `of`, {EXPECTED}"
-                    )));
-                }
-                Ok(token)
-            }
-        }
-        deserializer.deserialize_any(Visitor)
+        crate::single_entry::deserialize(deserializer)
     }
 }
 

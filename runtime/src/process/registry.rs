@@ -59,6 +59,29 @@ struct Entry {
     latest_by_owner: BTreeMap<String, String>,
 }
 
+impl Entry {
+    /// Folds `process.lease.claimed`: the lease, its token and the fencing
+    /// token, and the first start.
+    fn claimed(&mut self, lease: ProcessLease) {
+        let record = &mut self.record;
+        record.fencing_token = record.fencing_token.max(lease.fencing_token);
+        record.first_started.get_or_insert_with(|| ProcessStarted {
+            owner: lease.owner.clone(),
+            started_at_ms: lease.claimed_at_ms,
+        });
+        self.issued.insert(
+            lease.lease_token.clone(),
+            IssuedToken {
+                owner: lease.owner.clone(),
+                fencing_token: lease.fencing_token,
+            },
+        );
+        self.latest_by_owner
+            .insert(lease.owner.clone(), lease.lease_token.clone());
+        record.lease = Some(lease);
+    }
+}
+
 /// Every process the registry knows, by id.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProcessRegistry {
@@ -109,20 +132,7 @@ impl ProcessRegistry {
         };
         let at_ms = event.occurred_at_ms;
         if let ProcessEvent::Started(started) = process_event {
-            // A second registration of the same id cannot come from
-            // `execute`; keeping the first makes a damaged log fold the same
-            // way every time.
-            self.entries
-                .entry(started.process_id.clone())
-                .or_insert_with(|| Entry {
-                    record: ProcessRecord::new(
-                        started.registration,
-                        started.registration_hash,
-                        at_ms,
-                    ),
-                    issued: BTreeMap::new(),
-                    latest_by_owner: BTreeMap::new(),
-                });
+            self.register(started, at_ms);
             return;
         }
         let Some(entry) = self.entries.get_mut(process_event.process_id()) else {
@@ -132,24 +142,7 @@ impl ProcessRegistry {
         record.updated_at_ms = at_ms;
         match process_event {
             ProcessEvent::Started(_) | ProcessEvent::LeaseExpired(_) => {}
-            ProcessEvent::Claimed(Claimed { lease, .. }) => {
-                record.fencing_token = record.fencing_token.max(lease.fencing_token);
-                record.first_started.get_or_insert_with(|| ProcessStarted {
-                    owner: lease.owner.clone(),
-                    started_at_ms: lease.claimed_at_ms,
-                });
-                entry.issued.insert(
-                    lease.lease_token.clone(),
-                    IssuedToken {
-                        owner: lease.owner.clone(),
-                        fencing_token: lease.fencing_token,
-                    },
-                );
-                entry
-                    .latest_by_owner
-                    .insert(lease.owner.clone(), lease.lease_token.clone());
-                record.lease = Some(lease);
-            }
+            ProcessEvent::Claimed(Claimed { lease, .. }) => entry.claimed(lease),
             ProcessEvent::Renewed(renewed) => {
                 if let Some(lease) = record
                     .lease
@@ -179,6 +172,19 @@ impl ProcessRegistry {
             ProcessEvent::Cancelled(ended) => end(record, ProcessStatus::Cancelled, ended, at_ms),
             ProcessEvent::Abandoned(ended) => end(record, ProcessStatus::Abandoned, ended, at_ms),
         }
+    }
+
+    /// Folds `process.started`. A second registration of the same id cannot
+    /// come from `execute`; keeping the first makes a damaged log fold the
+    /// same way every time.
+    fn register(&mut self, started: Started, at_ms: i64) {
+        self.entries
+            .entry(started.process_id.clone())
+            .or_insert_with(|| Entry {
+                record: ProcessRecord::new(started.registration, started.registration_hash, at_ms),
+                issued: BTreeMap::new(),
+                latest_by_owner: BTreeMap::new(),
+            });
     }
 
     /// Checks `op` against the state at `now_ms` and returns what to append.

@@ -1,0 +1,87 @@
+//! Values written as a map with exactly one entry (`{fail: KIND}`,
+//! `{of: OWNER}`, `{claim: {...}}`), some of which may also be a plain
+//! string (`completed`, a lease token).
+//!
+//! serde_yaml 0.9 reads externally tagged enums only from `!tags`, so these
+//! types are read and written by hand; the helpers here are that code, once.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, MapAccess};
+use serde::ser::SerializeMap;
+use serde::{Deserializer, Serialize, Serializer};
+
+/// Writes `{key: value}`.
+pub(crate) fn serialize<S: Serializer, V: Serialize + ?Sized>(
+    serializer: S,
+    key: &str,
+    value: &V,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(1))?;
+    map.serialize_entry(key, value)?;
+    map.end()
+}
+
+/// A type read from a plain string or from a map with exactly one entry.
+pub(crate) trait StringOrEntry: Sized {
+    /// What the value is called in errors: `unknown outcome `x``.
+    const NOUN: &'static str;
+    /// What a second key stands beside in errors: `the outcome`, `` `of` ``.
+    const BESIDE: &'static str;
+    /// The end of every error: `expected ...`.
+    const EXPECTED: &'static str;
+
+    /// The value a plain string names; `None` for an unknown one.
+    fn from_str(value: &str) -> Option<Self>;
+
+    /// Reads the value of the entry `key` from `map`; `Ok(None)` for a key
+    /// the type does not have (its value is then not read).
+    fn from_entry<'de, A: MapAccess<'de>>(key: &str, map: &mut A)
+        -> Result<Option<Self>, A::Error>;
+}
+
+/// Reads a [`StringOrEntry`] type, refusing unknown strings and keys, an
+/// empty map and a second key.
+pub(crate) fn deserialize<'de, T: StringOrEntry, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    deserializer.deserialize_any(EntryVisitor(PhantomData))
+}
+
+struct EntryVisitor<T>(PhantomData<T>);
+
+fn unknown<T: StringOrEntry, E: de::Error>(name: &str) -> E {
+    E::custom(format!("unknown {} `{name}`, {}", T::NOUN, T::EXPECTED))
+}
+
+impl<'de, T: StringOrEntry> de::Visitor<'de> for EntryVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTED.trim_start_matches("expected "))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+        T::from_str(value).ok_or_else(|| unknown::<T, E>(value))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(de::Error::custom(format!(
+                "empty {}, {}",
+                T::NOUN,
+                T::EXPECTED
+            )));
+        };
+        let value = T::from_entry(&key, &mut map)?.ok_or_else(|| unknown::<T, A::Error>(&key))?;
+        if let Some(extra) = map.next_key::<String>()? {
+            return Err(de::Error::custom(format!(
+                "unexpected `{extra}` beside {}, {}",
+                T::BESIDE,
+                T::EXPECTED
+            )));
+        }
+        Ok(value)
+    }
+}
