@@ -1,15 +1,16 @@
 //! Trigger throughput through `Runtime::execute`: n distinct pull requests
-//! for one persona, and the seed's strategy (fold the whole log before every
-//! operation) on the same workload for comparison.
+//! for one persona, and the refolding strategy of the modelled persona
+//! runtime (fold the whole log before every operation) on the same workload
+//! for comparison.
 //!
-//! `seed_strategy/10000` is quadratic: one iteration takes about nine
+//! `refold/10000` is quadratic: one iteration takes about nine
 //! minutes here and criterion insists on ten samples, so that arm alone would
-//! run for an hour and a half. It runs only with `REHEARSE_BENCH_SEED_10K=1`;
+//! run for an hour and a half. It runs only with `REHEARSE_BENCH_REFOLD_10K=1`;
 //! otherwise time it once with
-//! `cargo run --release -p rehearse-benches --example peak_memory -- seed 10000`.
+//! `cargo run --release -p rehearse-benches --example peak_memory -- refold 10000`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use rehearse_benches::{run_triggers, run_triggers_seed_strategy, runtime, triggers};
+use rehearse_benches::{run_triggers, run_triggers_refolding, runtime, triggers};
 
 fn incremental(c: &mut Criterion) {
     let mut group = c.benchmark_group("triggers");
@@ -33,18 +34,18 @@ fn incremental(c: &mut Criterion) {
             );
         });
     }
-    // The seed strategy is quadratic: ten samples are plenty.
+    // Refolding is quadratic: ten samples are plenty.
     group.sample_size(10);
-    let with_10k = std::env::var_os("REHEARSE_BENCH_SEED_10K").is_some_and(|v| v == "1");
+    let with_10k = std::env::var_os("REHEARSE_BENCH_REFOLD_10K").is_some_and(|v| v == "1");
     let sizes: &[u64] = if with_10k { &[1_000, 10_000] } else { &[1_000] };
     for &n in sizes {
         let ops = triggers(n);
         group.throughput(Throughput::Elements(n));
-        group.bench_function(format!("seed_strategy/{n}"), |b| {
+        group.bench_function(format!("refold/{n}"), |b| {
             b.iter_batched(
                 runtime,
                 |mut rt| {
-                    run_triggers_seed_strategy(&mut rt, &ops);
+                    run_triggers_refolding(&mut rt, &ops);
                     rt
                 },
                 BatchSize::PerIteration,

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use rehearse_benches::{
-    run_scenario, run_triggers, run_triggers_seed_strategy, runtime, triggers, write_capture,
+    run_scenario, run_triggers, run_triggers_refolding, runtime, triggers, write_capture,
     write_file_log,
 };
 use rehearse_runtime::file_log::{log_path, verify_file, FileLog, FileLogOptions};
@@ -49,14 +49,14 @@ fn main() -> ExitCode {
                 run_triggers(&mut rt, &triggers(count));
                 format!("ran {count} triggers into {} events", rt.log().len())
             }),
-        ["seed", count] => count
+        ["refold", count] => count
             .parse::<u64>()
             .map_err(|e| format!("bad trigger count `{count}`: {e}"))
             .map(|count| {
                 let mut rt = runtime();
-                run_triggers_seed_strategy(&mut rt, &triggers(count));
+                run_triggers_refolding(&mut rt, &triggers(count));
                 format!(
-                    "ran {count} triggers the seed's way into {} events",
+                    "ran {count} triggers refolding the log each time into {} events",
                     rt.log().len()
                 )
             }),
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
             .map(|(log, recovery)| format!("opened {} events ({recovery})", log.len()))
             .map_err(|e| e.to_string()),
         _ => Err(
-            "usage: peak_memory triggers COUNT | seed COUNT | parse FILE | capture EPISODES FILE | replay FILE | write-log EVENTS DIR | verify-log DIR | open-log DIR | run SCENARIO OUT"
+            "usage: peak_memory triggers COUNT | refold COUNT | parse FILE | capture EPISODES FILE | replay FILE | write-log EVENTS DIR | verify-log DIR | open-log DIR | run SCENARIO OUT"
                 .to_string(),
         ),
     };

@@ -106,8 +106,9 @@ pub fn run_triggers(rt: &mut Runtime, ops: &[Op]) {
 }
 
 /// The same as [`run_triggers`], but folding the whole log from scratch
-/// before every operation, as the seed does: the quadratic baseline.
-pub fn run_triggers_seed_strategy(rt: &mut Runtime, ops: &[Op]) {
+/// before every operation, as the modelled persona runtime does: the
+/// quadratic baseline.
+pub fn run_triggers_refolding(rt: &mut Runtime, ops: &[Op]) {
     for (index, op) in (0u64..).zip(ops) {
         rt.rebuild().expect("the log folds");
         let (result, _) = rt
@@ -236,9 +237,9 @@ mod tests {
         let mut rt = runtime();
         run_triggers(&mut rt, &triggers(3));
         assert_eq!(rt.log().len(), 3 * EVENTS_PER_TRIGGER);
-        let mut seed = runtime();
-        run_triggers_seed_strategy(&mut seed, &triggers(3));
-        assert_eq!(seed.log().all(), rt.log().all());
+        let mut refolded = runtime();
+        run_triggers_refolding(&mut refolded, &triggers(3));
+        assert_eq!(refolded.log().all(), rt.log().all());
     }
 
     #[test]

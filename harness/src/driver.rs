@@ -209,13 +209,23 @@ pub fn run_streamed(
             ),
         });
     }
-    let storage = if scenario.has_restart() {
-        Storage::scratch(source)?
-    } else {
-        Storage::Memory
+    let capture = outputs
+        .capture_stream()
+        .map_err(|error| output_error(source, &error))?;
+    // A run that writes its capture as it goes keeps no history either,
+    // unless it restarts, which reads the log back.
+    let storage = match (scenario.has_restart(), &capture) {
+        (true, _) => Storage::scratch(source)?,
+        (false, Some(_)) => Storage::Window,
+        (false, None) => Storage::Memory,
     };
     let backend_name = storage.name();
-    let mut local = Local::new(&scenario.name, &config, source, storage, Some(observer))?;
+    let name = &scenario.name;
+    let streams = capture.is_some();
+    let mut local = match capture {
+        Some(out) => Local::streaming(name, &config, source, storage, Some(observer), out)?,
+        None => Local::new(name, &config, source, storage, Some(observer))?,
+    };
     if let Some(hook) = options.runtime_hook {
         hook(local.session.runtime_mut());
     }
@@ -223,6 +233,7 @@ pub fn run_streamed(
         (options.check_invariants && !tears_log(scenario)).then(|| Checker::new(&config));
     local.lines = scenario.steps.iter().map(|step| step.line).collect();
     let mut streamer = Streamer::begin(scenario, source, backend_name, outputs)?;
+    streamer.capture_streamed = streams;
     let (local, steps, summary, last_ms) = drive_with(scenario, local, &mut streamer)?;
     let (report, bundle) = finish(scenario, source, local, steps, summary, last_ms, streamer)?;
     let stats = RunStats {
@@ -239,12 +250,13 @@ pub fn run_streamed(
 }
 
 /// Sees a run as it goes: after each external event and after each step,
-/// with the backend's log and the steps so far.
+/// with the backend (whose log it may read from where it last read: the
+/// driver releases the log only after showing it here) and the steps so far.
 pub trait Progress {
     /// An external event was handled.
-    fn event(&mut self, events: &[StoredEvent]) -> Result<(), DriverError>;
+    fn event(&mut self, backend: &dyn Backend) -> Result<(), DriverError>;
     /// A step ended; `steps` holds it last.
-    fn step(&mut self, events: &[StoredEvent], steps: &[StepReport]) -> Result<(), DriverError>;
+    fn step(&mut self, backend: &dyn Backend, steps: &[StepReport]) -> Result<(), DriverError>;
 }
 
 /// Progress nobody watches.
@@ -252,10 +264,10 @@ pub trait Progress {
 struct Unwatched;
 
 impl Progress for Unwatched {
-    fn event(&mut self, _: &[StoredEvent]) -> Result<(), DriverError> {
+    fn event(&mut self, _: &dyn Backend) -> Result<(), DriverError> {
         Ok(())
     }
-    fn step(&mut self, _: &[StoredEvent], _: &[StepReport]) -> Result<(), DriverError> {
+    fn step(&mut self, _: &dyn Backend, _: &[StepReport]) -> Result<(), DriverError> {
         Ok(())
     }
 }
@@ -271,6 +283,9 @@ struct Streamer<'o> {
     /// How many events and steps the outputs hold.
     events_written: usize,
     steps_written: usize,
+    /// Whether the run's session writes the capture (see
+    /// [`Outputs::capture_stream`]) rather than the streamer at the end.
+    capture_streamed: bool,
 }
 
 impl<'o> Streamer<'o> {
@@ -300,25 +315,27 @@ impl<'o> Streamer<'o> {
             streaming: !tears_log(scenario),
             events_written: 0,
             steps_written: 0,
+            capture_streamed: false,
         })
     }
 
     /// Writes the events the outputs do not hold yet.
-    fn write_events(&mut self, events: &[StoredEvent]) -> Result<(), DriverError> {
-        let new = &events[self.events_written.min(events.len())..];
+    fn write_events(&mut self, backend: &dyn Backend) -> Result<(), DriverError> {
+        let count = backend.event_count();
+        let new = backend.events_from(self.events_written.min(count));
         write_events(self.outputs.writer(OutputFile::Events), new)
             .map_err(|error| output_error(&self.source, &error))?;
-        self.events_written = events.len();
+        self.events_written = count;
         Ok(())
     }
 
     /// Writes the events and steps the outputs do not hold yet.
     fn write_pending(
         &mut self,
-        events: &[StoredEvent],
+        backend: &dyn Backend,
         steps: &[StepReport],
     ) -> Result<(), DriverError> {
-        self.write_events(events)?;
+        self.write_events(backend)?;
         let out = self.outputs.writer(OutputFile::Report);
         for step in &steps[self.steps_written..] {
             self.report
@@ -340,31 +357,33 @@ impl<'o> Streamer<'o> {
             outputs,
             report: writer,
             source,
+            capture_streamed,
             ..
         } = self;
         writer
             .end(outputs.writer(OutputFile::Report), report)
             .and_then(|()| write_runs(outputs.writer(OutputFile::Runs), runs))
-            .and_then(|()| {
-                outputs
+            .and_then(|()| match capture_streamed {
+                true => Ok(()),
+                false => outputs
                     .writer(OutputFile::Capture)
-                    .write_all(&bundle.to_jsonl())
+                    .write_all(&bundle.to_jsonl()),
             })
             .map_err(|error| output_error(&source, &error))
     }
 }
 
 impl Progress for Streamer<'_> {
-    fn event(&mut self, events: &[StoredEvent]) -> Result<(), DriverError> {
+    fn event(&mut self, backend: &dyn Backend) -> Result<(), DriverError> {
         if self.streaming {
-            self.write_events(events)?;
+            self.write_events(backend)?;
         }
         Ok(())
     }
 
-    fn step(&mut self, events: &[StoredEvent], steps: &[StepReport]) -> Result<(), DriverError> {
+    fn step(&mut self, backend: &dyn Backend, steps: &[StepReport]) -> Result<(), DriverError> {
         if self.streaming {
-            self.write_pending(events, steps)?;
+            self.write_pending(backend, steps)?;
         }
         Ok(())
     }
@@ -402,6 +421,7 @@ pub fn drive_with<B: Backend>(
             ..Summary::default()
         },
         steps: Vec::with_capacity(scenario.steps.len()),
+        keep_events: false,
     };
     let mut last_ms = scenario.start_ms;
     for (index, step) in scenario.steps.iter().enumerate() {
@@ -409,9 +429,8 @@ pub fn drive_with<B: Backend>(
         last_ms = step.end_ms();
         let report = driving.step(index, step, after_ms)?;
         driving.steps.push(report);
-        driving
-            .progress
-            .step(driving.backend.events(), &driving.steps)?;
+        driving.progress.step(&driving.backend, &driving.steps)?;
+        driving.backend.release();
     }
     Ok((driving.backend, driving.steps, driving.summary, last_ms))
 }
@@ -427,6 +446,8 @@ fn finish(
     last_ms: i64,
     mut streamer: Streamer<'_>,
 ) -> Result<(Report, CaptureBundle), DriverError> {
+    streamer.write_pending(&local, &steps)?;
+    let runs = local.run_records();
     let Local {
         session,
         storage,
@@ -434,7 +455,6 @@ fn finish(
         ..
     } = local;
     let runtime = session.runtime();
-    streamer.write_pending(runtime.log().all(), &steps)?;
     let deferred_at_end = session
         .deferred()
         .into_iter()
@@ -445,8 +465,7 @@ fn finish(
             kind: d.op.kind().to_string(),
         })
         .collect();
-    let runs = runtime.run_records();
-    summary.events = runtime.log().all().len();
+    summary.events = runtime.log().len() as usize;
     let mut report = Report {
         report_version: REPORT_VERSION,
         scenario: scenario.name.clone(),
@@ -461,8 +480,15 @@ fn finish(
         final_state: final_state(runtime, last_ms),
         summary,
     };
-    let (bundle, runtime) = session.finish();
-    drop(runtime);
+    let bundle = if streamer.capture_streamed {
+        // The capture is on its way to the outputs: only its header stays.
+        let header = session.bundle().clone();
+        let (written, _runtime) = session.finish_stream();
+        written.map_err(|error| output_error(source, &error))?;
+        header
+    } else {
+        session.finish().0
+    };
     drop(storage);
     streamer.end(&mut report, &runs, &bundle)?;
     Ok((report, bundle))
@@ -500,6 +526,9 @@ struct Driving<'a, B> {
     progress: &'a mut dyn Progress,
     summary: Summary,
     steps: Vec<StepReport>,
+    /// Whether the step being run keeps its events in the log for its
+    /// expectations rather than releasing them after each external event.
+    keep_events: bool,
 }
 
 impl<B: Backend> Driving<'_, B> {
@@ -527,7 +556,13 @@ impl<B: Backend> Driving<'_, B> {
             expectations: Vec::new(),
         };
         let mut run_receipt = Value::Null;
-        let first = self.backend.events().len();
+        let first = self.backend.event_count();
+        let reads_events = step
+            .expect
+            .as_ref()
+            .is_some_and(|expect| expect.events.is_some() || expect.events_include.is_some());
+        // The step's events stay in the log until its expectations read them.
+        self.keep_events = reads_events;
         if let Some(op) = &step.op {
             run_receipt = self.single(index, step.at_ms, op, &mut report)?;
         }
@@ -535,9 +570,10 @@ impl<B: Backend> Driving<'_, B> {
             run_receipt = self.sequence(index, step, sequence, after_ms, &mut report)?;
         }
         if let Some(expect) = &step.expect {
-            let end = self.backend.events().len();
-            let events: Vec<Value> = if expect.events.is_some() || expect.events_include.is_some() {
-                self.backend.events()[first.min(end)..end]
+            let end = self.backend.event_count();
+            let events: Vec<Value> = if reads_events {
+                self.backend
+                    .events_from(first.min(end))
                     .iter()
                     .map(event_value)
                     .collect()
@@ -606,7 +642,7 @@ impl<B: Backend> Driving<'_, B> {
         after_ms: i64,
         report: &mut StepReport,
     ) -> Result<Value, DriverError> {
-        let first = self.backend.events().len();
+        let first = self.backend.event_count();
         let events = match sequence.expand(&self.scenario.personas, after_ms, step.at_ms) {
             Ok(events) => events,
             Err(message) => {
@@ -634,7 +670,7 @@ impl<B: Backend> Driving<'_, B> {
             report.event_id = Some(event_id);
             report.decision = handled.decision;
         }
-        let end = self.backend.events().len();
+        let end = self.backend.event_count();
         report.events = Some(EventRange {
             first: first.min(end),
             count: end.saturating_sub(first),
@@ -659,7 +695,10 @@ impl<B: Backend> Driving<'_, B> {
         op: &Op,
     ) -> Result<Answered, DriverError> {
         let handled = self.backend.handle(index, event_id, at_ms, op)?;
-        self.progress.event(self.backend.events())?;
+        self.progress.event(&self.backend)?;
+        if !self.keep_events {
+            self.backend.release();
+        }
         // A restart that cut a torn tail dropped events earlier steps
         // appended: their ranges end where the log now ends.
         for earlier in self.steps.iter_mut().rev() {

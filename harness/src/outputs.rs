@@ -45,6 +45,14 @@ impl OutputFile {
 pub trait Outputs {
     /// The writer of `file`; bytes go there in the order they are written.
     fn writer(&mut self, file: OutputFile) -> &mut dyn Write;
+
+    /// A writer of the capture that the run's session may own and write as
+    /// it goes, if these outputs take one: then [`Outputs::writer`] of
+    /// [`OutputFile::Capture`] is not written, and the run keeps no capture
+    /// in memory. Asked once, before the run.
+    fn capture_stream(&mut self) -> io::Result<Option<Box<dyn Write + Send>>> {
+        Ok(None)
+    }
 }
 
 /// Output files kept in memory.
@@ -92,7 +100,8 @@ impl FileOutputs {
     }
 
     /// Writes out what is buffered and fsyncs every file: after this the
-    /// set is on disk, ready to be put in place.
+    /// set is on disk, ready to be put in place. A capture stream taken
+    /// from these outputs must have been flushed and dropped before.
     pub fn finish(self) -> io::Result<()> {
         for writer in self.files {
             let file = writer
@@ -107,6 +116,15 @@ impl FileOutputs {
 impl Outputs for FileOutputs {
     fn writer(&mut self, file: OutputFile) -> &mut dyn Write {
         &mut self.files[file.index()]
+    }
+
+    /// The capture file, through a second handle of it: [`FileOutputs`]
+    /// fsyncs it in [`FileOutputs::finish`].
+    fn capture_stream(&mut self) -> io::Result<Option<Box<dyn Write + Send>>> {
+        let file = self.files[OutputFile::Capture.index()]
+            .get_ref()
+            .try_clone()?;
+        Ok(Some(Box::new(BufWriter::with_capacity(BUFFER, file))))
     }
 }
 

@@ -140,10 +140,10 @@ impl Server {
         let Some(local) = self.local.as_mut() else {
             return not_configured();
         };
-        let before = local.events().len();
+        let before = local.event_count();
         match local.handle(0, event_id, at_ms, op) {
             Ok(answered) => {
-                let events = local.events()[answered.events.clone()]
+                let events = local.events_from(answered.events.start)[..answered.events.len()]
                     .iter()
                     .map(WireEvent::of)
                     .collect();

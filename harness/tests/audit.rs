@@ -3,6 +3,9 @@
 //! invariant; the upstream runtime's format reads like the project's own;
 //! garbage exits 2 naming file and line.
 
+mod common;
+
+use common::root;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -13,15 +16,8 @@ use rehearse::scenario::parse_str;
 use rehearse_runtime::engine::Runtime;
 use rehearse_runtime::test_hooks::Bug;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rehearse-audit-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch(&format!("audit-{name}"))
 }
 
 fn rehearse(args: &[&str]) -> Output {
@@ -33,23 +29,12 @@ fn rehearse(args: &[&str]) -> Output {
 }
 
 fn golden_logs() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.file_name().is_some_and(|n| n == "events.jsonl") {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&repo().join("snapshots"), &mut out);
-    out
+    let snapshots = root().join("snapshots");
+    common::files_under(&snapshots)
+        .into_iter()
+        .filter(|path| path.file_name().is_some_and(|n| n == "events.jsonl"))
+        .map(|path| snapshots.join(path))
+        .collect()
 }
 
 /// The scenario a golden log belongs to: `snapshots/D/N/events.jsonl` is
@@ -58,9 +43,9 @@ fn scenario_of(log: &Path) -> PathBuf {
     let relative = log
         .parent()
         .unwrap()
-        .strip_prefix(repo().join("snapshots"))
+        .strip_prefix(root().join("snapshots"))
         .unwrap();
-    repo()
+    root()
         .join("scenarios")
         .join(relative)
         .with_extension("yaml")
@@ -280,7 +265,7 @@ fn the_command_exits_1_on_a_violation_and_names_line_and_invariant() {
     let stdout = String::from_utf8_lossy(&bound.stdout);
     assert_eq!(bound.status.code(), Some(1), "{stdout}");
     assert!(!stdout.contains("skipped"), "{stdout}");
-    let clean = repo().join("snapshots/lease/expiry-reacquire/events.jsonl");
+    let clean = root().join("snapshots/lease/expiry-reacquire/events.jsonl");
     let output = rehearse(&["audit", clean.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stdout).contains("28 events, no violation"));
@@ -322,7 +307,7 @@ fn the_upstream_format_audits_like_the_project_format() {
     let dir = scratch("upstream");
     // The committed hand-converted copy of a library log.
     let fixture = upstream_dir().join("converted-expiry-reacquire.jsonl");
-    let original = repo().join("snapshots/lease/expiry-reacquire/events.jsonl");
+    let original = root().join("snapshots/lease/expiry-reacquire/events.jsonl");
     let converted = to_upstream(&std::fs::read_to_string(&original).unwrap());
     assert_eq!(
         std::fs::read_to_string(&fixture).unwrap(),
@@ -351,7 +336,7 @@ fn the_upstream_format_audits_like_the_project_format() {
 fn garbage_exits_2_naming_file_and_line() {
     let dir = scratch("garbage");
     let good =
-        std::fs::read_to_string(repo().join("snapshots/lease/expiry-reacquire/events.jsonl"))
+        std::fs::read_to_string(root().join("snapshots/lease/expiry-reacquire/events.jsonl"))
             .unwrap();
     let first_line = good.lines().next().unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -430,7 +415,7 @@ fn garbage_exits_2_naming_file_and_line() {
     .unwrap();
     let output = rehearse(&[
         "audit",
-        repo()
+        root()
             .join("snapshots/lease/expiry-reacquire/events.jsonl")
             .to_str()
             .unwrap(),
@@ -583,11 +568,11 @@ fn each_violation_is_shrunk_to_a_few_steps_that_pass_on_the_reference() {
 #[test]
 fn a_log_that_differs_from_the_reference_is_reported_and_shrunk() {
     let dir = scratch("diverge");
-    let golden = repo().join("snapshots/workkey/webhook-keys");
+    let golden = root().join("snapshots/workkey/webhook-keys");
     let log = dir.join("tampered.jsonl");
     std::fs::copy(golden.join("events.jsonl"), &log).unwrap();
     std::fs::copy(
-        repo().join("scenarios/workkey/webhook-keys.yaml"),
+        root().join("scenarios/workkey/webhook-keys.yaml"),
         dir.join("tampered.yaml"),
     )
     .unwrap();
@@ -638,7 +623,7 @@ fn a_log_that_differs_from_the_reference_is_reported_and_shrunk() {
 }
 
 fn upstream_dir() -> PathBuf {
-    repo().join("harness/tests/data/audit/upstream")
+    root().join("harness/tests/data/audit/upstream")
 }
 
 /// Every log in the upstream directory (the upstream runtime's own log and a

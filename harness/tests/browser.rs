@@ -9,19 +9,15 @@
 //! Without Chromium these tests fail and say how to install it: a browser
 //! check that silently passes would prove nothing.
 
+mod common;
+
+use common::root;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rehearse::html;
 use rehearse::scenario;
 use rehearse::suite::{self, SuiteConfig};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness sits in the workspace")
-        .to_path_buf()
-}
 
 /// The Chromium binary: `REHEARSE_CHROMIUM`, else `chromium` on the path.
 fn chromium() -> PathBuf {
@@ -155,7 +151,7 @@ fn config(scenarios: &Path, snapshots: &Path) -> SuiteConfig {
 
 #[test]
 fn library_pages_show_their_lanes_and_steps_without_errors() {
-    let root = workspace();
+    let root = root();
     let out = tempfile::tempdir().unwrap();
     let cases = [
         ("supervisor/spec-example.yaml", vec!["merge_captain"]),
@@ -183,7 +179,7 @@ fn library_pages_show_their_lanes_and_steps_without_errors() {
 
 #[test]
 fn check_pages_link_every_scenario_and_show_a_failed_golden_event_by_event() {
-    let root = workspace();
+    let root = root();
     let work = tempfile::tempdir().unwrap();
     let (scenarios, snapshots) = (work.path().join("scenarios"), work.path().join("snapshots"));
     for group in ["supervisor", "lease"] {
@@ -282,7 +278,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn pages_are_the_same_bytes_every_time() {
-    let path = workspace().join("scenarios/supervisor/rate-limit-delay.yaml");
+    let path = root().join("scenarios/supervisor/rate-limit-delay.yaml");
     let parsed = scenario::parse_scenario(&path).unwrap();
     let first = html::render_page(&parsed, "x.yaml", None).unwrap().html;
     let second = html::render_page(&parsed, "x.yaml", None).unwrap().html;

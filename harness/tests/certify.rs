@@ -4,17 +4,13 @@
 //! differing event; the manifest's ratchet; and children that crash, hang,
 //! write garbage or speak another protocol are `broken`, never `fail`.
 
+mod common;
+
+use common::root;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness crate sits in the workspace")
-        .to_path_buf()
-}
 
 fn rehearse() -> &'static str {
     env!("CARGO_BIN_EXE_rehearse")

@@ -1,23 +1,14 @@
 //! Garbage on the command line and in input files: every subcommand refuses
 //! it with exit code 2 and a message, never a panic.
 
-use std::process::{Command, Output};
+mod common;
 
-fn rehearse(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rehearse"))
-        .args(args)
-        .current_dir(dir)
-        .env("CI", "false")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
+use std::process::Output;
+
+use common::{rehearse, rehearse_command};
 
 fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("rehearse-garbage-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch(&format!("garbage-{name}"))
 }
 
 fn assert_usage(output: &Output, needle: &str) {
@@ -73,10 +64,8 @@ fn new_review_bless_and_replay_refuse_garbage() {
         "malformed capture bundle",
     );
     assert_usage(&rehearse(&dir, &["frobnicate"]), "frobnicate");
-    let blessed_in_ci = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+    let blessed_in_ci = rehearse_command(&dir, "true")
         .args(["bless"])
-        .current_dir(&dir)
-        .env("CI", "true")
         .output()
         .unwrap();
     assert_usage(&blessed_in_ci, "refusing to bless while `CI` is set");
@@ -85,68 +74,27 @@ fn new_review_bless_and_replay_refuse_garbage() {
 
 #[test]
 fn certify_refuses_garbage_options() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
+    let root = common::root();
     let one = "scenarios/admission/completed-run.yaml";
-    assert_usage(&rehearse(root, &["certify", one]), "--impl");
-    assert_usage(
-        &rehearse(root, &["certify", "--impl", "", one]),
-        "not a command line",
-    );
-    assert_usage(
-        &rehearse(root, &["certify", "--impl", "\"a", one]),
-        "not a command line",
-    );
+    let serve = ["certify", "--impl", "rehearse serve"];
+    let mut cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["certify", one], "--impl"),
+        (vec!["certify", "--impl", "", one], "not a command line"),
+        (vec!["certify", "--impl", "\"a", one], "not a command line"),
+        ([&serve[..], &["--format", "xml", one]].concat(), "xml"),
+        ([&serve[..], &["/etc/passwd"]].concat(), "/etc/passwd"),
+        (
+            [&serve[..], &["--manifest", "/nonexistent.toml", one]].concat(),
+            "manifest",
+        ),
+    ];
     for timeout in ["0", "soon", "NaN", "1e9", "inf"] {
-        assert_usage(
-            &rehearse(
-                root,
-                &[
-                    "certify",
-                    "--impl",
-                    "rehearse serve",
-                    "--timeout",
-                    timeout,
-                    one,
-                ],
-            ),
+        cases.push((
+            [&serve[..], &["--timeout", timeout, one]].concat(),
             "timeout",
-        );
+        ));
     }
-    assert_usage(
-        &rehearse(
-            root,
-            &[
-                "certify",
-                "--impl",
-                "rehearse serve",
-                "--format",
-                "xml",
-                one,
-            ],
-        ),
-        "xml",
-    );
-    assert_usage(
-        &rehearse(
-            root,
-            &["certify", "--impl", "rehearse serve", "/etc/passwd"],
-        ),
-        "/etc/passwd",
-    );
-    assert_usage(
-        &rehearse(
-            root,
-            &[
-                "certify",
-                "--impl",
-                "rehearse serve",
-                "--manifest",
-                "/nonexistent.toml",
-                one,
-            ],
-        ),
-        "manifest",
-    );
+    for (args, needle) in cases {
+        assert_usage(&rehearse(&root, &args), needle);
+    }
 }

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use rehearse::check::problem_lines;
+use rehearse::golden;
+use rehearse::outputs::{self, OutputFile};
+use rehearse::scenario::parse_scenario;
 use rehearse::suite::{self, Problem, SuiteConfig, Verdict};
 
 fn main() {
@@ -51,7 +54,10 @@ fn main() {
 fn check(config: &SuiteConfig, path: &Path) -> Result<(), Failed> {
     let result = suite::check_one(config, path, false);
     if result.verdict == Verdict::Pass {
-        return Ok(());
+        return match suite::is_invalid_case(config, path) {
+            true => Ok(()),
+            false => run_writes_goldens(config, path, &result.source),
+        };
     }
     let mut message = String::new();
     for (line, text) in problem_lines(&result) {
@@ -71,4 +77,26 @@ fn check(config: &SuiteConfig, path: &Path) -> Result<(), Failed> {
         "review with `rehearse check`, accept with `rehearse bless` when the change is intended\n",
     );
     Err(message.into())
+}
+
+/// `rehearse run`'s way (outputs written into a staged directory as the
+/// run goes, the capture by the session itself, over a log that keeps no
+/// history unless the scenario restarts) writes the goldens byte for byte.
+fn run_writes_goldens(config: &SuiteConfig, path: &Path, source: &str) -> Result<(), Failed> {
+    let scenario = parse_scenario(path).map_err(|error| error.to_string())?;
+    let out = tempfile::tempdir()?;
+    let dir = out.path().join(&scenario.name);
+    outputs::run_into(&dir, &scenario, source)?;
+    let goldens = golden::golden_dir(&config.snapshots_root, &config.scenarios_root, path);
+    for file in OutputFile::ALL {
+        let written = std::fs::read(dir.join(file.name()))?;
+        if written != std::fs::read(goldens.join(file.name()))? {
+            return Err(format!(
+                "`rehearse run` wrote another {} than the golden",
+                file.name()
+            )
+            .into());
+        }
+    }
+    Ok(())
 }

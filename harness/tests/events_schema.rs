@@ -4,32 +4,22 @@
 //! it with a real draft-07 validator; every kind appears in some golden; and
 //! `docs/EVENTS.md` documents exactly the typed kinds of each topic.
 
+mod common;
+
+use common::root;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness crate sits in the workspace")
-        .to_path_buf()
-}
-
-fn event_logs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("a snapshot directory")
-        .map(|entry| entry.expect("a directory entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            event_logs(&path, out);
-        } else if path.file_name().is_some_and(|name| name == "events.jsonl") {
-            out.push(path);
-        }
-    }
+/// Every `events.jsonl` under `dir`, sorted.
+fn event_logs(dir: &Path) -> Vec<PathBuf> {
+    common::files_under(dir)
+        .into_iter()
+        .filter(|path| path.file_name().is_some_and(|name| name == "events.jsonl"))
+        .map(|path| dir.join(path))
+        .collect()
 }
 
 fn committed() -> String {
@@ -53,8 +43,7 @@ fn the_committed_events_schema_is_what_rehearse_schema_events_prints() {
 fn every_golden_event_validates_and_every_kind_is_seen() {
     let schema: Value = serde_json::from_str(&committed()).expect("the schema is JSON");
     let validator = jsonschema::draft7::new(&schema).expect("a valid draft-07 schema");
-    let mut logs = Vec::new();
-    event_logs(&root().join("snapshots"), &mut logs);
+    let logs = event_logs(&root().join("snapshots"));
     assert!(logs.len() > 50, "only {} event logs", logs.len());
     let mut failures = Vec::new();
     let mut seen = BTreeSet::new();

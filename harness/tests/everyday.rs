@@ -7,9 +7,13 @@
 //! The CLI's own human output is kept in insta snapshots
 //! (`harness/tests/snapshots/`, reviewed with `cargo insta review`).
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use common::{rehearse_command, Library, PAUSE, UNKNOWN_FIELD};
 
 /// Two steps whose spend an edit breaks: the expectation on the day's
 /// spend fails and every golden differs from step 2 on.
@@ -37,65 +41,19 @@ steps:
       status: { budget.spent_today_usd: 0.015 }
 ";
 
-/// Work queued while paused runs on resume.
-const PAUSE: &str = "\
-version: 1
-start: 2026-04-24T12:00:00Z
-personas:
-  merge_captain:
-    entry_workflow: workflows/merge.harn#run
-steps:
-  - at: 0s
-    pause: merge_captain
-  - at: 1s
-    trigger:
-      persona: merge_captain
-      provider: github
-      kind: pull_request
-      metadata: { repository: burin-labs/harn, number: \"462\" }
-    expect: { receipt: queued }
-  - at: 2s
-    resume: merge_captain
-    expect: { receipts: [completed] }
-";
-
-/// A scenario with a field the format does not have, on line 5.
-const UNKNOWN_FIELD: &str = "\
-version: 1
-start: 2026-04-24T12:00:00Z
-personas: {}
-steps: []
-surprise: true
-";
-
-/// A scenario library in a fresh temporary directory.
-struct Library {
-    dir: tempfile::TempDir,
-}
-
+/// The library of these tests: `common::Library` with the spend scenario
+/// to break and restore, run from any directory inside it.
 impl Library {
     /// `controls/pause.yaml`, `lease/spend.yaml` and `lease/other.yaml`,
     /// blessed.
     fn blessed() -> Self {
-        let library = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let library = Self::new();
         library.write("controls/pause.yaml", PAUSE);
         library.write("lease/spend.yaml", SPEND);
         library.write("lease/other.yaml", &SPEND.replace("\"1\"", "\"2\""));
         let bless = library.rehearse(".", "false", &["bless"]);
         assert_eq!(bless.status.code(), Some(0), "{}", all(&bless));
         library
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().canonicalize().unwrap()
-    }
-
-    fn write(&self, scenario: &str, text: &str) {
-        let path = self.dir.path().join("scenarios").join(scenario);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
     }
 
     /// Breaks `lease/spend.yaml`: its expectation fails and its goldens differ.
@@ -110,32 +68,10 @@ impl Library {
 
     /// Runs `rehearse` in `dir` (relative to the library) with `CI` as given.
     fn rehearse(&self, dir: &str, ci: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rehearse"))
-            .current_dir(self.dir.path().join(dir))
+        rehearse_command(&self.dir.path().join(dir), ci)
             .args(args)
-            .env("CI", ci)
-            .env("NO_COLOR", "1")
             .output()
             .unwrap()
-    }
-
-    /// Every file under the library, relative, sorted.
-    fn files(&self) -> Vec<String> {
-        fn walk(root: &Path, dir: &Path, found: &mut Vec<String>) {
-            for entry in fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    walk(root, &path, found);
-                } else {
-                    let relative = path.strip_prefix(root).unwrap();
-                    found.push(relative.to_string_lossy().replace('\\', "/"));
-                }
-            }
-        }
-        let mut found = Vec::new();
-        walk(self.dir.path(), self.dir.path(), &mut found);
-        found.sort();
-        found
     }
 
     fn pending(&self) -> Vec<String> {
@@ -143,10 +79,6 @@ impl Library {
             .into_iter()
             .filter(|f| f.ends_with(".new"))
             .collect()
-    }
-
-    fn read(&self, relative: &str) -> String {
-        fs::read_to_string(self.dir.path().join(relative)).unwrap()
     }
 }
 

@@ -5,11 +5,14 @@
 //! annotated on its own line, that piped output holds no progress counter
 //! or colour, and that the workflow runs the commands the README documents.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::Output;
+
+use common::{rehearse_command, root, text, Library, PAUSE, UNKNOWN_FIELD};
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -42,7 +45,7 @@ steps:
 const SPEND_STEP: &str = "  - at: 1s";
 const SPEND_USD: &str = "usd: 0.005, tokens: 3";
 
-/// The seed's figure: daily 0.01 and a linear trigger costing 0.02 is
+/// A worked figure of docs/SCENARIOS.md ("Reference behaviour"): daily 0.01 and a linear trigger costing 0.02 is
 /// refused for the daily budget.
 const DAILY: &str = "\
 version: 1
@@ -62,33 +65,18 @@ steps:
     expect: { receipt: budget_exhausted, error: daily_usd }
 ";
 
-/// Work queued while paused runs once on resume.
-const PAUSE_RESUME: &str = "\
-version: 1
-start: 2026-04-24T12:00:00Z
-personas:
-  merge_captain:
-    entry_workflow: workflows/merge.harn#run
-steps:
-  - at: 0s
-    pause: merge_captain
-  - at: 1s
-    trigger:
-      persona: merge_captain
-      provider: github
-      kind: pull_request
-      metadata: { repository: burin-labs/harn, number: \"462\" }
-    expect: { receipt: queued }
-  - at: 2s
-    resume: merge_captain
-    expect: { receipts: [completed] }
-  - at: 3s
+/// Work queued while paused runs once on resume, and nothing stays queued.
+fn pause_resume() -> String {
+    format!(
+        "{PAUSE}  - at: 3s
     expect:
       persona: merge_captain
-      status: { queued_events: 0 }
-";
+      status: {{ queued_events: 0 }}
+"
+    )
+}
 
-/// The seed's figure: a tick at 12:30 costing 0.01 completes and the next
+/// A worked figure of docs/SCENARIOS.md: a tick at 12:30 costing 0.01 completes and the next
 /// run is at 13:00.
 const TICK: &str = "\
 version: 1
@@ -124,75 +112,33 @@ steps:
     pause: merge_captain
 ";
 
-/// A scenario outside `invalid/` that does not parse: an error, not a
-/// failure.
-const UNKNOWN_FIELD: &str = "\
-version: 1
-start: 2026-04-24T12:00:00Z
-personas: {}
-steps: []
-surprise: true
-";
-
 /// The small library most tests use, by path under `scenarios/`.
-const LIBRARY: [(&str, &str); 5] = [
-    ("budget/daily.yaml", DAILY),
-    ("controls/pause-resume.yaml", PAUSE_RESUME),
-    ("invalid/bad-at.yaml", BAD_AT),
-    ("lease/spend.yaml", SPEND),
-    ("schedule/tick.yaml", TICK),
-];
-
-static NEXT_LIBRARY: AtomicUsize = AtomicUsize::new(0);
-
-/// A scenario library in a fresh temporary directory, removed on drop.
-struct Library {
-    root: PathBuf,
+fn library_texts() -> [(&'static str, String); 5] {
+    [
+        ("budget/daily.yaml", DAILY.to_string()),
+        ("controls/pause-resume.yaml", pause_resume()),
+        ("invalid/bad-at.yaml", BAD_AT.to_string()),
+        ("lease/spend.yaml", SPEND.to_string()),
+        ("schedule/tick.yaml", TICK.to_string()),
+    ]
 }
 
+/// The library of these tests: `common::Library` holding the small library,
+/// checked and blessed with explicit `--scenarios` and `--snapshots`.
 impl Library {
-    fn new(label: &str) -> Self {
-        let root = std::env::temp_dir().join(format!(
-            "rehearse-gate-{label}-{}-{}",
-            std::process::id(),
-            NEXT_LIBRARY.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&root);
-        fs::create_dir_all(&root).unwrap();
-        Self { root }
-    }
-
     /// The small library, blessed.
-    fn blessed(label: &str) -> Self {
-        let library = Self::new(label);
-        for (name, text) in LIBRARY {
-            library.write(name, text);
+    fn blessed() -> Self {
+        let library = Self::new();
+        for (name, text) in library_texts() {
+            library.write(name, &text);
         }
         library.bless();
         library
     }
 
-    fn path(&self, relative: &str) -> PathBuf {
-        self.root.join(relative)
-    }
-
-    fn write(&self, scenario: &str, text: &str) {
-        let path = self.path("scenarios").join(scenario);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
-
-    /// Replaces `from` (which must occur once) in a scenario.
-    fn edit(&self, scenario: &str, from: &str, to: &str) {
-        let path = self.path("scenarios").join(scenario);
-        let text = fs::read_to_string(&path).unwrap();
-        assert_eq!(text.matches(from).count(), 1, "{from} in {scenario}");
-        fs::write(path, text.replace(from, to)).unwrap();
-    }
-
     /// Runs `rehearse` in the library with `CI` set as given.
     fn rehearse(&self, ci: &str, args: &[&str]) -> Output {
-        rehearse_in(&self.root, ci, args, &[])
+        rehearse_in(self.dir.path(), ci, args, &[])
     }
 
     fn bless(&self) {
@@ -224,22 +170,12 @@ impl Library {
     }
 }
 
-impl Drop for Library {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.root);
-    }
-}
-
 /// Runs the `rehearse` binary in `dir` with `CI` set explicitly (the
 /// ambient value, which `.ci/run` sets, must not leak in) and `NO_COLOR`
 /// removed unless `env` sets it.
 fn rehearse_in(dir: &Path, ci: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rehearse"));
-    command
-        .current_dir(dir)
-        .args(args)
-        .env("CI", ci)
-        .env_remove("NO_COLOR");
+    let mut command = rehearse_command(dir, ci);
+    command.args(args).env_remove("NO_COLOR");
     for (key, value) in env {
         command.env(key, value);
     }
@@ -271,17 +207,6 @@ fn json_lines(stdout: &[u8]) -> (Vec<serde_json::Value>, Vec<String>, serde_json
     (scenarios, orphans, summary.clone())
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("rehearse prints UTF-8")
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness sits in the workspace")
-        .to_path_buf()
-}
-
 /// The 1-based line of the only line of `scenario` equal to `line`.
 fn line_of(scenario: &str, line: &str) -> usize {
     let found: Vec<usize> = scenario
@@ -296,7 +221,7 @@ fn line_of(scenario: &str, line: &str) -> usize {
 
 #[test]
 fn a_broken_step_is_annotated_on_its_line() {
-    let library = Library::blessed("annotate");
+    let library = Library::blessed();
     library.edit("lease/spend.yaml", SPEND_USD, "usd: 0.004, tokens: 3");
     let output = library.check(&["--format", "github"]);
     let stdout = text(&output.stdout);
@@ -330,7 +255,7 @@ fn a_broken_step_is_annotated_on_its_line() {
 
 #[test]
 fn jobs_and_repeated_runs_give_identical_reports() {
-    let library = Library::blessed("jobs");
+    let library = Library::blessed();
     library.edit("lease/spend.yaml", SPEND_USD, "usd: 0.004, tokens: 3");
     for format in ["human", "json", "github"] {
         let one = library.check(&["--format", format, "--jobs", "1"]);
@@ -349,7 +274,7 @@ fn jobs_and_repeated_runs_give_identical_reports() {
         .filter_map(|line| line.split_once(' ').map(|(_, rest)| rest.trim()))
         .filter(|rest| rest.ends_with(".yaml"))
         .collect();
-    let names: Vec<&str> = LIBRARY.iter().map(|(name, _)| *name).collect();
+    let names: Vec<&str> = library_texts().iter().map(|(name, _)| *name).collect();
     assert_eq!(listed, names, "{human}");
     // The JUnit reports are the same bytes too: they hold no times.
     let (one, four) = (library.path("one.xml"), library.path("four.xml"));
@@ -361,25 +286,16 @@ fn jobs_and_repeated_runs_give_identical_reports() {
 /// Scenario names (`lease/spend.yaml`) under the real library, walked here
 /// rather than by the harness's own discovery.
 fn real_library() -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, found: &mut Vec<String>) {
-        for entry in fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, found);
-            } else if matches!(
+    common::files_under(&root().join("scenarios"))
+        .iter()
+        .filter(|path| {
+            matches!(
                 path.extension().and_then(|e| e.to_str()),
                 Some("yaml" | "yml")
-            ) {
-                let relative = path.strip_prefix(root).unwrap();
-                found.push(relative.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    let root = workspace_root().join("scenarios");
-    let mut found = Vec::new();
-    walk(&root, &root, &mut found);
-    found.sort();
-    found
+            )
+        })
+        .map(|path| path.to_string_lossy().replace('\\', "/"))
+        .collect()
 }
 
 #[test]
@@ -391,7 +307,7 @@ fn partitions_cover_the_real_library_exactly_once() {
         for shard in 1..=4 {
             let partition = format!("{kind}:{shard}/4");
             let output = rehearse_in(
-                &workspace_root(),
+                &root(),
                 "true",
                 &["check", "--format", "json", "--partition", &partition],
                 &[],
@@ -526,12 +442,12 @@ fn parse_xml(document: &str) -> Element {
 /// them, and failure messages that locate the first problem.
 #[test]
 fn junit_report_follows_the_schema() {
-    let library = Library::blessed("junit");
+    let library = Library::blessed();
     // A failure (a changed spend), an error (a scenario that does not
     // parse), a scenario without goldens, and goldens without a scenario.
     library.edit("lease/spend.yaml", SPEND_USD, "usd: 0.004, tokens: 3");
     library.write("lease/unknown-field.yaml", UNKNOWN_FIELD);
-    library.write("controls/fresh.yaml", PAUSE_RESUME);
+    library.write("controls/fresh.yaml", &pause_resume());
     fs::remove_file(library.path("scenarios/schedule/tick.yaml")).unwrap();
     let junit = library.path("reports/junit.xml");
     let output = library.check(&["--format", "json", "--junit", junit.to_str().unwrap()]);
@@ -703,7 +619,7 @@ fn junit_report_follows_the_schema() {
 
 #[test]
 fn piped_output_has_no_progress_counter_or_colour() {
-    let library = Library::blessed("piped");
+    let library = Library::blessed();
     // A scenario long enough that a check of it takes about a second on a
     // slow machine, so a counter would have had time to appear.
     let mut long = String::from(
@@ -731,7 +647,7 @@ fn piped_output_has_no_progress_counter_or_colour() {
                 format,
                 "--stats",
             ];
-            let output = rehearse_in(&library.root, "true", &args, env);
+            let output = rehearse_in(library.dir.path(), "true", &args, env);
             assert_eq!(output.status.code(), Some(1));
             for (stream, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
                 assert!(
@@ -747,7 +663,7 @@ fn piped_output_has_no_progress_counter_or_colour() {
 
 #[test]
 fn bad_gate_arguments_are_usage_errors() {
-    let library = Library::blessed("garbage");
+    let library = Library::blessed();
     let cases: [(&[&str], &str); 4] = [
         (
             &["--jobs", "0"],
@@ -799,7 +715,7 @@ fn steps(workflow: &serde_yaml::Value, job: &str) -> Vec<serde_yaml::Value> {
 
 #[test]
 fn the_workflow_runs_the_commands_the_readme_documents() {
-    let root = workspace_root();
+    let root = root();
     let workflow: serde_yaml::Value = serde_yaml::from_str(
         &fs::read_to_string(root.join(".github/workflows/conformance.yml")).unwrap(),
     )

@@ -4,9 +4,13 @@
 //! outcome: nothing outside that directory touched, exit 2 with a message
 //! naming the input, in bounded time.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use common::{rehearse_command, root, tree, Library};
 use std::time::{Duration, Instant};
 
 /// A scenario that restarts, so it runs on the durable scratch log.
@@ -14,45 +18,13 @@ const RESTART: &str = "scenarios/durability/restart-paused-queue.yaml";
 /// A plain scenario.
 const PLAIN: &str = "scenarios/lease/crash-then-busy.yaml";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness crate sits in the workspace")
-        .to_path_buf()
-}
-
-/// A private library: `scenarios/` with the given scenarios of the real
-/// library (same relative paths), an empty `snapshots/`, and `tmp/` used as
-/// the child's `TMPDIR`.
-struct Library {
-    dir: tempfile::TempDir,
-}
-
+/// The library of these tests: a `common::Library` copy of real scenarios,
+/// run outside CI with its own `TMPDIR`.
 impl Library {
-    fn new(scenarios: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        for scenario in scenarios {
-            let to = dir.path().join(scenario);
-            fs::create_dir_all(to.parent().unwrap()).unwrap();
-            fs::copy(root().join(scenario), &to).expect("the scenario copies");
-        }
-        fs::create_dir_all(dir.path().join("snapshots")).unwrap();
-        fs::create_dir_all(dir.path().join("scenarios")).unwrap();
-        fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        Self { dir }
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rehearse"));
+        let mut command = rehearse_command(self.dir.path(), "false");
         command
             .args(args)
-            .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("CI")
             .env("TMPDIR", self.path("tmp"))
             .stdin(Stdio::null());
         command
@@ -106,36 +78,6 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Every file under `dir` with its bytes, sorted: a tree's fingerprint.
-fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let file_type = entry.file_type().unwrap();
-            if file_type.is_dir() {
-                stack.push(path);
-            } else if file_type.is_symlink() {
-                out.push((
-                    path.clone(),
-                    fs::read_link(&path)
-                        .unwrap()
-                        .into_os_string()
-                        .into_encoded_bytes(),
-                ));
-            } else {
-                out.push((path.clone(), fs::read(&path).unwrap_or_default()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// A capture of `scenario` from a fresh `rehearse run`, read whole.
 fn capture_of(library: &Library, scenario: &str) -> rehearse_runtime::capture::CaptureBundle {
     let output = library.run(&["run", "--out", "out", scenario]);
@@ -151,7 +93,7 @@ fn capture_of(library: &Library, scenario: &str) -> rehearse_runtime::capture::C
 /// `--strict`, whether the hashes match or not.
 #[test]
 fn f01_bundle_scenario_name_never_becomes_a_path() {
-    let library = Library::new(&[RESTART]);
+    let library = Library::copied(&[RESTART]);
     let victim = library.path("victim");
     fs::create_dir_all(&victim).unwrap();
     fs::write(victim.join("precious.txt"), "keep me").unwrap();
@@ -192,7 +134,7 @@ fn assert_no_scratch_left(library: &Library) {
 /// scratch directory is removed by the next run, and nothing is left.
 #[test]
 fn f02_scratch_directories_are_fresh_private_and_removed() {
-    let library = Library::new(&[RESTART]);
+    let library = Library::copied(&[RESTART]);
     let outside = library.path("outside");
     fs::create_dir_all(&outside).unwrap();
     // Old-style names for the next few process ids, and a dead process's
@@ -239,7 +181,7 @@ fn mkfifo(path: &Path) {
 #[cfg(unix)]
 #[test]
 fn f03_non_regular_targets_are_refused() {
-    let library = Library::new(&[PLAIN]);
+    let library = Library::copied(&[PLAIN]);
     let bless = library.run(&["bless"]);
     assert_eq!(code(&bless), 0, "{}", stderr(&bless));
     let fifo = library.path("report.fifo");
@@ -281,7 +223,7 @@ fn f03_non_regular_targets_are_refused() {
 #[cfg(unix)]
 #[test]
 fn f04_links_inside_snapshots_are_not_followed() {
-    let library = Library::new(&[PLAIN]);
+    let library = Library::copied(&[PLAIN]);
     let outside = library.path("outside");
     fs::create_dir_all(&outside).unwrap();
     fs::create_dir_all(library.path("snapshots/lease")).unwrap();
@@ -317,7 +259,7 @@ fn f04_links_inside_snapshots_are_not_followed() {
 /// way leaves the old set whole.
 #[test]
 fn f07_litter_is_cleaned_and_failed_sets_leave_the_old_one() {
-    let library = Library::new(&[PLAIN]);
+    let library = Library::copied(&[PLAIN]);
     assert_eq!(code(&library.run(&["bless"])), 0);
     let set = library.path("snapshots/lease/crash-then-busy");
     let before = tree(&set);
@@ -357,15 +299,13 @@ fn f07_litter_is_cleaned_and_failed_sets_leave_the_old_one() {
 #[cfg(unix)]
 #[test]
 fn f07_a_full_disk_leaves_old_sets_whole() {
-    let library = Library::new(&[PLAIN]);
+    let library = Library::copied(&[PLAIN]);
     assert_eq!(code(&library.run(&["bless"])), 0);
     assert_eq!(code(&library.run(&["run", "--out", "out", PLAIN])), 0);
     let set = library.path("snapshots/lease/crash-then-busy");
     let out = library.path("out/crash-then-busy");
     let (set_before, out_before) = (tree(&set), tree(&out));
-    assert!(out_before
-        .iter()
-        .any(|(p, _)| p.to_string_lossy().ends_with("/runs.jsonl")));
+    assert!(out_before.iter().any(|(p, _)| p.ends_with("runs.jsonl")));
     let scenario = library.path(PLAIN);
     let text = fs::read_to_string(&scenario).unwrap();
     fs::write(&scenario, text.replacen("number: 2 ", "number: 22 ", 1)).unwrap();
@@ -403,7 +343,7 @@ fn limited(library: &Library, args: &str, kib: u32) -> Output {
 #[cfg(unix)]
 #[test]
 fn f06_environment_failures_never_become_goldens() {
-    let library = Library::new(&[RESTART]);
+    let library = Library::copied(&[RESTART]);
     let output = limited(&library, "bless", 1);
     let message = stderr(&output);
     assert_eq!(code(&output), 2, "{message}");
@@ -425,7 +365,7 @@ fn f06_environment_failures_never_become_goldens() {
 /// naming both, and nothing is blessed.
 #[test]
 fn f08_two_scenarios_for_one_golden_set_are_refused() {
-    let library = Library::new(&[PLAIN]);
+    let library = Library::copied(&[PLAIN]);
     fs::copy(
         library.path(PLAIN),
         library.path("scenarios/lease/crash-then-busy.yml"),
@@ -442,7 +382,7 @@ fn f08_two_scenarios_for_one_golden_set_are_refused() {
     let output = library.run(&["check"]);
     assert_eq!(code(&output), 2, "{}", stderr(&output));
     // One stem in two `invalid/` folders.
-    let library = Library::new(&["scenarios/invalid/bad-name.yaml"]);
+    let library = Library::copied(&["scenarios/invalid/bad-name.yaml"]);
     fs::create_dir_all(library.path("scenarios/invalid/more")).unwrap();
     fs::copy(
         library.path("scenarios/invalid/bad-name.yaml"),
@@ -464,7 +404,7 @@ fn f08_two_scenarios_for_one_golden_set_are_refused() {
 #[cfg(unix)]
 #[test]
 fn f11_a_fifo_scenario_is_refused_not_hung_on() {
-    let library = Library::new(&[PLAIN]);
+    let library = Library::copied(&[PLAIN]);
     mkfifo(&library.path("scenarios/lease/fifo.yaml"));
     for args in [
         ["check", "scenarios"],
@@ -508,7 +448,7 @@ steps:
 /// Lints `text` as `scenarios/attack.yaml` of a fresh library: exit code,
 /// stderr and how long it took.
 fn lint(text: &str) -> (i32, String, Duration) {
-    let library = Library::new(&[]);
+    let library = Library::copied(&[]);
     fs::write(library.path("scenarios/attack.yaml"), text).unwrap();
     let started = Instant::now();
     let output = library.run(&["lint", "scenarios/attack.yaml"]);
@@ -613,7 +553,7 @@ fn f13_overflowing_amounts_are_refused() {
 /// is capped (a 300 MB file, a FIFO) without reading it whole or hanging.
 #[test]
 fn f10_bundle_reads_and_amounts_are_bounded() {
-    let library = Library::new(&[PLAIN]);
+    let library = Library::copied(&[PLAIN]);
     let mut bundle = capture_of(&library, PLAIN);
     let op = bundle.events[0].payload["trigger"]["cost"]["tokens"].clone();
     assert!(op.is_u64());

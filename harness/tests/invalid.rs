@@ -3,20 +3,14 @@
 //!
 //! Run with `REHEARSE_BLESS=1` to rewrite the goldens from the current output.
 
-use std::io::Write;
+mod common;
+
+use common::root;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rehearse::exit::Exit;
 use rehearse::lint::lint_files;
-
-/// The workspace root: the scenario paths in the goldens are relative to it.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness crate sits in the workspace")
-        .to_path_buf()
-}
 
 /// The invalid scenarios, relative to the root, in name order.
 fn invalid_scenarios() -> Vec<PathBuf> {
@@ -33,18 +27,6 @@ fn invalid_scenarios() -> Vec<PathBuf> {
 fn golden_path(scenario: &Path) -> PathBuf {
     let stem = scenario.file_stem().expect("a file stem").to_string_lossy();
     PathBuf::from(format!("snapshots/invalid/{stem}.lint.txt"))
-}
-
-/// Writes `text` to `path` atomically: a temporary file in the same
-/// directory, flushed, then renamed over the old golden.
-fn write_atomically(path: &Path, text: &str) {
-    let dir = path.parent().expect("a golden has a directory");
-    let mut temp = tempfile::NamedTempFile::new_in(dir).expect("a temporary golden");
-    temp.write_all(text.as_bytes())
-        .expect("the golden is written");
-    temp.as_file().sync_all().expect("the golden is flushed");
-    temp.persist(path)
-        .expect("the golden is renamed into place");
 }
 
 #[test]
@@ -68,7 +50,8 @@ fn invalid_scenarios_fail_lint_with_their_golden_errors() {
         assert_eq!(actual.lines().count(), 1, "one error line: {actual}");
         let golden = golden_path(&scenario);
         if bless {
-            write_atomically(&golden, &actual);
+            rehearse::atomic::write(&golden, actual.as_bytes())
+                .expect("the golden is written atomically");
             continue;
         }
         match std::fs::read_to_string(&golden) {

@@ -10,9 +10,13 @@
 //! lands is reported, never asserted; what is asserted holds wherever it
 //! lands. Everything happens in this test's own temporary directories.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use common::{rehearse_command, root, tree, Library};
 use std::time::{Duration, Instant};
 
 /// Scenarios of the real library copied into each private library; none
@@ -30,36 +34,8 @@ const SCENARIOS: [&str; 4] = [
 const BLESS_KILLS: u32 = 12;
 const RUN_KILLS: u32 = 10;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness crate sits in the workspace")
-        .to_path_buf()
-}
-
 /// Every file under `dir` with its bytes, sorted by path relative to `dir`.
 type Tree = Vec<(PathBuf, Vec<u8>)>;
-
-fn tree(dir: &Path) -> Tree {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(next) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&next) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.expect("an entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = fs::read(&path).expect("a file reads");
-                out.push((path.strip_prefix(dir).unwrap().to_path_buf(), bytes));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Files under `dir` whose names are a killed writer's temporaries.
 fn litter(dir: &Path) -> Vec<PathBuf> {
@@ -86,29 +62,8 @@ fn litter(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// A private library with `scenarios/`, `snapshots/` and `tmp/` (the
-/// child's `TMPDIR`).
-struct Library {
-    dir: tempfile::TempDir,
-}
-
+/// The library of these tests: a `common::Library` copy of `SCENARIOS`.
 impl Library {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        for scenario in SCENARIOS {
-            let to = dir.path().join(scenario);
-            fs::create_dir_all(to.parent().unwrap()).unwrap();
-            fs::copy(root().join(scenario), &to).expect("the scenario copies");
-        }
-        fs::create_dir_all(dir.path().join("snapshots")).unwrap();
-        fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        Self { dir }
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
     /// Makes every scenario the new version (a `seed` line) or the old.
     fn version(&self, new: bool) {
         for scenario in SCENARIOS {
@@ -123,13 +78,10 @@ impl Library {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rehearse"));
+        // `bless` refuses in CI; this test is not CI writing goldens.
+        let mut command = rehearse_command(self.dir.path(), "false");
         command
             .args(args)
-            .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            // `bless` refuses in CI; this test is not CI writing goldens.
-            .env("CI", "false")
             .env("TMPDIR", self.path("tmp"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -277,7 +229,7 @@ fn old_and_new(library: &Library, args: &[&str], dir: &Path) -> (Sets, Duration)
 
 #[test]
 fn killed_bless_leaves_each_golden_set_old_or_new_whole() {
-    let library = Library::new();
+    let library = Library::copied(&SCENARIOS);
     let snapshots = library.path("snapshots");
     let (sets, full) = old_and_new(&library, &["bless"], &snapshots);
     kill_repeatedly(&library, &["bless"], &snapshots, &sets, full, BLESS_KILLS);
@@ -285,7 +237,7 @@ fn killed_bless_leaves_each_golden_set_old_or_new_whole() {
 
 #[test]
 fn killed_run_out_leaves_each_output_set_old_or_new_whole() {
-    let library = Library::new();
+    let library = Library::copied(&SCENARIOS);
     let out = library.path("out");
     fs::create_dir_all(&out).unwrap();
     let mut args = vec!["run"];

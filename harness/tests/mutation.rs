@@ -17,6 +17,9 @@
 //!
 //! A failing case prints its number, its mutation and the mutated text.
 
+mod common;
+
+use common::root;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -270,13 +273,6 @@ fn replay_code(text: &str, strict: bool) -> i32 {
         Err(BundleError::Replay(error)) if !error.is_input_error() => 1,
         Err(_) => 2,
     }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness crate sits in the workspace")
-        .to_path_buf()
 }
 
 /// A private working directory for the binary: `tmp/` is its `TMPDIR`.

@@ -1,4 +1,4 @@
-//! Property tests: random cases hold every invariant of DESIGN.md, every
+//! Property tests: random cases hold every invariant of ARCHITECTURE.md, every
 //! output type round-trips through its serialised form, the explorer is
 //! deterministic, and it finds and shrinks each family's deliberate bug.
 

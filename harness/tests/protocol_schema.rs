@@ -3,17 +3,12 @@
 //! harness/src/protocol.rs), and it is a valid draft-07 schema that accepts
 //! the messages docs/PROTOCOL.md shows and refuses garbage.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::root;
 use std::process::Command;
 
 use serde_json::{json, Value};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness crate sits in the workspace")
-        .to_path_buf()
-}
 
 fn committed() -> String {
     std::fs::read_to_string(root().join("docs/protocol.schema.json")).expect("the committed schema")

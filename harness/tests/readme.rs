@@ -3,25 +3,10 @@
 //! tour works as written (new, lint, run, bless, check, a changed number
 //! fails check with a diff naming the scenario, review, replay).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{rehearse, root};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn rehearse(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rehearse"))
-        .args(args)
-        .current_dir(dir)
-        .env("CI", "false")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
 
 /// The `rehearse` arguments of every `cargo run -q -p rehearse -- ...`
 /// line in the README's tour, in order.

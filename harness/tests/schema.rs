@@ -4,6 +4,9 @@
 //! the reason JSON Schema cannot say their rule. Checked with a real
 //! validator (the `jsonschema` crate, draft-07), as an editor would.
 
+mod common;
+
+use common::root;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -84,13 +87,6 @@ const LINT_ONLY: &[(&str, &str)] = &[
         "a dotted path names nested fields, checked against the output's own schema",
     ),
 ];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness crate sits in the workspace")
-        .to_path_buf()
-}
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)

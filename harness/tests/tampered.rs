@@ -9,8 +9,9 @@
 //!
 //! Run with `REHEARSE_BLESS=1` to rewrite the goldens from the current output.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::root;
 use std::process::Command;
 
 /// Where the bundles and their goldens live, relative to the workspace root.
@@ -20,26 +21,6 @@ const DATA_DIR: &str = "harness/tests/data/tampered";
 const PASS: i32 = 0;
 const MISMATCH: i32 = 1;
 const USAGE: i32 = 2;
-
-/// The workspace root: the bundle paths in the goldens are relative to it.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness crate sits in the workspace")
-        .to_path_buf()
-}
-
-/// Writes `text` to `path` atomically: a temporary file in the same
-/// directory, flushed, then renamed over the old golden.
-fn write_atomically(path: &Path, text: &str) {
-    let dir = path.parent().expect("a golden has a directory");
-    let mut temp = tempfile::NamedTempFile::new_in(dir).expect("a temporary golden");
-    temp.write_all(text.as_bytes())
-        .expect("the golden is written");
-    temp.as_file().sync_all().expect("the golden is flushed");
-    temp.persist(path)
-        .expect("the golden is renamed into place");
-}
 
 /// Replays bundle `name` strictly and checks its exit code and message.
 fn check(name: &str, expected_code: i32) {
@@ -68,7 +49,8 @@ fn check(name: &str, expected_code: i32) {
     };
     let golden = root().join(format!("{DATA_DIR}/{name}.expected.txt"));
     if std::env::var_os("REHEARSE_BLESS").is_some_and(|value| value == "1") {
-        write_atomically(&golden, &actual);
+        rehearse::atomic::write(&golden, actual.as_bytes())
+            .expect("the golden is written atomically");
         return;
     }
     let expected = std::fs::read_to_string(&golden).unwrap_or_else(|error| {
@@ -106,7 +88,7 @@ fn reseal_when_asked() {
         let bundle = rehearse_runtime::seal::read_unsealed(value).expect("the bundle reads");
         let mut text = serde_json::to_string_pretty(&bundle).expect("JSON serialises");
         text.push('\n');
-        write_atomically(&path, &text);
+        rehearse::atomic::write(&path, text.as_bytes()).expect("the golden is written atomically");
     }
 }
 

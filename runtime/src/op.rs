@@ -154,31 +154,24 @@ pub fn expected_kinds() -> String {
         .join(", ")
 }
 
+impl crate::single_entry::OneEntry for Op {
+    const NOUN: &'static str = "step kind";
+
+    fn expected() -> String {
+        expected_kinds()
+    }
+
+    fn next_body<'de, A: serde::de::MapAccess<'de>>(
+        kind: &str,
+        map: &mut A,
+    ) -> Result<Self, A::Error> {
+        Op::next_body(kind, map)
+    }
+}
+
 impl<'de> Deserialize<'de> for Op {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Op;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map with exactly one step kind")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Op, A::Error> {
-                let Some(kind) = map.next_key::<String>()? else {
-                    return Err(serde::de::Error::custom(format!(
-                        "missing step kind, expected one of {}",
-                        expected_kinds()
-                    )));
-                };
-                let op = Op::next_body(&kind, &mut map)?;
-                if let Some(second) = map.next_key::<String>()? {
-                    return Err(serde::de::Error::custom(format!(
-                        "two step kinds `{kind}` and `{second}` in one step, expected exactly one"
-                    )));
-                }
-                Ok(op)
-            }
-        }
-        deserializer.deserialize_map(Visitor)
+        crate::single_entry::deserialize_one(deserializer)
     }
 }
 

@@ -85,3 +85,51 @@ impl<'de, T: StringOrEntry> de::Visitor<'de> for EntryVisitor<T> {
         Ok(value)
     }
 }
+
+/// An enum written as a map with exactly one entry: the variant's name and
+/// its body (`{trigger: {...}}`, `{claim: {...}}`).
+pub(crate) trait OneEntry: Sized {
+    /// What the key is called in errors: `step kind`, `process operation`.
+    const NOUN: &'static str;
+
+    /// The names the key may take, as a list for errors: "`start`, ...".
+    fn expected() -> String;
+
+    /// Reads the body of variant `kind` from `map`'s next value.
+    fn next_body<'de, A: MapAccess<'de>>(kind: &str, map: &mut A) -> Result<Self, A::Error>;
+}
+
+/// Reads a [`OneEntry`] enum, refusing an empty map and a second key.
+pub(crate) fn deserialize_one<'de, T: OneEntry, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    deserializer.deserialize_map(OneEntryVisitor(PhantomData))
+}
+
+struct OneEntryVisitor<T>(PhantomData<T>);
+
+impl<'de, T: OneEntry> de::Visitor<'de> for OneEntryVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a map with exactly one {}", T::NOUN)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let Some(kind) = map.next_key::<String>()? else {
+            return Err(de::Error::custom(format!(
+                "missing {}, expected one of {}",
+                T::NOUN,
+                T::expected()
+            )));
+        };
+        let value = T::next_body(&kind, &mut map)?;
+        if let Some(second) = map.next_key::<String>()? {
+            return Err(de::Error::custom(format!(
+                "two {}s `{kind}` and `{second}` in one step, expected exactly one",
+                T::NOUN
+            )));
+        }
+        Ok(value)
+    }
+}

@@ -1,5 +1,5 @@
 //! The persona runtime's reference behaviour: receipts and the exact events
-//! behind them, the seed's worked budget figures, budget and lease edges,
+//! behind them, the worked budget figures of docs/SCENARIOS.md, budget and lease edges,
 //! determinism and rebuild equivalence.
 
 use std::collections::BTreeMap;

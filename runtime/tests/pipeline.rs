@@ -401,7 +401,7 @@ fn a_pipeline_is_finalized_once() {
         "pipeline is already finalized with disposition `completed`"
     );
     assert_eq!(h.pipeline.disposition(), Some(&json!("completed")));
-    // Audits are still accepted after finalisation, as in the seed.
+    // Audits are still accepted after finalisation, as in the modelled pipeline (docs/SCENARIOS.md, "Pipeline lifecycle").
     assert_eq!(h.audit("late", json!({}), 3_000).receipt, "recorded");
 }
 

@@ -186,8 +186,12 @@ impl Backend for Client {
         })
     }
 
-    fn events(&self) -> &[StoredEvent] {
-        &self.events
+    fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    fn events_from(&self, first: usize) -> &[StoredEvent] {
+        &self.events[first..]
     }
 
     fn query(

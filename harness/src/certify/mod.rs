@@ -197,7 +197,7 @@ pub fn transcript<B: Backend>(
         let value = backend.query(query, None, last_ms)?;
         finals.push((name.to_string(), query.answer(), value));
     }
-    let events = backend.events().to_vec();
+    let events = backend.events_from(0).to_vec();
     Ok((
         backend,
         Transcript {

@@ -5,12 +5,15 @@
 //! both go through one step driver.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::ops::Range;
 
 use rehearse_runtime::capture::Session;
-use rehearse_runtime::engine::{OpResult, Runtime};
-use rehearse_runtime::log::{EventLog, MemoryLog, StoredEvent};
+use rehearse_runtime::engine::RunLedger;
+use rehearse_runtime::engine::{OpResult, Runtime, RuntimeError};
+use rehearse_runtime::log::{EventLog, MemoryLog, StoredEvent, WindowLog};
 use rehearse_runtime::op::Op;
+use rehearse_runtime::run_record::RunRecord;
 use rehearse_runtime::supervisor::{Decision, DecisionKind, Handled};
 use serde_json::Value;
 
@@ -43,8 +46,17 @@ pub trait Backend {
         op: &Op,
     ) -> Result<Answered, DriverError>;
 
-    /// Every event appended so far, in append order.
-    fn events(&self) -> &[StoredEvent];
+    /// How many events have been appended so far, released ones included.
+    fn event_count(&self) -> usize;
+
+    /// The events appended from position `first` (0-based, in append
+    /// order) on. A backend that keeps no history holds only the events
+    /// since its last [`Backend::release`] and panics for earlier ones.
+    fn events_from(&self, first: usize) -> &[StoredEvent];
+
+    /// Tells the backend that the driver has read every event appended so
+    /// far: one that keeps no history drops them. The others keep them.
+    fn release(&mut self) {}
 
     /// The answer to `query` (about `persona`, at `now_ms`); `null` when
     /// there is none or the backend does not answer such queries.
@@ -89,6 +101,9 @@ pub struct Local<'o> {
     pub(super) deferred_ops: BTreeMap<u64, Op>,
     pub(super) violations: Vec<InvariantViolation>,
     pub(super) observer: Option<&'o mut dyn StepObserver>,
+    /// The run records folded as the run goes, over a log that keeps no
+    /// history (`Storage::Window`), with how many events it folded.
+    pub(super) ledger: Option<(RunLedger, usize)>,
 }
 
 impl std::fmt::Debug for Local<'_> {
@@ -100,7 +115,8 @@ impl std::fmt::Debug for Local<'_> {
 }
 
 impl<'o> Local<'o> {
-    /// A session for `scenario` (named `source` in errors) over `storage`.
+    /// A session for `scenario` (named `source` in errors) over `storage`,
+    /// recording its capture bundle in memory.
     pub fn new(
         scenario: &str,
         config: &rehearse_runtime::config::RuntimeConfig,
@@ -109,11 +125,36 @@ impl<'o> Local<'o> {
         observer: Option<&'o mut dyn StepObserver>,
     ) -> Result<Self, DriverError> {
         let log = storage.open(source)?;
-        let session =
-            Session::new(scenario, config, log).map_err(|error| DriverError::Invalid {
-                file: source.to_string(),
-                message: error.to_string(),
-            })?;
+        let session = Session::new(scenario, config, log);
+        Self::over(session, source, storage, observer)
+    }
+
+    /// A session like [`Local::new`]'s that writes its capture to `capture`
+    /// as it goes (see `Session::streaming`) instead of keeping it.
+    pub fn streaming(
+        scenario: &str,
+        config: &rehearse_runtime::config::RuntimeConfig,
+        source: &str,
+        storage: Storage,
+        observer: Option<&'o mut dyn StepObserver>,
+        capture: Box<dyn Write + Send>,
+    ) -> Result<Self, DriverError> {
+        let log = storage.open(source)?;
+        let session = Session::streaming(scenario, config, log, capture);
+        Self::over(session, source, storage, observer)
+    }
+
+    fn over(
+        session: Result<Session, RuntimeError>,
+        source: &str,
+        storage: Storage,
+        observer: Option<&'o mut dyn StepObserver>,
+    ) -> Result<Self, DriverError> {
+        let session = session.map_err(|error| DriverError::Invalid {
+            file: source.to_string(),
+            message: error.to_string(),
+        })?;
+        let ledger = matches!(storage, Storage::Window).then(|| (RunLedger::default(), 0));
         Ok(Self {
             source: source.to_string(),
             session,
@@ -123,7 +164,28 @@ impl<'o> Local<'o> {
             deferred_ops: BTreeMap::new(),
             violations: Vec::new(),
             observer,
+            ledger,
         })
+    }
+
+    /// Folds the events appended since the last fold into the run ledger.
+    fn fold_runs(&mut self) {
+        let Some((ledger, folded)) = self.ledger.as_mut() else {
+            return;
+        };
+        let runtime = self.session.runtime();
+        let len = runtime.log().len() as usize;
+        ledger.fold(runtime, runtime.log().slice(*folded..len));
+        *folded = len;
+    }
+
+    /// Every run record so far, in start order.
+    pub fn run_records(&self) -> Vec<RunRecord> {
+        let runtime = self.session.runtime();
+        match &self.ledger {
+            Some((ledger, _)) => ledger.clone().into_records(runtime),
+            None => runtime.run_records(),
+        }
     }
 
     pub fn session(&self) -> &Session {
@@ -180,6 +242,7 @@ impl Backend for Local<'_> {
         if let Some(observer) = self.observer.as_mut() {
             observer.after(index, op, at_ms, &self.session, &handled);
         }
+        self.fold_runs();
         self.check_invariants(index, at_ms, op, &handled);
         let run = run_json(&handled);
         Ok(Answered {
@@ -190,8 +253,17 @@ impl Backend for Local<'_> {
         })
     }
 
-    fn events(&self) -> &[StoredEvent] {
-        self.session.runtime().log().all()
+    fn event_count(&self) -> usize {
+        self.session.runtime().log().len() as usize
+    }
+
+    fn events_from(&self, first: usize) -> &[StoredEvent] {
+        let log = self.session.runtime().log();
+        log.slice(first..log.len() as usize)
+    }
+
+    fn release(&mut self) {
+        self.session.runtime_mut().release_log();
     }
 
     fn query(
@@ -200,6 +272,10 @@ impl Backend for Local<'_> {
         persona: Option<&str>,
         now_ms: i64,
     ) -> Result<Value, DriverError> {
+        if query == QueryKind::Records && self.ledger.is_some() {
+            let records = serde_json::to_value(self.run_records());
+            return Ok(records.expect("run records serialise"));
+        }
         Ok(runtime_query(
             self.session.runtime(),
             query,
@@ -237,6 +313,10 @@ fn track_deferred(deferred: &mut BTreeMap<u64, Op>, op: &Op, handled: &Handled) 
 #[derive(Debug)]
 pub enum Storage {
     Memory,
+    /// In memory, keeping only the events the driver has not read yet
+    /// (`WindowLog`): for a run that writes its outputs as it goes and
+    /// never restarts.
+    Window,
     File(crate::storage::Scratch),
 }
 
@@ -254,6 +334,7 @@ impl Storage {
     fn open(&self, source: &str) -> Result<Box<dyn EventLog>, DriverError> {
         match self {
             Self::Memory => Ok(Box::new(MemoryLog::new())),
+            Self::Window => Ok(Box::new(WindowLog::new())),
             Self::File(scratch) => scratch
                 .open_log()
                 .map_err(|message| DriverError::Environment {
@@ -265,7 +346,8 @@ impl Storage {
 
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Memory => "memory",
+            // Where the events live, as the report's `backend` says it.
+            Self::Memory | Self::Window => "memory",
             Self::File(_) => "file",
         }
     }
@@ -281,7 +363,7 @@ impl Storage {
                 }),
                 None => Ok(()),
             },
-            Self::Memory => Ok(()),
+            Self::Memory | Self::Window => Ok(()),
         }
     }
 }

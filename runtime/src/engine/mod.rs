@@ -31,6 +31,7 @@ mod subsystems;
 pub use crate::persona::{ReceiptStatus, RunReceipt};
 #[cfg(feature = "test-hooks")]
 pub use faults::Hooks;
+pub use records::RunLedger;
 
 /// Why an operation failed.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

@@ -1,25 +1,53 @@
 //! Run records: every persona run of the log, folded from the same typed
-//! events as persona state.
+//! events as persona state, whole ([`Runtime::run_records`]) or as a run
+//! goes ([`RunLedger`], over a log that keeps no history).
 
 use std::collections::BTreeMap;
 
+use crate::log::StoredEvent;
 use crate::persona::{persona_events, PersonaEvent};
 use crate::run_record::{RunFacts, RunRecord, RunStatus};
 
 use super::Runtime;
 
+/// Where a run stands in start order: its start time, then how many runs
+/// started before it.
+type StartKey = (i64, usize);
+
 /// The runs of a log, folded event by event: open runs by run id, finished
-/// runs in the order they finished, each with its start position.
-#[derive(Debug, Default)]
-struct RunLedger {
-    open: BTreeMap<String, (usize, RunFacts)>,
-    done: Vec<(usize, RunFacts)>,
+/// runs by start order. A run ends up in the records when it is drained
+/// ([`RunLedger::drain_settled`]) or at the end ([`RunLedger::into_records`]),
+/// so a long run keeps only the runs still open and the finished runs that
+/// wait for an earlier open one.
+#[derive(Clone, Debug, Default)]
+pub struct RunLedger {
+    open: BTreeMap<String, (StartKey, RunFacts)>,
+    done: BTreeMap<StartKey, RunFacts>,
+    /// Runs started so far.
+    started: usize,
+    /// The latest start time of a drained run: no later run may start
+    /// before it, or the drained records would be out of order.
+    drained_until_ms: Option<i64>,
 }
 
 impl RunLedger {
+    /// Folds `events`, appended by `runtime` after every event folded so far.
+    pub fn fold(&mut self, runtime: &Runtime, events: &[StoredEvent]) {
+        for decoded in persona_events(events) {
+            // The log folded when the runtime opened it, and every later
+            // event was written by this runtime.
+            let (stored, persona, event) = decoded.expect("the log folded when it was opened");
+            self.apply(runtime, persona, &event, stored.occurred_at_ms);
+        }
+    }
+
     fn apply(&mut self, runtime: &Runtime, persona: &str, event: &PersonaEvent, at_ms: i64) {
         match event {
             PersonaEvent::RunStarted(started) => {
+                assert!(
+                    self.drained_until_ms.is_none_or(|drained| at_ms >= drained),
+                    "a run started at {at_ms} ms, before runs already drained in start order"
+                );
                 let entry_workflow = runtime
                     .persona(persona)
                     .map(|p| p.spec.entry_workflow.clone())
@@ -35,8 +63,9 @@ impl RunLedger {
                     stage_metadata: BTreeMap::new(),
                     error: None,
                 };
-                let order = self.done.len() + self.open.len();
-                self.open.insert(started.run.run_id.clone(), (order, facts));
+                let key = (at_ms, self.started);
+                self.started += 1;
+                self.open.insert(started.run.run_id.clone(), (key, facts));
             }
             PersonaEvent::ValueRunStarted(value) => {
                 let stages = value
@@ -60,43 +89,66 @@ impl RunLedger {
     }
 
     fn finish(&mut self, run_id: &str, at_ms: i64, status: RunStatus, error: Option<String>) {
-        if let Some((order, mut facts)) = self.open.remove(run_id) {
+        if let Some((key, mut facts)) = self.open.remove(run_id) {
             facts.finished_at_ms = Some(at_ms);
             facts.status = status;
             facts.error = error;
-            self.done.push((order, facts));
+            self.done.insert(key, facts);
         }
     }
 
-    /// Every run, finished or not (a run that never finished crashed), in
-    /// start order.
-    fn into_runs(mut self) -> Vec<RunFacts> {
-        self.done.extend(self.open.into_values());
-        self.done
-            .sort_by_key(|(order, facts)| (facts.started_at_ms, *order));
-        self.done.into_iter().map(|(_, facts)| facts).collect()
+    /// Takes the records of the finished runs that start before every open
+    /// run, in start order: no run folded later can come before them, as
+    /// runs start in time order (a run that starts earlier than one drained
+    /// panics).
+    pub fn drain_settled(&mut self, runtime: &Runtime) -> Vec<RunRecord> {
+        let first_open = self.open.values().map(|(key, _)| *key).min();
+        let mut settled = Vec::new();
+        while let Some(entry) = self.done.first_entry() {
+            if first_open.is_some_and(|open| *entry.key() > open) {
+                break;
+            }
+            let ((started_at_ms, _), facts) = entry.remove_entry();
+            self.drained_until_ms = Some(started_at_ms);
+            settled.push(record(runtime, facts));
+        }
+        settled
     }
+
+    /// The records of every run not drained, finished or not (a run that
+    /// never finished crashed), in start order.
+    pub fn into_records(self, runtime: &Runtime) -> Vec<RunRecord> {
+        let mut runs: Vec<(StartKey, RunFacts)> = self.done.into_iter().collect();
+        runs.extend(self.open.into_values());
+        runs.sort_by_key(|(key, _)| *key);
+        runs.into_iter()
+            .map(|(_, facts)| record(runtime, facts))
+            .collect()
+    }
+}
+
+/// The record of a run, with its persona's declared stages.
+fn record(runtime: &Runtime, facts: RunFacts) -> RunRecord {
+    let stages = runtime
+        .personas
+        .get(&facts.persona)
+        .map(|p| p.spec.stages.as_slice())
+        .unwrap_or_default();
+    RunRecord::from_run(facts, stages)
 }
 
 impl Runtime {
     /// A run record for every persona run in the log, in start order: a run
-    /// that started and never finished crashed.
+    /// that started and never finished crashed. It folds the whole log, so
+    /// it needs a log that keeps its history; a run over one that does not
+    /// keeps a [`RunLedger`] instead.
     pub fn run_records(&self) -> Vec<RunRecord> {
+        debug_assert!(
+            self.log.keeps_history(),
+            "run records fold the whole log, which this log does not keep"
+        );
         let mut ledger = RunLedger::default();
-        for decoded in persona_events(self.log.all()) {
-            // The log folded when the runtime opened it, and every later
-            // event was written by this runtime.
-            let (stored, persona, event) = decoded.expect("the log folded when it was opened");
-            ledger.apply(self, persona, &event, stored.occurred_at_ms);
-        }
-        let records = ledger.into_runs().into_iter().map(|facts| {
-            let stages = self
-                .personas
-                .get(&facts.persona)
-                .map(|p| p.spec.stages.clone())
-                .unwrap_or_default();
-            RunRecord::from_run(facts, &stages)
-        });
-        records.collect()
+        ledger.fold(self, self.log.all());
+        ledger.into_records(self)
     }
 }

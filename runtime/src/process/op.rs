@@ -2,9 +2,7 @@
 //! a map with exactly one key, the operation (`{claim: {id: p1, owner: w1}}`).
 //!
 //! serde_yaml 0.9 reads externally tagged enums only from `!tags`, so the
-//! single-key map is read and written by hand, as `Op` is.
-
-use std::fmt;
+//! single-key map is read and written by hand, through `single_entry` as `Op` is.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -101,34 +99,24 @@ pub fn expected_process_ops() -> String {
         .join(", ")
 }
 
+impl crate::single_entry::OneEntry for ProcessOp {
+    const NOUN: &'static str = "process operation";
+
+    fn expected() -> String {
+        expected_process_ops()
+    }
+
+    fn next_body<'de, A: serde::de::MapAccess<'de>>(
+        kind: &str,
+        map: &mut A,
+    ) -> Result<Self, A::Error> {
+        ProcessOp::next_body(kind, map)
+    }
+}
+
 impl<'de> Deserialize<'de> for ProcessOp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = ProcessOp;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map with exactly one process operation")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<ProcessOp, A::Error> {
-                let Some(kind) = map.next_key::<String>()? else {
-                    return Err(serde::de::Error::custom(format!(
-                        "missing process operation, expected one of {}",
-                        expected_process_ops()
-                    )));
-                };
-                let op = ProcessOp::next_body(&kind, &mut map)?;
-                if let Some(second) = map.next_key::<String>()? {
-                    return Err(serde::de::Error::custom(format!(
-                        "two process operations `{kind}` and `{second}` in one step, expected exactly one"
-                    )));
-                }
-                Ok(op)
-            }
-        }
-        deserializer.deserialize_map(Visitor)
+        crate::single_entry::deserialize_one(deserializer)
     }
 }
 

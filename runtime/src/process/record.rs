@@ -117,8 +117,9 @@ impl ProcessIdentity {
                     .or_else(|| session_id.clone()),
             ),
             ProcessInput::External { metadata } => {
-                // The seed picks the first key present and only then asks
-                // for a string, so a non-string `label` hides a `name`.
+                // The first key present, then only if it is a string: a
+                // non-string `label` hides a `name` (docs/SCENARIOS.md,
+                // "Process registry").
                 let label = metadata
                     .get("label")
                     .or_else(|| metadata.get("name"))
