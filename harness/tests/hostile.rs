@@ -576,7 +576,9 @@ fn f10_bundle_reads_and_amounts_are_bounded() {
     let mut bundle = capture_of(&library, PLAIN);
     let op = bundle.events[0].payload["trigger"]["cost"]["tokens"].clone();
     assert!(op.is_u64());
-    bundle.events[0].payload["trigger"]["cost"]["tokens"] = serde_json::json!(u64::MAX);
+    bundle.events[0]
+        .payload
+        .edit(|payload| payload["trigger"]["cost"]["tokens"] = serde_json::json!(u64::MAX));
     bundle.events[0].payload_hash = rehearse_runtime::hash::payload_hash(&bundle.events[0].payload);
     fs::write(library.path("huge.json"), bundle.to_jsonl()).unwrap();
     let output = library.run(&["replay", "huge.json"]);

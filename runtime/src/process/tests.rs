@@ -968,7 +968,7 @@ fn apply_ignores_other_topics_and_foreign_events() {
         process_topic(),
         LogEvent {
             kind: "process.unheard_of".into(),
-            payload: json!({"process_id": "p1"}),
+            payload: json!({"process_id": "p1"}).into(),
             headers: Default::default(),
             occurred_at_ms: 0,
         },
@@ -977,7 +977,7 @@ fn apply_ignores_other_topics_and_foreign_events() {
         process_topic(),
         LogEvent {
             kind: "process.started".into(),
-            payload: json!({"garbage": true}),
+            payload: json!({"garbage": true}).into(),
             headers: Default::default(),
             occurred_at_ms: 0,
         },
@@ -986,7 +986,7 @@ fn apply_ignores_other_topics_and_foreign_events() {
         process_topic(),
         LogEvent {
             kind: "process.completed".into(),
-            payload: json!({"process_id": "nobody", "by": "w1"}),
+            payload: json!({"process_id": "nobody", "by": "w1"}).into(),
             headers: Default::default(),
             occurred_at_ms: 0,
         },
