@@ -940,14 +940,13 @@ fn recover(
         };
         let batch_done = check_record(&record, &mut framing, &memory, line.number)
             .map_err(|fault| corrupt(line.number, fault))?;
-        memory.push(StoredEvent {
-            topic: record.topic,
-            id: record.id,
+        let event = LogEvent {
             kind: record.kind,
-            payload: record.payload,
+            payload: record.payload.into(),
             headers: record.headers,
             occurred_at_ms: record.occurred_at_ms,
-        });
+        };
+        memory.push(StoredEvent::new(record.topic, record.id, event));
         if batch_done {
             kept = Kept {
                 bytes: line.end,
@@ -1053,7 +1052,7 @@ mod tests {
     fn event(kind: &str, payload: serde_json::Value) -> LogEvent {
         LogEvent {
             kind: kind.to_string(),
-            payload,
+            payload: payload.into(),
             headers: BTreeMap::new(),
             occurred_at_ms: 0,
         }
@@ -1180,14 +1179,13 @@ mod tests {
 
     #[test]
     fn the_module_doc_example_is_what_the_writer_writes() {
-        let event = StoredEvent {
-            topic: topic("demo.events"),
-            id: 1,
+        let event = LogEvent {
             kind: "demo.started".into(),
-            payload: json!({"work_key": "github:pr:462"}),
+            payload: json!({"work_key": "github:pr:462"}).into(),
             headers: BTreeMap::from([("persona".into(), "ada".into())]),
             occurred_at_ms: 1_777_032_000_000,
         };
+        let event = StoredEvent::new(topic("demo.events"), 1, event);
         let mut line = Vec::new();
         encode_record(&mut line, &event, 0, 2).unwrap();
         assert_eq!(
@@ -1246,7 +1244,7 @@ mod tests {
             .unwrap();
         drop(log);
         let (log, _) = open(&dir);
-        let read: Vec<f64> = serde_json::from_value(log.all()[0].payload.clone()).unwrap();
+        let read: Vec<f64> = log.all()[0].payload.decode().unwrap();
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&read), bits(&floats));
     }
