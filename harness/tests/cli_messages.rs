@@ -16,7 +16,7 @@ fn transcript(args: &[&str]) -> String {
     let output = rehearse_command(&root(), "true")
         .args(args)
         .output()
-        .unwrap();
+        .expect("the rehearse binary runs");
     let text = format!(
         "$ rehearse {}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
         args.join(" "),

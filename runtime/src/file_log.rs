@@ -591,7 +591,7 @@ fn encode_record(
     event: &StoredEvent,
     batch_index: u64,
     batch_len: u64,
-) -> Result<(), String> {
+) -> Result<(), EncodeError> {
     let start = out.len();
     let record = RecordOut {
         v: FORMAT_VERSION,
@@ -604,7 +604,7 @@ fn encode_record(
         headers: &event.headers,
         occurred_at_ms: event.occurred_at_ms,
     };
-    serde_json::to_writer(&mut *out, &record).map_err(|e| e.to_string())?;
+    serde_json::to_writer(&mut *out, &record).map_err(EncodeError::Json)?;
     let crc = crc32fast::hash(&out[start..]);
     // The object's closing brace makes way for the checksum member.
     assert_eq!(out.pop(), Some(b'}'), "a record serialises as an object");
@@ -614,12 +614,22 @@ fn encode_record(
     let len = out.len() - start;
     if len > MAX_RECORD_BYTES {
         out.truncate(start);
-        return Err(format!(
-            "event {} of topic `{}` needs {len} bytes, over the record limit of {MAX_RECORD_BYTES} bytes",
-            event.id, event.topic
-        ));
+        return Err(EncodeError::TooLarge {
+            id: event.id,
+            topic: event.topic.clone(),
+            len,
+        });
     }
     Ok(())
+}
+
+/// Why an event could not become a record line.
+#[derive(Debug, thiserror::Error)]
+enum EncodeError {
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("event {id} of topic `{topic}` needs {len} bytes, over the record limit of {MAX_RECORD_BYTES} bytes")]
+    TooLarge { id: u64, topic: Topic, len: usize },
 }
 
 /// Checks the `crc` member at the end of `line` (newline removed) against
