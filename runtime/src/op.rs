@@ -154,26 +154,7 @@ pub fn expected_kinds() -> String {
         .join(", ")
 }
 
-impl crate::single_entry::OneEntry for Op {
-    const NOUN: &'static str = "step kind";
-
-    fn expected() -> String {
-        expected_kinds()
-    }
-
-    fn next_body<'de, A: serde::de::MapAccess<'de>>(
-        kind: &str,
-        map: &mut A,
-    ) -> Result<Self, A::Error> {
-        Op::next_body(kind, map)
-    }
-}
-
-impl<'de> Deserialize<'de> for Op {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        crate::single_entry::deserialize_one(deserializer)
-    }
-}
+crate::single_entry::one_entry_deserialize!(Op, "step kind", expected_kinds);
 
 impl Op {
     /// The step-kind name of this operation (`trigger`, `pause`, ...).

@@ -133,3 +133,32 @@ impl<'de, T: OneEntry> de::Visitor<'de> for OneEntryVisitor<T> {
         Ok(value)
     }
 }
+
+/// Implements [`OneEntry`] and `Deserialize` for `$ty`, whose variants are
+/// named in errors as `$noun` and listed by `$expected()`; `$ty` has an
+/// inherent `next_body` reading a variant's body.
+macro_rules! one_entry_deserialize {
+    ($ty:ty, $noun:literal, $expected:path) => {
+        impl $crate::single_entry::OneEntry for $ty {
+            const NOUN: &'static str = $noun;
+
+            fn expected() -> String {
+                $expected()
+            }
+
+            fn next_body<'de, A: serde::de::MapAccess<'de>>(
+                kind: &str,
+                map: &mut A,
+            ) -> Result<Self, A::Error> {
+                <$ty>::next_body(kind, map)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                $crate::single_entry::deserialize_one(deserializer)
+            }
+        }
+    };
+}
+pub(crate) use one_entry_deserialize;

@@ -99,26 +99,7 @@ pub fn expected_process_ops() -> String {
         .join(", ")
 }
 
-impl crate::single_entry::OneEntry for ProcessOp {
-    const NOUN: &'static str = "process operation";
-
-    fn expected() -> String {
-        expected_process_ops()
-    }
-
-    fn next_body<'de, A: serde::de::MapAccess<'de>>(
-        kind: &str,
-        map: &mut A,
-    ) -> Result<Self, A::Error> {
-        ProcessOp::next_body(kind, map)
-    }
-}
-
-impl<'de> Deserialize<'de> for ProcessOp {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        crate::single_entry::deserialize_one(deserializer)
-    }
-}
+crate::single_entry::one_entry_deserialize!(ProcessOp, "process operation", expected_process_ops);
 
 impl ProcessOp {
     /// The process this operation names; a listing or a start without an id
