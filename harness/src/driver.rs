@@ -28,7 +28,7 @@ use crate::scenario::{Expect, Scenario, Sequence, Step, MAX_RETRIES};
 
 mod backend;
 
-pub use backend::{runtime_query, Answered, Backend, Local, Storage};
+pub use backend::{runtime_query, Answered, Backend, Local, StepError, Storage};
 
 /// Why a scenario could not be run at all (as opposed to running and
 /// failing its expectations).
@@ -668,9 +668,9 @@ impl<B: Backend> Driving<'_, B> {
             }
             match handled.result {
                 Ok(result) => report.receipts.push(result.receipt),
-                Err(message) => {
+                Err(error) => {
                     report.receipts.push("error".to_string());
-                    failed.get_or_insert(message);
+                    failed.get_or_insert(error);
                 }
             }
             report.event_id = Some(event_id);
@@ -681,10 +681,10 @@ impl<B: Backend> Driving<'_, B> {
             first: first.min(end),
             count: end.saturating_sub(first),
         });
-        if let Some(message) = failed {
+        if let Some(error) = failed {
             self.summary.step_errors += 1;
             report.receipt = Some("error".to_string());
-            report.error = Some(message);
+            report.error = Some(error.to_string());
         } else {
             report.receipt = Some("ok".to_string());
         }

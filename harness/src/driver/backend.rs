@@ -22,13 +22,24 @@ use crate::explore::{Checker, StepContext};
 use crate::protocol::QueryKind;
 use crate::report::InvariantViolation;
 
+/// Why an operation failed: the reference runtime's refusal, or the
+/// message an implementation under test answered with (certify), which
+/// reaches the harness as text.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Runtime(#[from] rehearse_runtime::engine::RuntimeError),
+    #[error("{0}")]
+    Implementation(String),
+}
+
 /// What handling one external event gave.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Answered {
     /// The supervisor's decision; `None` from a backend that has none.
     pub decision: Option<Decision>,
-    /// The outcome; an `Err` is a failed operation's message.
-    pub result: Result<OpResult, String>,
+    /// The outcome; an `Err` is why the operation failed.
+    pub result: Result<OpResult, StepError>,
     /// The run receipt as JSON, `null` when the event has none.
     pub run: Value,
     /// The positions in [`Backend::events`] the event appended.
@@ -247,7 +258,7 @@ impl Backend for Local<'_> {
         let run = run_json(&handled);
         Ok(Answered {
             decision: Some(handled.decision),
-            result: handled.result,
+            result: handled.result.map_err(StepError::from),
             run,
             events: handled.events,
         })

@@ -454,7 +454,7 @@ pub struct StepContext<'a> {
     pub op: &'a Op,
     /// For a pump that invoked a deferred episode, that episode's operation.
     pub pumped: Option<&'a Op>,
-    pub result: &'a Result<OpResult, String>,
+    pub result: &'a Result<OpResult, rehearse_runtime::engine::RuntimeError>,
 }
 
 impl StepContext<'_> {
