@@ -34,12 +34,21 @@ pub use backend::{runtime_query, Answered, Backend, Local, Storage};
 /// failing its expectations).
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    #[error("{file}: {message}")]
-    Invalid { file: String, message: String },
+    /// The runtime refused the scenario's configuration.
+    #[error("{file}: {error}")]
+    Runtime {
+        file: String,
+        error: rehearse_runtime::engine::RuntimeError,
+    },
+    #[error("{file}: supervisor.max_retries is {retries}, at most {MAX_RETRIES} is allowed")]
+    TooManyRetries { file: String, retries: u64 },
     /// The machine failed the run (a full disk, an I/O error in the
     /// scratch log): never behaviour, never a golden.
-    #[error("{file}: environment error: {message}")]
-    Environment { file: String, message: String },
+    #[error("{file}: environment error: {error}")]
+    Environment {
+        file: String,
+        error: crate::storage::EnvironmentError,
+    },
     /// An implementation under test gave no usable answer (certify).
     #[error(transparent)]
     Implementation(#[from] crate::certify::Failure),
@@ -201,12 +210,9 @@ pub fn run_streamed(
     // Parsed scenarios are validated already; one built in code (by the
     // explorer, say) still may not ask for unbounded retries.
     if config.supervisor.max_retries > MAX_RETRIES {
-        return Err(DriverError::Invalid {
+        return Err(DriverError::TooManyRetries {
             file: source.to_string(),
-            message: format!(
-                "supervisor.max_retries is {}, at most {MAX_RETRIES} is allowed",
-                config.supervisor.max_retries
-            ),
+            retries: config.supervisor.max_retries,
         });
     }
     let capture = outputs
@@ -409,7 +415,7 @@ impl Progress for Streamer<'_> {
 fn output_error(source: &str, error: &std::io::Error) -> DriverError {
     DriverError::Environment {
         file: source.to_string(),
-        message: format!("failed to write an output file: {error}"),
+        error: crate::storage::EnvironmentError::Output(error.to_string()),
     }
 }
 
@@ -637,10 +643,10 @@ impl<B: Backend> Driving<'_, B> {
                 report.error = result.error;
                 report.detail = result.detail;
             }
-            Err(message) => {
+            Err(error) => {
                 self.summary.step_errors += 1;
                 report.receipt = Some("error".to_string());
-                report.error = Some(message);
+                report.error = Some(error.to_string());
             }
         }
         report.decision = handled.decision;
@@ -661,10 +667,10 @@ impl<B: Backend> Driving<'_, B> {
         let first = self.backend.event_count();
         let events = match sequence.expand(&self.scenario.personas, after_ms, step.at_ms) {
             Ok(events) => events,
-            Err(message) => {
+            Err(error) => {
                 self.summary.step_errors += 1;
                 report.receipt = Some("error".to_string());
-                report.error = Some(message);
+                report.error = Some(error.to_string());
                 return Ok(Value::Null);
             }
         };

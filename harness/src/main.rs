@@ -12,13 +12,14 @@ use rehearse::cli::{
     Cli, CliError, Command,
 };
 use rehearse::exit::Exit;
+use rehearse::style::Style;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match dispatch(&cli.command) {
         Ok(exit) => exit,
         Err(error) => {
-            rehearse::out::stderr_line(&error.to_string());
+            rehearse::out::stderr_line(&error.render(Style::stderr()));
             error.exit()
         }
     };
@@ -33,7 +34,7 @@ fn dispatch(command: &Command) -> Result<Exit, CliError> {
         Command::Explain(args) => explain::run(args),
         Command::Bless(args) => bless::run(args),
         Command::Review(args) => review::run(args),
-        Command::Replay(args) => Ok(replay::run(args)),
+        Command::Replay(args) => replay::run(args),
         Command::Explore(args) => explore::run(args),
         Command::Lint(args) => lint::run(args),
         Command::New(args) => new::run(args),

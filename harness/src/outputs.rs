@@ -128,13 +128,27 @@ impl Outputs for FileOutputs {
     }
 }
 
+/// Why [`run_into`] wrote no output set.
+#[derive(Debug, thiserror::Error)]
+pub enum RunIntoError {
+    #[error("failed to write outputs to `{}`: {source}", .dir.display())]
+    Write {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Driver(#[from] crate::driver::DriverError),
+}
+
 /// Runs `scenario` and writes its outputs into `dir` as the run goes, as one
 /// set: they are written into a stage beside `dir` that replaces it whole
 /// when the run ends (see `atomic::StagedDir`), and is removed when the run
 /// or a write fails. An existing `dir` holding anything else is refused.
-pub fn run_into(dir: &Path, scenario: &Scenario, source: &str) -> Result<Finished, String> {
-    let failed =
-        |error: std::io::Error| format!("failed to write outputs to `{}`: {error}", dir.display());
+pub fn run_into(dir: &Path, scenario: &Scenario, source: &str) -> Result<Finished, RunIntoError> {
+    let failed = |source: std::io::Error| RunIntoError::Write {
+        dir: dir.to_path_buf(),
+        source,
+    };
     // `runs/` is what versions before `runs.jsonl` wrote (a file per run
     // record): an old output set is replaced like a current one.
     let owned = |name: &str, is_dir: bool| {
@@ -152,8 +166,7 @@ pub fn run_into(dir: &Path, scenario: &Scenario, source: &str) -> Result<Finishe
         RunOptions::default(),
         &mut crate::driver::Unobserved,
         &mut files,
-    )
-    .map_err(|error| error.to_string())?;
+    )?;
     files.finish().map_err(failed)?;
     staged.commit().map_err(failed)?;
     Ok(finished)

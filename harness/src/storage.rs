@@ -30,26 +30,42 @@ pub enum BundleError {
     #[error("{0}\nhint: {hint}", hint = .0.hint())]
     Replay(ReplayError),
     #[error("environment error: {0}")]
-    Environment(String),
+    Environment(EnvironmentError),
+}
+
+/// A failure of the machine under a run or a replay (a full disk, an I/O
+/// error): never behaviour, never a golden. No message names the scratch
+/// directory or the process id.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EnvironmentError {
+    #[error("failed to create a scratch directory: {0}")]
+    Scratch(std::io::ErrorKind),
+    /// The durable log's own error, its scratch path replaced by
+    /// `<scratch>`.
+    #[error("{0}")]
+    Log(String),
+    /// An output file could not be written; the I/O error's text.
+    #[error("failed to write an output file: {0}")]
+    Output(String),
 }
 
 /// A private scratch directory holding one durable log, removed on drop.
 #[derive(Debug)]
 pub struct Scratch {
     dir: tempfile::TempDir,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<EnvironmentError>>>,
 }
 
 impl Scratch {
     /// A new, empty, private directory under the system's temporary
     /// directory; first removes the scratch directories of killed runs.
-    pub fn new() -> Result<Self, String> {
+    pub fn new() -> Result<Self, EnvironmentError> {
         let temp = std::env::temp_dir();
         clean_dead_scratch(&temp);
         let dir = tempfile::Builder::new()
             .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
             .tempdir_in(&temp)
-            .map_err(|error| format!("failed to create a scratch directory: {}", error.kind()))?;
+            .map_err(|error| EnvironmentError::Scratch(error.kind()))?;
         Ok(Self {
             dir,
             failure: Arc::new(Mutex::new(None)),
@@ -58,9 +74,9 @@ impl Scratch {
 
     /// Opens the durable log in the directory, fsyncing every batch; its
     /// failures are recorded for [`Scratch::failure`].
-    pub fn open_log(&self) -> Result<Box<dyn EventLog>, String> {
+    pub fn open_log(&self) -> Result<Box<dyn EventLog>, EnvironmentError> {
         let (log, _recovery) = FileLog::open(self.dir.path(), FileLogOptions::default())
-            .map_err(|e| scrub(&e.to_string(), self.dir.path()))?;
+            .map_err(|e| EnvironmentError::Log(scrub(&e.to_string(), self.dir.path())))?;
         Ok(Box::new(Watched {
             inner: Box::new(log),
             failure: Arc::clone(&self.failure),
@@ -69,7 +85,7 @@ impl Scratch {
     }
 
     /// The first failure of the durable log, if any, without paths.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<EnvironmentError> {
         self.failure.lock().map_or(None, |failure| failure.clone())
     }
 }
@@ -116,7 +132,7 @@ fn owned_by_me(_metadata: &std::fs::Metadata) -> bool {
 /// A durable log that remembers its first failure.
 struct Watched {
     inner: Box<dyn EventLog>,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<EnvironmentError>>>,
     dir: String,
 }
 
@@ -132,7 +148,9 @@ impl Watched {
     fn note<T>(&self, result: Result<T, LogError>) -> Result<T, LogError> {
         if let Err(error) = &result {
             if let Ok(mut failure) = self.failure.lock() {
-                failure.get_or_insert_with(|| error.to_string().replace(&self.dir, "<scratch>"));
+                failure.get_or_insert_with(|| {
+                    EnvironmentError::Log(error.to_string().replace(&self.dir, "<scratch>"))
+                });
             }
         }
         result

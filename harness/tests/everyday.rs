@@ -725,7 +725,7 @@ fn every_command_keeps_its_own_status_on_a_closed_pipe() {
     let capture = format!("snapshots/lease/spend/{capture}");
     let out = library.dir.path().join("out-closed");
     let out = out.to_str().unwrap();
-    let commands: [&[&str]; 12] = [
+    let commands: [&[&str]; 14] = [
         &["check", "-v"],
         &["bless"],
         &["lint", "scenarios/lease/spend.yaml"],
@@ -736,8 +736,10 @@ fn every_command_keeps_its_own_status_on_a_closed_pipe() {
         &["schema", "--events"],
         // Commands that end in an error, which `main` prints on stderr.
         &["explain", "scenarios/lease/spend.yaml", "--step", "99"],
+        &["replay", "scenarios/lease/spend.yaml"],
         &["audit", "nowhere.jsonl"],
         &["lint", "nowhere.yaml"],
+        &["run", "nowhere.yaml", "--out", out],
         &["check", "nowhere.yaml"],
     ];
     for args in commands {

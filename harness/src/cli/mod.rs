@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::exit::Exit;
+use crate::style::Style;
 use crate::suite::SuiteConfig;
 
 pub mod audit;
@@ -45,6 +46,10 @@ pub enum CliError {
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
+    Run(#[from] run::RunError),
+    #[error(transparent)]
+    Replay(#[from] replay::ReplayFailure),
+    #[error(transparent)]
     Review(#[from] review::ReviewError),
     #[error(transparent)]
     Certify(#[from] certify::CertifyError),
@@ -67,8 +72,22 @@ impl CliError {
     /// an input error (2).
     pub fn exit(&self) -> Exit {
         match self {
+            Self::Replay(failure) => failure.exit(),
             Self::Several(errors) => errors.iter().map(Self::exit).fold(Exit::Pass, Exit::worst),
             _ => Exit::Usage,
+        }
+    }
+
+    /// The text `main` prints on standard error, coloured by `style`.
+    pub fn render(&self, style: Style) -> String {
+        match self {
+            Self::Replay(failure) => failure.render(style),
+            Self::Several(errors) => errors
+                .iter()
+                .map(|error| error.render(style))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => self.to_string(),
         }
     }
 

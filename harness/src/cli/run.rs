@@ -58,9 +58,31 @@ pub const RUN_RECORD_VERSION: u32 = 1;
 struct Tally {
     passed: usize,
     failed: usize,
-    errors: usize,
+    /// Why files were not run (or their pages not written), in order.
+    errors: Vec<CliError>,
     /// Output folders already written, by scenario name, with their file.
     written: BTreeMap<String, String>,
+}
+
+/// Why one file of a `run` was not run, or its page not written.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
+    #[error("{}: has the same name `{name}` as `{first}`, so its outputs would overwrite `{}`; give one of them another `name`", .file.display(), .dir.display())]
+    NameClash {
+        file: PathBuf,
+        name: String,
+        first: String,
+        dir: PathBuf,
+    },
+    #[error(transparent)]
+    Outputs(#[from] crate::outputs::RunIntoError),
+    #[error("failed to write the timeline page to `{}`: {source}", .dir.display())]
+    Page {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub fn run(args: &RunArgs) -> Result<Exit, CliError> {
@@ -72,16 +94,15 @@ pub fn run(args: &RunArgs) -> Result<Exit, CliError> {
             Ok((scenario, finished, dir)) => {
                 show(args, &scenario, file, &dir, finished, style, &mut tally);
             }
-            Err(message) => {
-                tally.errors += 1;
+            Err(error) => {
                 if args.format == Format::Json {
                     outln!(
                         "{}",
                         json!({"record": "error", "version": RUN_RECORD_VERSION,
-                               "file": project.name(file), "message": message})
+                               "file": project.name(file), "message": error.to_string()})
                     );
                 }
-                eprintln!("{message}");
+                tally.errors.push(error.into());
             }
         }
     }
@@ -90,12 +111,12 @@ pub fn run(args: &RunArgs) -> Result<Exit, CliError> {
             "{}",
             json!({"record": "summary", "version": RUN_RECORD_VERSION,
                    "scenarios": args.files.len(), "passed": tally.passed,
-                   "failed": tally.failed, "errors": tally.errors})
+                   "failed": tally.failed, "errors": tally.errors.len()})
         );
     }
-    Ok(if tally.errors > 0 {
-        Exit::Usage
-    } else if tally.failed > 0 {
+    // Each file's error, after the reports of the files that ran.
+    CliError::from_several(tally.errors)?;
+    Ok(if tally.failed > 0 {
         Exit::Mismatch
     } else {
         Exit::Pass
@@ -144,33 +165,35 @@ fn show(
 /// Writes the timeline page of `file` under `dir` (see `html`).
 fn write_page(dir: &Path, file: &Path, source: &str, tally: &mut Tally) {
     match crate::html::write_run_file_page(dir, file, source) {
-        Ok(path) => eprintln!("timeline: {}", path.display()),
-        Err(error) => {
-            eprintln!(
-                "failed to write the timeline page to `{}`: {error}",
-                dir.display()
-            );
-            tally.errors += 1;
-        }
+        // A note beside the report, on standard error as before; a closed
+        // standard error only loses it.
+        Ok(path) => crate::out::stderr_line(&format!("timeline: {}", path.display())),
+        Err(source) => tally.errors.push(
+            RunError::Page {
+                dir: dir.to_path_buf(),
+                source,
+            }
+            .into(),
+        ),
     }
 }
 
-/// Parses, runs and writes one scenario; the message says why not.
+/// Parses, runs and writes one scenario; the error says why not.
 fn run_file(
     args: &RunArgs,
     project: &Project,
     file: &Path,
     tally: &mut Tally,
-) -> Result<(Scenario, Finished, PathBuf), String> {
+) -> Result<(Scenario, Finished, PathBuf), RunError> {
     let source = project.name(file);
-    let scenario = scenario::parse_scenario(file).map_err(|error| error.to_string())?;
+    let scenario = scenario::parse_scenario(file)?;
     if let Some(first) = tally.written.get(&scenario.name) {
-        return Err(format!(
-            "{}: has the same name `{}` as `{first}`, so its outputs would overwrite `{}`; give one of them another `name`",
-            file.display(),
-            scenario.name,
-            args.out.join(&scenario.name).display()
-        ));
+        return Err(RunError::NameClash {
+            file: file.to_path_buf(),
+            name: scenario.name.clone(),
+            first: first.clone(),
+            dir: args.out.join(&scenario.name),
+        });
     }
     let dir = args.out.join(&scenario.name);
     let finished = crate::outputs::run_into(&dir, &scenario, &source)?;

@@ -161,9 +161,9 @@ impl<'o> Local<'o> {
         storage: Storage,
         observer: Option<&'o mut dyn StepObserver>,
     ) -> Result<Self, DriverError> {
-        let session = session.map_err(|error| DriverError::Invalid {
+        let session = session.map_err(|error| DriverError::Runtime {
             file: source.to_string(),
-            message: error.to_string(),
+            error,
         })?;
         let ledger = matches!(storage, Storage::Window).then(|| (RunLedger::default(), 0));
         Ok(Self {
@@ -345,9 +345,9 @@ impl Storage {
     pub fn scratch(source: &str) -> Result<Self, DriverError> {
         crate::storage::Scratch::new()
             .map(Self::File)
-            .map_err(|message| DriverError::Environment {
+            .map_err(|error| DriverError::Environment {
                 file: source.to_string(),
-                message,
+                error,
             })
     }
 
@@ -357,9 +357,9 @@ impl Storage {
             Self::Window => Ok(Box::new(WindowLog::new())),
             Self::File(scratch) => scratch
                 .open_log()
-                .map_err(|message| DriverError::Environment {
+                .map_err(|error| DriverError::Environment {
                     file: source.to_string(),
-                    message,
+                    error,
                 }),
         }
     }
@@ -377,9 +377,9 @@ impl Storage {
     fn check(&self, source: &str) -> Result<(), DriverError> {
         match self {
             Self::File(scratch) => match scratch.failure() {
-                Some(message) => Err(DriverError::Environment {
+                Some(error) => Err(DriverError::Environment {
                     file: source.to_string(),
-                    message,
+                    error,
                 }),
                 None => Ok(()),
             },

@@ -349,40 +349,35 @@ fn spend_over_limit(
     hour_usd: Money,
     day_tokens: u64,
 ) -> Option<(Invariant, String)> {
-    if usd_limit(policy.run_usd).is_some_and(|limit| amount.usd > limit) {
+    let over = |limit: Option<f64>, sum: Money| usd_limit(limit).filter(|limit| sum > *limit);
+    if let Some(limit) = over(policy.run_usd, amount.usd) {
         Some((
             Invariant::RunLimit,
             format!(
-                "a single record of {} USD is over run_usd {:?}",
-                amount.usd, policy.run_usd
+                "a single record of {} USD is over run_usd {limit}",
+                amount.usd
             ),
         ))
-    } else if usd_limit(policy.daily_usd).is_some_and(|limit| day_usd > limit) {
+    } else if let Some(limit) = over(policy.daily_usd, day_usd) {
         Some((
             Invariant::DailyLimit,
-            format!(
-                "spend today reached {day_usd} USD, over daily_usd {:?}",
-                policy.daily_usd
-            ),
+            format!("spend today reached {day_usd} USD, over daily_usd {limit}"),
         ))
-    } else if usd_limit(policy.hourly_usd).is_some_and(|limit| hour_usd > limit) {
+    } else if let Some(limit) = over(policy.hourly_usd, hour_usd) {
         Some((
             Invariant::HourlyLimit,
-            format!(
-                "spend this hour reached {hour_usd} USD, over hourly_usd {:?}",
-                policy.hourly_usd
-            ),
-        ))
-    } else if policy.max_tokens.is_some_and(|limit| day_tokens > limit) {
-        Some((
-            Invariant::TokenLimit,
-            format!(
-                "tokens today reached {day_tokens}, over max_tokens {:?}",
-                policy.max_tokens
-            ),
+            format!("spend this hour reached {hour_usd} USD, over hourly_usd {limit}"),
         ))
     } else {
-        None
+        policy
+            .max_tokens
+            .filter(|limit| day_tokens > *limit)
+            .map(|limit| {
+                (
+                    Invariant::TokenLimit,
+                    format!("tokens today reached {day_tokens}, over max_tokens {limit}"),
+                )
+            })
     }
 }
 

@@ -111,7 +111,7 @@ impl Sequence {
         personas: &BTreeMap<String, PersonaSpec>,
         after_ms: i64,
         at_ms: i64,
-    ) -> Result<Box<dyn Iterator<Item = (i64, Op)> + 's>, String> {
+    ) -> Result<Box<dyn Iterator<Item = (i64, Op)> + 's>, TooManyOccurrences> {
         Ok(match self {
             Self::Advance(advance) => {
                 Box::new(advance_ticks(advance, personas, after_ms, at_ms)?.into_iter())
@@ -121,12 +121,17 @@ impl Sequence {
     }
 }
 
+/// An `advance` over more schedule occurrences than a step may expand to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`advance` would fire more than {MAX_EXPANSION} schedule occurrences, expected a shorter stretch of time")]
+pub struct TooManyOccurrences;
+
 fn advance_ticks(
     advance: &AdvanceStep,
     personas: &BTreeMap<String, PersonaSpec>,
     after_ms: i64,
     at_ms: i64,
-) -> Result<Vec<(i64, Op)>, String> {
+) -> Result<Vec<(i64, Op)>, TooManyOccurrences> {
     let mut due: Vec<(i64, &str)> = Vec::new();
     for (name, spec) in personas {
         for expression in &spec.schedules {
@@ -136,9 +141,7 @@ fn advance_ticks(
             let mut cursor = after_ms;
             while let Some(next) = schedule.next_after(cursor).filter(|next| *next <= at_ms) {
                 if due.len() as u64 >= MAX_EXPANSION {
-                    return Err(format!(
-                        "`advance` would fire more than {MAX_EXPANSION} schedule occurrences, expected a shorter stretch of time"
-                    ));
+                    return Err(TooManyOccurrences);
                 }
                 due.push((next, name.as_str()));
                 cursor = next;

@@ -64,8 +64,8 @@ pub enum ProcessError {
     #[error("process `{id}` is not waiting for signal `{signal}`")]
     NotWaiting { id: String, signal: String },
     /// A bad listing filter; the message is the modelled registry's, word for word.
-    #[error("{0}")]
-    ListFilter(String),
+    #[error(transparent)]
+    ListFilter(#[from] super::filter::FilterError),
     #[error("failed to encode the registration of process `{id}`: {message}")]
     Encode { id: String, message: String },
 }

@@ -17,7 +17,7 @@ pub enum ProcessStatusFilter {
 
 impl ProcessStatusFilter {
     /// Reads a status name; `None` means the default, `running`.
-    pub fn decode(value: Option<&str>) -> Result<Self, String> {
+    pub fn decode(value: Option<&str>) -> Result<Self, FilterError> {
         match value.unwrap_or("running") {
             "running" => Ok(Self::Running),
             "completed" => Ok(Self::Completed),
@@ -25,7 +25,7 @@ impl ProcessStatusFilter {
             "cancelled" => Ok(Self::Cancelled),
             "abandoned" => Ok(Self::Abandoned),
             "any" => Ok(Self::Any),
-            other => Err(bad_status(other)),
+            other => Err(FilterError::Status(other.to_string())),
         }
     }
 
@@ -41,10 +41,18 @@ impl ProcessStatusFilter {
     }
 }
 
-fn bad_status(got: &str) -> String {
-    format!(
-        "processes.list status must be `running`, `completed`, `failed`, `cancelled`, `abandoned`, or `any`, got `{got}`"
-    )
+/// A listing filter the modelled registry refuses; each message is its
+/// decoder's, word for word.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("processes.list status must be `running`, `completed`, `failed`, `cancelled`, `abandoned`, or `any`, got `{0}`")]
+    Status(String),
+    #[error("processes.list expects a record of process filters")]
+    NotARecord,
+    #[error("processes.list unknown filter `{0}`")]
+    Unknown(String),
+    #[error("processes.list `waiting` filter must be a boolean")]
+    Waiting,
 }
 
 /// A decoded listing filter: every given facet must match.
@@ -63,17 +71,15 @@ impl ProcessListFilter {
     /// A `status` that is not a string (`status: 5`, `null`, `true`, a
     /// list) falls back to the default state, `running`, as the modelled
     /// registry's decoder does (docs/SCENARIOS.md, "Additions to v1").
-    pub fn decode(args: &serde_json::Value) -> Result<Self, String> {
-        let map = args
-            .as_object()
-            .ok_or_else(|| "processes.list expects a record of process filters".to_string())?;
+    pub fn decode(args: &serde_json::Value) -> Result<Self, FilterError> {
+        let map = args.as_object().ok_or(FilterError::NotARecord)?;
         // With several unknown filters, the first in the map's (sorted,
         // hence stable) key order is named.
         if let Some(key) = map
             .keys()
             .find(|key| !matches!(key.as_str(), "definition" | "status" | "waiting"))
         {
-            return Err(format!("processes.list unknown filter `{key}`"));
+            return Err(FilterError::Unknown(key.clone()));
         }
         let status = match map.get("status") {
             None => ProcessStatusFilter::default(),
@@ -82,11 +88,7 @@ impl ProcessListFilter {
         };
         let waiting = map
             .get("waiting")
-            .map(|value| {
-                value
-                    .as_bool()
-                    .ok_or_else(|| "processes.list `waiting` filter must be a boolean".to_string())
-            })
+            .map(|value| value.as_bool().ok_or(FilterError::Waiting))
             .transpose()?;
         Ok(Self {
             definition: map.get("definition").cloned(),

@@ -16,7 +16,7 @@ pub use events::{
     process_topic, AbandonRequested, Claimed, Ended, LeaseExpired, ProcessEvent, Renewed,
     Signalled, Started, Waiting, PROCESS_TOPIC,
 };
-pub use filter::{ProcessListFilter, ProcessStatusFilter};
+pub use filter::{FilterError, ProcessListFilter, ProcessStatusFilter};
 pub use op::{
     expected_process_ops, AbandonOp, CancelOp, ClaimOp, CompleteOp, FailOp, HeartbeatOp,
     LeaseTokenRef, ProcessOp, SignalOp, StartOp, WaitOp, DEFAULT_PROCESS_LEASE_TTL,
