@@ -17,14 +17,7 @@ fn check_library(c: &mut Criterion) {
     // As in CI, a library that drifted fails without leaving `.new` goldens
     // behind in snapshots/.
     std::env::set_var("CI", "true");
-    let config = SuiteConfig {
-        paths: vec![PathBuf::from("scenarios")],
-        scenarios_root: PathBuf::from("scenarios"),
-        snapshots_root: PathBuf::from("snapshots"),
-        jobs: 1,
-        partition: None,
-        find_orphans: true,
-    };
+    let config = SuiteConfig::whole_library();
     let scenarios = discover(&config.paths).expect("the scenario library is readable");
     let mut group = c.benchmark_group("check");
     group.sample_size(10);

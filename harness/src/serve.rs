@@ -228,7 +228,7 @@ impl WireEvent {
             kind: event.kind.clone(),
             occurred_at: format_ms(event.occurred_at_ms),
             headers: event.headers.clone(),
-            payload: event.payload.clone(),
+            payload: event.payload.value().clone(),
         }
     }
 }

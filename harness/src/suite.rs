@@ -89,6 +89,22 @@ pub struct SuiteConfig {
     pub find_orphans: bool,
 }
 
+impl SuiteConfig {
+    /// The whole library as seen from the project root (`scenarios/`
+    /// against `snapshots/`, orphans reported) on one worker, as the
+    /// library's test binary and its bench run it.
+    pub fn whole_library() -> Self {
+        Self {
+            paths: vec![PathBuf::from("scenarios")],
+            scenarios_root: PathBuf::from("scenarios"),
+            snapshots_root: PathBuf::from("snapshots"),
+            jobs: 1,
+            partition: None,
+            find_orphans: true,
+        }
+    }
+}
+
 /// How one scenario fared.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]

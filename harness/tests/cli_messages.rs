@@ -5,27 +5,18 @@
 //! Every message here is printed by `main.rs`, the one exit point, or is a
 //! command's report.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use common::{rehearse_command, root};
 
 /// `$ rehearse ARGS` run at the repository root with `CI` set (nothing is
 /// written) and no colour, then its exit code, standard output and
 /// standard error.
 fn transcript(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_rehearse"))
-        .current_dir(repo())
+    let output = rehearse_command(&root(), "true")
         .args(args)
-        .env("CI", "true")
-        .env("NO_COLOR", "1")
         .output()
-        .unwrap();
+        .expect("the rehearse binary runs");
     let text = format!(
         "$ rehearse {}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
         args.join(" "),

@@ -3,7 +3,7 @@
 //! capture. A custom harness (libtest-mimic), so cargo test and nextest can
 //! filter and partition the library like any other tests.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use rehearse::check::problem_lines;
@@ -19,14 +19,7 @@ fn main() {
         .parent()
         .expect("the harness sits in the workspace");
     std::env::set_current_dir(root).expect("the workspace root exists");
-    let config = SuiteConfig {
-        paths: vec![PathBuf::from("scenarios")],
-        scenarios_root: PathBuf::from("scenarios"),
-        snapshots_root: PathBuf::from("snapshots"),
-        jobs: 1,
-        partition: None,
-        find_orphans: true,
-    };
+    let config = SuiteConfig::whole_library();
     let files = suite::discover(&config.paths).expect("the scenario library is readable");
     let mut trials: Vec<Trial> = files
         .iter()

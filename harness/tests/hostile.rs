@@ -468,6 +468,15 @@ fn refused_at(text: &str, line: usize, needle: &str) {
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
 
+/// `BASE` with each `(from, to)` edit (`from` must occur) is refused at
+/// `line` with a message containing `needle`.
+fn refused_edits(edits: &[(&str, &str, usize, &str)]) {
+    for &(from, to, line, needle) in edits {
+        assert!(BASE.contains(from), "`{from}` is not in the base scenario");
+        refused_at(&BASE.replace(from, to), line, needle);
+    }
+}
+
 #[test]
 fn base_scenario_lints() {
     let (code, message, _) = lint(BASE);
@@ -501,51 +510,61 @@ fn f11_alias_expansion_is_bounded() {
 /// refused where the second one is written, not accepted or put at 1:1.
 #[test]
 fn f11_duplicate_keys_via_aliases_and_tags_are_refused_in_place() {
-    let text = BASE.replace("name: base", "&k name: base\n*k : other");
-    refused_at(&text, 3, "duplicate key `name`");
-    let text = BASE.replace("start: 2026", "!!str name: other\nstart: 2026");
-    refused_at(&text, 3, "duplicate key `name`");
+    refused_edits(&[
+        (
+            "name: base",
+            "&k name: base\n*k : other",
+            3,
+            "duplicate key `name`",
+        ),
+        (
+            "start: 2026",
+            "!!str name: other\nstart: 2026",
+            3,
+            "duplicate key `name`",
+        ),
+    ]);
 }
 
 /// Finding 15: a fractional duration and a quoted number tagged as one get
 /// precise messages at their place.
 #[test]
 fn f15_errors_point_at_the_problem() {
-    refused_at(
-        &BASE.replace("at: 1s", "at: 1.5s"),
-        17,
-        "fractional number in duration `1.5s`",
-    );
-    refused_at(
-        &BASE.replace("usd: 0.005", "usd: !!float \"0.005\""),
-        18,
-        "tagged `!!float`",
-    );
+    refused_edits(&[
+        (
+            "at: 1s",
+            "at: 1.5s",
+            17,
+            "fractional number in duration `1.5s`",
+        ),
+        (
+            "usd: 0.005",
+            "usd: !!float \"0.005\"",
+            18,
+            "tagged `!!float`",
+        ),
+    ]);
 }
 
 /// Finding 13: sums and durations that would overflow are refused as input.
 #[test]
 fn f13_overflowing_amounts_are_refused() {
-    refused_at(
-        &BASE.replace("lease_ttl: 5m", "lease_ttl: 9223372036854775807ms"),
-        7,
-        "`lease_ttl`",
-    );
-    refused_at(
-        &BASE.replace("usd: 0.005", "usd: 1e308"),
-        18,
-        "above the limit",
-    );
-    refused_at(
-        &BASE.replace("tokens: 3", "tokens: 18446744073709551615"),
-        18,
-        "`tokens`",
-    );
-    refused_at(
-        &BASE.replace("max_tokens: 1000", "max_tokens: 18446744073709551615"),
-        8,
-        "`max_tokens`",
-    );
+    refused_edits(&[
+        (
+            "lease_ttl: 5m",
+            "lease_ttl: 9223372036854775807ms",
+            7,
+            "`lease_ttl`",
+        ),
+        ("usd: 0.005", "usd: 1e308", 18, "above the limit"),
+        ("tokens: 3", "tokens: 18446744073709551615", 18, "`tokens`"),
+        (
+            "max_tokens: 1000",
+            "max_tokens: 18446744073709551615",
+            8,
+            "`max_tokens`",
+        ),
+    ]);
 }
 
 /// Findings 10 and 13: a bundle's amounts are held to the same limits (a
@@ -557,7 +576,9 @@ fn f10_bundle_reads_and_amounts_are_bounded() {
     let mut bundle = capture_of(&library, PLAIN);
     let op = bundle.events[0].payload["trigger"]["cost"]["tokens"].clone();
     assert!(op.is_u64());
-    bundle.events[0].payload["trigger"]["cost"]["tokens"] = serde_json::json!(u64::MAX);
+    bundle.events[0]
+        .payload
+        .edit(|payload| payload["trigger"]["cost"]["tokens"] = serde_json::json!(u64::MAX));
     bundle.events[0].payload_hash = rehearse_runtime::hash::payload_hash(&bundle.events[0].payload);
     fs::write(library.path("huge.json"), bundle.to_jsonl()).unwrap();
     let output = library.run(&["replay", "huge.json"]);

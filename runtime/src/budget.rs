@@ -215,10 +215,27 @@ pub fn refusal(
     tokens: u64,
     now_ms: i64,
 ) -> Option<BudgetLimit> {
-    checks(policy, spend, usd, tokens, now_ms)
-        .into_iter()
-        .find(|check| check.refuses)
-        .map(|check| check.name)
+    // The same rules as `checks`, without building their figures: this runs
+    // for every trigger. The test `refusal_is_the_first_check_that_refuses`
+    // holds the two together.
+    let cost = Money::from_f64(usd);
+    let over = |spent: Money, limit: Option<f64>| {
+        limit.is_some_and(|limit| spent + cost > Money::from_f64(limit))
+    };
+    if over(Money::ZERO, policy.run_usd) {
+        Some(BudgetLimit::RunUsd)
+    } else if over(spend.today(now_ms), policy.daily_usd) {
+        Some(BudgetLimit::DailyUsd)
+    } else if over(spend.this_hour(now_ms), policy.hourly_usd) {
+        Some(BudgetLimit::HourlyUsd)
+    } else if policy
+        .max_tokens
+        .is_some_and(|limit| spend.today_tokens(now_ms).saturating_add(tokens) > limit)
+    {
+        Some(BudgetLimit::MaxTokens)
+    } else {
+        None
+    }
 }
 
 /// A persona's budget as its status reports it (the modelled runtime's `PersonaBudgetStatus`).
@@ -302,6 +319,39 @@ mod tests {
         assert_eq!(spend.today_usd(at("2026-04-25T00:10:00Z")), 0.25);
         assert_eq!(spend.today_tokens(at("2026-04-25T00:10:00Z")), 1);
         assert_eq!(spend.last_usd(), 0.25);
+    }
+
+    #[test]
+    fn refusal_is_the_first_check_that_refuses() {
+        let limits = [None, Some(0.0), Some(0.01), Some(0.02), Some(0.03)];
+        let mut spend = SpendWindows::default();
+        let now = at("2026-04-24T12:30:00Z");
+        for step in 0..4 {
+            let mut triples = Vec::new();
+            for run in limits {
+                for daily in limits {
+                    triples.extend(limits.map(|hourly| (run, daily, hourly)));
+                }
+            }
+            for (run, daily, hourly) in triples {
+                for max_tokens in [None, Some(0), Some(10), Some(25)] {
+                    let policy = BudgetPolicy {
+                        run_usd: run,
+                        daily_usd: daily,
+                        hourly_usd: hourly,
+                        max_tokens,
+                    };
+                    for (usd, tokens) in [(0.0, 0), (0.01, 5), (0.02, 10), (0.015, 30)] {
+                        let first = checks(&policy, &spend, usd, tokens, now)
+                            .into_iter()
+                            .find(|check| check.refuses)
+                            .map(|check| check.name);
+                        assert_eq!(refusal(&policy, &spend, usd, tokens, now), first, "{step}");
+                    }
+                }
+            }
+            spend.record(now, 0.005, 5);
+        }
     }
 
     #[test]

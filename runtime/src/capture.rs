@@ -11,13 +11,12 @@
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::capture_stream::CaptureWriter;
 use crate::config::RuntimeConfig;
 use crate::engine::{Runtime, RuntimeError};
-use crate::hash::{effect_hash, payload_hash};
-use crate::log::EventLog;
+use crate::hash::{effect_hash, sha256_hex};
+use crate::log::{EventLog, Payload};
 use crate::op::Op;
 use crate::supervisor::{DecisionKind, DeferredEpisode, Handled, Supervisor};
 
@@ -53,8 +52,8 @@ pub struct CaptureBundle {
 pub struct CapturedEvent {
     pub event_id: String,
     pub at_ms: i64,
-    /// The operation, as JSON.
-    pub payload: Value,
+    /// The operation, as canonical JSON.
+    pub payload: Payload,
     /// sha256 hex of the payload's canonical JSON.
     pub payload_hash: String,
 }
@@ -162,7 +161,7 @@ impl Session {
                 .supervisor
                 .handle(&mut self.runtime, event_id, op, at_ms);
         }
-        let payload = serde_json::to_value(op).expect("an operation serialises");
+        let payload = Payload::encode(op);
         let handled = self
             .supervisor
             .handle(&mut self.runtime, event_id, op, at_ms);
@@ -179,7 +178,7 @@ impl Session {
         let event = CapturedEvent {
             event_id: event_id.to_string(),
             at_ms,
-            payload_hash: payload_hash(&payload),
+            payload_hash: sha256_hex(payload.json().as_bytes()),
             payload,
         };
         let d = &handled.decision;

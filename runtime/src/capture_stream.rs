@@ -35,7 +35,6 @@ pub struct CaptureHeader {
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
 enum LineRef<'a> {
-    Event(&'a CapturedEvent),
     Decision(&'a CapturedDecision),
     Seal(&'a Seal),
 }
@@ -73,9 +72,25 @@ impl<W: Write> CaptureWriter<W> {
         Ok(writer)
     }
 
-    /// Appends one external event's line.
+    /// Appends one external event's line: its fields in key order, the
+    /// payload's canonical text spliced in as it is kept.
     pub fn event(&mut self, event: &CapturedEvent) -> io::Result<()> {
-        self.write_line(&LineRef::Event(event), true)?;
+        use std::io::Write as _;
+        let line = &mut self.line;
+        line.clear();
+        write!(
+            line,
+            "{{\"event\":{{\"at_ms\":{},\"event_id\":",
+            event.at_ms
+        )?;
+        serde_json::to_writer(&mut *line, &event.event_id)?;
+        line.extend_from_slice(b",\"payload\":");
+        line.extend_from_slice(event.payload.json().as_bytes());
+        line.extend_from_slice(b",\"payload_hash\":");
+        serde_json::to_writer(&mut *line, &event.payload_hash)?;
+        line.extend_from_slice(b"}}\n");
+        self.hasher.update(&self.line);
+        self.out.write_all(&self.line)?;
         self.events += 1;
         Ok(())
     }
@@ -104,8 +119,7 @@ impl<W: Write> CaptureWriter<W> {
     /// back is the same bytes.
     fn write_line<T: Serialize>(&mut self, value: &T, sealed: bool) -> io::Result<()> {
         self.line.clear();
-        let value = serde_json::to_value(value)?;
-        serde_json::to_writer(&mut self.line, &value)?;
+        crate::canonical::write(value, &mut self.line)?;
         self.line.push(b'\n');
         if sealed {
             self.hasher.update(&self.line);
@@ -146,5 +160,33 @@ impl CaptureBundle {
             }
         }
         writer.finish().expect("writing to memory cannot fail")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_line_is_the_canonical_json_of_the_event() {
+        let event = CapturedEvent {
+            event_id: "e \"1\"\u{1}é".to_string(),
+            at_ms: -3,
+            payload: serde_json::json!({"trigger": {"persona": "p", "cost": {"usd": 0.5}}}).into(),
+            payload_hash: "ab".to_string(),
+        };
+        let header = CaptureHeader {
+            capture_version: crate::capture::CAPTURE_VERSION.to_string(),
+            scenario: "s".to_string(),
+            config: RuntimeConfig::default(),
+            runtime_provenance: crate::capture::runtime_provenance(),
+            durable_log: false,
+        };
+        let mut writer = CaptureWriter::new(Vec::new(), &header).unwrap();
+        writer.event(&event).unwrap();
+        let mut expected =
+            crate::canonical::to_vec(&serde_json::json!({ "event": event })).unwrap();
+        expected.push(b'\n');
+        assert_eq!(writer.line, expected);
     }
 }

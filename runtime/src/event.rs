@@ -21,6 +21,21 @@ pub struct DecodeError {
     pub source: serde_json::Error,
 }
 
+/// Reads `payload` as `T` from its text. A payload that does not read is
+/// read again from its value, for the error: it names the field at fault
+/// without a position in a text the reader never wrote.
+pub(crate) fn decode_payload<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    payload: &crate::log::Payload,
+) -> Result<T, DecodeError> {
+    payload.decode().or_else(|_| {
+        <T as serde::Deserialize>::deserialize(payload.value()).map_err(|source| DecodeError {
+            kind: kind.to_string(),
+            source,
+        })
+    })
+}
+
 /// Defines a topic's event enum from its table: `Variant(Payload) = KIND,`.
 /// `KIND` is written only here; everything else asks the enum.
 macro_rules! event_enum {
@@ -47,28 +62,25 @@ macro_rules! event_enum {
                 }
             }
 
-            /// The event's payload as it is logged.
-            pub fn payload(&self) -> serde_json::Value {
-                let encoded = match self {
-                    $( Self::$variant(body) => serde_json::to_value(body), )*
-                };
-                // Payload types are plain structs with string keys: encoding
-                // them into a JSON value cannot fail.
-                encoded.expect("an event payload serialises to JSON")
+            /// The event's payload as it is logged: serialised once, to
+            /// canonical JSON.
+            pub fn payload(&self) -> $crate::log::Payload {
+                match self {
+                    $( Self::$variant(body) => $crate::log::Payload::encode(body), )*
+                }
             }
 
             /// Reads a payload of `kind`: `None` for a kind this table does
             /// not hold, an error for a payload of the wrong shape.
             pub fn decode(
                 kind: &str,
-                payload: &serde_json::Value,
+                payload: &$crate::log::Payload,
             ) -> Option<Result<Self, $crate::event::DecodeError>> {
-                use serde::Deserialize as _;
-                let error = |source| $crate::event::DecodeError { kind: kind.to_string(), source };
                 $(
                     if kind == $kind {
                         return Some(
-                            <$payload>::deserialize(payload).map(Self::$variant).map_err(error),
+                            $crate::event::decode_payload::<$payload>(kind, payload)
+                                .map(Self::$variant),
                         );
                     }
                 )*

@@ -591,7 +591,7 @@ fn encode_record(
     event: &StoredEvent,
     batch_index: u64,
     batch_len: u64,
-) -> Result<(), String> {
+) -> Result<(), EncodeError> {
     let start = out.len();
     let record = RecordOut {
         v: FORMAT_VERSION,
@@ -604,7 +604,7 @@ fn encode_record(
         headers: &event.headers,
         occurred_at_ms: event.occurred_at_ms,
     };
-    serde_json::to_writer(&mut *out, &record).map_err(|e| e.to_string())?;
+    serde_json::to_writer(&mut *out, &record).map_err(EncodeError::Json)?;
     let crc = crc32fast::hash(&out[start..]);
     // The object's closing brace makes way for the checksum member.
     assert_eq!(out.pop(), Some(b'}'), "a record serialises as an object");
@@ -614,12 +614,22 @@ fn encode_record(
     let len = out.len() - start;
     if len > MAX_RECORD_BYTES {
         out.truncate(start);
-        return Err(format!(
-            "event {} of topic `{}` needs {len} bytes, over the record limit of {MAX_RECORD_BYTES} bytes",
-            event.id, event.topic
-        ));
+        return Err(EncodeError::TooLarge {
+            id: event.id,
+            topic: event.topic.clone(),
+            len,
+        });
     }
     Ok(())
+}
+
+/// Why an event could not become a record line.
+#[derive(Debug, thiserror::Error)]
+enum EncodeError {
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("event {id} of topic `{topic}` needs {len} bytes, over the record limit of {MAX_RECORD_BYTES} bytes")]
+    TooLarge { id: u64, topic: Topic, len: usize },
 }
 
 /// Checks the `crc` member at the end of `line` (newline removed) against
@@ -930,14 +940,13 @@ fn recover(
         };
         let batch_done = check_record(&record, &mut framing, &memory, line.number)
             .map_err(|fault| corrupt(line.number, fault))?;
-        memory.push(StoredEvent {
-            topic: record.topic,
-            id: record.id,
+        let event = LogEvent {
             kind: record.kind,
-            payload: record.payload,
+            payload: record.payload.into(),
             headers: record.headers,
             occurred_at_ms: record.occurred_at_ms,
-        });
+        };
+        memory.push(StoredEvent::new(record.topic, record.id, event));
         if batch_done {
             kept = Kept {
                 bytes: line.end,
@@ -1043,7 +1052,7 @@ mod tests {
     fn event(kind: &str, payload: serde_json::Value) -> LogEvent {
         LogEvent {
             kind: kind.to_string(),
-            payload,
+            payload: payload.into(),
             headers: BTreeMap::new(),
             occurred_at_ms: 0,
         }
@@ -1170,14 +1179,13 @@ mod tests {
 
     #[test]
     fn the_module_doc_example_is_what_the_writer_writes() {
-        let event = StoredEvent {
-            topic: topic("demo.events"),
-            id: 1,
+        let event = LogEvent {
             kind: "demo.started".into(),
-            payload: json!({"work_key": "github:pr:462"}),
+            payload: json!({"work_key": "github:pr:462"}).into(),
             headers: BTreeMap::from([("persona".into(), "ada".into())]),
             occurred_at_ms: 1_777_032_000_000,
         };
+        let event = StoredEvent::new(topic("demo.events"), 1, event);
         let mut line = Vec::new();
         encode_record(&mut line, &event, 0, 2).unwrap();
         assert_eq!(
@@ -1236,7 +1244,7 @@ mod tests {
             .unwrap();
         drop(log);
         let (log, _) = open(&dir);
-        let read: Vec<f64> = serde_json::from_value(log.all()[0].payload.clone()).unwrap();
+        let read: Vec<f64> = log.all()[0].payload.decode().unwrap();
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&read), bits(&floats));
     }

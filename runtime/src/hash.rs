@@ -26,9 +26,15 @@ pub fn payload_hash(value: &serde_json::Value) -> String {
 
 /// sha256 hex of a stored event's JSON (its fields in declaration order,
 /// topic to `occurred_at_ms`; its payload and headers canonical): the
-/// effect hash a capture bundle records.
+/// effect hash a capture bundle records, computed once per event
+/// ([`StoredEvent::digest`]).
 pub fn effect_hash(event: &StoredEvent) -> String {
-    hex::encode(json_digest(event))
+    hex::encode(event.digest())
+}
+
+/// sha256 hex of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// sha256 hex of `value` serialised to canonical JSON.

@@ -6,6 +6,7 @@
 //! terminal: time is passed in as `now_ms` and ids come from [`ids::IdGen`].
 
 pub mod budget;
+pub mod canonical;
 pub mod capture;
 pub mod capture_stream;
 pub mod clock;
@@ -38,7 +39,10 @@ pub use config::{BudgetPolicy, ConfigIssue, Constraints, PersonaSpec, RuntimeCon
 pub use duration::Millis;
 pub use file_log::{FileLog, FileLogError, FileLogOptions, FsyncPolicy, Recovery};
 pub use ids::IdGen;
-pub use log::{EventLog, LogError, LogEvent, MemoryLog, Reopened, StoredEvent, Topic, WindowLog};
+pub use log::{
+    Cursor, EventLog, LogError, LogEvent, MemoryLog, Payload, Reopened, StoredEvent, Topic,
+    WindowLog,
+};
 pub use money::Money;
 pub use op::Op;
 pub use pipeline::{Pipeline, PipelineError, PipelineOutcome, QueuedTrigger, UnsettledSnapshot};

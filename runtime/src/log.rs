@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize, Serializer};
+use sha2::{Digest, Sha256};
 
 /// A validated topic name: non-empty `[A-Za-z0-9._-]+`.
 ///
@@ -66,11 +67,108 @@ impl fmt::Display for Topic {
     }
 }
 
+/// An event's payload: its canonical JSON (`canonical.rs`), written once
+/// when the event is made and kept as text. The log, the effect hashes and
+/// the outputs use the text; a reader that wants a [`serde_json::Value`]
+/// gets one parsed on first use (through `Deref`, so `payload["key"]` and
+/// `payload.get("key")` read as they would on a `Value`), and a typed reader
+/// parses the text straight into its type ([`Payload::decode`]).
+#[derive(Clone, Default)]
+pub struct Payload {
+    json: Arc<str>,
+    value: OnceLock<serde_json::Value>,
+}
+
+impl Payload {
+    /// The payload of `value`, serialised once to canonical JSON.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Self {
+        Self {
+            json: crate::canonical::to_shared_str(value)
+                .expect("an event payload serialises to JSON"),
+            value: OnceLock::new(),
+        }
+    }
+
+    /// The payload's canonical JSON text.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The payload as a JSON value, parsed from its text on first use.
+    pub fn value(&self) -> &serde_json::Value {
+        self.value.get_or_init(|| {
+            serde_json::from_str(&self.json).expect("a payload's canonical JSON parses")
+        })
+    }
+
+    /// Changes the payload through its JSON value, then writes it again as
+    /// canonical JSON.
+    pub fn edit(&mut self, edit: impl FnOnce(&mut serde_json::Value)) {
+        let mut value = self.value().clone();
+        edit(&mut value);
+        *self = Self::from(value);
+    }
+
+    /// Reads the payload as `T`, from its text.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.json)
+    }
+}
+
+impl From<serde_json::Value> for Payload {
+    fn from(value: serde_json::Value) -> Self {
+        let payload = Self::encode(&value);
+        // The value is at hand: keep it rather than parse the text again.
+        let _ = payload.value.set(value);
+        payload
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = serde_json::Value;
+    fn deref(&self) -> &serde_json::Value {
+        self.value()
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+impl PartialEq<serde_json::Value> for Payload {
+    fn eq(&self, other: &serde_json::Value) -> bool {
+        self.value() == other
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.json)
+    }
+}
+
+/// Serialised as its value, so every serializer (pretty ones too) writes
+/// what it wrote for the value; the runtime's own writers of event and
+/// capture lines splice [`Payload::json`] instead.
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(Self::from)
+    }
+}
+
 /// An event before it is appended: what happened, with its headers and time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogEvent {
     pub kind: String,
-    pub payload: serde_json::Value,
+    pub payload: Payload,
     /// Ordered headers; the persona runtime sets `persona=<name>`.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -78,21 +176,128 @@ pub struct LogEvent {
 }
 
 /// An appended event: its topic and its id within that topic.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Its canonical JSON (the fields in declaration order, the payload and
+/// headers canonical: [`StoredEvent::write_json`]) and that text's sha256
+/// ([`StoredEvent::digest`], the effect hash a capture records) are
+/// computed at most once, when first asked for; the runtime asks as it
+/// appends. Made with [`StoredEvent::new`]; its fields are not to be
+/// changed afterwards (the digest would not follow).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct StoredEvent {
     pub topic: Topic,
     pub id: u64,
     pub kind: String,
-    pub payload: serde_json::Value,
+    pub payload: Payload,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub occurred_at_ms: i64,
+    #[serde(skip)]
+    digest: OnceLock<[u8; 32]>,
+}
+
+/// A copy: its digest is computed again when asked for, so a copy whose
+/// fields are then changed hashes what it holds.
+impl Clone for StoredEvent {
+    fn clone(&self) -> Self {
+        Self {
+            topic: self.topic.clone(),
+            id: self.id,
+            kind: self.kind.clone(),
+            payload: self.payload.clone(),
+            headers: self.headers.clone(),
+            occurred_at_ms: self.occurred_at_ms,
+            digest: OnceLock::new(),
+        }
+    }
+}
+
+impl PartialEq for StoredEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.topic == other.topic
+            && self.id == other.id
+            && self.kind == other.kind
+            && self.payload == other.payload
+            && self.headers == other.headers
+            && self.occurred_at_ms == other.occurred_at_ms
+    }
 }
 
 impl StoredEvent {
+    /// `event` stored as id `id` of `topic`.
+    pub fn new(topic: Topic, id: u64, event: LogEvent) -> Self {
+        Self {
+            topic,
+            id,
+            kind: event.kind,
+            payload: event.payload,
+            headers: event.headers,
+            occurred_at_ms: event.occurred_at_ms,
+            digest: OnceLock::new(),
+        }
+    }
+
+    /// The same event as id `id` of its topic.
+    pub fn renumbered(&self, id: u64) -> Self {
+        Self { id, ..self.clone() }
+    }
+
+    /// Changes the payload through its JSON value (then written again as
+    /// canonical JSON) and forgets the digest.
+    pub fn edit_payload(&mut self, edit: impl FnOnce(&mut serde_json::Value)) {
+        self.payload.edit(edit);
+        self.digest = OnceLock::new();
+    }
+
     /// The value of header `name`, if set.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
+    }
+
+    /// Appends the event's JSON to `out`: compact, its fields in declaration
+    /// order (`topic` to `occurred_at_ms`), its payload's canonical text as
+    /// kept and its headers in key order; what `serde_json::to_vec` of the
+    /// event writes, without parsing the payload.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        fn text(out: &mut Vec<u8>, value: &str) {
+            serde_json::to_writer(out, value).expect("a string serialises");
+        }
+        out.extend_from_slice(b"{\"topic\":");
+        text(out, self.topic.as_str());
+        out.extend_from_slice(b",\"id\":");
+        write!(out, "{}", self.id).expect("a Vec takes every byte");
+        out.extend_from_slice(b",\"kind\":");
+        text(out, &self.kind);
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(self.payload.json().as_bytes());
+        out.extend_from_slice(b",\"headers\":{");
+        for (index, (name, value)) in self.headers.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            text(out, name);
+            out.push(b':');
+            text(out, value);
+        }
+        out.extend_from_slice(b"},\"occurred_at_ms\":");
+        write!(out, "{}", self.occurred_at_ms).expect("a Vec takes every byte");
+        out.push(b'}');
+    }
+
+    /// The sha256 of [`StoredEvent::write_json`]'s text, computed once.
+    pub fn digest(&self) -> &[u8; 32] {
+        self.digest.get_or_init(|| {
+            thread_local! {
+                static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+            BUFFER.with(|buffer| {
+                let mut bytes = buffer.borrow_mut();
+                bytes.clear();
+                self.write_json(&mut bytes);
+                Sha256::digest(bytes.as_slice()).into()
+            })
+        })
     }
 }
 
@@ -127,8 +332,22 @@ pub trait EventLog: fmt::Debug {
     fn read_range(&self, topic: &Topic, after: u64, limit: usize) -> Vec<StoredEvent>;
 
     /// Every event of every topic the log holds, in append order: for a
-    /// [`WindowLog`], only the events since its last release.
+    /// [`WindowLog`], only the events since its last release. Prefer
+    /// [`EventLog::read_from`], which names the position it starts at and
+    /// which every backend can serve without holding its history.
     fn all(&self) -> &[StoredEvent];
+
+    /// A cursor over the events from global position `from` (0-based, as
+    /// [`EventLog::len`] counts) to the end, in append order. A
+    /// [`WindowLog`] holds only the events since its last release and
+    /// panics for earlier ones.
+    fn read_from(&self, from: usize) -> Cursor<'_> {
+        let end = usize::try_from(self.len()).expect("a log position fits in memory");
+        Cursor {
+            events: self.slice(from..end).iter(),
+            position: from,
+        }
+    }
 
     /// The events at positions `range` of the global append order (0-based,
     /// as [`EventLog::len`] counts). A [`WindowLog`] holds only the events
@@ -183,6 +402,37 @@ pub trait EventLog: fmt::Debug {
     }
 }
 
+/// Events read in append order from a position of the log
+/// ([`EventLog::read_from`]).
+#[derive(Clone, Debug)]
+pub struct Cursor<'a> {
+    events: std::slice::Iter<'a, StoredEvent>,
+    position: usize,
+}
+
+impl Cursor<'_> {
+    /// The global position of the next event the cursor yields.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+}
+
+impl<'a> Iterator for Cursor<'a> {
+    type Item = &'a StoredEvent;
+
+    fn next(&mut self) -> Option<&'a StoredEvent> {
+        let event = self.events.next()?;
+        self.position += 1;
+        Some(event)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.events.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Cursor<'_> {}
+
 /// What reopening a log found and dropped.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reopened {
@@ -212,14 +462,7 @@ fn stamp(batch: Vec<(Topic, LogEvent)>, latest_id: impl Fn(&Topic) -> u64) -> Ve
             };
             let next = &mut next_ids[slot].1;
             *next += 1;
-            StoredEvent {
-                id: *next,
-                topic,
-                kind: event.kind,
-                payload: event.payload,
-                headers: event.headers,
-                occurred_at_ms: event.occurred_at_ms,
-            }
+            StoredEvent::new(topic, *next, event)
         })
         .collect()
 }
@@ -437,10 +680,49 @@ mod tests {
     fn event(kind: &str) -> LogEvent {
         LogEvent {
             kind: kind.to_string(),
-            payload: serde_json::json!({}),
+            payload: serde_json::json!({}).into(),
             headers: BTreeMap::new(),
             occurred_at_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_payload_serialises_as_its_value_and_keeps_its_canonical_text() {
+        let value = serde_json::json!({"b": [1, {"z": null, "a": 2.5}], "a": "x\"y"});
+        let payload = Payload::from(value.clone());
+        assert_eq!(payload.json(), r#"{"a":"x\"y","b":[1,{"a":2.5,"z":null}]}"#);
+        assert_eq!(serde_json::to_string(&payload).unwrap(), payload.json());
+        assert_eq!(serde_json::to_value(&payload).unwrap(), value);
+        assert_eq!(
+            crate::canonical::to_string(&payload).unwrap(),
+            payload.json()
+        );
+        let pretty = serde_json::to_string_pretty(&payload).unwrap();
+        assert_eq!(pretty, serde_json::to_string_pretty(&value).unwrap());
+        let read: Payload =
+            serde_json::from_str(r#"{ "b": [1, {"a": 2.5, "z": null}], "a": "x\"y" }"#).unwrap();
+        assert_eq!(read, payload);
+        assert_eq!(read["a"], "x\"y");
+    }
+
+    #[test]
+    fn a_stored_event_writes_the_json_serde_json_writes_and_hashes_it_once() {
+        let event = LogEvent {
+            kind: "k".to_string(),
+            payload: Payload::from(serde_json::json!({"z": 1, "a": [true, "\u{1}é"]})),
+            headers: BTreeMap::from([
+                ("persona".to_string(), "ada".to_string()),
+                ("b\"".to_string(), "2".to_string()),
+            ]),
+            occurred_at_ms: -5,
+        };
+        let stored = StoredEvent::new(Topic::new("t.x").unwrap(), 42, event);
+        let mut written = Vec::new();
+        stored.write_json(&mut written);
+        assert_eq!(written, serde_json::to_vec(&stored).unwrap());
+        let expected: [u8; 32] = Sha256::digest(&written).into();
+        assert_eq!(stored.digest(), &expected);
+        assert_eq!(stored.clone().digest(), &expected);
     }
 
     #[test]
@@ -511,8 +793,12 @@ mod tests {
             assert_eq!(window.latest_id(&a), memory.latest_id(&a));
             let range = before..before + 2;
             assert_eq!(window.slice(range.clone()), memory.slice(range), "{round}");
+            let cursor = window.read_from(before);
+            assert_eq!(cursor.len(), 2);
+            assert!(cursor.eq(memory.read_from(before)));
             window.release();
             assert!(window.all().is_empty());
+            assert_eq!(window.read_from(before + 2).position(), before + 2);
         }
         assert_eq!(window.len(), 6);
         assert!(window.reopen(None).is_err());

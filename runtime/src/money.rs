@@ -33,7 +33,15 @@ impl Money {
         if !value.is_finite() {
             return Self::ZERO;
         }
-        Self::parse(&format!("{value}")).unwrap_or_else(|| {
+        // The text is written on the stack: an amount is converted for
+        // every budget check, and a plain amount's text is short.
+        let mut text = ShortText::default();
+        let parsed = if fmt::Write::write_fmt(&mut text, format_args!("{value}")).is_ok() {
+            Self::parse(text.as_str())
+        } else {
+            Self::parse(&value.to_string())
+        };
+        parsed.unwrap_or_else(|| {
             // Too large for the text route (exponent form): scale directly.
             Self((value * UNIT as f64).round() as i128)
         })
@@ -131,12 +139,51 @@ impl Money {
     /// decimal of the amount read as a float, which prints back as that
     /// decimal.
     pub fn to_f64(self) -> f64 {
+        // Below 2^53 units the amount and the unit are exact `f64`s, and
+        // one correctly rounded division gives the nearest `f64` to the
+        // decimal, which is what parsing its text gives.
+        const EXACT: i128 = 1 << f64::MANTISSA_DIGITS;
+        if self.0.abs() < EXACT {
+            return self.0 as f64 / UNIT as f64;
+        }
         self.to_string().parse().unwrap_or(0.0)
     }
 
     /// `max(self, 0)`.
     pub fn at_least_zero(self) -> Self {
         self.max(Self::ZERO)
+    }
+}
+
+/// A text of at most 64 bytes written on the stack; a longer one does not
+/// fit, and writing it fails.
+struct ShortText {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for ShortText {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl ShortText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("only whole strings are written")
+    }
+}
+
+impl fmt::Write for ShortText {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -184,6 +231,39 @@ impl fmt::Display for Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_conversions_agree_with_the_text_routes() {
+        let mut amounts: Vec<f64> = vec![
+            0.0,
+            -0.0,
+            0.1,
+            0.2,
+            0.3,
+            1e-12,
+            5e-13,
+            0.002,
+            1e6,
+            9007.199254740991,
+        ];
+        amounts.extend([123456.789012345, 1e20, 1e300, -2.5e-7, f64::MAX]);
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let digits = (state % 10_000_000_000_000) as f64;
+            amounts.push(digits / 10f64.powi((state % 15) as i32));
+        }
+        for amount in amounts {
+            let money = Money::from_f64(amount);
+            let by_text = Money::parse(&format!("{amount}"))
+                .unwrap_or_else(|| Money((amount * UNIT as f64).round() as i128));
+            assert_eq!(money, by_text, "{amount}");
+            let back: f64 = money.to_string().parse().unwrap();
+            assert_eq!(money.to_f64().to_bits(), back.to_bits(), "{money}");
+        }
+    }
 
     #[test]
     fn sums_are_exact_and_print_shortest() {

@@ -265,8 +265,23 @@ pub enum RunRecordError {
     Invalid {
         what: &'static str,
         path: PathBuf,
-        reason: String,
+        reason: RecordInvalid,
     },
+}
+
+/// Which invariant of a run record is broken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordInvalid {
+    #[error("version {0} is not {RUN_RECORD_VERSION}")]
+    Version(u64),
+    #[error("empty `id`")]
+    EmptyId,
+    #[error("empty `persona`")]
+    EmptyPersona,
+    #[error("no stages")]
+    NoStages,
+    #[error("a {0} run without `finished_at`")]
+    Unfinished(RunStatus),
 }
 
 impl RunRecord {
@@ -383,26 +398,23 @@ impl RunRecord {
 
     /// The invariants of a record, checked right before writing and right
     /// after reading.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), RecordInvalid> {
         if self.run_record_version != RUN_RECORD_VERSION {
-            return Err(format!(
-                "version {} is not {RUN_RECORD_VERSION}",
-                self.run_record_version
-            ));
+            return Err(RecordInvalid::Version(self.run_record_version));
         }
         if self.id.is_empty() {
-            return Err("empty `id`".to_string());
+            return Err(RecordInvalid::EmptyId);
         }
         if self.persona.is_empty() {
-            return Err("empty `persona`".to_string());
+            return Err(RecordInvalid::EmptyPersona);
         }
         if self.stages.is_empty() {
-            return Err("no stages".to_string());
+            return Err(RecordInvalid::NoStages);
         }
         // A crashed run may or may not have been seen to end; the others
         // always have a finish time.
         if self.status != RunStatus::Crashed && self.finished_at.is_none() {
-            return Err(format!("a {} run without `finished_at`", self.status));
+            return Err(RecordInvalid::Unfinished(self.status));
         }
         Ok(())
     }

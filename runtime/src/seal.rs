@@ -90,10 +90,24 @@ pub(crate) struct SealedBundle {
     seal: Seal,
 }
 
-impl TryFrom<SealedBundle> for CaptureBundle {
-    type Error = String;
+/// A seal that does not match the bundle it closes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("the seal records {sealed_events} events and {sealed_decisions} decisions, the bundle holds {found_events} and {found_decisions}")]
+    Counts {
+        sealed_events: u64,
+        sealed_decisions: u64,
+        found_events: u64,
+        found_decisions: u64,
+    },
+    #[error("the seal's sha256 {sealed} does not match the bundle's contents ({found})")]
+    Digest { sealed: String, found: String },
+}
 
-    fn try_from(raw: SealedBundle) -> Result<Self, String> {
+impl TryFrom<SealedBundle> for CaptureBundle {
+    type Error = SealError;
+
+    fn try_from(raw: SealedBundle) -> Result<Self, SealError> {
         let bundle = CaptureBundle {
             capture_version: raw.capture_version,
             scenario: raw.scenario,
@@ -105,16 +119,18 @@ impl TryFrom<SealedBundle> for CaptureBundle {
         let found = bundle.seal();
         let sealed = raw.seal;
         if (found.events, found.decisions) != (sealed.events, sealed.decisions) {
-            return Err(format!(
-                "the seal records {} events and {} decisions, the bundle holds {} and {}",
-                sealed.events, sealed.decisions, found.events, found.decisions
-            ));
+            return Err(SealError::Counts {
+                sealed_events: sealed.events,
+                sealed_decisions: sealed.decisions,
+                found_events: found.events,
+                found_decisions: found.decisions,
+            });
         }
         if found.sha256 != sealed.sha256 {
-            return Err(format!(
-                "the seal's sha256 {} does not match the bundle's contents ({})",
-                sealed.sha256, found.sha256
-            ));
+            return Err(SealError::Digest {
+                sealed: sealed.sha256,
+                found: found.sha256,
+            });
         }
         Ok(bundle)
     }
@@ -133,7 +149,7 @@ impl CaptureBundle {
 /// Reads a bundle held as JSON without checking its seal (any `seal` is
 /// dropped), for tests that edit bundles on purpose: written again, it
 /// carries a seal over the edit, so a later check catches the edit itself.
-pub fn read_unsealed(mut value: serde_json::Value) -> Result<CaptureBundle, String> {
+pub fn read_unsealed(mut value: serde_json::Value) -> Result<CaptureBundle, serde_json::Error> {
     if let Some(object) = value.as_object_mut() {
         object.remove("seal");
     }
@@ -147,7 +163,7 @@ pub fn read_unsealed(mut value: serde_json::Value) -> Result<CaptureBundle, Stri
         decisions: Vec<CapturedDecision>,
         runtime_provenance: String,
     }
-    let raw: Unsealed = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let raw: Unsealed = serde_json::from_value(value)?;
     Ok(CaptureBundle {
         capture_version: raw.capture_version,
         scenario: raw.scenario,

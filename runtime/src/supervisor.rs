@@ -468,31 +468,67 @@ impl Supervisor {
         if self.constraints.max_per_window.is_some() && self.constraints.rate_window.is_some() {
             self.recent_invocations.push_back(now_ms);
         }
+        if self.constraints.deadline.map(|d| d.as_i64()) == Some(0) {
+            return self.aborted_before_start(event_id, episode);
+        }
+        let attempts = self.attempts(runtime, op, now_ms);
+        let crash_until = attempts
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|r| r.run.as_ref())
+            .filter(|run| run.status == ReceiptStatus::Crashed)
+            .and_then(|run| run.lease.as_ref())
+            .map(|lease| lease.expires_at_ms);
+        let until = crash_until
+            .unwrap_or(now_ms)
+            .max(now_ms + attempts.elapsed_ms);
+        if until > now_ms {
+            self.in_flight.push((episode, until));
+        }
+        let decision = self.decision(
+            event_id,
+            DecisionKind::Invoke,
+            None,
+            Some(episode),
+            Some(termination_of(&attempts.result)),
+            attempts.retries,
+        );
+        (decision, attempts.result.map_err(|error| error.to_string()))
+    }
+
+    /// A zero deadline has expired before the attempt starts: the modelled
+    /// runtime handle aborts it without running it, and an abort is never
+    /// retried (docs/SCENARIOS.md, "Additions to v1").
+    fn aborted_before_start(
+        &self,
+        event_id: &str,
+        episode: u64,
+    ) -> (Decision, Result<OpResult, String>) {
+        let decision = self.decision(
+            event_id,
+            DecisionKind::Invoke,
+            None,
+            Some(episode),
+            Some(Termination::Aborted),
+            0,
+        );
+        let result = OpResult {
+            receipt: "aborted".to_string(),
+            error: Some("deadline of 0s: the attempt was aborted before it ran".to_string()),
+            ..OpResult::default()
+        };
+        (decision, Ok(result))
+    }
+
+    /// Runs the attempts of a trigger or tick: the first, then a retry
+    /// after each mechanical failure while `max_retries` allows.
+    fn attempts(&self, runtime: &mut Runtime, op: &Op, now_ms: i64) -> Attempts {
         let (persona, cost) = match op {
             Op::Trigger(t) => (&t.persona, &t.cost),
             Op::Tick(t) => (&t.persona, &t.cost),
             _ => unreachable!("only triggers and ticks are gated"),
         };
-        let deadline_ms = self.constraints.deadline.map(|d| d.as_i64());
-        if deadline_ms == Some(0) {
-            // A zero deadline has expired before the attempt starts: the
-            // modelled runtime handle aborts it without running it, and an
-            // abort is never retried (docs/SCENARIOS.md, "Additions to v1").
-            let decision = self.decision(
-                event_id,
-                DecisionKind::Invoke,
-                None,
-                Some(episode),
-                Some(Termination::Aborted),
-                0,
-            );
-            let result = OpResult {
-                receipt: "aborted".to_string(),
-                error: Some("deadline of 0s: the attempt was aborted before it ran".to_string()),
-                ..OpResult::default()
-            };
-            return (decision, Ok(result));
-        }
         let scripted = |index: usize| {
             self.scripted_attempt(op, index)
                 .expect("a trigger or tick has scripted attempts")
@@ -501,46 +537,24 @@ impl Supervisor {
         let plan = |index: usize| RunPlan {
             outcome: scripted(index).outcome,
         };
-
-        let mut retries = 0u64;
-        let mut elapsed_ms = attempt_ms;
         let mut envelope = None;
-        let mut result = self.first_attempt(runtime, op, plan(0), now_ms, &mut envelope);
-        loop {
-            let termination = termination_of(&result);
-            let retryable = retryable(&result);
-            if !retryable || retries >= self.constraints.max_retries {
-                let crash_until = result
-                    .as_ref()
-                    .ok()
-                    .and_then(|r| r.run.as_ref())
-                    .filter(|run| run.status == ReceiptStatus::Crashed)
-                    .and_then(|run| run.lease.as_ref())
-                    .map(|lease| lease.expires_at_ms);
-                let until = crash_until.unwrap_or(now_ms).max(now_ms + elapsed_ms);
-                if until > now_ms {
-                    self.in_flight.push((episode, until));
-                }
-                let decision = self.decision(
-                    event_id,
-                    DecisionKind::Invoke,
-                    None,
-                    Some(episode),
-                    Some(termination),
-                    retries,
-                );
-                return (decision, result.map_err(|error| error.to_string()));
-            }
-            retries += 1;
-            elapsed_ms += attempt_ms;
-            let index = usize::try_from(retries).unwrap_or(usize::MAX);
-            result = match &envelope {
+        let mut attempts = Attempts {
+            result: self.first_attempt(runtime, op, plan(0), now_ms, &mut envelope),
+            retries: 0,
+            elapsed_ms: attempt_ms,
+        };
+        while retryable(&attempts.result) && attempts.retries < self.constraints.max_retries {
+            attempts.retries += 1;
+            attempts.elapsed_ms += attempt_ms;
+            let index = usize::try_from(attempts.retries).unwrap_or(usize::MAX);
+            attempts.result = match &envelope {
                 Some(envelope) => runtime
                     .retry(persona, envelope, cost, plan(index), now_ms)
                     .map(|(r, _)| r),
                 None => self.first_attempt(runtime, op, plan(index), now_ms, &mut envelope),
             };
         }
+        attempts
     }
 
     /// The first committed attempt of an episode: `trigger.received` (or
@@ -557,6 +571,15 @@ impl Supervisor {
         *envelope = result.run.as_ref().and_then(|run| run.envelope.clone());
         Ok(result)
     }
+}
+
+/// What the attempts of one invocation came to.
+struct Attempts {
+    /// The last attempt's outcome.
+    result: Result<OpResult, RuntimeError>,
+    retries: u64,
+    /// How long the attempts kept the episode in flight, together.
+    elapsed_ms: i64,
 }
 
 /// One scripted attempt of a trigger or tick, under the deadline.

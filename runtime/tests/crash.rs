@@ -184,7 +184,7 @@ fn batch(i: u64) -> Vec<(Topic, LogEvent)> {
             let topic = Topic::new(TOPICS[(index % 2) as usize]).unwrap();
             let event = LogEvent {
                 kind: "crash.append".to_string(),
-                payload: json!({"batch": i, "index": index}),
+                payload: json!({"batch": i, "index": index}).into(),
                 headers: BTreeMap::from([("writer".to_string(), "child".to_string())]),
                 occurred_at_ms: i64::try_from(i).unwrap(),
             };
@@ -201,14 +201,7 @@ fn expected_events(batches: u64) -> Vec<StoredEvent> {
         for (topic, event) in batch(i) {
             let id = ids.entry(topic.clone()).or_insert(0);
             *id += 1;
-            events.push(StoredEvent {
-                topic,
-                id: *id,
-                kind: event.kind,
-                payload: event.payload,
-                headers: event.headers,
-                occurred_at_ms: event.occurred_at_ms,
-            });
+            events.push(StoredEvent::new(topic, *id, event));
         }
     }
     events

@@ -207,10 +207,12 @@ fn tampered_messages(bundle: &CaptureBundle) -> String {
     extra.decisions[7].effects.push(first);
     report("extra effect", &extra);
     let mut payload = bundle.clone();
-    payload.events[5].payload["trigger"]["kind"] = "changed".into();
+    payload.events[5]
+        .payload
+        .edit(|payload| payload["trigger"]["kind"] = "changed".into());
     report("payload", &payload);
     let mut garbage = bundle.clone();
-    garbage.events[6].payload = serde_json::json!({"trigger": {"persona": 3}});
+    garbage.events[6].payload = serde_json::json!({"trigger": {"persona": 3}}).into();
     garbage.events[6].payload_hash = hex::encode(Sha256::digest(
         serde_json::to_vec(&garbage.events[6].payload).unwrap(),
     ));

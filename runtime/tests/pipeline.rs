@@ -443,7 +443,7 @@ fn rebuild_from_the_log_equals_the_incremental_state() {
                         other.clone(),
                         rehearse_runtime::LogEvent {
                             kind: "persona.run.started".into(),
-                            payload: json!({}),
+                            payload: json!({}).into(),
                             headers: Default::default(),
                             occurred_at_ms: now_ms,
                         },

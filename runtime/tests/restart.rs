@@ -14,7 +14,9 @@ fn op(yaml: &str) -> Op {
     serde_yaml::from_str(yaml).unwrap()
 }
 
-fn runtime(name: &str) -> (Runtime, std::path::PathBuf) {
+/// A fresh durable log in its own directory, and the configuration of one
+/// persona `a`, starting at 12:00.
+fn durable(name: &str) -> (FileLog, RuntimeConfig, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("rehearse-restart-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -29,6 +31,11 @@ fn runtime(name: &str) -> (Runtime, std::path::PathBuf) {
         personas: [("a".to_string(), spec)].into_iter().collect(),
         supervisor: Default::default(),
     };
+    (log, config, dir)
+}
+
+fn runtime(name: &str) -> (Runtime, std::path::PathBuf) {
+    let (log, config, dir) = durable(name);
     (Runtime::new(&config, Box::new(log)).unwrap(), dir)
 }
 
@@ -85,20 +92,7 @@ fn a_torn_tail_drops_the_whole_last_operation() {
 fn a_session_survives_a_restart_that_shrinks_the_log() {
     use rehearse_runtime::capture::Session;
     use rehearse_runtime::replay::{replay, ReplayOptions};
-    let dir = std::env::temp_dir().join(format!("rehearse-restart-session-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (log, _) = FileLog::open(&dir, FileLogOptions::default()).unwrap();
-    let spec = PersonaSpec {
-        entry_workflow: "wf".into(),
-        ..PersonaSpec::default()
-    };
-    let config = RuntimeConfig {
-        start_ms: at("0s"),
-        seed: 3,
-        personas: [("a".to_string(), spec)].into_iter().collect(),
-        supervisor: Default::default(),
-    };
+    let (log, config, dir) = durable("session");
     let mut session = Session::new("torn", &config, Box::new(log)).unwrap();
     session.handle("step-1", at("0s"), &pr(1));
     let torn = session.handle("step-2", at("1s"), &op("restart: {torn_tail_bytes: 30}"));

@@ -303,7 +303,9 @@ fn a_capture_replays_and_tampering_is_named() {
     assert_eq!((summary.events, summary.decisions), (4, 4));
 
     let mut tampered = bundle.clone();
-    tampered.events[1].payload["trigger"]["persona"] = "a".into();
+    tampered.events[1]
+        .payload
+        .edit(|payload| payload["trigger"]["persona"] = "a".into());
     assert!(
         matches!(replay(&tampered, strict, Box::new(MemoryLog::new())), Err(ReplayError::PayloadHashMismatch { event_id, .. }) if event_id == "step-2")
     );

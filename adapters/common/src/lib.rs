@@ -7,6 +7,9 @@ use std::io::{BufRead, Read, Write};
 
 use serde_json::{json, Value};
 
+/// The protocol both adapters speak.
+pub const PROTOCOL: &str = "rehearse-protocol/1";
+
 /// The longest line read, from the harness or from a log: 16 MiB.
 pub const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -99,6 +102,86 @@ pub fn serve(
     Ok(())
 }
 
+/// The `hello` answer: who the implementation is and what it supports
+/// (`capabilities`: its `steps`, `outcomes` and `answers`).
+pub fn hello(name: &str, version: &str, capabilities: Value) -> Value {
+    json!({
+        "type": "hello",
+        "protocol": PROTOCOL,
+        "implementation": {"name": name, "version": version},
+        "capabilities": capabilities,
+    })
+}
+
+/// [`serve`] on standard input and output.
+pub fn serve_stdio(
+    answer: impl FnMut(&Value) -> Result<Option<Value>, String>,
+) -> Result<(), String> {
+    let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
+    serve(&mut input, &mut out, answer)
+}
+
+/// The exit of adapter `name`: 0 after a served session, else the error on
+/// standard error and 2.
+pub fn exit(name: &str, served: Result<(), String>) -> std::process::ExitCode {
+    match served {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// One request, by its `type`.
+#[derive(Debug, PartialEq)]
+pub enum Request<'a> {
+    Hello,
+    /// `configure`, with its `config`.
+    Configure(&'a Value),
+    Op,
+    Query,
+    End,
+    /// Any other `type` (empty when there is none).
+    Other(&'a str),
+}
+
+impl<'a> Request<'a> {
+    /// Reads a request's `type`; a `configure` without `config` is an error.
+    pub fn of(request: &'a Value) -> Result<Self, String> {
+        let kind = request
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Ok(match kind {
+            "hello" => Self::Hello,
+            "configure" => Self::Configure(
+                request
+                    .get("config")
+                    .ok_or("`configure` without `config`")?,
+            ),
+            "op" => Self::Op,
+            "query" => Self::Query,
+            "end" => Self::End,
+            other => Self::Other(other),
+        })
+    }
+
+    /// The error answered to a request that cannot come now (an `op`
+    /// before `configure`) or is not in the protocol.
+    pub fn unexpected(&self) -> String {
+        let kind = match self {
+            Self::Hello => "hello",
+            Self::Configure(_) => "configure",
+            Self::Op => "op",
+            Self::Query => "query",
+            Self::End => "end",
+            Self::Other(other) => other,
+        };
+        format!("unexpected request `{kind}`")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +219,22 @@ mod tests {
             text,
             "{\"message\":\"no\",\"type\":\"error\"}\n{\"type\":\"bye\"}\n"
         );
+    }
+
+    #[test]
+    fn requests_are_read_by_their_type() {
+        let config = json!({"personas": {}});
+        let configure = json!({"type": "configure", "config": config});
+        assert_eq!(Request::of(&configure), Ok(Request::Configure(&config)));
+        assert!(Request::of(&json!({"type": "configure"})).is_err());
+        let op = json!({"type": "op"});
+        assert_eq!(
+            Request::of(&op).unwrap().unexpected(),
+            "unexpected request `op`"
+        );
+        let untyped = json!({});
+        assert_eq!(Request::of(&untyped), Ok(Request::Other("")));
+        assert_eq!(Request::Other("").unexpected(), "unexpected request ``");
     }
 
     #[test]

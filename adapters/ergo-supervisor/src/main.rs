@@ -33,10 +33,8 @@ use ergo_adapter::{
     RunTermination, RuntimeInvoker,
 };
 use ergo_supervisor::{Constraints, Decision, DecisionLog, DecisionLogEntry, Supervisor};
-use rehearse_adapter_common::duration_ms;
+use rehearse_adapter_common::{duration_ms, Request};
 use serde_json::{json, Value};
-
-const PROTOCOL: &str = "rehearse-protocol/1";
 
 /// How one attempt of a scripted run ends.
 #[derive(Clone, Debug, PartialEq)]
@@ -292,37 +290,29 @@ fn decision_json(entry: &DecisionLogEntry) -> Value {
 }
 
 fn hello() -> Value {
-    json!({
-        "type": "hello",
-        "protocol": PROTOCOL,
-        "implementation": {"name": "ergo-supervisor", "version": "0.1.0-alpha.1"},
-        "capabilities": {
+    rehearse_adapter_common::hello(
+        "ergo-supervisor",
+        "0.1.0-alpha.1",
+        json!({
             "steps": [
                 "trigger", "tick", "pump", "pause", "resume", "disable", "spend",
                 "repair_worker", "restore_checkpoint", "audit", "handoff",
             ],
             "outcomes": ["completed", "crash", "fail", "attempts", "duration"],
             "answers": ["decisions"],
-        },
-    })
+        }),
+    )
 }
 
 /// The answer to one request; `None` after `end`.
 fn answer(adapter: &mut Option<Adapter>, request: &Value) -> Result<Option<Value>, String> {
-    let kind = request
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let answer = match (kind, adapter.as_mut()) {
-        ("hello", _) => hello(),
-        ("configure", _) => {
-            let config = request
-                .get("config")
-                .ok_or("`configure` without `config`")?;
+    let answer = match (Request::of(request)?, adapter.as_mut()) {
+        (Request::Hello, _) => hello(),
+        (Request::Configure(config), _) => {
             *adapter = Some(Adapter::new(config)?);
             json!({"type": "configured"})
         }
-        ("op", Some(adapter)) => {
+        (Request::Op, Some(adapter)) => {
             let event_id = request
                 .get("event_id")
                 .and_then(Value::as_str)
@@ -335,28 +325,16 @@ fn answer(adapter: &mut Option<Adapter>, request: &Value) -> Result<Option<Value
                 adapter.decide(event_id, at_ms, request.get("op").unwrap_or(&Value::Null))?;
             json!({"type": "result", "decision": decision})
         }
-        ("end", _) => return Ok(None),
-        (other, _) => return Err(format!("unexpected request `{other}`")),
+        (Request::End, _) => return Ok(None),
+        (other, _) => return Err(other.unexpected()),
     };
     Ok(Some(answer))
 }
 
-fn serve() -> Result<(), String> {
-    let mut adapter = None;
-    let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
-    rehearse_adapter_common::serve(&mut input, &mut out, |request| {
-        answer(&mut adapter, request)
-    })
-}
-
 fn main() -> std::process::ExitCode {
-    match serve() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("ergo-protocol: {message}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    let mut adapter = None;
+    let served = rehearse_adapter_common::serve_stdio(|request| answer(&mut adapter, request));
+    rehearse_adapter_common::exit("ergo-protocol", served)
 }
 
 #[cfg(test)]

@@ -24,12 +24,11 @@ use harn_vm::{
     PersonaCheckpointRestoreRequest, PersonaRepairWorkerStatusUpdate, PersonaRunReceipt,
     PersonaRuntimeBinding,
 };
+use rehearse_adapter_common::Request;
 use rehearse_adapter_harn_vm::{
     bindings, cost, drivable, events_after, memory_log, to_rehearse, PERSONA_TOPIC,
 };
 use serde_json::{json, Value};
-
-const PROTOCOL: &str = "rehearse-protocol/1";
 
 /// What one operation answered, before its events are added.
 #[derive(Default)]
@@ -225,16 +224,15 @@ fn drained(events: &[Value]) -> Vec<String> {
 }
 
 fn hello() -> Value {
-    json!({
-        "type": "hello",
-        "protocol": PROTOCOL,
-        "implementation": {"name": "harn-vm", "version": "0.10.185"},
-        "capabilities": {
+    rehearse_adapter_common::hello(
+        "harn-vm",
+        "0.10.185",
+        json!({
             "steps": ["trigger", "tick", "pause", "resume", "disable", "spend", "repair_worker", "restore_checkpoint"],
             "outcomes": ["completed"],
             "answers": ["receipts", "events", "status"],
-        },
-    })
+        }),
+    )
 }
 
 async fn answer_op(adapter: &mut Adapter, request: &Value) -> Result<Value, String> {
@@ -294,32 +292,23 @@ async fn answer_query(adapter: &Adapter, request: &Value) -> Result<Value, Strin
 
 /// The answer to one request; `None` after `end`.
 async fn answer(adapter: &mut Option<Adapter>, request: &Value) -> Result<Option<Value>, String> {
-    let kind = request
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let answer = match (kind, adapter.as_mut()) {
-        ("hello", _) => hello(),
-        ("configure", _) => {
-            let config = request
-                .get("config")
-                .ok_or("`configure` without `config`")?;
-            match drivable(config).and_then(|()| bindings(config)) {
-                Ok(bindings) => {
-                    *adapter = Some(Adapter {
-                        log: memory_log(),
-                        bindings,
-                        seen: None,
-                    });
-                    json!({"type": "configured"})
-                }
-                Err(message) => json!({"type": "unsupported", "message": message}),
+    let answer = match (Request::of(request)?, adapter.as_mut()) {
+        (Request::Hello, _) => hello(),
+        (Request::Configure(config), _) => match drivable(config).and_then(|()| bindings(config)) {
+            Ok(bindings) => {
+                *adapter = Some(Adapter {
+                    log: memory_log(),
+                    bindings,
+                    seen: None,
+                });
+                json!({"type": "configured"})
             }
-        }
-        ("op", Some(adapter)) => answer_op(adapter, request).await?,
-        ("query", Some(adapter)) => answer_query(adapter, request).await?,
-        ("end", _) => return Ok(None),
-        (other, _) => return Err(format!("unexpected request `{other}`")),
+            Err(message) => json!({"type": "unsupported", "message": message}),
+        },
+        (Request::Op, Some(adapter)) => answer_op(adapter, request).await?,
+        (Request::Query, Some(adapter)) => answer_query(adapter, request).await?,
+        (Request::End, _) => return Ok(None),
+        (other, _) => return Err(other.unexpected()),
     };
     Ok(Some(answer))
 }
@@ -328,22 +317,15 @@ fn main() -> std::process::ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let result = runtime
+    let served = runtime
         .map_err(|error| error.to_string())
         .and_then(|runtime| {
             let mut adapter = None;
-            let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
-            rehearse_adapter_common::serve(&mut input, &mut out, |request| {
+            rehearse_adapter_common::serve_stdio(|request| {
                 runtime.block_on(answer(&mut adapter, request))
             })
         });
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("harn-protocol: {message}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    rehearse_adapter_common::exit("harn-protocol", served)
 }
 
 #[cfg(test)]

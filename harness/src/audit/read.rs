@@ -20,7 +20,9 @@ use rehearse_runtime::event::DecodeError;
 use rehearse_runtime::persona::{PersonaEvent, PERSONA_TOPIC};
 use rehearse_runtime::pipeline::LIFECYCLE_AUDIT_TOPIC;
 use rehearse_runtime::process::PROCESS_TOPIC;
-use rehearse_runtime::{format_ms, parse_rfc3339_ms, StoredEvent, TimeError, TimeTuple, Topic};
+use rehearse_runtime::{
+    format_ms, parse_rfc3339_ms, LogEvent, StoredEvent, TimeError, TimeTuple, Topic,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -360,11 +362,9 @@ fn parse_line_of(bytes: &[u8], topic: Option<&Topic>) -> Result<StoredEvent, Lin
             *at = Value::from(tuple.to_vec());
         }
     }
-    let event = StoredEvent {
-        topic,
-        id: line.id,
+    let event = LogEvent {
         kind: body.kind,
-        payload,
+        payload: payload.into(),
         headers: body
             .headers
             .into_iter()
@@ -372,6 +372,7 @@ fn parse_line_of(bytes: &[u8], topic: Option<&Topic>) -> Result<StoredEvent, Lin
             .collect(),
         occurred_at_ms,
     };
+    let event = StoredEvent::new(topic, line.id, event);
     // A persona event of a kind the vocabulary holds must read as its typed
     // payload; a kind it does not hold is kept and checked by nothing.
     if let Some(Err(error)) = PersonaEvent::from_stored(&event) {

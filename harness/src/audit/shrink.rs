@@ -146,13 +146,7 @@ fn renumbered(trace: &Trace) -> impl Iterator<Item = (usize, StoredEvent)> + '_ 
                 .map(|event| {
                     let id = next.entry(event.topic.to_string()).or_default();
                     *id += 1;
-                    (
-                        index,
-                        StoredEvent {
-                            id: *id,
-                            ..event.clone()
-                        },
-                    )
+                    (index, event.renumbered(*id))
                 })
                 .collect::<Vec<_>>()
         })
@@ -275,7 +269,7 @@ fn apply(trace: &Trace, change: &Change) -> Option<Trace> {
             step.at_ms = to;
             for event in &mut step.events {
                 event.occurred_at_ms += delta;
-                shift(&mut event.payload, delta, None);
+                event.edit_payload(|payload| shift(payload, delta, None));
             }
         }
         Change::Cost { index, usd, tokens } => recost(&mut out.steps[*index], *usd, *tokens),
@@ -319,12 +313,9 @@ fn recost(step: &mut TraceStep, usd: f64, tokens: u64) {
         _ => {}
     }
     for event in &mut step.events {
-        replace_amounts(
-            &mut event.payload,
-            (old_usd, usd),
-            (old_tokens, tokens),
-            None,
-        );
+        event.edit_payload(|payload| {
+            replace_amounts(payload, (old_usd, usd), (old_tokens, tokens), None);
+        });
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use rehearse_runtime::engine::OpResult;
-use rehearse_runtime::log::{StoredEvent, Topic};
+use rehearse_runtime::log::{LogEvent, StoredEvent, Topic};
 use rehearse_runtime::op::Op;
 use rehearse_runtime::{format_ms, parse_rfc3339_ms};
 use serde_json::Value;
@@ -136,14 +136,13 @@ fn stored(wire: &WireEvent, id: u64) -> Result<StoredEvent, Failure> {
         .map_err(|error| malformed(format!("event {}: {error}", id + 1)))?;
     let occurred_at_ms = parse_rfc3339_ms(&wire.occurred_at)
         .map_err(|error| malformed(format!("event {}: `occurred_at`: {error}", id + 1)))?;
-    Ok(StoredEvent {
-        topic,
-        id,
+    let event = LogEvent {
         kind: wire.kind.clone(),
-        payload: wire.payload.clone(),
+        payload: wire.payload.clone().into(),
         headers: wire.headers.clone(),
         occurred_at_ms,
-    })
+    };
+    Ok(StoredEvent::new(topic, id, event))
 }
 
 impl Backend for Client {

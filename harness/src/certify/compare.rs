@@ -245,20 +245,19 @@ fn step_events(
 mod tests {
     use super::*;
     use crate::report::EventRange;
-    use rehearse_runtime::Topic;
+    use rehearse_runtime::{LogEvent, Topic};
 
     fn event(id: u64, kind: &str, headers: &[(&str, &str)], payload: Value) -> StoredEvent {
-        StoredEvent {
-            topic: Topic::new("persona.runtime.events").unwrap(),
-            id,
+        let event = LogEvent {
             kind: kind.to_string(),
-            payload,
+            payload: payload.into(),
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             occurred_at_ms: 0,
-        }
+        };
+        StoredEvent::new(Topic::new("persona.runtime.events").unwrap(), id, event)
     }
 
     fn transcript(events: Vec<StoredEvent>) -> Transcript {

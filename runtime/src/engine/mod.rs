@@ -227,9 +227,9 @@ impl Runtime {
                 "the event log keeps no history to fold again".to_string(),
             ));
         }
-        rebuild_states(&mut self.personas, self.log.all())?;
-        self.pipeline = Pipeline::rebuild(self.pipeline_id.clone(), self.log.all());
-        self.processes = ProcessRegistry::rebuild(self.log.all());
+        rebuild_states(&mut self.personas, self.log.read_from(0))?;
+        self.pipeline = Pipeline::rebuild(self.pipeline_id.clone(), self.log.read_from(0));
+        self.processes = ProcessRegistry::rebuild(self.log.read_from(0));
         Ok(())
     }
 

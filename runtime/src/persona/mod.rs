@@ -464,9 +464,9 @@ fn handoff_item(work: &QueuedWork) -> Option<HandoffInboxItem> {
 /// of `personas` (events of unknown personas are ignored). A persona event
 /// of a known kind whose payload this runtime did not write is an error: the
 /// log is corrupt.
-pub fn rebuild_states(
+pub fn rebuild_states<'a>(
     personas: &mut BTreeMap<String, Persona>,
-    events: &[StoredEvent],
+    events: impl IntoIterator<Item = &'a StoredEvent>,
 ) -> Result<(), DecodeError> {
     for persona in personas.values_mut() {
         persona.state = PersonaState::default();
@@ -485,10 +485,10 @@ pub type Decoded<'a> = (&'a StoredEvent, &'a str, PersonaEvent);
 
 /// Every persona event of `events`, decoded, in log order; other topics and
 /// kinds this vocabulary does not hold are skipped.
-pub fn persona_events(
-    events: &[StoredEvent],
-) -> impl Iterator<Item = Result<Decoded<'_>, DecodeError>> {
-    events.iter().filter_map(|stored| {
+pub fn persona_events<'a>(
+    events: impl IntoIterator<Item = &'a StoredEvent>,
+) -> impl Iterator<Item = Result<Decoded<'a>, DecodeError>> {
+    events.into_iter().filter_map(|stored| {
         let decoded = PersonaEvent::from_stored(stored)?;
         Some(decoded.map(|(persona, event)| (stored, persona, event)))
     })

@@ -95,7 +95,7 @@ impl ProcessRegistry {
     }
 
     /// The registry folded from `events` (events of other topics are skipped).
-    pub fn rebuild(events: &[StoredEvent]) -> Self {
+    pub fn rebuild<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Self {
         let mut registry = Self::new();
         for event in events {
             registry.apply(event);

@@ -55,6 +55,21 @@ impl Rig {
             .unwrap_or_else(|e| panic!("{yaml} at {at_s}s: {e}"))
     }
 
+    /// Each `(yaml, at_s, expected)`: `yaml` at `at_s` is refused with
+    /// `expected`, changing nothing.
+    fn refusals(&mut self, cases: &[(&str, i64, &str)]) {
+        for (yaml, at_s, expected) in cases {
+            assert_eq!(self.err(yaml, *at_s), *expected, "{yaml}");
+        }
+    }
+
+    /// Each of `yamls` at `at_s` is refused with `expected`, changing nothing.
+    fn all_refused(&mut self, yamls: &[&str], at_s: i64, expected: &str) {
+        for yaml in yamls {
+            assert_eq!(self.err(yaml, at_s), expected, "{yaml}");
+        }
+    }
+
     /// Runs a step that must fail, checks that it changed nothing, and
     /// returns its message.
     fn err(&mut self, yaml: &str, at_s: i64) -> String {
@@ -87,6 +102,26 @@ fn started_rig(recovery: &str) -> Rig {
         0,
     );
     rig
+}
+
+/// The ids a listing answered, in its order.
+fn listed_ids(outcome: &ProcessOutcome) -> Vec<String> {
+    outcome
+        .result
+        .as_ref()
+        .and_then(|result| result.as_array())
+        .expect("a listing answers a list")
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A rerunnable `p1` claimed by `w1` for 10s at 12:00, and its lease token.
+fn claimed_rig() -> (Rig, String) {
+    let mut rig = started_rig("rerunnable");
+    rig.ok("claim: {id: p1, owner: w1, ttl: 10s}", 0);
+    let token = rig.token("p1");
+    (rig, token)
 }
 
 #[test]
@@ -349,20 +384,21 @@ fn claim_while_a_lease_is_live_is_refused() {
         }))
     );
     let busy = "process `p1` is leased to `w1` until 2026-04-24T12:00:10Z (fencing token 1)";
-    assert_eq!(rig.err("claim: {id: p1, owner: w2, ttl: 10s}", 5), busy);
-    assert_eq!(rig.err("claim: {id: p1, owner: w1, ttl: 10s}", 9), busy);
-    assert_eq!(
-        rig.err("claim: {id: p9, owner: w1}", 9),
-        "unknown process `p9`"
-    );
-    assert_eq!(
-        rig.err("claim: {id: p1, owner: '', ttl: 10s}", 20),
-        "process lease owner must not be empty"
-    );
-    assert_eq!(
-        rig.err("claim: {id: p1, owner: w2, ttl: 0s}", 20),
-        "process lease ttl must be greater than zero"
-    );
+    rig.refusals(&[
+        ("claim: {id: p1, owner: w2, ttl: 10s}", 5, busy),
+        ("claim: {id: p1, owner: w1, ttl: 10s}", 9, busy),
+        ("claim: {id: p9, owner: w1}", 9, "unknown process `p9`"),
+        (
+            "claim: {id: p1, owner: '', ttl: 10s}",
+            20,
+            "process lease owner must not be empty",
+        ),
+        (
+            "claim: {id: p1, owner: w2, ttl: 0s}",
+            20,
+            "process lease ttl must be greater than zero",
+        ),
+    ]);
     assert_eq!(
         rig.record("p1").first_started,
         Some(ProcessStarted {
@@ -374,9 +410,7 @@ fn claim_while_a_lease_is_live_is_refused() {
 
 #[test]
 fn a_new_claim_after_expiry_fences_the_old_owner_out() {
-    let mut rig = started_rig("rerunnable");
-    rig.ok("claim: {id: p1, owner: w1, ttl: 10s}", 0);
-    let old = rig.token("p1");
+    let (mut rig, old) = claimed_rig();
     // The lease lapses at exactly its expiry.
     let claim = rig.ok("claim: {id: p1, owner: w2, ttl: 10s}", 10);
     let new = rig.token("p1");
@@ -404,25 +438,16 @@ fn a_new_claim_after_expiry_fences_the_old_owner_out() {
     let stale = format!(
         "stale lease token `{old}` (fencing token 1) for process `p1`: the current fencing token is 2"
     );
-    assert_eq!(
-        rig.err("complete: {id: p1, lease_token: {of: w1}}", 11),
-        stale
-    );
-    assert_eq!(
-        rig.err(&format!("complete: {{id: p1, lease_token: {old}}}"), 11),
-        stale
-    );
-    assert_eq!(
-        rig.err("heartbeat: {id: p1, lease_token: {of: w1}}", 11),
-        stale
-    );
-    assert_eq!(
-        rig.err("fail: {id: p1, lease_token: {of: w1}, error: x}", 11),
-        stale
-    );
-    assert_eq!(
-        rig.err("wait: {id: p1, lease_token: {of: w1}, signal: go}", 11),
-        stale
+    rig.all_refused(
+        &[
+            "complete: {id: p1, lease_token: {of: w1}}",
+            &format!("complete: {{id: p1, lease_token: {old}}}"),
+            "heartbeat: {id: p1, lease_token: {of: w1}}",
+            "fail: {id: p1, lease_token: {of: w1}, error: x}",
+            "wait: {id: p1, lease_token: {of: w1}, signal: go}",
+        ],
+        11,
+        &stale,
     );
     assert_eq!(rig.record("p1").status, ProcessStatus::Running);
 
@@ -453,14 +478,18 @@ fn unknown_tokens_and_owners_without_a_lease_are_refused() {
         "owner `w1` holds no lease on process `p1`"
     );
     rig.ok("claim: {id: p1, owner: w1, ttl: 10s}", 1);
-    assert_eq!(
-        rig.err("complete: {id: p1, lease_token: process_lease_forged}", 2),
-        "unknown lease token `process_lease_forged` for process `p1`"
-    );
-    assert_eq!(
-        rig.err("heartbeat: {id: p1, lease_token: {of: w9}}", 2),
-        "owner `w9` holds no lease on process `p1`"
-    );
+    rig.refusals(&[
+        (
+            "complete: {id: p1, lease_token: process_lease_forged}",
+            2,
+            "unknown lease token `process_lease_forged` for process `p1`",
+        ),
+        (
+            "heartbeat: {id: p1, lease_token: {of: w9}}",
+            2,
+            "owner `w9` holds no lease on process `p1`",
+        ),
+    ]);
     // A token of another process is unknown to this one.
     rig.ok(
         "start: {id: p2, input: {type: engine, kind: build}, recovery: rerunnable}",
@@ -468,21 +497,23 @@ fn unknown_tokens_and_owners_without_a_lease_are_refused() {
     );
     rig.ok("claim: {id: p2, owner: w1, ttl: 10s}", 2);
     let other = rig.token("p2");
-    assert_eq!(
-        rig.err(&format!("complete: {{id: p1, lease_token: {other}}}"), 3),
-        format!("unknown lease token `{other}` for process `p1`")
-    );
-    assert_eq!(
-        rig.err("complete: {id: p9, lease_token: {of: w1}}", 3),
-        "unknown process `p9`"
-    );
+    rig.refusals(&[
+        (
+            &format!("complete: {{id: p1, lease_token: {other}}}"),
+            3,
+            &format!("unknown lease token `{other}` for process `p1`"),
+        ),
+        (
+            "complete: {id: p9, lease_token: {of: w1}}",
+            3,
+            "unknown process `p9`",
+        ),
+    ]);
 }
 
 #[test]
 fn heartbeat_extends_the_lease_and_an_expired_lease_cannot_act() {
-    let mut rig = started_rig("rerunnable");
-    rig.ok("claim: {id: p1, owner: w1, ttl: 10s}", 0);
-    let token = rig.token("p1");
+    let (mut rig, token) = claimed_rig();
     let beat = rig.ok("heartbeat: {id: p1, lease_token: {of: w1}}", 8);
     assert_eq!(
         beat.result,
@@ -513,14 +544,10 @@ fn heartbeat_extends_the_lease_and_an_expired_lease_cannot_act() {
     );
     // Nobody claimed it after it lapsed, yet the holder may no longer act.
     let expired = format!("lease token `{token}` for process `p1` expired at 2026-04-24T12:01:17Z");
-    assert_eq!(
-        rig.err("heartbeat: {id: p1, lease_token: {of: w1}}", 77),
-        expired
-    );
-    assert_eq!(
-        rig.err("complete: {id: p1, lease_token: {of: w1}}", 90),
-        expired
-    );
+    rig.refusals(&[
+        ("heartbeat: {id: p1, lease_token: {of: w1}}", 77, &expired),
+        ("complete: {id: p1, lease_token: {of: w1}}", 90, &expired),
+    ]);
     assert_eq!(
         rig.kinds(),
         [
@@ -633,26 +660,21 @@ fn wait_and_signal_drive_the_waiting_facet() {
             since_ms: START_MS + SECOND_MS
         })
     );
-    let ids = |outcome: ProcessOutcome| -> Vec<String> {
-        outcome
-            .result
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = |outcome: ProcessOutcome| listed_ids(&outcome);
     assert_eq!(ids(rig.ok("list: {waiting: true}", 2)), ["a"]);
     assert_eq!(ids(rig.ok("list: {waiting: false}", 2)), ["b"]);
-    assert_eq!(
-        rig.err("signal: {id: a, name: other}", 3),
-        "process `a` is not waiting for signal `other`"
-    );
-    assert_eq!(
-        rig.err("signal: {id: b, name: ready}", 3),
-        "process `b` is not waiting for signal `ready`"
-    );
+    rig.refusals(&[
+        (
+            "signal: {id: a, name: other}",
+            3,
+            "process `a` is not waiting for signal `other`",
+        ),
+        (
+            "signal: {id: b, name: ready}",
+            3,
+            "process `b` is not waiting for signal `ready`",
+        ),
+    ]);
     rig.ok("signal: {id: a, name: ready}", 3);
     assert_eq!(rig.record("a").wait, None);
     assert_eq!(
@@ -675,14 +697,7 @@ fn list_filters_select_by_status_definition_and_waiting() {
     rig.ok("abandon: {id: c}", 1);
     let listed = |rig: &mut Rig, filter: &str| -> (String, Vec<String>) {
         let outcome = rig.ok(&format!("list: {filter}"), 2);
-        let ids = outcome
-            .result
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_str().unwrap().to_string())
-            .collect();
+        let ids = listed_ids(&outcome);
         (outcome.receipt, ids)
     };
     let cases: [(&str, &[&str]); 9] = [
@@ -953,7 +968,7 @@ fn apply_ignores_other_topics_and_foreign_events() {
         process_topic(),
         LogEvent {
             kind: "process.unheard_of".into(),
-            payload: json!({"process_id": "p1"}),
+            payload: json!({"process_id": "p1"}).into(),
             headers: Default::default(),
             occurred_at_ms: 0,
         },
@@ -962,7 +977,7 @@ fn apply_ignores_other_topics_and_foreign_events() {
         process_topic(),
         LogEvent {
             kind: "process.started".into(),
-            payload: json!({"garbage": true}),
+            payload: json!({"garbage": true}).into(),
             headers: Default::default(),
             occurred_at_ms: 0,
         },
@@ -971,7 +986,7 @@ fn apply_ignores_other_topics_and_foreign_events() {
         process_topic(),
         LogEvent {
             kind: "process.completed".into(),
-            payload: json!({"process_id": "nobody", "by": "w1"}),
+            payload: json!({"process_id": "nobody", "by": "w1"}).into(),
             headers: Default::default(),
             occurred_at_ms: 0,
         },

@@ -57,7 +57,9 @@ pub(super) fn parse_v2(text: &str) -> Result<CaptureBundle, ReplayError> {
     }
     let sealed: crate::seal::SealedBundle =
         serde_json::from_str(text).map_err(|e| malformed(&e))?;
-    CaptureBundle::try_from(sealed).map_err(|message| ReplayError::Seal { message })
+    CaptureBundle::try_from(sealed).map_err(|error| ReplayError::Seal {
+        message: error.to_string(),
+    })
 }
 
 /// The top-level `capture_version` member of a JSON text (the last one, as

@@ -15,7 +15,7 @@ use crate::capture::{
     CaptureBundle, CapturedDecision, Session, CAPTURE_VERSION, CAPTURE_VERSION_2,
 };
 use crate::config::RuntimeConfig;
-use crate::hash::{effect_hash, hex_matches, json_digest};
+use crate::hash::{effect_hash, hex_matches};
 use crate::log::EventLog;
 use crate::op::Op;
 
@@ -313,7 +313,7 @@ pub fn replay(
     for (event, recorded) in bundle.events.iter().zip(&bundle.decisions) {
         let event_id = &event.event_id;
         replayer.check_duplicate(event_id, event_key(event_id))?;
-        let actual = json_digest(&event.payload);
+        let actual: [u8; 32] = Sha256::digest(event.payload.json().as_bytes()).into();
         if !hex_matches(&actual, &event.payload_hash) {
             return Err(ReplayError::PayloadHashMismatch {
                 event_id: event_id.clone(),
@@ -321,10 +321,11 @@ pub fn replay(
                 actual: hex::encode(actual),
             });
         }
-        let op = Op::deserialize(&event.payload).map_err(|e| ReplayError::InvalidPayload {
-            event_id: event_id.clone(),
-            message: e.to_string(),
-        })?;
+        let op =
+            Op::deserialize(event.payload.value()).map_err(|e| ReplayError::InvalidPayload {
+                event_id: event_id.clone(),
+                message: e.to_string(),
+            })?;
         EventChecks::op(event_id, &op)?;
         replayer.episode(event_id, event.at_ms, &op, recorded)?;
     }
@@ -369,7 +370,7 @@ fn compare_effects(
         // The common case, a match, is decided without building the
         // texts; anything else is decided by the texts, as it always was.
         if appended.get(i).is_some_and(|e| {
-            e.kind == expected.kind && hex_matches(&json_digest(e), &expected.effect_hash)
+            e.kind == expected.kind && hex_matches(e.digest(), &expected.effect_hash)
         }) {
             continue;
         }

@@ -414,8 +414,9 @@ impl<R: BufRead> CaptureStream<R> {
                 Err(error) => return Err(self.settle(error)),
             };
             let (event, decision) = pair;
-            let payload = serde_json::from_str(event.payload.get())
-                .map_err(|e| at_line(&e, self.line - 1))?;
+            let payload = serde_json::from_str::<serde_json::Value>(event.payload.get())
+                .map_err(|e| at_line(&e, self.line - 1))?
+                .into();
             bundle.events.push(CapturedEvent {
                 event_id: event.event_id,
                 at_ms: event.at_ms,
