@@ -69,6 +69,14 @@ pub trait Backend {
     /// far: one that keeps no history drops them. The others keep them.
     fn release(&mut self) {}
 
+    /// The records of the runs that no later event can change or precede,
+    /// in start order, each given once, from a backend that folds run
+    /// records as the run goes and was asked to hand them over
+    /// ([`Local::drain_runs`]); the others give none.
+    fn settled_runs(&mut self) -> Vec<RunRecord> {
+        Vec::new()
+    }
+
     /// The answer to `query` (about `persona`, at `now_ms`); `null` when
     /// there is none or the backend does not answer such queries.
     fn query(
@@ -115,6 +123,9 @@ pub struct Local<'o> {
     /// The run records folded as the run goes, over a log that keeps no
     /// history (`Storage::Window`), with how many events it folded.
     pub(super) ledger: Option<(RunLedger, usize)>,
+    /// Whether [`Backend::settled_runs`] hands the ledger's settled runs
+    /// over (and forgets them): only when nothing queries the records.
+    pub(super) drain_runs: bool,
 }
 
 impl std::fmt::Debug for Local<'_> {
@@ -176,6 +187,7 @@ impl<'o> Local<'o> {
             violations: Vec::new(),
             observer,
             ledger,
+            drain_runs: false,
         })
     }
 
@@ -190,7 +202,8 @@ impl<'o> Local<'o> {
         *folded = len;
     }
 
-    /// Every run record so far, in start order.
+    /// Every run record so far not handed over by
+    /// [`Backend::settled_runs`], in start order.
     pub fn run_records(&self) -> Vec<RunRecord> {
         let runtime = self.session.runtime();
         match &self.ledger {
@@ -275,6 +288,13 @@ impl Backend for Local<'_> {
 
     fn release(&mut self) {
         self.session.runtime_mut().release_log();
+    }
+
+    fn settled_runs(&mut self) -> Vec<RunRecord> {
+        match self.ledger.as_mut() {
+            Some((ledger, _)) if self.drain_runs => ledger.drain_settled(self.session.runtime()),
+            _ => Vec::new(),
+        }
     }
 
     fn query(

@@ -104,6 +104,26 @@ fn started_rig(recovery: &str) -> Rig {
     rig
 }
 
+/// The ids a listing answered, in its order.
+fn listed_ids(outcome: &ProcessOutcome) -> Vec<String> {
+    outcome
+        .result
+        .as_ref()
+        .and_then(|result| result.as_array())
+        .expect("a listing answers a list")
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A rerunnable `p1` claimed by `w1` for 10s at 12:00, and its lease token.
+fn claimed_rig() -> (Rig, String) {
+    let mut rig = started_rig("rerunnable");
+    rig.ok("claim: {id: p1, owner: w1, ttl: 10s}", 0);
+    let token = rig.token("p1");
+    (rig, token)
+}
+
 #[test]
 fn start_records_a_running_process_with_stable_hashes() {
     let mut rig = Rig::new();
@@ -390,9 +410,7 @@ fn claim_while_a_lease_is_live_is_refused() {
 
 #[test]
 fn a_new_claim_after_expiry_fences_the_old_owner_out() {
-    let mut rig = started_rig("rerunnable");
-    rig.ok("claim: {id: p1, owner: w1, ttl: 10s}", 0);
-    let old = rig.token("p1");
+    let (mut rig, old) = claimed_rig();
     // The lease lapses at exactly its expiry.
     let claim = rig.ok("claim: {id: p1, owner: w2, ttl: 10s}", 10);
     let new = rig.token("p1");
@@ -495,9 +513,7 @@ fn unknown_tokens_and_owners_without_a_lease_are_refused() {
 
 #[test]
 fn heartbeat_extends_the_lease_and_an_expired_lease_cannot_act() {
-    let mut rig = started_rig("rerunnable");
-    rig.ok("claim: {id: p1, owner: w1, ttl: 10s}", 0);
-    let token = rig.token("p1");
+    let (mut rig, token) = claimed_rig();
     let beat = rig.ok("heartbeat: {id: p1, lease_token: {of: w1}}", 8);
     assert_eq!(
         beat.result,
@@ -644,16 +660,7 @@ fn wait_and_signal_drive_the_waiting_facet() {
             since_ms: START_MS + SECOND_MS
         })
     );
-    let ids = |outcome: ProcessOutcome| -> Vec<String> {
-        outcome
-            .result
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = |outcome: ProcessOutcome| listed_ids(&outcome);
     assert_eq!(ids(rig.ok("list: {waiting: true}", 2)), ["a"]);
     assert_eq!(ids(rig.ok("list: {waiting: false}", 2)), ["b"]);
     rig.refusals(&[
@@ -690,14 +697,7 @@ fn list_filters_select_by_status_definition_and_waiting() {
     rig.ok("abandon: {id: c}", 1);
     let listed = |rig: &mut Rig, filter: &str| -> (String, Vec<String>) {
         let outcome = rig.ok(&format!("list: {filter}"), 2);
-        let ids = outcome
-            .result
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_str().unwrap().to_string())
-            .collect();
+        let ids = listed_ids(&outcome);
         (outcome.receipt, ids)
     };
     let cases: [(&str, &[&str]); 9] = [
