@@ -28,7 +28,7 @@ use crate::scenario::{Expect, Scenario, Sequence, Step, MAX_RETRIES};
 
 mod backend;
 
-pub use backend::{runtime_query, Answered, Backend, Local, Storage};
+pub use backend::{runtime_query, Answered, Backend, Local, StepError, Storage};
 
 /// Why a scenario could not be run at all (as opposed to running and
 /// failing its expectations).
@@ -238,6 +238,12 @@ pub fn run_streamed(
     local.checker =
         (options.check_invariants && !tears_log(scenario)).then(|| Checker::new(&config));
     local.lines = scenario.steps.iter().map(|step| step.line).collect();
+    // Settled run records go to `runs.jsonl` as the run goes unless an
+    // expectation reads them all.
+    local.drain_runs = !scenario
+        .steps
+        .iter()
+        .any(|step| step.expect.as_ref().is_some_and(|e| !e.records.is_empty()));
     let mut streamer = Streamer::begin(scenario, source, backend_name, outputs)?;
     streamer.capture_streamed = streams;
     let (local, steps, summary, last_ms) = drive_with(scenario, local, &mut streamer)?;
@@ -263,6 +269,11 @@ pub trait Progress {
     fn event(&mut self, backend: &dyn Backend) -> Result<(), DriverError>;
     /// A step ended; `steps` holds it last.
     fn step(&mut self, backend: &dyn Backend, steps: &[StepReport]) -> Result<(), DriverError>;
+    /// The backend settled `runs` (see [`Backend::settled_runs`]).
+    fn runs(&mut self, runs: &[RunRecord]) -> Result<(), DriverError> {
+        let _ = runs;
+        Ok(())
+    }
 }
 
 /// Progress nobody watches.
@@ -392,6 +403,11 @@ impl Progress for Streamer<'_> {
             self.write_pending(backend, steps)?;
         }
         Ok(())
+    }
+
+    fn runs(&mut self, runs: &[RunRecord]) -> Result<(), DriverError> {
+        write_runs(self.outputs.writer(OutputFile::Runs), runs)
+            .map_err(|error| output_error(&self.source, &error))
     }
 }
 
@@ -660,17 +676,17 @@ impl<B: Backend> Driving<'_, B> {
         };
         let mut run_receipt = Value::Null;
         let mut failed = None;
-        for (k, (at_ms, op)) in events.iter().enumerate() {
+        for (k, (at_ms, op)) in events.enumerate() {
             let event_id = format!("step-{}.{}", index + 1, k + 1);
-            let handled = self.handle(index, &event_id, *at_ms, op)?;
+            let handled = self.handle(index, &event_id, at_ms, &op)?;
             if !handled.run.is_null() {
                 run_receipt = handled.run;
             }
             match handled.result {
                 Ok(result) => report.receipts.push(result.receipt),
-                Err(message) => {
+                Err(error) => {
                     report.receipts.push("error".to_string());
-                    failed.get_or_insert(message);
+                    failed.get_or_insert(error);
                 }
             }
             report.event_id = Some(event_id);
@@ -681,10 +697,10 @@ impl<B: Backend> Driving<'_, B> {
             first: first.min(end),
             count: end.saturating_sub(first),
         });
-        if let Some(message) = failed {
+        if let Some(error) = failed {
             self.summary.step_errors += 1;
             report.receipt = Some("error".to_string());
-            report.error = Some(message);
+            report.error = Some(error.to_string());
         } else {
             report.receipt = Some("ok".to_string());
         }
@@ -702,6 +718,10 @@ impl<B: Backend> Driving<'_, B> {
     ) -> Result<Answered, DriverError> {
         let handled = self.backend.handle(index, event_id, at_ms, op)?;
         self.progress.event(&self.backend)?;
+        let settled = self.backend.settled_runs();
+        if !settled.is_empty() {
+            self.progress.runs(&settled)?;
+        }
         if !self.keep_events {
             self.backend.release();
         }

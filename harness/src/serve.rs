@@ -209,10 +209,10 @@ impl OpAnswer {
                 answer.error = result.error;
                 answer.detail = result.detail;
             }
-            Err(message) => {
+            Err(error) => {
                 answer.receipt = Some("error".to_string());
                 answer.receipts = Some(Vec::new());
-                answer.error = Some(message);
+                answer.error = Some(error.to_string());
             }
         }
         answer

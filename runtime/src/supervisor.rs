@@ -177,8 +177,9 @@ pub struct DeferredEpisode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Handled {
     pub decision: Decision,
-    /// The step's outcome; an `Err` is a message for the report.
-    pub result: Result<OpResult, String>,
+    /// The step's outcome; an `Err` is the runtime's refusal, written as a
+    /// message in the report.
+    pub result: Result<OpResult, RuntimeError>,
     /// The log positions this event appended.
     pub events: Range<usize>,
 }
@@ -252,7 +253,7 @@ impl Supervisor {
                     Some(termination),
                     0,
                 );
-                (decision, result.map_err(|error| error.to_string()))
+                (decision, result)
             }
         };
         // A restart that recovers a torn tail shrinks the log: it appended
@@ -376,7 +377,7 @@ impl Supervisor {
         episode: u64,
         op: &Op,
         now_ms: i64,
-    ) -> (Decision, Result<OpResult, String>) {
+    ) -> (Decision, Result<OpResult, RuntimeError>) {
         let schedule_at = if self.saturated_at(now_ms) {
             Some(now_ms)
         } else {
@@ -411,7 +412,7 @@ impl Supervisor {
         runtime: &mut Runtime,
         event_id: &str,
         now_ms: i64,
-    ) -> (Decision, Result<OpResult, String>) {
+    ) -> (Decision, Result<OpResult, RuntimeError>) {
         let due = self
             .deferred
             .keys()
@@ -464,7 +465,7 @@ impl Supervisor {
         episode: u64,
         op: &Op,
         now_ms: i64,
-    ) -> (Decision, Result<OpResult, String>) {
+    ) -> (Decision, Result<OpResult, RuntimeError>) {
         if self.constraints.max_per_window.is_some() && self.constraints.rate_window.is_some() {
             self.recent_invocations.push_back(now_ms);
         }
@@ -494,7 +495,7 @@ impl Supervisor {
             Some(termination_of(&attempts.result)),
             attempts.retries,
         );
-        (decision, attempts.result.map_err(|error| error.to_string()))
+        (decision, attempts.result)
     }
 
     /// A zero deadline has expired before the attempt starts: the modelled
@@ -504,7 +505,7 @@ impl Supervisor {
         &self,
         event_id: &str,
         episode: u64,
-    ) -> (Decision, Result<OpResult, String>) {
+    ) -> (Decision, Result<OpResult, RuntimeError>) {
         let decision = self.decision(
             event_id,
             DecisionKind::Invoke,

@@ -10,7 +10,7 @@ use rehearse_runtime::{format_ms, parse_rfc3339_ms};
 use serde_json::Value;
 
 use super::child::{unexpected, Child, Failure};
-use crate::driver::{Answered, Backend, DriverError};
+use crate::driver::{Answered, Backend, DriverError, StepError};
 use crate::protocol::{
     Answer, AnswerKind, Capabilities, Implementation, OpAnswer, Query, QueryKind, Request,
     WireEvent, PROTOCOL_VERSION,
@@ -166,7 +166,9 @@ impl Backend for Client {
         self.check_declared(&answer)?;
         let events = self.append(&answer)?;
         let result = if answer.receipt.as_deref() == Some("error") {
-            Err(answer.error.clone().unwrap_or_default())
+            Err(StepError::Implementation(
+                answer.error.clone().unwrap_or_default(),
+            ))
         } else {
             Ok(OpResult {
                 receipt: answer.receipt.clone().unwrap_or_default(),

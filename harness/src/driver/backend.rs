@@ -22,13 +22,24 @@ use crate::explore::{Checker, StepContext};
 use crate::protocol::QueryKind;
 use crate::report::InvariantViolation;
 
+/// Why an operation failed: the reference runtime's refusal, or the
+/// message an implementation under test answered with (certify), which
+/// reaches the harness as text.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Runtime(#[from] rehearse_runtime::engine::RuntimeError),
+    #[error("{0}")]
+    Implementation(String),
+}
+
 /// What handling one external event gave.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Answered {
     /// The supervisor's decision; `None` from a backend that has none.
     pub decision: Option<Decision>,
-    /// The outcome; an `Err` is a failed operation's message.
-    pub result: Result<OpResult, String>,
+    /// The outcome; an `Err` is why the operation failed.
+    pub result: Result<OpResult, StepError>,
     /// The run receipt as JSON, `null` when the event has none.
     pub run: Value,
     /// The positions in [`Backend::events`] the event appended.
@@ -57,6 +68,14 @@ pub trait Backend {
     /// Tells the backend that the driver has read every event appended so
     /// far: one that keeps no history drops them. The others keep them.
     fn release(&mut self) {}
+
+    /// The records of the runs that no later event can change or precede,
+    /// in start order, each given once, from a backend that folds run
+    /// records as the run goes and was asked to hand them over
+    /// ([`Local::drain_runs`]); the others give none.
+    fn settled_runs(&mut self) -> Vec<RunRecord> {
+        Vec::new()
+    }
 
     /// The answer to `query` (about `persona`, at `now_ms`); `null` when
     /// there is none or the backend does not answer such queries.
@@ -104,6 +123,9 @@ pub struct Local<'o> {
     /// The run records folded as the run goes, over a log that keeps no
     /// history (`Storage::Window`), with how many events it folded.
     pub(super) ledger: Option<(RunLedger, usize)>,
+    /// Whether [`Backend::settled_runs`] hands the ledger's settled runs
+    /// over (and forgets them): only when nothing queries the records.
+    pub(super) drain_runs: bool,
 }
 
 impl std::fmt::Debug for Local<'_> {
@@ -165,6 +187,7 @@ impl<'o> Local<'o> {
             violations: Vec::new(),
             observer,
             ledger,
+            drain_runs: false,
         })
     }
 
@@ -179,7 +202,8 @@ impl<'o> Local<'o> {
         *folded = len;
     }
 
-    /// Every run record so far, in start order.
+    /// Every run record so far not handed over by
+    /// [`Backend::settled_runs`], in start order.
     pub fn run_records(&self) -> Vec<RunRecord> {
         let runtime = self.session.runtime();
         match &self.ledger {
@@ -247,7 +271,7 @@ impl Backend for Local<'_> {
         let run = run_json(&handled);
         Ok(Answered {
             decision: Some(handled.decision),
-            result: handled.result,
+            result: handled.result.map_err(StepError::from),
             run,
             events: handled.events,
         })
@@ -264,6 +288,13 @@ impl Backend for Local<'_> {
 
     fn release(&mut self) {
         self.session.runtime_mut().release_log();
+    }
+
+    fn settled_runs(&mut self) -> Vec<RunRecord> {
+        match self.ledger.as_mut() {
+            Some((ledger, _)) if self.drain_runs => ledger.drain_settled(self.session.runtime()),
+            _ => Vec::new(),
+        }
     }
 
     fn query(

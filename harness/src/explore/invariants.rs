@@ -240,8 +240,9 @@ struct PersonaModel {
     hours: BTreeMap<i64, Money>,
     /// Queued work keys with the cost stored when they were queued.
     queued: BTreeMap<String, Amount>,
-    /// Completed work keys with the event that completed each.
-    completed: BTreeMap<String, String>,
+    /// Completed work keys with the id of the (persona topic) event that
+    /// completed each.
+    completed: BTreeMap<String, u64>,
 }
 
 impl PersonaModel {
@@ -313,11 +314,23 @@ struct ProcessModel {
 /// A broken invariant as a check finds it: which, what, and the events.
 type Broken = (Invariant, String, Vec<String>);
 
-/// The persona event being checked: whose, when, and its reference.
+/// The persona event being checked: whose, when, and the event.
 struct Seen<'a> {
     name: &'a str,
     at: i64,
-    here: String,
+    event: &'a StoredEvent,
+}
+
+impl Seen<'_> {
+    /// The event's reference, `topic#id`, made only for a violation.
+    fn here(&self) -> String {
+        event_ref(self.event)
+    }
+}
+
+/// The reference of event `id` of the persona topic.
+fn persona_ref(id: u64) -> String {
+    format!("{PERSONA_TOPIC}#{id}")
 }
 
 /// A dollar limit as an exact amount.
@@ -454,7 +467,7 @@ pub struct StepContext<'a> {
     pub op: &'a Op,
     /// For a pump that invoked a deferred episode, that episode's operation.
     pub pumped: Option<&'a Op>,
-    pub result: &'a Result<OpResult, String>,
+    pub result: &'a Result<OpResult, rehearse_runtime::engine::RuntimeError>,
 }
 
 impl StepContext<'_> {
@@ -607,13 +620,12 @@ impl Checker {
         let Some(decoded) = PersonaEvent::from_stored(event) else {
             return Ok(());
         };
-        let here = event_ref(event);
         let (name, typed) = decoded.map_err(|error| {
             let message = format!("a persona event does not read back: {error}");
             (
                 Invariant::RebuildMatchesIncremental,
                 message,
-                vec![here.clone()],
+                vec![event_ref(event)],
             )
         })?;
         if !self.personas.contains_key(name) {
@@ -622,7 +634,7 @@ impl Checker {
         let seen = Seen {
             name,
             at: event.occurred_at_ms,
-            here,
+            event,
         };
         match &typed {
             PersonaEvent::ControlPaused(_) => self.model(name).control = Control::Paused,
@@ -680,14 +692,14 @@ impl Checker {
                         format_ms(at),
                         format_ms(lease.expires_at_ms)
                     ),
-                    vec![lease.event.clone(), seen.here.clone()],
+                    vec![lease.event.clone(), seen.here()],
                 ));
             }
             _ => {
                 return Err((
                     Invariant::ExpiryBeforeReplace,
                     format!("persona `{name}`: lease `{id}` was expired but is not held"),
-                    vec![seen.here.clone()],
+                    vec![seen.here()],
                 ));
             }
         }
@@ -696,13 +708,13 @@ impl Checker {
     }
 
     fn on_lease_acquired(&mut self, seen: &Seen<'_>, lease: &Lease) -> Result<(), Broken> {
-        let (name, at, here) = (seen.name, seen.at, &seen.here);
+        let (name, at) = (seen.name, seen.at);
         let model = &self.personas[name];
         if model.control == Control::Disabled {
             return Err((
                 Invariant::DisabledRunsNothing,
                 format!("persona `{name}` is disabled but acquired a lease"),
-                vec![here.clone()],
+                vec![seen.here()],
             ));
         }
         if let Some(old) = &model.lease {
@@ -719,7 +731,7 @@ impl Checker {
                     old.id,
                     format_ms(old.expires_at_ms)
                 ),
-                vec![old.event.clone(), here.clone()],
+                vec![old.event.clone(), seen.here()],
             ));
         }
         // Without a binding, the lease lasts as long as the log says.
@@ -740,14 +752,14 @@ impl Checker {
                     format_ms(expected),
                     Millis(ttl_ms.unsigned_abs())
                 ),
-                vec![here.clone()],
+                vec![seen.here()],
             ));
         }
         self.model(name).lease = Some(LeaseModel {
             id: lease.id.clone(),
             work_key: lease.work_key.clone(),
             expires_at_ms: expected,
-            event: here.clone(),
+            event: seen.here(),
         });
         Ok(())
     }
@@ -766,7 +778,7 @@ impl Checker {
                     "persona `{name}`: a lease conflict was recorded at {} with no live lease",
                     format_ms(seen.at)
                 ),
-                vec![seen.here.clone()],
+                vec![seen.here()],
             ));
         }
         self.refused_before_budget(
@@ -795,7 +807,7 @@ impl Checker {
                     "persona `{name}`: `{work_key}` {what} but its cost ({} USD, {} tokens) breaks `{reason}`, which is checked first",
                     amount.usd, amount.tokens
                 ),
-                vec![seen.here.clone()],
+                vec![seen.here()],
             )),
             None => Ok(()),
         }
@@ -808,7 +820,7 @@ impl Checker {
         run: &RunRef,
         started_this_step: &mut BTreeMap<(String, String), String>,
     ) -> Result<(), Broken> {
-        let (name, here) = (seen.name, &seen.here);
+        let name = seen.name;
         let model = &self.personas[name];
         let work_key = &run.work_key;
         let broken = |invariant, message, evidence| Err((invariant, message, evidence));
@@ -816,7 +828,7 @@ impl Checker {
             Control::Disabled => {
                 let message =
                     format!("persona `{name}` is disabled but started a run of `{work_key}`");
-                return broken(Invariant::DisabledRunsNothing, message, vec![here.clone()]);
+                return broken(Invariant::DisabledRunsNothing, message, vec![seen.here()]);
             }
             Control::Paused => {
                 let message =
@@ -824,7 +836,7 @@ impl Checker {
                 return broken(
                     Invariant::QueuedRunsOnceAfterResume,
                     message,
-                    vec![here.clone()],
+                    vec![seen.here()],
                 );
             }
             Control::Active => {}
@@ -836,7 +848,7 @@ impl Checker {
             return broken(
                 Invariant::WorkKeyOnce,
                 message,
-                vec![completed.clone(), here.clone()],
+                vec![persona_ref(*completed), seen.here()],
             );
         }
         let amount = self.admission_amount(step, name, work_key);
@@ -845,7 +857,7 @@ impl Checker {
                 "persona `{name}`: a run of `{work_key}` costing {} USD and {} tokens was admitted although it breaks `{reason}`",
                 amount.usd, amount.tokens
             );
-            return broken(limit_invariant(reason), message, vec![here.clone()]);
+            return broken(limit_invariant(reason), message, vec![seen.here()]);
         }
         if step.is_some_and(|step| matches!(step.op, Op::Resume(_))) {
             let key = (name.to_string(), work_key.clone());
@@ -854,17 +866,17 @@ impl Checker {
                 return broken(
                     Invariant::QueuedRunsOnceAfterResume,
                     message,
-                    vec![first.clone(), here.clone()],
+                    vec![first.clone(), seen.here()],
                 );
             }
-            started_this_step.insert(key, here.clone());
+            started_this_step.insert(key, seen.here());
         }
         Ok(())
     }
 
     /// A run starts under its own lease, and that lease is live.
     fn check_run_lease(&self, seen: &Seen<'_>, run: &RunRef) -> Result<(), Broken> {
-        let (name, here) = (seen.name, &seen.here);
+        let name = seen.name;
         let (work_key, lease_id) = (&run.work_key, &run.lease_id);
         match self.personas[name].live_lease(seen.at) {
             Some(lease) if lease.id == *lease_id && lease.work_key == *work_key => Ok(()),
@@ -874,12 +886,12 @@ impl Checker {
                     "persona `{name}`: a run of `{work_key}` started under lease `{lease_id}`, but the live lease is `{}` for `{}`",
                     lease.id, lease.work_key
                 ),
-                vec![lease.event.clone(), here.clone()],
+                vec![lease.event.clone(), seen.here()],
             )),
             None => Err((
                 Invariant::RunUnderOwnLease,
                 format!("persona `{name}`: a run of `{work_key}` started under lease `{lease_id}`, which is not live"),
-                vec![here.clone()],
+                vec![seen.here()],
             )),
         }
     }
@@ -891,13 +903,11 @@ impl Checker {
             return Err((
                 Invariant::WorkKeyOnce,
                 format!("persona `{name}`: work key `{work_key}` completed twice"),
-                vec![first.clone(), seen.here.clone()],
+                vec![persona_ref(*first), seen.here()],
             ));
         }
         model.queued.remove(work_key);
-        model
-            .completed
-            .insert(work_key.to_string(), seen.here.clone());
+        model.completed.insert(work_key.to_string(), seen.event.id);
         Ok(())
     }
 
@@ -924,7 +934,7 @@ impl Checker {
                 amount.tokens,
                 expected.map_or_else(|| "admit".to_string(), |r| format!("`{r}`"))
             ),
-            vec![seen.here.clone()],
+            vec![seen.here()],
         ))
     }
 
@@ -945,7 +955,7 @@ impl Checker {
             return Err((
                 invariant,
                 format!("persona `{name}`: {message}"),
-                vec![seen.here.clone()],
+                vec![seen.here()],
             ));
         }
         model

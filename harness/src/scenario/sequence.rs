@@ -104,17 +104,20 @@ impl Sequence {
     /// `advance`, the schedule occurrences in `(after_ms, at_ms]`, in time
     /// order and then by persona name (one tick per persona and instant,
     /// however many of its schedules fall on it); for `repeat`, the
-    /// repetitions. An error when there would be more than [`MAX_EXPANSION`].
-    pub fn expand(
-        &self,
+    /// repetitions, made one at a time as they are run. An error when there
+    /// would be more than [`MAX_EXPANSION`].
+    pub fn expand<'s>(
+        &'s self,
         personas: &BTreeMap<String, PersonaSpec>,
         after_ms: i64,
         at_ms: i64,
-    ) -> Result<Vec<(i64, Op)>, TooManyOccurrences> {
-        match self {
-            Self::Advance(advance) => advance_ticks(advance, personas, after_ms, at_ms),
-            Self::Repeat(repeat) => Ok(repetitions(repeat, at_ms)),
-        }
+    ) -> Result<Box<dyn Iterator<Item = (i64, Op)> + 's>, TooManyOccurrences> {
+        Ok(match self {
+            Self::Advance(advance) => {
+                Box::new(advance_ticks(advance, personas, after_ms, at_ms)?.into_iter())
+            }
+            Self::Repeat(repeat) => Box::new(repetitions(repeat, at_ms)),
+        })
     }
 }
 
@@ -161,30 +164,28 @@ fn advance_ticks(
         .collect())
 }
 
-fn repetitions(repeat: &RepeatStep, at_ms: i64) -> Vec<(i64, Op)> {
-    (1..=repeat.times)
-        .map(|i| {
-            let offset = i64::try_from(i - 1)
-                .unwrap_or(i64::MAX)
-                .saturating_mul(repeat.every.as_i64());
-            let op = match &repeat.body {
-                Repeated::Trigger(trigger) => {
-                    let mut trigger = trigger.clone();
-                    for value in trigger.metadata.values_mut() {
-                        *value = number(value, i);
-                    }
-                    number_cost(&mut trigger.cost, i);
-                    Op::Trigger(trigger)
+fn repetitions(repeat: &RepeatStep, at_ms: i64) -> impl Iterator<Item = (i64, Op)> + '_ {
+    (1..=repeat.times).map(move |i| {
+        let offset = i64::try_from(i - 1)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(repeat.every.as_i64());
+        let op = match &repeat.body {
+            Repeated::Trigger(trigger) => {
+                let mut trigger = trigger.clone();
+                for value in trigger.metadata.values_mut() {
+                    *value = number(value, i);
                 }
-                Repeated::Tick(tick) => {
-                    let mut tick = tick.clone();
-                    number_cost(&mut tick.cost, i);
-                    Op::Tick(tick)
-                }
-            };
-            (at_ms.saturating_add(offset), op)
-        })
-        .collect()
+                number_cost(&mut trigger.cost, i);
+                Op::Trigger(trigger)
+            }
+            Repeated::Tick(tick) => {
+                let mut tick = tick.clone();
+                number_cost(&mut tick.cost, i);
+                Op::Tick(tick)
+            }
+        };
+        (at_ms.saturating_add(offset), op)
+    })
 }
 
 /// `{i}` in a metadata string replaced by the repetition number.
@@ -368,7 +369,7 @@ mod tests {
                 duration: Millis(0),
             }),
         };
-        let events = repetitions(&repeat, 10);
+        let events: Vec<(i64, Op)> = repetitions(&repeat, 10).collect();
         let times: Vec<i64> = events.iter().map(|(at, _)| *at).collect();
         assert_eq!(times, [10, 1010, 2010]);
         let Op::Trigger(third) = &events[2].1 else {
