@@ -279,10 +279,37 @@ mod tests {
         let runs = std::fs::read_to_string(dir.join("out/runs.jsonl")).unwrap();
         assert_eq!(runs.lines().count(), 3);
         std::fs::remove_dir_all(&dir).unwrap();
-        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/load-1k.yaml");
-        let committed = std::fs::read_to_string(committed).unwrap();
+    }
+
+    #[test]
+    fn every_committed_load_scenario_is_the_generated_one() {
         let body = |text: &str| text[text.find("start:").unwrap()..].to_string();
-        assert_eq!(body(&committed), body(&load_scenario(1000)));
+        let committed = [
+            ("load-1k.yaml", 1_000),
+            ("load-100k.yaml", 100_000),
+            ("load-100k-events.yaml", 11_112),
+            ("load-1m-events.yaml", 111_112),
+        ];
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = committed.iter().map(|(name, _)| name.to_string()).collect();
+        listed.sort();
+        assert_eq!(
+            on_disk, listed,
+            "every committed load scenario is checked here"
+        );
+        for (name, triggers) in committed {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            assert_eq!(body(&text), body(&load_scenario(triggers)), "{name}");
+        }
+        // The 100k- and 1M-event scenarios are a tenth of each other in
+        // events, so their times give the linearity ratio.
+        assert_eq!(11_112 * EVENTS_PER_TRIGGER, 100_008);
+        assert_eq!(111_112 * EVENTS_PER_TRIGGER, 1_000_008);
     }
 
     #[test]
