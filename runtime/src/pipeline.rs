@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::event::event_enum;
 use crate::log::{LogEvent, StoredEvent, Topic};
@@ -191,6 +191,23 @@ pub struct PipelineOutcome {
     pub result: Option<Value>,
 }
 
+/// The result of `ack_handoff`: the envelope as it stood unsettled, and
+/// the audit entry of the acknowledgement.
+#[derive(Serialize)]
+struct AckResult<'a> {
+    envelope: UnsettledHandoff,
+    entry: &'a AuditEntry<Acknowledgement>,
+}
+
+/// The result of `finalize`: status `finalized`, the disposition, and the
+/// audit entry of the finalisation.
+#[derive(Serialize)]
+struct FinalizeResult<'a> {
+    status: &'static str,
+    disposition: &'a Value,
+    entry: &'a AuditEntry<Disposition>,
+}
+
 /// The folded lifecycle state of one pipeline run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Pipeline {
@@ -349,9 +366,9 @@ impl Pipeline {
                 decision: op.decision.clone(),
             },
         );
-        let result = json!({
-            "envelope": handoff.unsettled_at(now_ms),
-            "entry": entry,
+        let result = to_value(&AckResult {
+            envelope: handoff.unsettled_at(now_ms),
+            entry: &entry,
         });
         Ok(PipelineOutcome {
             events: vec![PipelineEvent::HandoffAcknowledged(entry).to_log_event(now_ms)],
@@ -380,10 +397,10 @@ impl Pipeline {
                 disposition: op.disposition.clone(),
             },
         );
-        let result = json!({
-            "status": "finalized",
-            "disposition": op.disposition,
-            "entry": entry,
+        let result = to_value(&FinalizeResult {
+            status: "finalized",
+            disposition: &op.disposition,
+            entry: &entry,
         });
         Ok(PipelineOutcome {
             events: vec![PipelineEvent::Finalized(entry).to_log_event(now_ms)],

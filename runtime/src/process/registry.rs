@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::error::ProcessError;
 use super::events::{
@@ -252,10 +252,11 @@ impl ProcessRegistry {
             env_ref: env_ref.clone(),
         };
         let registration_hash = registration.hash().map_err(encode)?;
-        let mut result = json!({"process_id": id, "registration_hash": registration_hash});
-        if let Some(env_ref) = env_ref {
-            result["env_ref"] = json!(env_ref);
-        }
+        let result = to_json(&StartResult {
+            process_id: &id,
+            registration_hash: &registration_hash,
+            env_ref: env_ref.as_deref(),
+        });
         let event = ProcessEvent::Started(Started {
             process_id: id.clone(),
             registration_hash,
@@ -344,7 +345,10 @@ impl ProcessRegistry {
                 error: None,
                 reason: request.reason.clone(),
             });
-            let result = json!({"abandoned": true, "requested_by": request.requested_by});
+            let result = to_json(&AbandonedResult {
+                abandoned: true,
+                requested_by: &request.requested_by,
+            });
             return outcome(vec![event], now_ms, "abandoned", Some(result));
         }
         let ttl_ms = op.ttl.map_or(lease.ttl_ms, |ttl| ttl.0);
@@ -562,19 +566,52 @@ fn holder_end(id: &str, lease: &ProcessLease) -> Ended {
     }
 }
 
+/// The result of `start`: the process's id, its registration hash and,
+/// when it has an execution environment, that environment's reference.
+#[derive(Serialize)]
+struct StartResult<'a> {
+    process_id: &'a str,
+    registration_hash: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    env_ref: Option<&'a str>,
+}
+
+/// The result of a heartbeat that found an abandon request: the process is
+/// abandoned, at the request of `requested_by`.
+#[derive(Serialize)]
+struct AbandonedResult<'a> {
+    abandoned: bool,
+    requested_by: &'a str,
+}
+
+/// The result of a claim or a renewing heartbeat: the lease as its holder
+/// sees it.
+#[derive(Serialize)]
+struct LeaseResult<'a> {
+    owner: &'a str,
+    lease_token: &'a str,
+    fencing_token: u64,
+    expires_at_ms: i64,
+}
+
 fn lease_json(lease: &ProcessLease) -> serde_json::Value {
-    json!({
-        "owner": lease.owner,
-        "lease_token": lease.lease_token,
-        "fencing_token": lease.fencing_token,
-        "expires_at_ms": lease.expires_at_ms,
+    to_json(&LeaseResult {
+        owner: &lease.owner,
+        lease_token: &lease.lease_token,
+        fencing_token: lease.fencing_token,
+        expires_at_ms: lease.expires_at_ms,
     })
 }
 
 fn record_json(record: &ProcessRecord) -> serde_json::Value {
-    // A record holds only strings, numbers, JSON values and string-keyed
-    // maps, none of which can fail to serialise.
-    serde_json::to_value(record).expect("a process record always serialises")
+    to_json(record)
+}
+
+/// An operation's result as JSON. Results and records hold only strings,
+/// numbers, JSON values and string-keyed maps, none of which can fail to
+/// serialise.
+fn to_json<T: Serialize>(result: &T) -> serde_json::Value {
+    serde_json::to_value(result).expect("a process result always serialises")
 }
 
 fn outcome(
