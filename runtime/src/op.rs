@@ -11,6 +11,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::duration::Millis;
+use crate::single_entry::one_entry_enum;
 
 /// One external event. It reads and writes as a map with exactly one key,
 /// the step kind: `{trigger: {...}}`, `{pause: name}`.
@@ -34,29 +35,12 @@ pub enum Op {
     Restart(RestartOp),
 }
 
-/// The step-kind names, in the order the format lists them.
-pub const OP_KINDS: [&str; 16] = [
-    "trigger",
-    "tick",
-    "pause",
-    "resume",
-    "disable",
-    "spend",
-    "pump",
-    "repair_worker",
-    "restore_checkpoint",
-    "process",
-    "audit",
-    "handoff",
-    "ack_handoff",
-    "finalize",
-    "fault",
-    "restart",
-];
-
+/// Calls `$mac!` with `$args` and then the table of step kinds, in the
+/// order the format lists them: `Variant(Body) = "name",`.
 macro_rules! op_variants {
-    ($mac:ident) => {
+    ($mac:ident { $($args:tt)* }) => {
         $mac! {
+            $($args)*
             Trigger(TriggerOp) = "trigger",
             Tick(TickOp) = "tick",
             Pause(String) = "pause",
@@ -77,35 +61,7 @@ macro_rules! op_variants {
     };
 }
 
-macro_rules! op_serde {
-    ($($variant:ident($ty:ty) = $name:literal,)*) => {
-        impl Serialize for Op {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                match self {
-                    $(Self::$variant(body) => crate::single_entry::serialize(serializer, $name, body),)*
-                }
-            }
-        }
-
-        impl Op {
-            /// Reads the body of step kind `kind` from `map`'s next value.
-            pub fn next_body<'de, A: serde::de::MapAccess<'de>>(
-                kind: &str,
-                map: &mut A,
-            ) -> Result<Self, A::Error> {
-                match kind {
-                    $($name => Ok(Self::$variant(map.next_value::<$ty>()?)),)*
-                    other => Err(serde::de::Error::custom(format!(
-                        "unknown step kind `{other}`, expected one of {}",
-                        expected_kinds()
-                    ))),
-                }
-            }
-        }
-    };
-}
-
-op_variants!(op_serde);
+op_variants!(one_entry_enum { Op, OP_KINDS, expected_kinds, "step kind"; });
 
 macro_rules! op_schema {
     ($($variant:ident($ty:ty) = $name:literal,)*) => {
@@ -118,7 +74,7 @@ macro_rules! op_schema {
     };
 }
 
-op_variants!(op_schema);
+op_variants!(op_schema {});
 
 impl JsonSchema for Op {
     fn schema_name() -> std::borrow::Cow<'static, str> {
@@ -145,40 +101,7 @@ impl JsonSchema for Op {
     }
 }
 
-/// The step kinds as a list for error messages: "`trigger`, `tick`, ...".
-pub fn expected_kinds() -> String {
-    OP_KINDS
-        .iter()
-        .map(|kind| format!("`{kind}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-crate::single_entry::one_entry_deserialize!(Op, "step kind", expected_kinds);
-
 impl Op {
-    /// The step-kind name of this operation (`trigger`, `pause`, ...).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Trigger(_) => "trigger",
-            Self::Tick(_) => "tick",
-            Self::Pause(_) => "pause",
-            Self::Resume(_) => "resume",
-            Self::Disable(_) => "disable",
-            Self::Spend(_) => "spend",
-            Self::Pump(_) => "pump",
-            Self::RepairWorker(_) => "repair_worker",
-            Self::RestoreCheckpoint(_) => "restore_checkpoint",
-            Self::Process(_) => "process",
-            Self::Audit(_) => "audit",
-            Self::Handoff(_) => "handoff",
-            Self::AckHandoff(_) => "ack_handoff",
-            Self::Finalize(_) => "finalize",
-            Self::Fault(_) => "fault",
-            Self::Restart(_) => "restart",
-        }
-    }
-
     /// The persona this operation names, if it names one.
     pub fn persona(&self) -> Option<&str> {
         match self {

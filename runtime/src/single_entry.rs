@@ -134,11 +134,60 @@ impl<'de, T: OneEntry> de::Visitor<'de> for OneEntryVisitor<T> {
     }
 }
 
-/// Implements [`OneEntry`] and `Deserialize` for `$ty`, whose variants are
-/// named in errors as `$noun` and listed by `$expected()`; `$ty` has an
-/// inherent `next_body` reading a variant's body.
-macro_rules! one_entry_deserialize {
-    ($ty:ty, $noun:literal, $expected:path) => {
+/// Writes everything a [`OneEntry`] enum `$ty` needs from one table of its
+/// variants, `Variant(Body) = "key",` in the order the format lists them:
+/// `pub const $kinds` (the keys), `pub fn $expected()` (the keys as a list
+/// for errors), `Serialize`, `kind()`, `next_body()` (refusing an unknown
+/// key as an unknown `$noun`), [`OneEntry`] and `Deserialize`.
+macro_rules! one_entry_enum {
+    (
+        $ty:ident, $kinds:ident, $expected:ident, $noun:literal;
+        $($variant:ident($body:ty) = $name:literal,)*
+    ) => {
+        /// The key names, in the order the format lists them.
+        pub const $kinds: [&str; [$($name),*].len()] = [$($name),*];
+
+        /// The key names as a list for error messages: "`a`, `b`, ...".
+        pub fn $expected() -> String {
+            $kinds
+                .iter()
+                .map(|kind| format!("`{kind}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $(Self::$variant(body) => $crate::single_entry::serialize(serializer, $name, body),)*
+                }
+            }
+        }
+
+        impl $ty {
+            /// The key this value is written under (`trigger`, `claim`, ...).
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => $name,)*
+                }
+            }
+
+            /// Reads the body of the variant keyed `kind` from `map`'s next value.
+            pub fn next_body<'de, A: serde::de::MapAccess<'de>>(
+                kind: &str,
+                map: &mut A,
+            ) -> Result<Self, A::Error> {
+                match kind {
+                    $($name => Ok(Self::$variant(map.next_value::<$body>()?)),)*
+                    other => Err(serde::de::Error::custom(format!(
+                        "unknown {} `{other}`, expected one of {}",
+                        $noun,
+                        $expected()
+                    ))),
+                }
+            }
+        }
+
         impl $crate::single_entry::OneEntry for $ty {
             const NOUN: &'static str = $noun;
 
@@ -161,4 +210,4 @@ macro_rules! one_entry_deserialize {
         }
     };
 }
-pub(crate) use one_entry_deserialize;
+pub(crate) use one_entry_enum;

@@ -47,3 +47,24 @@ fn ops_round_trip_through_yaml_and_json() {
         assert_eq!(json, parsed);
     }
 }
+
+#[test]
+fn one_entry_operations_refuse_unknown_keys_naming_what_they_expected() {
+    let refusal = |yaml: &str| serde_yaml::from_str::<Op>(yaml).unwrap_err().to_string();
+    assert!(refusal("trgger: {}")
+        .starts_with("unknown step kind `trgger`, expected one of `trigger`, `tick`, `pause`,"));
+    assert!(refusal("process: {strat: {}}").starts_with(
+        "process: unknown process operation `strat`, expected one of `start`, `claim`, \
+         `heartbeat`, `wait`, `signal`, `complete`, `fail`, `cancel`, `abandon`, `list`"
+    ));
+    let process = op("process: {claim: {id: p1, owner: w1}}");
+    assert_eq!(process.kind(), "process");
+    let Op::Process(claim) = &process else {
+        panic!()
+    };
+    assert_eq!(claim.kind(), "claim");
+    assert_eq!(
+        serde_json::to_string(&process).unwrap(),
+        r#"{"process":{"claim":{"id":"p1","owner":"w1"}}}"#
+    );
+}

@@ -29,55 +29,8 @@ pub enum ProcessOp {
     List(serde_json::Value),
 }
 
-/// The operation names, in the order the format lists them.
-pub const PROCESS_OP_KINDS: [&str; 10] = [
-    "start",
-    "claim",
-    "heartbeat",
-    "wait",
-    "signal",
-    "complete",
-    "fail",
-    "cancel",
-    "abandon",
-    "list",
-];
-
-macro_rules! process_op_serde {
-    ($($variant:ident($ty:ty) = $name:literal,)*) => {
-        impl Serialize for ProcessOp {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                match self {
-                    $(Self::$variant(body) => crate::single_entry::serialize(serializer, $name, body),)*
-                }
-            }
-        }
-
-        impl ProcessOp {
-            /// The operation's name (`start`, `claim`, ...).
-            pub fn kind(&self) -> &'static str {
-                match self {
-                    $(Self::$variant(_) => $name,)*
-                }
-            }
-
-            fn next_body<'de, A: serde::de::MapAccess<'de>>(
-                kind: &str,
-                map: &mut A,
-            ) -> Result<Self, A::Error> {
-                match kind {
-                    $($name => Ok(Self::$variant(map.next_value::<$ty>()?)),)*
-                    other => Err(serde::de::Error::custom(format!(
-                        "unknown process operation `{other}`, expected one of {}",
-                        expected_process_ops()
-                    ))),
-                }
-            }
-        }
-    };
-}
-
-process_op_serde! {
+crate::single_entry::one_entry_enum! {
+    ProcessOp, PROCESS_OP_KINDS, expected_process_ops, "process operation";
     Start(StartOp) = "start",
     Claim(ClaimOp) = "claim",
     Heartbeat(HeartbeatOp) = "heartbeat",
@@ -89,17 +42,6 @@ process_op_serde! {
     Abandon(AbandonOp) = "abandon",
     List(serde_json::Value) = "list",
 }
-
-/// The operation names as a list for error messages: "`start`, `claim`, ...".
-pub fn expected_process_ops() -> String {
-    PROCESS_OP_KINDS
-        .iter()
-        .map(|kind| format!("`{kind}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-crate::single_entry::one_entry_deserialize!(ProcessOp, "process operation", expected_process_ops);
 
 impl ProcessOp {
     /// The process this operation names; a listing or a start without an id
