@@ -516,17 +516,13 @@ fn finish(
     Ok((report, bundle))
 }
 
-/// The state of `runtime` after the last step, at `last_ms`.
+/// The state of `runtime` after the last step, at `last_ms`. Its statuses
+/// leave `value_receipts` empty, as the report writes them.
 fn final_state(runtime: &rehearse_runtime::engine::Runtime, last_ms: i64) -> FinalState {
     let personas = runtime
         .personas()
-        .keys()
-        .map(|name| {
-            (
-                name.clone(),
-                runtime.status(name, last_ms).expect("a known persona"),
-            )
-        })
+        .iter()
+        .map(|(name, persona)| (name.clone(), persona.status_without_receipts(last_ms)))
         .collect();
     let unsettled = runtime.unsettled(last_ms);
     FinalState {
@@ -942,15 +938,48 @@ pub fn render_events(events: &[StoredEvent]) -> String {
     String::from_utf8(out).expect("JSON is UTF-8")
 }
 
-/// Writes `events` as lines of `events.jsonl`.
+/// Writes `events` as lines of `events.jsonl`: the bytes serialising each
+/// one's [`EventLine`] writes, with the payload's canonical text spliced in
+/// as the event keeps it rather than parsed and written again, and each
+/// distinct time formatted once.
 pub fn write_events(out: &mut dyn Write, events: &[StoredEvent]) -> std::io::Result<()> {
-    let mut line = Vec::with_capacity(512);
+    let mut line = Vec::with_capacity(1024);
+    let mut time: Option<(i64, String)> = None;
     for event in events {
+        let at_ms = event.occurred_at_ms;
+        let occurred_at = match &mut time {
+            Some((ms, text)) if *ms == at_ms => text,
+            slot => &slot.insert((at_ms, format_ms(at_ms))).1,
+        };
         line.clear();
-        serde_json::to_writer(&mut line, &EventLine::of(event))?;
-        line.push(b'\n');
+        write_event_line(&mut line, event, occurred_at)?;
         out.write_all(&line)?;
     }
+    Ok(())
+}
+
+/// Appends `event`'s line of `events.jsonl`, newline included, its time
+/// given as `occurred_at`: the fields in [`EventLine`]'s order, written as
+/// `serde_json` writes them, and the payload's canonical text, which is
+/// what `serde_json` writes for its value (`canonical`'s tests).
+fn write_event_line(
+    line: &mut Vec<u8>,
+    event: &StoredEvent,
+    occurred_at: &str,
+) -> serde_json::Result<()> {
+    line.extend_from_slice(b"{\"topic\":");
+    serde_json::to_writer(&mut *line, event.topic.as_str())?;
+    line.extend_from_slice(b",\"id\":");
+    serde_json::to_writer(&mut *line, &event.id)?;
+    line.extend_from_slice(b",\"kind\":");
+    serde_json::to_writer(&mut *line, &event.kind)?;
+    line.extend_from_slice(b",\"occurred_at\":");
+    serde_json::to_writer(&mut *line, occurred_at)?;
+    line.extend_from_slice(b",\"headers\":");
+    serde_json::to_writer(&mut *line, &event.headers)?;
+    line.extend_from_slice(b",\"payload\":");
+    line.extend_from_slice(event.payload.json().as_bytes());
+    line.extend_from_slice(b"}\n");
     Ok(())
 }
 
@@ -968,4 +997,50 @@ pub fn pretty<T: Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("an output serialises");
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rehearse_runtime::log::{LogEvent, Topic};
+
+    /// A spliced line is byte for byte the line serialising the event's
+    /// fields (its payload as a JSON value) writes, for text that needs
+    /// escaping, numbers of every kind and times that change between events.
+    #[test]
+    fn an_events_line_is_what_serialising_its_fields_writes() {
+        let payload = json!({
+            "z": [1.5, -0.0, 1e300, 0.1, 12345678901234567890u64, -9007199254740993i64],
+            "a \"quoted\"\\": {"\u{1}\u{1f}\u{7f}é\u{2028}😀": null, "b": [true, false, {}]},
+            "s": "tab\tnewline\n</script>",
+        });
+        let headers = BTreeMap::from([
+            ("persona".to_string(), "p \"1\"\u{0}".to_string()),
+            ("a".to_string(), "ü".to_string()),
+        ]);
+        let event = |id: u64, at_ms: i64| {
+            StoredEvent::new(
+                Topic::new("persona.runtime.events").unwrap(),
+                id,
+                LogEvent {
+                    kind: "kind \"x\"".to_string(),
+                    payload: payload.clone().into(),
+                    headers: headers.clone(),
+                    occurred_at_ms: at_ms,
+                },
+            )
+        };
+        let events = [
+            event(1, 0),
+            event(2, 0),
+            event(3, 1_767_225_600_001),
+            event(u64::MAX, -5),
+        ];
+        let mut expected = Vec::new();
+        for event in &events {
+            serde_json::to_writer(&mut expected, &EventLine::of(event)).unwrap();
+            expected.push(b'\n');
+        }
+        assert_eq!(render_events(&events), String::from_utf8(expected).unwrap());
+    }
 }

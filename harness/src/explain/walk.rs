@@ -451,7 +451,7 @@ fn light(name: &str, state: &PersonaState, policy: &BudgetPolicy, queued: bool) 
             last_receipt_id: state.last_receipt_id.clone(),
             exhaustion_reason: state.exhaustion_reason,
             spend: state.spend.clone(),
-            value_receipts: Vec::new(),
+            value_receipts: Default::default(),
             repair_reports: BTreeSet::new(),
             checkpoint_acks: BTreeMap::new(),
         },

@@ -23,9 +23,11 @@ use crate::workkey::Envelope;
 
 mod decide;
 mod events;
+mod receipts;
 
 pub use decide::{Admission, RunDecision};
 pub use events::*;
+pub use receipts::ValueReceipts;
 
 /// The policy for triggers that arrive while a persona is paused: the
 /// modelled runtime has one, they are queued and drained on resume.
@@ -188,7 +190,8 @@ pub struct PersonaState {
     pub last_receipt_id: Option<String>,
     pub exhaustion_reason: Option<BudgetLimit>,
     pub spend: SpendWindows,
-    pub value_receipts: Vec<ValueReceipt>,
+    /// Every value receipt, kept compactly: status decodes them.
+    pub value_receipts: ValueReceipts,
     /// Repair-worker reports seen, by worker id and lifecycle.
     pub repair_reports: BTreeSet<(String, RepairWorkerLifecycle)>,
     /// Acknowledged checkpoint restores, by checkpoint id.
@@ -245,7 +248,7 @@ impl PersonaState {
             | PersonaEvent::ValueDeterministicExecution(value)
             | PersonaEvent::ValueFrontierEscalation(value)
             | PersonaEvent::ValueRunCompleted(value) => {
-                self.value_receipts.push(ValueReceipt::from(value));
+                self.value_receipts.push(value);
             }
             PersonaEvent::TriggerReceived(_)
             | PersonaEvent::ScheduleFired(_)
@@ -399,6 +402,17 @@ impl Persona {
 
     /// The status snapshot at `now_ms`.
     pub fn status(&self, now_ms: i64) -> PersonaStatus {
+        PersonaStatus {
+            value_receipts: self.state.value_receipts.iter().collect(),
+            ..self.status_without_receipts(now_ms)
+        }
+    }
+
+    /// The status snapshot at `now_ms` with its `value_receipts` left
+    /// empty: every other field, without decoding the one list that grows
+    /// with the log (by two receipts a run). For readers that never show
+    /// the receipts, such as the report's final state.
+    pub fn status_without_receipts(&self, now_ms: i64) -> PersonaStatus {
         let state = &self.state;
         let active_lease = state.live_lease(now_ms).cloned();
         let lifecycle = self.lifecycle_at(now_ms);
@@ -437,7 +451,7 @@ impl Persona {
             queued_events: state.queued.len(),
             queued_work,
             handoff_inbox,
-            value_receipts: state.value_receipts.clone(),
+            value_receipts: Vec::new(),
             disabled_events: state.disabled_events,
             paused_event_policy: PausedEventPolicy::QueueThenDrainOnResume,
         }
