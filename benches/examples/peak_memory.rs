@@ -2,6 +2,17 @@
 //! memory (maximum resident set size) of that step alone, and a one-shot
 //! timing of workloads too long for criterion's ten samples.
 //!
+//! `run` and `replay` go through the code `rehearse run` and `rehearse
+//! replay --strict` use (`outputs::run_into`, `storage::replay_capture`),
+//! so at 1,000,008 events (issue #13's memory target):
+//!
+//! ```text
+//! /usr/bin/time -v target/release/examples/peak_memory run benches/scenarios/load-1m-events.yaml /tmp/out
+//! /usr/bin/time -v target/release/examples/peak_memory replay /tmp/out/capture.jsonl
+//! ```
+//!
+//! and the runtime alone (111112 bench episodes are 1,000,008 events):
+//!
 //! ```text
 //! /usr/bin/time -v target/release/examples/peak_memory triggers 111112
 //! cargo run --release -p rehearse-benches --example peak_memory -- capture 111112 /tmp/capture.jsonl
@@ -9,7 +20,6 @@
 //! cargo run --release -p rehearse-benches --example peak_memory -- write-log 1000000 /tmp/log
 //! /usr/bin/time -v target/release/examples/peak_memory verify-log /tmp/log
 //! /usr/bin/time -v target/release/examples/peak_memory open-log /tmp/log
-//! /usr/bin/time -v target/release/examples/peak_memory run benches/scenarios/load-1m-events.yaml /tmp/out
 //! ```
 //!
 //! (`benches/measure-run` measures the `rehearse` binary itself.)
@@ -117,23 +127,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Replays a capture file of either version, streaming a version 3 one.
+/// Replays a capture file of either version strictly, as `rehearse replay
+/// --strict` does: a version 3 capture streamed as it is read.
 fn replay_capture_file(file: std::fs::File) -> rehearse_runtime::replay::ReplaySummary {
-    use rehearse_runtime::replay::ReplayOptions;
-    use rehearse_runtime::replay::{open_capture, replay, replay_stream, OpenedCapture};
+    use rehearse::storage::{replay_bundle, replay_capture};
+    use rehearse_runtime::replay::{open_capture, OpenedCapture, ReplayOptions};
     let options = ReplayOptions { strict: true };
     let reader = std::io::BufReader::with_capacity(1 << 16, file);
     match open_capture(reader).expect("the capture opens") {
-        OpenedCapture::Stream(stream) => replay_stream(
-            *stream,
-            options,
-            Box::new(rehearse_runtime::WindowLog::new()),
-        ),
-        OpenedCapture::Legacy(bundle) => replay(
-            &bundle,
-            options,
-            Box::new(rehearse_runtime::MemoryLog::new()),
-        ),
+        OpenedCapture::Stream(stream) => replay_capture(*stream, options),
+        OpenedCapture::Legacy(bundle) => replay_bundle(&bundle, options),
     }
     .expect("the capture replays")
 }
