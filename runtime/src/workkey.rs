@@ -19,7 +19,16 @@ pub struct Envelope {
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
-    pub raw: serde_json::Value,
+    pub raw: RawTrigger,
+}
+
+/// The trigger as received: a provider event carries its metadata, a
+/// schedule tick nothing (`{}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrigger {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
 }
 
 /// The first present metadata value among `keys`.
@@ -74,7 +83,9 @@ pub fn normalize(
             None => format!("{provider}:{kind}:{}", generated()),
         },
     };
-    let raw = serde_json::json!({ "metadata": metadata });
+    let raw = RawTrigger {
+        metadata: Some(metadata.clone()),
+    };
     Envelope {
         provider,
         kind: kind.to_string(),
@@ -101,7 +112,7 @@ pub fn schedule_envelope(persona: &str, schedule: &str, now_ms: i64) -> Envelope
         source_event_id: None,
         received_at_ms: now_ms,
         metadata,
-        raw: serde_json::json!({}),
+        raw: RawTrigger::default(),
     }
 }
 

@@ -298,7 +298,7 @@ mod tests {
         .headers;
         let reference = transcript(vec![
             event(0, "persona.lease.acquired", &[], json!({"id": A, "ttl": 5})),
-            event(1, "persona.run.started", &[], json!({"lease": A, "n": 1})),
+            event(1, "test.run.started", &[], json!({"lease": A, "n": 1})),
         ]);
         let same = transcript(vec![
             event(
@@ -307,7 +307,7 @@ mod tests {
                 &[("harn.provenance", "x")],
                 json!({"id": B, "ttl": 5.0}),
             ),
-            event(1, "persona.run.started", &[], json!({"lease": B, "n": 1})),
+            event(1, "test.run.started", &[], json!({"lease": B, "n": 1})),
         ]);
         assert_eq!(
             first_difference_of(&same, &reference, &answers, &filter),
@@ -318,12 +318,12 @@ mod tests {
         assert_eq!(found.field, "headers.harn.provenance");
         let other = transcript(vec![
             event(0, "persona.lease.acquired", &[], json!({"id": B, "ttl": 5})),
-            event(1, "persona.run.started", &[], json!({"lease": A, "n": 1})),
+            event(1, "test.run.started", &[], json!({"lease": A, "n": 1})),
         ]);
         let found = first_difference_of(&other, &reference, &answers, &filter).unwrap();
         assert_eq!(
             (found.step, found.line, found.event, found.kind.as_deref()),
-            (Some(1), Some(7), Some(2), Some("persona.run.started"))
+            (Some(1), Some(7), Some(2), Some("test.run.started"))
         );
         assert_eq!(found.field, "payload.lease");
         assert_eq!(

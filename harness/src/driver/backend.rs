@@ -18,7 +18,7 @@ use rehearse_runtime::supervisor::{Decision, DecisionKind, Handled};
 use serde_json::Value;
 
 use super::{DriverError, StepObserver};
-use crate::explore::{Checker, StepContext};
+use crate::explore::{Checker, ReadEvent, StepContext};
 use crate::protocol::QueryKind;
 use crate::report::InvariantViolation;
 
@@ -121,8 +121,10 @@ pub struct Local<'o> {
     pub(super) violations: Vec<InvariantViolation>,
     pub(super) observer: Option<&'o mut dyn StepObserver>,
     /// The run records folded as the run goes, over a log that keeps no
-    /// history (`Storage::Window`), with how many events it folded.
-    pub(super) ledger: Option<(RunLedger, usize)>,
+    /// history (`Storage::Window`).
+    pub(super) ledger: Option<RunLedger>,
+    /// How many log events the ledger and the checker have read.
+    pub(super) read: usize,
     /// Whether [`Backend::settled_runs`] hands the ledger's settled runs
     /// over (and forgets them): only when nothing queries the records.
     pub(super) drain_runs: bool,
@@ -176,7 +178,7 @@ impl<'o> Local<'o> {
             file: source.to_string(),
             error,
         })?;
-        let ledger = matches!(storage, Storage::Window).then(|| (RunLedger::default(), 0));
+        let ledger = matches!(storage, Storage::Window).then(RunLedger::default);
         Ok(Self {
             source: source.to_string(),
             session,
@@ -187,36 +189,30 @@ impl<'o> Local<'o> {
             violations: Vec::new(),
             observer,
             ledger,
+            read: 0,
             drain_runs: false,
         })
     }
 
-    /// Folds the events appended since the last fold into the run ledger.
-    fn fold_runs(&mut self) {
-        let Some((ledger, folded)) = self.ledger.as_mut() else {
-            return;
-        };
+    /// Reads the events appended since the last read, each persona event
+    /// decoded once: folds them into the run ledger, then checks the
+    /// invariants over them.
+    fn read_events(&mut self, index: usize, at_ms: i64, op: &Op, handled: &Handled) {
         let runtime = self.session.runtime();
         let len = runtime.log().len() as usize;
-        ledger.fold(runtime, runtime.log().slice(*folded..len));
-        *folded = len;
-    }
-
-    /// Every run record so far not handed over by
-    /// [`Backend::settled_runs`], in start order.
-    pub fn run_records(&self) -> Vec<RunRecord> {
-        let runtime = self.session.runtime();
-        match &self.ledger {
-            Some((ledger, _)) => ledger.clone().into_records(runtime),
-            None => runtime.run_records(),
+        let first = std::mem::replace(&mut self.read, len).min(len);
+        if self.ledger.is_none() && self.checker.is_none() {
+            return;
         }
-    }
-
-    pub fn session(&self) -> &Session {
-        &self.session
-    }
-
-    fn check_invariants(&mut self, index: usize, at_ms: i64, op: &Op, handled: &Handled) {
+        let events: Vec<ReadEvent<'_>> = runtime
+            .log()
+            .slice(first..len)
+            .iter()
+            .map(ReadEvent::of)
+            .collect();
+        if let Some(ledger) = self.ledger.as_mut() {
+            fold_runs(ledger, runtime, &events);
+        }
         let Some(active) = self.checker.as_mut() else {
             return;
         };
@@ -228,7 +224,7 @@ impl<'o> Local<'o> {
             pumped: pumped.as_ref(),
             result: &handled.result,
         };
-        if let Err(violation) = active.check_step(context, self.session.runtime()) {
+        if let Err(violation) = active.check_read(context, runtime, &events) {
             // The model is not trusted past its first violation.
             let line = self
                 .lines
@@ -245,6 +241,20 @@ impl<'o> Local<'o> {
             });
             self.checker = None;
         }
+    }
+
+    /// Every run record so far not handed over by
+    /// [`Backend::settled_runs`], in start order.
+    pub fn run_records(&self) -> Vec<RunRecord> {
+        let runtime = self.session.runtime();
+        match &self.ledger {
+            Some(ledger) => ledger.clone().into_records(runtime),
+            None => runtime.run_records(),
+        }
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
     }
 }
 
@@ -266,8 +276,7 @@ impl Backend for Local<'_> {
         if let Some(observer) = self.observer.as_mut() {
             observer.after(index, op, at_ms, &self.session, &handled);
         }
-        self.fold_runs();
-        self.check_invariants(index, at_ms, op, &handled);
+        self.read_events(index, at_ms, op, &handled);
         let run = run_json(&handled);
         Ok(Answered {
             decision: Some(handled.decision),
@@ -292,7 +301,7 @@ impl Backend for Local<'_> {
 
     fn settled_runs(&mut self) -> Vec<RunRecord> {
         match self.ledger.as_mut() {
-            Some((ledger, _)) if self.drain_runs => ledger.drain_settled(self.session.runtime()),
+            Some(ledger) if self.drain_runs => ledger.drain_settled(self.session.runtime()),
             _ => Vec::new(),
         }
     }
@@ -313,6 +322,20 @@ impl Backend for Local<'_> {
             persona,
             now_ms,
         ))
+    }
+}
+
+/// Folds the persona events of `events`, appended by `runtime` after every
+/// event `ledger` folded so far, into it.
+fn fold_runs(ledger: &mut RunLedger, runtime: &Runtime, events: &[ReadEvent<'_>]) {
+    for event in events {
+        let Some(decoded) = &event.persona else {
+            continue;
+        };
+        // The log folded when the runtime opened it, and every later event
+        // was written by this runtime.
+        let (persona, typed) = decoded.as_ref().expect("the log folded when it was opened");
+        ledger.fold_event(runtime, persona, typed, event.stored.occurred_at_ms);
     }
 }
 

@@ -16,6 +16,7 @@ use std::fmt;
 use rehearse_runtime::budget::BudgetLimit;
 use rehearse_runtime::config::BudgetPolicy;
 use rehearse_runtime::engine::{OpResult, Runtime};
+use rehearse_runtime::event::DecodeError;
 use rehearse_runtime::lease::Lease;
 use rehearse_runtime::money::Money;
 use rehearse_runtime::persona::{
@@ -311,6 +312,26 @@ struct ProcessModel {
     terminal: bool,
 }
 
+/// A log event as the checker reads it: the stored event and, for one of
+/// the persona topic, its decoding, made once and shared with whatever else
+/// folds the same events (the driver's `RunLedger`).
+#[derive(Debug)]
+pub struct ReadEvent<'a> {
+    pub stored: &'a StoredEvent,
+    /// `None` for another topic or a kind the vocabulary does not hold.
+    pub persona: Option<Result<(&'a str, PersonaEvent), DecodeError>>,
+}
+
+impl<'a> ReadEvent<'a> {
+    /// Reads `stored`, decoding its persona event if it holds one.
+    pub fn of(stored: &'a StoredEvent) -> Self {
+        Self {
+            stored,
+            persona: PersonaEvent::from_stored(stored),
+        }
+    }
+}
+
 /// A broken invariant as a check finds it: which, what, and the events.
 type Broken = (Invariant, String, Vec<String>);
 
@@ -540,7 +561,7 @@ impl Checker {
             }
         }
         self.checked += 1;
-        self.event(None, position, event, &mut BTreeMap::new())
+        self.event(None, position, &ReadEvent::of(event), &mut BTreeMap::new())
     }
 
     /// Checks one event against the model and folds it in; `step` is the
@@ -549,12 +570,12 @@ impl Checker {
         &mut self,
         step: Option<&StepContext<'_>>,
         position: usize,
-        event: &StoredEvent,
+        event: &ReadEvent<'_>,
         started_this_step: &mut BTreeMap<(String, String), String>,
     ) -> Result<(), Violation> {
-        let result = match event.topic.as_str() {
+        let result = match event.stored.topic.as_str() {
             PERSONA_TOPIC => self.persona_event(step, event, started_this_step),
-            PROCESS_TOPIC => self.process_event(event),
+            PROCESS_TOPIC => self.process_event(event.stored),
             _ => Ok(()),
         };
         result.map_err(|(invariant, message, evidence)| Violation {
@@ -574,13 +595,31 @@ impl Checker {
         // Only the events since the last check: a log that keeps no
         // history holds no more.
         let len = runtime.log().len() as usize;
-        let new_events = runtime.log().slice(self.checked.min(len)..len);
+        let new_events: Vec<ReadEvent<'_>> = runtime
+            .log()
+            .slice(self.checked.min(len)..len)
+            .iter()
+            .map(ReadEvent::of)
+            .collect();
+        self.check_read(step, runtime, &new_events)
+    }
+
+    /// [`Checker::check_step`] with the step's events read already:
+    /// `new_events` are every event `runtime`'s log appended since the last
+    /// check, in order, so that their persona events are decoded once for
+    /// the checker and whatever else folds them (`RunLedger`).
+    pub fn check_read(
+        &mut self,
+        step: StepContext<'_>,
+        runtime: &Runtime,
+        new_events: &[ReadEvent<'_>],
+    ) -> Result<(), Violation> {
         self.check_process_refusal(&step, new_events)?;
         let mut started_this_step: BTreeMap<(String, String), String> = BTreeMap::new();
         for event in new_events {
             self.event(Some(&step), step.index + 1, event, &mut started_this_step)?;
         }
-        self.checked = len;
+        self.checked = runtime.log().len() as usize;
         self.check_statuses(&step, runtime)
     }
 
@@ -614,20 +653,21 @@ impl Checker {
     fn persona_event(
         &mut self,
         step: Option<&StepContext<'_>>,
-        event: &StoredEvent,
+        read: &ReadEvent<'_>,
         started_this_step: &mut BTreeMap<(String, String), String>,
     ) -> Result<(), Broken> {
-        let Some(decoded) = PersonaEvent::from_stored(event) else {
+        let event = read.stored;
+        let Some(decoded) = &read.persona else {
             return Ok(());
         };
-        let (name, typed) = decoded.map_err(|error| {
-            let message = format!("a persona event does not read back: {error}");
-            (
-                Invariant::RebuildMatchesIncremental,
-                message,
-                vec![event_ref(event)],
-            )
-        })?;
+        let (name, typed) = match decoded {
+            Ok((name, typed)) => (*name, typed),
+            Err(error) => {
+                let message = format!("a persona event does not read back: {error}");
+                let evidence = vec![event_ref(event)];
+                return Err((Invariant::RebuildMatchesIncremental, message, evidence));
+            }
+        };
         if !self.personas.contains_key(name) {
             return Ok(());
         }
@@ -636,7 +676,7 @@ impl Checker {
             at: event.occurred_at_ms,
             event,
         };
-        match &typed {
+        match typed {
             PersonaEvent::ControlPaused(_) => self.model(name).control = Control::Paused,
             PersonaEvent::ControlDisabled(_) => self.model(name).control = Control::Disabled,
             PersonaEvent::ControlResumed(_) => self.model(name).control = Control::Active,
@@ -1045,7 +1085,7 @@ impl Checker {
     fn check_process_refusal(
         &self,
         step: &StepContext<'_>,
-        new_events: &[StoredEvent],
+        new_events: &[ReadEvent<'_>],
     ) -> Result<(), Violation> {
         let Op::Process(op) = step.op else {
             return Ok(());
@@ -1079,7 +1119,10 @@ impl Checker {
                     "process `{id}`: `{}` with stale or lapsed token `{presented}` was not refused",
                     op.kind()
                 ),
-                evidence: new_events.iter().map(event_ref).collect(),
+                evidence: new_events
+                    .iter()
+                    .map(|read| event_ref(read.stored))
+                    .collect(),
             });
         }
         Ok(())

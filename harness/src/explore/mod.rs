@@ -13,4 +13,4 @@ pub use explorer::{
     explore, shrink, Counterexample, ExploreConfig, ExploreSummary, MAX_SHRINK_ITERATIONS,
 };
 pub use generate::{case_strategy, config_strategy, op_strategy, Generation, PERSONA_NAMES};
-pub use invariants::{event_ref, Checker, Family, Invariant, StepContext, Violation};
+pub use invariants::{event_ref, Checker, Family, Invariant, ReadEvent, StepContext, Violation};

@@ -37,11 +37,20 @@ impl RunLedger {
             // The log folded when the runtime opened it, and every later
             // event was written by this runtime.
             let (stored, persona, event) = decoded.expect("the log folded when it was opened");
-            self.apply(runtime, persona, &event, stored.occurred_at_ms);
+            self.fold_event(runtime, persona, &event, stored.occurred_at_ms);
         }
     }
 
-    fn apply(&mut self, runtime: &Runtime, persona: &str, event: &PersonaEvent, at_ms: i64) {
+    /// Folds one decoded persona event of `persona`, appended by `runtime`
+    /// at `at_ms` after every event folded so far: what [`RunLedger::fold`]
+    /// does for each, for a caller that has decoded the events already.
+    pub fn fold_event(
+        &mut self,
+        runtime: &Runtime,
+        persona: &str,
+        event: &PersonaEvent,
+        at_ms: i64,
+    ) {
         match event {
             PersonaEvent::RunStarted(started) => {
                 assert!(
