@@ -36,6 +36,11 @@ use rehearse_runtime::file_log::{log_path, verify_file, FileLog, FileLogOptions}
 use rehearse_runtime::replay::parse_bundle;
 use rehearse_runtime::EventLog;
 
+/// The allocator the `rehearse` binary uses (harness/src/main.rs), so the
+/// peak memory measured here is the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

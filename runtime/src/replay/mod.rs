@@ -6,7 +6,9 @@
 //! parsed and hashed on a second thread (`stream.rs`); a version 2 bundle
 //! (one JSON document, `legacy.rs`) is read whole and replayed from memory.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -16,11 +18,15 @@ use crate::capture::{
 };
 use crate::config::RuntimeConfig;
 use crate::hash::{effect_hash, hex_matches};
-use crate::log::EventLog;
+use crate::engine::Runtime;
+use crate::log::{EventLog, StoredEvent};
 use crate::op::Op;
 
 mod legacy;
+mod recorded;
 mod stream;
+
+use recorded::{ExpectedDecision, RecordedEffect};
 
 pub use stream::{open_capture, replay_stream, CaptureStream, OpenedCapture, MAX_LINE_BYTES};
 
@@ -163,6 +169,30 @@ pub(crate) fn malformed(error: &serde_json::Error) -> ReplayError {
     }
 }
 
+/// The keys of the event ids seen, for the strict duplicate check: a hash
+/// set only asked whether it holds a key (never iterated, so its order
+/// cannot reach an output), hashing a key by its own low bits, which are
+/// already sha256 bits.
+pub(crate) type KeySet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
+
+/// The hasher of [`KeySet`]: a key's low 64 bits.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
+    }
+}
+
 /// A key standing for an event id in the strict duplicate check: the first
 /// 16 bytes of its sha256, so a long capture's ids are not all kept.
 pub(crate) fn event_key(event_id: &str) -> u128 {
@@ -240,7 +270,7 @@ impl EventChecks {
 pub(crate) struct Replayer {
     session: Session,
     strict: bool,
-    seen: BTreeSet<u128>,
+    seen: KeySet,
     summary: ReplaySummary,
 }
 
@@ -261,7 +291,7 @@ impl Replayer {
         Ok(Self {
             session,
             strict: options.strict,
-            seen: BTreeSet::new(),
+            seen: KeySet::default(),
             summary: ReplaySummary::default(),
         })
     }
@@ -285,9 +315,9 @@ impl Replayer {
         recorded: &CapturedDecision,
     ) -> Result<(), ReplayError> {
         let handled = self.session.handle(event_id, at_ms, op);
-        compare_decision(event_id, recorded, &handled.decision)?;
+        compare_decision(event_id, recorded.into(), &handled.decision)?;
         let appended = self.session.runtime().log().slice(handled.events.clone());
-        compare_effects(event_id, recorded, appended)?;
+        compare_effects(event_id, &recorded.effects, appended)?;
         self.summary.events += 1;
         self.summary.decisions += 1;
         self.summary.effects += appended.len();
@@ -295,9 +325,48 @@ impl Replayer {
         Ok(())
     }
 
+    /// Handles one event, compares its decision and moves the events it
+    /// appended onto the end of `events` (copies, from a log that keeps
+    /// its history), for [`compare_effects`] to compare on another thread.
+    pub(crate) fn decide(
+        &mut self,
+        event_id: &str,
+        at_ms: i64,
+        op: &Op,
+        recorded: ExpectedDecision<'_>,
+        events: &mut Vec<StoredEvent>,
+    ) -> Result<(), ReplayError> {
+        let handled = self.session.handle(event_id, at_ms, op);
+        compare_decision(event_id, recorded, &handled.decision)?;
+        let from = events.len();
+        take_events(self.session.runtime_mut(), handled.events, events);
+        self.summary.events += 1;
+        self.summary.decisions += 1;
+        self.summary.effects += events.len() - from;
+        Ok(())
+    }
+
     pub(crate) fn summary(&self) -> ReplaySummary {
         self.summary
     }
+}
+
+/// Releases the runtime's log, moving the events at positions `range`
+/// onto the end of `events`: out of a log that keeps no history (its
+/// window may also hold events from before `range`, the runtime's own at
+/// its start, which are dropped), copied from one that keeps it.
+fn take_events(runtime: &mut Runtime, range: Range<usize>, events: &mut Vec<StoredEvent>) {
+    let from = events.len();
+    let end = usize::try_from(runtime.log().len()).expect("a log position fits in memory");
+    runtime.release_log_into(events);
+    let moved = events.len() - from;
+    if moved == 0 {
+        events.extend(runtime.log().slice(range).iter().cloned());
+        return;
+    }
+    let first = end - moved;
+    events.truncate(from + (range.end - first));
+    events.drain(from..from + (range.start - first));
 }
 
 /// Replays `bundle`, held in memory, on a fresh runtime over `log` (an
@@ -361,23 +430,24 @@ fn check_shape(bundle: &CaptureBundle) -> Result<(), ReplayError> {
 }
 
 /// Compares the events an episode appended with the recorded effects.
-fn compare_effects(
+pub(crate) fn compare_effects<E: RecordedEffect>(
     event_id: &str,
-    recorded: &CapturedDecision,
-    appended: &[crate::log::StoredEvent],
+    recorded: &[E],
+    appended: &[StoredEvent],
 ) -> Result<(), ReplayError> {
-    for (i, expected) in recorded.effects.iter().enumerate() {
+    for (i, expected) in recorded.iter().enumerate() {
         // The common case, a match, is decided without building the
         // texts; anything else is decided by the texts, as it always was.
-        if appended.get(i).is_some_and(|e| {
-            e.kind == expected.kind && hex_matches(e.digest(), &expected.effect_hash)
-        }) {
+        if appended
+            .get(i)
+            .is_some_and(|e| e.kind == expected.kind() && expected.matches(e.digest()))
+        {
             continue;
         }
         let actual = appended
             .get(i)
             .map(|e| format!("{} {}", e.kind, effect_hash(e)));
-        let expected_text = format!("{} {}", expected.kind, expected.effect_hash);
+        let expected_text = format!("{} {}", expected.kind(), expected.hash_text());
         if actual.as_deref() != Some(expected_text.as_str()) {
             return Err(ReplayError::EffectMismatch {
                 event_id: event_id.to_string(),
@@ -387,10 +457,10 @@ fn compare_effects(
             });
         }
     }
-    if let Some(extra) = appended.get(recorded.effects.len()) {
+    if let Some(extra) = appended.get(recorded.len()) {
         return Err(ReplayError::EffectMismatch {
             event_id: event_id.to_string(),
-            index: recorded.effects.len(),
+            index: recorded.len(),
             expected: "no effect".to_string(),
             actual: format!("{} {}", extra.kind, effect_hash(extra)),
         });
@@ -400,7 +470,7 @@ fn compare_effects(
 
 fn compare_decision(
     event_id: &str,
-    expected: &crate::capture::CapturedDecision,
+    expected: ExpectedDecision<'_>,
     actual: &crate::supervisor::Decision,
 ) -> Result<(), ReplayError> {
     fn show<T: serde::Serialize>(value: &T) -> String {
@@ -408,7 +478,7 @@ fn compare_decision(
     }
     // Equal decisions serialise to equal fields; only a mismatch needs the
     // texts, to name the field and show both values.
-    let same_termination = match (&expected.termination, actual.termination) {
+    let same_termination = match (expected.termination, actual.termination) {
         (Some(text), Some(termination)) => termination.is_written(text),
         (None, None) => true,
         _ => false,

@@ -3,11 +3,13 @@
 //! for the seal and parsed straight into its types; an event's payload is
 //! kept as its raw text, hashed as written and parsed into an [`Op`].
 //!
-//! [`replay_stream`] parses and hashes on a second thread while the first
-//! replays, with a bounded queue between them, so memory stays flat however
-//! long the capture. Any error is checked against the seal before it is
-//! reported: a capture edited or cut short after capture is a broken seal,
-//! whatever else it broke.
+//! [`replay_stream`] runs three threads with bounded queues between them,
+//! so memory stays flat however long the capture: one parses and hashes
+//! the lines, one replays each episode and compares its decision, one
+//! hashes the events each episode appended and compares them with the
+//! recorded effects (and drops the episode). Any error is checked against
+//! the seal before it is reported: a capture edited or cut short after
+//! capture is a broken seal, whatever else it broke.
 
 use std::borrow::Cow;
 use std::io::BufRead;
@@ -17,16 +19,15 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+use super::recorded::{RawDecision, Recorded};
 use super::{
-    check_header, event_key, legacy, EventChecks, ReplayError, ReplayOptions, ReplaySummary,
-    Replayer, MAX_BUNDLE_BYTES,
+    check_header, compare_effects, event_key, legacy, KeySet, EventChecks, ReplayError, ReplayOptions,
+    ReplaySummary, Replayer, MAX_BUNDLE_BYTES,
 };
-use crate::capture::{
-    CaptureBundle, CapturedDecision, CapturedEvent, CAPTURE_VERSION, CAPTURE_VERSION_2,
-};
+use crate::capture::{CaptureBundle, CapturedEvent, CAPTURE_VERSION, CAPTURE_VERSION_2};
 use crate::capture_stream::CaptureHeader;
 use crate::hash::hex_matches;
-use crate::log::EventLog;
+use crate::log::{EventLog, StoredEvent};
 use crate::op::Op;
 use crate::seal::Seal;
 
@@ -35,9 +36,9 @@ use crate::seal::Seal;
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Episodes handed from the parsing thread to the replaying one at a time.
-const BATCH: usize = 256;
+const BATCH: usize = 64;
 
-/// Batches the parsing thread may run ahead.
+/// Batches a thread may run ahead of the next.
 const QUEUE: usize = 8;
 
 /// A capture opened by [`open_capture`].
@@ -55,7 +56,8 @@ pub enum OpenedCapture<R> {
 enum Line<'a> {
     #[serde(borrow)]
     Event(RawEvent<'a>),
-    Decision(CapturedDecision),
+    #[serde(borrow)]
+    Decision(RawDecision<'a>),
     Seal(Seal),
 }
 
@@ -85,11 +87,39 @@ pub(crate) struct Episode {
     event_id: String,
     at_ms: i64,
     op: Op,
-    decision: CapturedDecision,
+    decision: Recorded,
 }
 
-/// An event line and its decision line, parsed but not yet checked.
-type Pair = (RawPair, CapturedDecision);
+/// Episodes replayed and their decisions matched, with the events each
+/// appended (`ends[i]` is where episode `i`'s end in `events`), for their
+/// effects to be compared.
+struct Replayed {
+    episodes: Vec<Episode>,
+    events: Vec<StoredEvent>,
+    ends: Vec<usize>,
+}
+
+impl Replayed {
+    fn new() -> Self {
+        Self {
+            episodes: Vec::with_capacity(BATCH),
+            events: Vec::with_capacity(BATCH * 16),
+            ends: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Empties the batch (dropping its episodes and events), keeping its
+    /// buffers for the next.
+    fn clear(&mut self) {
+        self.episodes.clear();
+        self.events.clear();
+        self.ends.clear();
+    }
+}
+
+/// An event line and its decision line (as `D`), parsed but not yet
+/// checked.
+type Pair<D> = (RawPair, D);
 
 /// The owned parts of an event line.
 #[derive(Debug)]
@@ -266,9 +296,12 @@ impl<R: BufRead> CaptureStream<R> {
         Ok(parsed)
     }
 
-    /// The next event and its decision, or `None` after a matching seal
-    /// that ends the file.
-    fn next_pair(&mut self) -> Result<Option<Pair>, ReplayError> {
+    /// The next event and its decision (as `own` makes it), or `None` after
+    /// a matching seal that ends the file.
+    fn next_pair<D>(
+        &mut self,
+        own: impl FnOnce(RawDecision<'_>) -> D,
+    ) -> Result<Option<Pair<D>>, ReplayError> {
         if !self.next_line()? {
             return Err(seal_error(
                 "the capture ends without its seal: it was cut short",
@@ -276,7 +309,10 @@ impl<R: BufRead> CaptureStream<R> {
         }
         let event = match self.parse_line()? {
             Line::Seal(seal) => return self.end(&seal).map(|()| None),
-            Line::Decision(decision) => return Err(self.count_error(decision.event_id)),
+            Line::Decision(decision) => {
+                let event_id = decision.event_id.into_owned();
+                return Err(self.count_error(event_id));
+            }
             Line::Event(event) => RawPair {
                 event_id: event.event_id.into_owned(),
                 at_ms: event.at_ms,
@@ -290,10 +326,11 @@ impl<R: BufRead> CaptureStream<R> {
                 "the capture ends without its seal: it was cut short",
             ));
         }
+        let line = self.line;
         match self.parse_line()? {
             Line::Decision(decision) if decision.event_id != event.event_id => {
                 Err(ReplayError::Malformed {
-                    line: self.line,
+                    line,
                     column: 1,
                     message: format!(
                         "the decision of event `{}` follows event `{}`: each event line is followed by its own decision",
@@ -302,6 +339,7 @@ impl<R: BufRead> CaptureStream<R> {
                 })
             }
             Line::Decision(decision) => {
+                let decision = own(decision);
                 self.decisions += 1;
                 Ok(Some((event, decision)))
             }
@@ -408,7 +446,7 @@ impl<R: BufRead> CaptureStream<R> {
             runtime_provenance: header.runtime_provenance,
         };
         loop {
-            let pair = match self.next_pair() {
+            let pair = match self.next_pair(|decision| decision.into_captured()) {
                 Ok(Some(pair)) => pair,
                 Ok(None) => return Ok(bundle),
                 Err(error) => return Err(self.settle(error)),
@@ -434,12 +472,12 @@ impl<R: BufRead> CaptureStream<R> {
 #[derive(Debug)]
 struct Checker {
     strict: bool,
-    seen: std::collections::BTreeSet<u128>,
+    seen: KeySet,
     times: EventChecks,
 }
 
 impl Checker {
-    fn episode(&mut self, pair: Pair) -> Result<Episode, ReplayError> {
+    fn episode(&mut self, pair: Pair<Recorded>) -> Result<Episode, ReplayError> {
         let (event, decision) = pair;
         let event_id = event.event_id;
         if self.strict && !self.seen.insert(event_key(&event_id)) {
@@ -470,8 +508,10 @@ impl Checker {
 }
 
 /// Replays a version 3 capture on a fresh runtime over `log` (an empty
-/// log), parsing on a second thread. An error is reported as a broken seal
-/// when the capture's seal does not match what was read.
+/// log), parsing on a second thread and comparing effects on a third. An
+/// error is reported as a broken seal when the capture's seal does not
+/// match what was read; else the first episode's error is: an effect
+/// mismatch is found after the decisions of the episodes before it.
 pub fn replay_stream<R: BufRead + Send>(
     mut stream: CaptureStream<R>,
     options: ReplayOptions,
@@ -486,21 +526,31 @@ pub fn replay_stream<R: BufRead + Send>(
     };
     let checker = Checker {
         strict: options.strict,
-        seen: std::collections::BTreeSet::new(),
+        seen: KeySet::default(),
         times: EventChecks::new(&header.config),
     };
     std::thread::scope(|scope| {
         let (sender, receiver) = sync_channel(QUEUE);
+        let (replayed_sender, replayed_receiver) = sync_channel(QUEUE);
+        let (spent_sender, spent_receiver) = sync_channel(QUEUE + 2);
         let parser = scope.spawn(move || parse_into(stream, checker, &sender));
-        let replayed = consume(&mut replayer, &receiver);
-        drop(receiver);
-        let parsed = parser
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        match (replayed, parsed) {
-            (_, Err(seal @ ReplayError::Seal { .. })) => Err(seal),
-            (Err(error), _) | (Ok(()), Err(error)) => Err(error),
-            (Ok(()), Ok(())) => Ok(replayer.summary()),
+        let checker = scope.spawn(move || check_effects(&replayed_receiver, &spent_sender));
+        let queues = (receiver, replayed_sender, spent_receiver);
+        let replayed = consume(&mut replayer, &queues);
+        drop(queues);
+        let join = |thread: std::thread::ScopedJoinHandle<'_, Result<(), ReplayError>>| {
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        let checked = join(checker);
+        match (checked, replayed, join(parser)) {
+            (_, _, Err(seal @ ReplayError::Seal { .. })) => Err(seal),
+            // The effect checks saw only episodes before a decision mismatch.
+            (Err(error), _, _) | (Ok(()), Err(error), _) | (Ok(()), Ok(()), Err(error)) => {
+                Err(error)
+            }
+            (Ok(()), Ok(()), Ok(())) => Ok(replayer.summary()),
         }
     })
 }
@@ -514,7 +564,7 @@ fn parse_into<R: BufRead>(
 ) -> Result<(), ReplayError> {
     let mut batch = Vec::with_capacity(BATCH);
     let failed = loop {
-        let episode = match stream.next_pair() {
+        let episode = match stream.next_pair(|decision| decision.compact()) {
             Ok(Some(pair)) => checker.episode(pair),
             Ok(None) => break None,
             Err(error) => Err(error),
@@ -523,7 +573,11 @@ fn parse_into<R: BufRead>(
             Ok(episode) => batch.push(episode),
             Err(error) => break Some(error),
         }
-        if batch.len() == BATCH && sender.send(std::mem::take(&mut batch)).is_err() {
+        if batch.len() == BATCH
+            && sender
+                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                .is_err()
+        {
             // The replay stopped at a mismatch: only the seal is left to check.
             return if stream.sealed {
                 Ok(())
@@ -545,17 +599,65 @@ fn parse_into<R: BufRead>(
     }
 }
 
-/// The replaying thread: every episode in order, until the first mismatch.
-fn consume(replayer: &mut Replayer, receiver: &Receiver<Vec<Episode>>) -> Result<(), ReplayError> {
+/// The replaying thread's queues: episodes in, replayed batches out, spent
+/// batches back (their buffers reused).
+type Queues = (
+    Receiver<Vec<Episode>>,
+    SyncSender<Replayed>,
+    Receiver<Replayed>,
+);
+
+/// The replaying thread: every episode in order, until the first decision
+/// mismatch or a closed queue (the effect checks stopped at a mismatch),
+/// each batch handed on with the events it appended.
+fn consume(replayer: &mut Replayer, queues: &Queues) -> Result<(), ReplayError> {
+    let (receiver, sender, spent) = queues;
     for batch in receiver {
+        let mut replayed = spent.try_recv().unwrap_or_else(|_| Replayed::new());
+        let mut failed = None;
         for episode in batch {
-            replayer.episode(
+            let decided = replayer.decide(
                 &episode.event_id,
                 episode.at_ms,
                 &episode.op,
-                &episode.decision,
-            )?;
+                episode.decision.expected(&episode.event_id),
+                &mut replayed.events,
+            );
+            if let Err(error) = decided {
+                failed = Some(error);
+                break;
+            }
+            replayed.ends.push(replayed.events.len());
+            replayed.episodes.push(episode);
         }
+        if sender.send(replayed).is_err() {
+            // The effect checks stopped at a mismatch, which comes first.
+            return Ok(());
+        }
+        if let Some(error) = failed {
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// The effect-checking thread: each replayed episode's events against its
+/// recorded effects, in order, until the first mismatch; each batch then
+/// goes back spent.
+fn check_effects(
+    receiver: &Receiver<Replayed>,
+    spent: &SyncSender<Replayed>,
+) -> Result<(), ReplayError> {
+    for mut batch in receiver {
+        let mut start = 0;
+        for (episode, &end) in batch.episodes.iter().zip(&batch.ends) {
+            let effects = &episode.decision.effects;
+            compare_effects(&episode.event_id, effects, &batch.events[start..end])?;
+            start = end;
+        }
+        batch.clear();
+        // A full queue means the replay is ending: the batch is dropped.
+        let _ = spent.try_send(batch);
     }
     Ok(())
 }
