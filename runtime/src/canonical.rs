@@ -10,7 +10,6 @@
 //! rewritten in key order. A repeated map key keeps its last value, as a
 //! `Value` map does.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use serde::ser::{self, Serialize};
@@ -60,6 +59,7 @@ pub fn to_shared_str<T: Serialize + ?Sized>(value: &T) -> Result<std::sync::Arc<
         };
         buffers.out.clear();
         buffers.entries.clear();
+        buffers.keys.clear();
         value.serialize(Canon {
             buffers: &mut *buffers,
         })?;
@@ -73,17 +73,53 @@ fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), Err
     serde_json::to_writer(out, value)
 }
 
+/// Writes a string as serde_json does: as it is between quotes when no
+/// byte needs escaping (the common case, checked without branching per
+/// byte), else through serde_json's own escaping.
+fn string(out: &mut Vec<u8>, text: &str) {
+    let plain = text
+        .bytes()
+        .fold(true, |plain, b| plain & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    if plain {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(out, text).expect("a string serialises");
+    }
+}
+
+/// An entry's key: a struct field's name, or a map key's text kept in
+/// [`Buffers::keys`] (so a map key costs no allocation of its own).
+#[derive(Clone)]
+enum Key {
+    Field(&'static str),
+    Text(Range<usize>),
+}
+
+impl Key {
+    fn text<'k>(&'k self, keys: &'k str) -> &'k str {
+        match self {
+            Self::Field(name) => name,
+            Self::Text(range) => &keys[range.clone()],
+        }
+    }
+}
+
 /// One entry of an object being written: its key, and the range of its
 /// `"key":value` text in the output.
-type Entry = (Cow<'static, str>, Range<usize>);
+type Entry = (Key, Range<usize>);
 
 /// Everything the serializer writes into: the output, the entries of the
-/// objects still open (each object's above its parent's) and a scratch
-/// buffer for putting an object's entries in order.
+/// objects still open (each object's above its parent's), the texts of
+/// their map keys and a scratch buffer for putting an object's entries in
+/// order.
 #[derive(Default)]
 struct Buffers {
     out: Vec<u8>,
     entries: Vec<Entry>,
+    keys: String,
     scratch: Vec<u8>,
 }
 
@@ -97,12 +133,13 @@ struct Canon<'a> {
 struct Compound<'a> {
     buffers: &'a mut Buffers,
     variant: Option<&'static str>,
-    /// For an object: where its first entry starts in the output, and
-    /// where its entries start on the entry stack. `None` for a sequence.
-    object: Option<(usize, usize)>,
+    /// For an object: where its first entry starts in the output, where
+    /// its entries start on the entry stack and where its keys' texts
+    /// start. `None` for a sequence.
+    object: Option<(usize, usize, usize)>,
     first: bool,
     /// A map key waiting for its value.
-    key: Option<Cow<'static, str>>,
+    key: Option<Key>,
 }
 
 impl<'a> Compound<'a> {
@@ -121,7 +158,11 @@ impl<'a> Compound<'a> {
     fn object(buffers: &'a mut Buffers, variant: Option<&'static str>) -> Self {
         open_variant(&mut buffers.out, variant);
         buffers.out.push(b'{');
-        let object = Some((buffers.out.len(), buffers.entries.len()));
+        let object = Some((
+            buffers.out.len(),
+            buffers.entries.len(),
+            buffers.keys.len(),
+        ));
         Self {
             buffers,
             variant,
@@ -140,16 +181,12 @@ impl<'a> Compound<'a> {
         })
     }
 
-    fn entry<T: Serialize + ?Sized>(
-        &mut self,
-        key: Cow<'static, str>,
-        value: &T,
-    ) -> Result<(), Error> {
+    fn entry<T: Serialize + ?Sized>(&mut self, key: Key, value: &T) -> Result<(), Error> {
         if !std::mem::take(&mut self.first) {
             self.buffers.out.push(b',');
         }
         let begin = self.buffers.out.len();
-        scalar(&mut self.buffers.out, key.as_ref())?;
+        string(&mut self.buffers.out, key.text(&self.buffers.keys));
         self.buffers.out.push(b':');
         value.serialize(Canon {
             buffers: &mut *self.buffers,
@@ -162,8 +199,9 @@ impl<'a> Compound<'a> {
     fn close(self) -> Result<(), Error> {
         match self.object {
             None => self.buffers.out.push(b']'),
-            Some((start, base)) => {
+            Some((start, base, keys)) => {
                 sort_entries(self.buffers, start, base);
+                self.buffers.keys.truncate(keys);
                 self.buffers.out.push(b'}');
             }
         }
@@ -181,18 +219,26 @@ fn sort_entries(buffers: &mut Buffers, start: usize, base: usize) {
     let Buffers {
         out,
         entries,
+        keys,
         scratch,
     } = buffers;
+    let keys = keys.as_str();
     let object = &mut entries[base..];
-    if !object.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+    if !object
+        .windows(2)
+        .all(|pair| pair[0].0.text(keys) < pair[1].0.text(keys))
+    {
         // A stable sort keeps equal keys in the order written.
-        object.sort_by(|a, b| a.0.cmp(&b.0));
+        object.sort_by(|a, b| a.0.text(keys).cmp(b.0.text(keys)));
         scratch.clear();
         scratch.extend_from_slice(&out[start..]);
         out.truncate(start);
         let mut first = true;
         for (index, (key, range)) in object.iter().enumerate() {
-            if object.get(index + 1).is_some_and(|next| next.0 == *key) {
+            if object
+                .get(index + 1)
+                .is_some_and(|next| next.0.text(keys) == key.text(keys))
+            {
                 continue;
             }
             if !std::mem::take(&mut first) {
@@ -207,20 +253,103 @@ fn sort_entries(buffers: &mut Buffers, start: usize, base: usize) {
 fn open_variant(out: &mut Vec<u8>, variant: Option<&'static str>) {
     if let Some(variant) = variant {
         out.push(b'{');
-        // A variant name is an identifier: writing it cannot fail.
-        scalar(out, variant).expect("a variant name serialises");
+        string(out, variant);
         out.push(b':');
     }
 }
 
-/// A map key as text: a string, or a number or boolean written as text
-/// (as a `Value` map keys them).
-fn key_text<T: Serialize + ?Sized>(key: &T) -> Result<Cow<'static, str>, Error> {
-    match serde_json::to_value(key)? {
-        serde_json::Value::String(text) => Ok(Cow::Owned(text)),
-        serde_json::Value::Number(number) => Ok(Cow::Owned(number.to_string())),
-        serde_json::Value::Bool(flag) => Ok(Cow::Owned(flag.to_string())),
-        _ => Err(ser::Error::custom("key must be a string")),
+/// A map key as text, appended to `keys`: a string, or a number or boolean
+/// written as text (as a `Value` map keys them).
+fn key_text<T: Serialize + ?Sized>(key: &T, keys: &mut String) -> Result<Key, Error> {
+    let start = keys.len();
+    if key.serialize(StrKey { keys: &mut *keys }).is_err() {
+        keys.truncate(start);
+        match serde_json::to_value(key)? {
+            serde_json::Value::String(text) => keys.push_str(&text),
+            serde_json::Value::Number(number) => keys.push_str(&number.to_string()),
+            serde_json::Value::Bool(flag) => keys.push_str(if flag { "true" } else { "false" }),
+            _ => return Err(ser::Error::custom("key must be a string")),
+        }
+    }
+    Ok(Key::Text(start..keys.len()))
+}
+
+/// Takes a map key that is a string (or wraps one) as it is; refuses any
+/// other, which [`key_text`] then writes through a `Value`.
+struct StrKey<'a> {
+    keys: &'a mut String,
+}
+
+/// The methods of [`StrKey`] that refuse their value.
+macro_rules! refuse {
+    ($($method:ident($($arg:ty),*) -> $ok:ty;)*) => {$(
+        fn $method(self, $(_: $arg),*) -> Result<$ok, Error> {
+            Err(ser::Error::custom("not a string key"))
+        }
+    )*};
+}
+
+impl ser::Serializer for StrKey<'_> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = ser::Impossible<(), Error>;
+    type SerializeTuple = ser::Impossible<(), Error>;
+    type SerializeTupleStruct = ser::Impossible<(), Error>;
+    type SerializeTupleVariant = ser::Impossible<(), Error>;
+    type SerializeMap = ser::Impossible<(), Error>;
+    type SerializeStruct = ser::Impossible<(), Error>;
+    type SerializeStructVariant = ser::Impossible<(), Error>;
+
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        self.keys.push_str(v);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        value.serialize(self)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), Error> {
+        Err(ser::Error::custom("not a string key"))
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), Error> {
+        Err(ser::Error::custom("not a string key"))
+    }
+    refuse! {
+        serialize_bool(bool) -> ();
+        serialize_i8(i8) -> ();
+        serialize_i16(i16) -> ();
+        serialize_i32(i32) -> ();
+        serialize_i64(i64) -> ();
+        serialize_i128(i128) -> ();
+        serialize_u8(u8) -> ();
+        serialize_u16(u16) -> ();
+        serialize_u32(u32) -> ();
+        serialize_u64(u64) -> ();
+        serialize_u128(u128) -> ();
+        serialize_f32(f32) -> ();
+        serialize_f64(f64) -> ();
+        serialize_char(char) -> ();
+        serialize_bytes(&[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(&'static str) -> ();
+        serialize_unit_variant(&'static str, u32, &'static str) -> ();
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
     }
 }
 
@@ -249,7 +378,7 @@ macro_rules! compound {
                 key: &'static str,
                 value: &T,
             ) -> Result<(), Error> {
-                self.entry(Cow::Borrowed(key), value)
+                self.entry(Key::Field(key), value)
             }
             fn end(self) -> Result<(), Error> {
                 self.close()
@@ -275,7 +404,7 @@ impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
     type Error = Error;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
-        self.key = Some(key_text(key)?);
+        self.key = Some(key_text(key, &mut self.buffers.keys)?);
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
@@ -345,7 +474,8 @@ impl<'a> ser::Serializer for Canon<'a> {
         scalar(&mut self.buffers.out, &v)
     }
     fn serialize_str(self, v: &str) -> Result<(), Error> {
-        scalar(&mut self.buffers.out, v)
+        string(&mut self.buffers.out, v);
+        Ok(())
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
         scalar(&mut self.buffers.out, v)
@@ -369,7 +499,8 @@ impl<'a> ser::Serializer for Canon<'a> {
         _index: u32,
         variant: &'static str,
     ) -> Result<(), Error> {
-        scalar(&mut self.buffers.out, variant)
+        string(&mut self.buffers.out, variant);
+        Ok(())
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
