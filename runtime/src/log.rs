@@ -379,6 +379,14 @@ pub trait EventLog: fmt::Debug {
     /// keeps no history ([`WindowLog`]) drops them; the others keep them.
     fn release(&mut self) {}
 
+    /// [`EventLog::release`], moving the events a log that keeps no history
+    /// drops onto the end of `out` instead, in append order; a log that
+    /// keeps them moves none.
+    fn release_into(&mut self, out: &mut Vec<StoredEvent>) {
+        let _ = out;
+        self.release();
+    }
+
     /// Whether the log holds every event since the first: only then can
     /// state be rebuilt from it.
     fn keeps_history(&self) -> bool {
@@ -666,6 +674,11 @@ impl EventLog for WindowLog {
     fn release(&mut self) {
         self.released += self.window.len();
         self.window.clear();
+    }
+
+    fn release_into(&mut self, out: &mut Vec<StoredEvent>) {
+        self.released += self.window.len();
+        out.append(&mut self.window);
     }
 
     fn keeps_history(&self) -> bool {
