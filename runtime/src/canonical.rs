@@ -77,9 +77,9 @@ fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), Err
 /// byte needs escaping (the common case, checked without branching per
 /// byte), else through serde_json's own escaping.
 fn string(out: &mut Vec<u8>, text: &str) {
-    let plain = text
-        .bytes()
-        .fold(true, |plain, b| plain & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    let plain = text.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
+    });
     if plain {
         out.reserve(text.len() + 2);
         out.push(b'"');
@@ -158,11 +158,7 @@ impl<'a> Compound<'a> {
     fn object(buffers: &'a mut Buffers, variant: Option<&'static str>) -> Self {
         open_variant(&mut buffers.out, variant);
         buffers.out.push(b'{');
-        let object = Some((
-            buffers.out.len(),
-            buffers.entries.len(),
-            buffers.keys.len(),
-        ));
+        let object = Some((buffers.out.len(), buffers.entries.len(), buffers.keys.len()));
         Self {
             buffers,
             variant,

@@ -17,8 +17,8 @@ use crate::capture::{
     CaptureBundle, CapturedDecision, Session, CAPTURE_VERSION, CAPTURE_VERSION_2,
 };
 use crate::config::RuntimeConfig;
-use crate::hash::{effect_hash, hex_matches};
 use crate::engine::Runtime;
+use crate::hash::{effect_hash, hex_matches};
 use crate::log::{EventLog, StoredEvent};
 use crate::op::Op;
 

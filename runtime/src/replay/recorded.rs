@@ -288,7 +288,10 @@ mod tests {
         assert!(matches!(kind("persona.run.started"), Cow::Borrowed(_)));
         assert_eq!(kind("persona.run.started"), "persona.run.started");
         assert!(matches!(kind("made.up"), Cow::Owned(text) if text == "made.up"));
-        assert!(matches!(termination("completed"), Cow::Borrowed("completed")));
+        assert!(matches!(
+            termination("completed"),
+            Cow::Borrowed("completed")
+        ));
         assert_eq!(termination("failed:timeout"), "failed:timeout");
     }
 }

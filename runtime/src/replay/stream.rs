@@ -21,8 +21,8 @@ use sha2::{Digest, Sha256};
 
 use super::recorded::{RawDecision, Recorded};
 use super::{
-    check_header, compare_effects, event_key, legacy, KeySet, EventChecks, ReplayError, ReplayOptions,
-    ReplaySummary, Replayer, MAX_BUNDLE_BYTES,
+    check_header, compare_effects, event_key, legacy, EventChecks, KeySet, ReplayError,
+    ReplayOptions, ReplaySummary, Replayer, MAX_BUNDLE_BYTES,
 };
 use crate::capture::{CaptureBundle, CapturedEvent, CAPTURE_VERSION, CAPTURE_VERSION_2};
 use crate::capture_stream::CaptureHeader;
