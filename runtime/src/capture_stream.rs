@@ -164,7 +164,7 @@ impl<W: Write> CaptureWriter<W> {
 
 /// Appends a decision's line to `line`: [`CapturedDecision`]'s fields in
 /// key order, as the canonical JSON of `{"decision": ...}` writes them.
-fn write_decision_line(
+pub(crate) fn write_decision_line(
     line: &mut Vec<u8>,
     decision: &Decision,
     effects: &[StoredEvent],

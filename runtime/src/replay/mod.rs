@@ -6,8 +6,7 @@
 //! parsed and hashed on a second thread (`stream.rs`); a version 2 bundle
 //! (one JSON document, `legacy.rs`) is read whole and replayed from memory.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeSet;
 use std::ops::Range;
 
 use serde::Deserialize;
@@ -169,29 +168,8 @@ pub(crate) fn malformed(error: &serde_json::Error) -> ReplayError {
     }
 }
 
-/// The keys of the event ids seen, for the strict duplicate check: a hash
-/// set only asked whether it holds a key (never iterated, so its order
-/// cannot reach an output), hashing a key by its own low bits, which are
-/// already sha256 bits.
-pub(crate) type KeySet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
-
-/// The hasher of [`KeySet`]: a key's low 64 bits.
-#[derive(Default)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-    fn write_u128(&mut self, key: u128) {
-        self.0 = key as u64;
-    }
-}
+/// The keys of the event ids seen, for the strict duplicate check.
+pub(crate) type KeySet = BTreeSet<u128>;
 
 /// A key standing for an event id in the strict duplicate check: the first
 /// 16 bytes of its sha256, so a long capture's ids are not all kept.
@@ -325,25 +303,23 @@ impl Replayer {
         Ok(())
     }
 
-    /// Handles one event, compares its decision and moves the events it
-    /// appended onto the end of `events` (copies, from a log that keeps
-    /// its history), for [`compare_effects`] to compare on another thread.
+    /// Handles one event and moves the events it appended onto the end of
+    /// `events` (copies, from a log that keeps its history); its decision
+    /// and events are compared on another thread (`stream.rs`).
     pub(crate) fn decide(
         &mut self,
         event_id: &str,
         at_ms: i64,
         op: &Op,
-        recorded: ExpectedDecision<'_>,
         events: &mut Vec<StoredEvent>,
-    ) -> Result<(), ReplayError> {
+    ) -> crate::supervisor::Decision {
         let handled = self.session.handle(event_id, at_ms, op);
-        compare_decision(event_id, recorded, &handled.decision)?;
         let from = events.len();
         take_events(self.session.runtime_mut(), handled.events, events);
         self.summary.events += 1;
         self.summary.decisions += 1;
         self.summary.effects += events.len() - from;
-        Ok(())
+        handled.decision
     }
 
     pub(crate) fn summary(&self) -> ReplaySummary {
@@ -468,7 +444,7 @@ pub(crate) fn compare_effects<E: RecordedEffect>(
     Ok(())
 }
 
-fn compare_decision(
+pub(crate) fn compare_decision(
     event_id: &str,
     expected: ExpectedDecision<'_>,
     actual: &crate::supervisor::Decision,

@@ -19,17 +19,21 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::recorded::{RawDecision, Recorded};
+use super::recorded::RawDecision;
 use super::{
-    check_header, compare_effects, event_key, legacy, EventChecks, KeySet, ReplayError,
-    ReplayOptions, ReplaySummary, Replayer, MAX_BUNDLE_BYTES,
+    check_header, compare_decision, compare_effects, event_key, legacy, EventChecks, KeySet,
+    ReplayError, ReplayOptions, ReplaySummary, Replayer, MAX_BUNDLE_BYTES,
 };
-use crate::capture::{CaptureBundle, CapturedEvent, CAPTURE_VERSION, CAPTURE_VERSION_2};
+use crate::capture::{
+    CaptureBundle, CapturedDecision, CapturedEvent, CAPTURE_VERSION, CAPTURE_VERSION_2,
+};
+use crate::capture_stream::write_decision_line;
 use crate::capture_stream::CaptureHeader;
 use crate::hash::hex_matches;
 use crate::log::{EventLog, StoredEvent};
 use crate::op::Op;
 use crate::seal::Seal;
+use crate::supervisor::Decision;
 
 /// The longest line of a version 3 capture: 16 MiB (the header holds the
 /// whole configuration; an event or decision line is a few hundred bytes).
@@ -87,7 +91,46 @@ pub(crate) struct Episode {
     event_id: String,
     at_ms: i64,
     op: Op,
-    decision: Recorded,
+    decision: DecisionLine,
+}
+
+/// A decision line as read (its newline kept) and its line number: replay
+/// compares it byte for byte with the line the replayed decision writes,
+/// and reads it only when they differ.
+#[derive(Debug)]
+struct DecisionLine {
+    line: usize,
+    text: Vec<u8>,
+}
+
+/// The start of every decision line the runtime writes.
+const DECISION_START: &[u8] = b"{\"decision\":{";
+
+impl DecisionLine {
+    /// The decision, read as a decision line is read: an error in the line,
+    /// or a decision of another event, is malformed (its line named).
+    fn read(&self, event_id: &str) -> Result<RawDecision<'_>, ReplayError> {
+        let parsed: Line<'_> =
+            serde_json::from_slice(&self.text).map_err(|e| at_line(&e, self.line))?;
+        match parsed {
+            Line::Decision(decision) if decision.event_id != event_id => {
+                Err(ReplayError::Malformed {
+                    line: self.line,
+                    column: 1,
+                    message: format!(
+                        "the decision of event `{}` follows event `{event_id}`: each event line is followed by its own decision",
+                        decision.event_id
+                    ),
+                })
+            }
+            Line::Decision(decision) => Ok(decision),
+            Line::Event(_) | Line::Seal(_) => Err(ReplayError::Malformed {
+                line: self.line,
+                column: 1,
+                message: "expected a decision line".to_string(),
+            }),
+        }
+    }
 }
 
 /// Episodes replayed and their decisions matched, with the events each
@@ -95,6 +138,7 @@ pub(crate) struct Episode {
 /// effects to be compared.
 struct Replayed {
     episodes: Vec<Episode>,
+    decisions: Vec<Decision>,
     events: Vec<StoredEvent>,
     ends: Vec<usize>,
 }
@@ -103,6 +147,7 @@ impl Replayed {
     fn new() -> Self {
         Self {
             episodes: Vec::with_capacity(BATCH),
+            decisions: Vec::with_capacity(BATCH),
             events: Vec::with_capacity(BATCH * 16),
             ends: Vec::with_capacity(BATCH),
         }
@@ -112,6 +157,7 @@ impl Replayed {
     /// buffers for the next.
     fn clear(&mut self) {
         self.episodes.clear();
+        self.decisions.clear();
         self.events.clear();
         self.ends.clear();
     }
@@ -120,6 +166,54 @@ impl Replayed {
 /// An event line and its decision line (as `D`), parsed but not yet
 /// checked.
 type Pair<D> = (RawPair, D);
+
+/// How [`CaptureStream::next_pair`] keeps a decision line: as its text
+/// ([`DecisionLines`], for replay) or read ([`ReadDecisions`]).
+trait Keep<D> {
+    /// The line as text, if this keeps text: `Ok` to keep it unread (it
+    /// starts as a decision line, `starts`), `Err` to keep it once it is
+    /// read as a decision of the event.
+    fn text(&self, starts: bool, line: impl FnOnce() -> DecisionLine) -> Option<Result<D, D>>;
+    /// The decision read, when this does not keep text.
+    fn read(&self, decision: RawDecision<'_>) -> D;
+}
+
+/// Keeps decision lines as text.
+struct DecisionLines;
+
+impl Keep<DecisionLine> for DecisionLines {
+    fn text(
+        &self,
+        starts: bool,
+        line: impl FnOnce() -> DecisionLine,
+    ) -> Option<Result<DecisionLine, DecisionLine>> {
+        let line = line();
+        Some(if starts { Ok(line) } else { Err(line) })
+    }
+    fn read(&self, decision: RawDecision<'_>) -> DecisionLine {
+        // `text` always keeps the line.
+        unreachable!(
+            "decision lines are kept as text, not `{}`",
+            decision.event_id
+        )
+    }
+}
+
+/// Reads decision lines into the decisions a bundle holds.
+struct ReadDecisions;
+
+impl Keep<CapturedDecision> for ReadDecisions {
+    fn text(
+        &self,
+        _starts: bool,
+        _line: impl FnOnce() -> DecisionLine,
+    ) -> Option<Result<CapturedDecision, CapturedDecision>> {
+        None
+    }
+    fn read(&self, decision: RawDecision<'_>) -> CapturedDecision {
+        decision.into_captured()
+    }
+}
 
 /// The owned parts of an event line.
 #[derive(Debug)]
@@ -296,12 +390,9 @@ impl<R: BufRead> CaptureStream<R> {
         Ok(parsed)
     }
 
-    /// The next event and its decision (as `own` makes it), or `None` after
-    /// a matching seal that ends the file.
-    fn next_pair<D>(
-        &mut self,
-        own: impl FnOnce(RawDecision<'_>) -> D,
-    ) -> Result<Option<Pair<D>>, ReplayError> {
+    /// The next event and its decision (as `keep` keeps it), or `None`
+    /// after a matching seal that ends the file.
+    fn next_pair<D>(&mut self, keep: &impl Keep<D>) -> Result<Option<Pair<D>>, ReplayError> {
         if !self.next_line()? {
             return Err(seal_error(
                 "the capture ends without its seal: it was cut short",
@@ -327,6 +418,17 @@ impl<R: BufRead> CaptureStream<R> {
             ));
         }
         let line = self.line;
+        let kept = keep.text(self.buf.starts_with(DECISION_START), || DecisionLine {
+            line,
+            text: self.buf.clone(),
+        });
+        if let Some(Ok(decision)) = kept {
+            // Read only if it does not match (see `check_episode`).
+            self.hasher.update(&self.buf);
+            self.buf_hashed = true;
+            self.decisions += 1;
+            return Ok(Some((event, decision)));
+        }
         match self.parse_line()? {
             Line::Decision(decision) if decision.event_id != event.event_id => {
                 Err(ReplayError::Malformed {
@@ -339,7 +441,10 @@ impl<R: BufRead> CaptureStream<R> {
                 })
             }
             Line::Decision(decision) => {
-                let decision = own(decision);
+                let decision = match kept {
+                    Some(Ok(decision) | Err(decision)) => decision,
+                    None => keep.read(decision),
+                };
                 self.decisions += 1;
                 Ok(Some((event, decision)))
             }
@@ -446,7 +551,7 @@ impl<R: BufRead> CaptureStream<R> {
             runtime_provenance: header.runtime_provenance,
         };
         loop {
-            let pair = match self.next_pair(|decision| decision.into_captured()) {
+            let pair = match self.next_pair(&ReadDecisions) {
                 Ok(Some(pair)) => pair,
                 Ok(None) => return Ok(bundle),
                 Err(error) => return Err(self.settle(error)),
@@ -477,8 +582,26 @@ struct Checker {
 }
 
 impl Checker {
-    fn episode(&mut self, pair: Pair<Recorded>) -> Result<Episode, ReplayError> {
+    /// The episode of `pair`. An error in its decision line comes first, as
+    /// when every line was read as it came: it is looked for before an
+    /// error of the event is reported.
+    fn episode(&mut self, pair: Pair<DecisionLine>) -> Result<Episode, ReplayError> {
         let (event, decision) = pair;
+        let event_id = event.event_id.clone();
+        match self.event(event) {
+            Ok((event_id, at_ms, op)) => Ok(Episode {
+                event_id,
+                at_ms,
+                op,
+                decision,
+            }),
+            Err(error) => Err(decision.read(&event_id).err().unwrap_or(error)),
+        }
+    }
+
+    /// The checks of an event line: its id, time, payload hash and
+    /// operation.
+    fn event(&mut self, event: RawPair) -> Result<(String, i64, Op), ReplayError> {
         let event_id = event.event_id;
         if self.strict && !self.seen.insert(event_key(&event_id)) {
             return Err(ReplayError::DuplicateEventId { event_id });
@@ -498,12 +621,7 @@ impl Checker {
             message: e.to_string(),
         })?;
         EventChecks::op(&event_id, &op)?;
-        Ok(Episode {
-            event_id,
-            at_ms: event.at_ms,
-            op,
-            decision,
-        })
+        Ok((event_id, event.at_ms, op))
     }
 }
 
@@ -536,7 +654,7 @@ pub fn replay_stream<R: BufRead + Send>(
         let parser = scope.spawn(move || parse_into(stream, checker, &sender));
         let checker = scope.spawn(move || check_effects(&replayed_receiver, &spent_sender));
         let queues = (receiver, replayed_sender, spent_receiver);
-        let replayed = consume(&mut replayer, &queues);
+        consume(&mut replayer, &queues);
         drop(queues);
         let join = |thread: std::thread::ScopedJoinHandle<'_, Result<(), ReplayError>>| {
             thread
@@ -544,13 +662,10 @@ pub fn replay_stream<R: BufRead + Send>(
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         };
         let checked = join(checker);
-        match (checked, replayed, join(parser)) {
-            (_, _, Err(seal @ ReplayError::Seal { .. })) => Err(seal),
-            // The effect checks saw only episodes before a decision mismatch.
-            (Err(error), _, _) | (Ok(()), Err(error), _) | (Ok(()), Ok(()), Err(error)) => {
-                Err(error)
-            }
-            (Ok(()), Ok(()), Ok(())) => Ok(replayer.summary()),
+        match (checked, join(parser)) {
+            (_, Err(seal @ ReplayError::Seal { .. })) => Err(seal),
+            (Err(error), _) | (Ok(()), Err(error)) => Err(error),
+            (Ok(()), Ok(())) => Ok(replayer.summary()),
         }
     })
 }
@@ -564,7 +679,7 @@ fn parse_into<R: BufRead>(
 ) -> Result<(), ReplayError> {
     let mut batch = Vec::with_capacity(BATCH);
     let failed = loop {
-        let episode = match stream.next_pair(|decision| decision.compact()) {
+        let episode = match stream.next_pair(&DecisionLines) {
             Ok(Some(pair)) => checker.episode(pair),
             Ok(None) => break None,
             Err(error) => Err(error),
@@ -607,52 +722,45 @@ type Queues = (
     Receiver<Replayed>,
 );
 
-/// The replaying thread: every episode in order, until the first decision
-/// mismatch or a closed queue (the effect checks stopped at a mismatch),
-/// each batch handed on with the events it appended.
-fn consume(replayer: &mut Replayer, queues: &Queues) -> Result<(), ReplayError> {
+/// The replaying thread: every episode in order, until a closed queue (the
+/// checks stopped at a mismatch), each batch handed on with the decisions
+/// and events it made.
+fn consume(replayer: &mut Replayer, queues: &Queues) {
     let (receiver, sender, spent) = queues;
     for batch in receiver {
         let mut replayed = spent.try_recv().unwrap_or_else(|_| Replayed::new());
-        let mut failed = None;
         for episode in batch {
-            let decided = replayer.decide(
+            let decision = replayer.decide(
                 &episode.event_id,
                 episode.at_ms,
                 &episode.op,
-                episode.decision.expected(&episode.event_id),
                 &mut replayed.events,
             );
-            if let Err(error) = decided {
-                failed = Some(error);
-                break;
-            }
+            replayed.decisions.push(decision);
             replayed.ends.push(replayed.events.len());
             replayed.episodes.push(episode);
         }
         if sender.send(replayed).is_err() {
-            // The effect checks stopped at a mismatch, which comes first.
-            return Ok(());
-        }
-        if let Some(error) = failed {
-            return Err(error);
+            // The checks stopped at a mismatch.
+            return;
         }
     }
-    Ok(())
 }
 
-/// The effect-checking thread: each replayed episode's events against its
-/// recorded effects, in order, until the first mismatch; each batch then
-/// goes back spent.
+/// The checking thread: each replayed episode's decision and events
+/// against its decision line, in order, until the first mismatch; each
+/// batch then goes back spent.
 fn check_effects(
     receiver: &Receiver<Replayed>,
     spent: &SyncSender<Replayed>,
 ) -> Result<(), ReplayError> {
+    let mut line = Vec::with_capacity(4096);
     for mut batch in receiver {
         let mut start = 0;
-        for (episode, &end) in batch.episodes.iter().zip(&batch.ends) {
-            let effects = &episode.decision.effects;
-            compare_effects(&episode.event_id, effects, &batch.events[start..end])?;
+        let episodes = batch.episodes.iter().zip(&batch.decisions);
+        for ((episode, decision), &end) in episodes.zip(&batch.ends) {
+            let events = &batch.events[start..end];
+            check_episode(episode, decision, events, &mut line)?;
             start = end;
         }
         batch.clear();
@@ -660,4 +768,27 @@ fn check_effects(
         let _ = spent.try_send(batch);
     }
     Ok(())
+}
+
+/// Compares one replayed episode with its decision line. The line the
+/// replayed decision and events write (`write_decision_line`, the
+/// capture's own writer, into `line`) is the recorded line when they
+/// match; only a line that differs is read and compared field by field,
+/// for the error that names the difference (or for a line written
+/// otherwise that still says the same).
+fn check_episode(
+    episode: &Episode,
+    decision: &Decision,
+    events: &[StoredEvent],
+    line: &mut Vec<u8>,
+) -> Result<(), ReplayError> {
+    line.clear();
+    write_decision_line(line, decision, events).expect("a decision line serialises");
+    if *line == episode.decision.text && decision.event_id == episode.event_id {
+        return Ok(());
+    }
+    let recorded = episode.decision.read(&episode.event_id)?.compact();
+    let event_id = &episode.event_id;
+    compare_decision(event_id, recorded.expected(event_id), decision)?;
+    compare_effects(event_id, &recorded.effects, events)
 }
