@@ -17,6 +17,7 @@ pub mod event;
 pub mod file_log;
 pub mod hash;
 pub mod ids;
+pub mod json_out;
 pub mod lease;
 pub mod log;
 pub mod money;

@@ -89,6 +89,29 @@ impl Payload {
         }
     }
 
+    /// The payload whose canonical JSON `write` appends to an empty buffer
+    /// (one this thread keeps, so that writing allocates only the text).
+    /// The writer owes the canonical form: `json_out.rs` writes it by hand.
+    pub fn written(write: impl FnOnce(&mut Vec<u8>)) -> Self {
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUFFER.with(|buffer| {
+            let mut fresh = Vec::new();
+            let mut borrowed = buffer.try_borrow_mut();
+            let out = match borrowed.as_deref_mut() {
+                Ok(out) => out,
+                Err(_) => &mut fresh,
+            };
+            out.clear();
+            write(out);
+            Self {
+                json: std::str::from_utf8(out).expect("JSON text is UTF-8").into(),
+                value: OnceLock::new(),
+            }
+        })
+    }
+
     /// The payload's canonical JSON text.
     pub fn json(&self) -> &str {
         &self.json

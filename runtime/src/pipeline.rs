@@ -27,7 +27,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::event::event_enum;
+use crate::event::{event_enum, serde_payloads};
 use crate::log::{LogEvent, StoredEvent, Topic};
 use crate::op::{AckHandoffOp, AuditOp, FinalizeOp, HandoffOp};
 
@@ -56,6 +56,13 @@ event_enum! {
         Finalized(AuditEntry<Disposition>) = FINALIZE_EVENT,
     }
 }
+
+serde_payloads!(
+    AuditEntry,
+    PartialHandoff,
+    AuditEntry<Acknowledgement>,
+    AuditEntry<Disposition>,
+);
 
 impl PipelineEvent {
     /// The event as it is appended at `now_ms`: audit entries carry headers

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::record::{ProcessLease, ProcessRegistration};
-use crate::event::event_enum;
+use crate::event::{event_enum, serde_payloads};
 use crate::log::{LogEvent, StoredEvent, Topic};
 
 /// The registry's topic name.
@@ -45,6 +45,17 @@ event_enum! {
         Abandoned(Ended) = "process.abandoned",
     }
 }
+
+serde_payloads!(
+    Started,
+    LeaseExpired,
+    Claimed,
+    Renewed,
+    Waiting,
+    Signalled,
+    Ended,
+    AbandonRequested,
+);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Started {
