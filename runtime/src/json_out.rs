@@ -51,6 +51,38 @@ pub fn string_map(out: &mut Vec<u8>, map: &BTreeMap<String, String>) {
     out.push(b'}');
 }
 
+/// Appends a JSON value as serde_json writes it compactly, which is
+/// canonical: its maps keep their keys sorted.
+pub fn value(out: &mut Vec<u8>, value: &serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => string(out, text),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                self::value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (index, (key, item)) in map.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                string(out, key);
+                out.push(b':');
+                self::value(out, item);
+            }
+            out.push(b'}');
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => scalar(out, value),
+    }
+}
+
 /// A JSON object being written, its keys given in byte order.
 #[derive(Debug)]
 pub struct Object<'a> {
@@ -101,6 +133,12 @@ impl<'a> Object<'a> {
     /// An entry whose value is a scalar or canonical as serde_json writes it.
     pub fn scalar<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> &mut Self {
         scalar(self.key(key), value);
+        self
+    }
+
+    /// An entry whose value is a JSON value ([`value`]).
+    pub fn value(&mut self, key: &'static str, value: &serde_json::Value) -> &mut Self {
+        self::value(self.key(key), value);
         self
     }
 

@@ -396,8 +396,13 @@ impl Runtime {
     /// Applies one decided event of `persona` to its state (the one fold)
     /// and stages it, so later decisions of the operation see it.
     fn record(&mut self, persona: &str, event: PersonaEvent, now_ms: i64) {
+        self.record_ref(persona, &event, now_ms);
+    }
+
+    /// [`Runtime::record`], leaving the event to the caller.
+    fn record_ref(&mut self, persona: &str, event: &PersonaEvent, now_ms: i64) {
         if let Some(state) = self.personas.get_mut(persona) {
-            state.state.apply(&event, now_ms);
+            state.state.apply(event, now_ms);
         }
         let headers = BTreeMap::from([("persona".to_string(), persona.to_string())]);
         let logged = LogEvent {
@@ -411,8 +416,8 @@ impl Runtime {
 
     /// [`Runtime::record`] for each event, in order.
     fn record_all(&mut self, persona: &str, events: Vec<PersonaEvent>, now_ms: i64) {
-        for event in events {
-            self.record(persona, event, now_ms);
+        for event in &events {
+            self.record_ref(persona, event, now_ms);
         }
     }
 }

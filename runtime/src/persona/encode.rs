@@ -128,7 +128,7 @@ impl EncodePayload for ValueEvent {
                 .scalar("deterministic_steps", &self.deterministic_steps)
                 .scalar("kind", &self.kind)
                 .scalar("llm_steps", &self.llm_steps)
-                .scalar("metadata", &self.metadata)
+                .value("metadata", &self.metadata)
                 .scalar("occurred_at", &self.occurred_at)
                 .scalar("paid_cost_usd", &self.paid_cost_usd)
                 .str("persona_id", &self.persona_id)
