@@ -1023,9 +1023,9 @@ mod tests {
                 Topic::new("persona.runtime.events").unwrap(),
                 id,
                 LogEvent {
-                    kind: "kind \"x\"".to_string(),
+                    kind: "kind \"x\"".into(),
                     payload: payload.clone().into(),
-                    headers: headers.clone(),
+                    headers: headers.clone().into(),
                     occurred_at_ms: at_ms,
                 },
             )

@@ -225,9 +225,9 @@ impl WireEvent {
         Self {
             topic: event.topic.as_str().to_string(),
             id: Some(event.id),
-            kind: event.kind.clone(),
+            kind: event.kind.to_string(),
             occurred_at: format_ms(event.occurred_at_ms),
-            headers: event.headers.clone(),
+            headers: (*event.headers).clone(),
             payload: event.payload.value().clone(),
         }
     }

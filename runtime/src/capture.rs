@@ -171,7 +171,7 @@ impl Session {
             .slice(handled.events.clone())
             .iter()
             .map(|event| Effect {
-                kind: event.kind.clone(),
+                kind: event.kind.to_string(),
                 effect_hash: effect_hash(event),
             })
             .collect();

@@ -41,8 +41,8 @@ pub use duration::Millis;
 pub use file_log::{FileLog, FileLogError, FileLogOptions, FsyncPolicy, Recovery};
 pub use ids::IdGen;
 pub use log::{
-    Cursor, EventLog, LogError, LogEvent, MemoryLog, Payload, Reopened, StoredEvent, Topic,
-    WindowLog,
+    Cursor, EventLog, Headers, Kind, LogError, LogEvent, MemoryLog, Payload, Reopened, StoredEvent,
+    Topic, WindowLog,
 };
 pub use money::Money;
 pub use op::Op;

@@ -187,14 +187,82 @@ impl<'de> Deserialize<'de> for Payload {
     }
 }
 
+/// An event's headers: names and values in name order, shared between
+/// the events that carry the same ones (every event of one persona does),
+/// so that a copy costs a count rather than a map. Read as the map it
+/// derefs to; changed through [`std::ops::DerefMut`], which copies a
+/// shared map first.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers(Arc<BTreeMap<String, String>>);
+
+impl Headers {
+    /// The one header `name=value`.
+    pub fn one(name: &str, value: &str) -> Self {
+        Self::from(BTreeMap::from([(name.to_string(), value.to_string())]))
+    }
+}
+
+impl std::ops::Deref for Headers {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Headers {
+    fn deref_mut(&mut self) -> &mut BTreeMap<String, String> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<BTreeMap<String, String>> for Headers {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        Self(Arc::new(map))
+    }
+}
+
+impl FromIterator<(String, String)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        Self::from(pairs.into_iter().collect::<BTreeMap<_, _>>())
+    }
+}
+
+impl PartialEq<BTreeMap<String, String>> for Headers {
+    fn eq(&self, other: &BTreeMap<String, String>) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for Headers {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// An event's kind: a name the runtime's vocabulary holds (`event.rs`)
+/// borrowed from it, or one read from elsewhere, owned.
+pub type Kind = std::borrow::Cow<'static, str>;
+
 /// An event before it is appended: what happened, with its headers and time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogEvent {
-    pub kind: String,
+    pub kind: Kind,
     pub payload: Payload,
     /// Ordered headers; the persona runtime sets `persona=<name>`.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: Headers,
     pub occurred_at_ms: i64,
 }
 
@@ -210,10 +278,10 @@ pub struct LogEvent {
 pub struct StoredEvent {
     pub topic: Topic,
     pub id: u64,
-    pub kind: String,
+    pub kind: Kind,
     pub payload: Payload,
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: Headers,
     pub occurred_at_ms: i64,
     #[serde(skip)]
     digest: OnceLock<[u8; 32]>,
@@ -702,9 +770,9 @@ mod tests {
 
     fn event(kind: &str) -> LogEvent {
         LogEvent {
-            kind: kind.to_string(),
+            kind: kind.to_string().into(),
             payload: serde_json::json!({}).into(),
-            headers: BTreeMap::new(),
+            headers: BTreeMap::new().into(),
             occurred_at_ms: 0,
         }
     }
@@ -731,12 +799,13 @@ mod tests {
     #[test]
     fn a_stored_event_writes_the_json_serde_json_writes_and_hashes_it_once() {
         let event = LogEvent {
-            kind: "k".to_string(),
+            kind: "k".into(),
             payload: Payload::from(serde_json::json!({"z": 1, "a": [true, "\u{1}é"]})),
             headers: BTreeMap::from([
                 ("persona".to_string(), "ada".to_string()),
                 ("b\"".to_string(), "2".to_string()),
-            ]),
+            ])
+            .into(),
             occurred_at_ms: -5,
         };
         let stored = StoredEvent::new(Topic::new("t.x").unwrap(), 42, event);

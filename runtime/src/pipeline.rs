@@ -89,9 +89,9 @@ impl PipelineEvent {
             headers.insert("pipeline_id".to_string(), id.clone());
         }
         LogEvent {
-            kind: self.kind().to_string(),
+            kind: self.kind().into(),
             payload: self.payload(),
-            headers,
+            headers: headers.into(),
             occurred_at_ms: now_ms,
         }
     }

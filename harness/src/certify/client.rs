@@ -137,9 +137,9 @@ fn stored(wire: &WireEvent, id: u64) -> Result<StoredEvent, Failure> {
     let occurred_at_ms = parse_rfc3339_ms(&wire.occurred_at)
         .map_err(|error| malformed(format!("event {}: `occurred_at`: {error}", id + 1)))?;
     let event = LogEvent {
-        kind: wire.kind.clone(),
+        kind: wire.kind.clone().into(),
         payload: wire.payload.clone().into(),
-        headers: wire.headers.clone(),
+        headers: wire.headers.clone().into(),
         occurred_at_ms,
     };
     Ok(StoredEvent::new(topic, id, event))

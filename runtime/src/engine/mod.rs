@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::config::RuntimeConfig;
 use crate::event::DecodeError;
 use crate::ids::IdGen;
-use crate::log::{EventLog, LogError, LogEvent, Topic};
+use crate::log::{EventLog, Headers, LogError, LogEvent, Topic};
 use crate::op::{AttemptOutcome, Cost, FailKind, Op};
 use crate::persona::{rebuild_states, Persona, PersonaEvent, PersonaStatus, PERSONA_TOPIC};
 use crate::pipeline::{Pipeline, PipelineError, QueuedTrigger, UnsettledSnapshot};
@@ -117,6 +117,8 @@ pub struct Runtime {
     log: Box<dyn EventLog>,
     ids: IdGen,
     personas: BTreeMap<String, Persona>,
+    /// Each persona's headers (`persona=<name>`), shared by its events.
+    headers: BTreeMap<String, Headers>,
     topic: Topic,
     pending: Vec<(Topic, LogEvent)>,
     faults_remaining: u64,
@@ -152,14 +154,17 @@ impl Runtime {
         log: Box<dyn EventLog>,
     ) -> Result<Self, RuntimeError> {
         let mut personas = BTreeMap::new();
+        let mut headers = BTreeMap::new();
         for (name, spec) in &config.personas {
             personas.insert(name.clone(), Persona::new(name, spec.clone())?);
+            headers.insert(name.clone(), Headers::one("persona", name));
         }
         let mut runtime = Self {
             config: config.clone(),
             log,
             ids: IdGen::new(config.seed),
             personas,
+            headers,
             topic: Topic::new(PERSONA_TOPIC)?,
             pending: Vec::new(),
             faults_remaining: 0,
@@ -404,9 +409,12 @@ impl Runtime {
         if let Some(state) = self.personas.get_mut(persona) {
             state.state.apply(event, now_ms);
         }
-        let headers = BTreeMap::from([("persona".to_string(), persona.to_string())]);
+        let headers = match self.headers.get(persona) {
+            Some(headers) => headers.clone(),
+            None => Headers::one("persona", persona),
+        };
         let logged = LogEvent {
-            kind: event.kind().to_string(),
+            kind: event.kind().into(),
             payload: event.payload(),
             headers,
             occurred_at_ms: now_ms,

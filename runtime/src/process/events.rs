@@ -1,8 +1,6 @@
 //! The events of the process registry, on topic `process.registry.events`,
 //! each with header `process=<id>`: their kinds and payload shapes.
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -149,9 +147,9 @@ impl ProcessEvent {
     /// The event as it is appended, at `now_ms`, with header `process=<id>`.
     pub fn to_log_event(&self, now_ms: i64) -> LogEvent {
         LogEvent {
-            kind: self.kind().to_string(),
+            kind: self.kind().into(),
             payload: self.payload(),
-            headers: BTreeMap::from([("process".to_string(), self.process_id().to_string())]),
+            headers: crate::log::Headers::one("process", self.process_id()),
             occurred_at_ms: now_ms,
         }
     }
