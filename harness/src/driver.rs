@@ -27,8 +27,11 @@ use crate::report::{
 use crate::scenario::{Expect, Scenario, Sequence, Step, MAX_RETRIES};
 
 mod backend;
+mod handoff;
 
 pub use backend::{runtime_query, Answered, Backend, Local, StepError, Storage};
+use handoff::Handoff;
+pub use handoff::Streams;
 
 /// Why a scenario could not be run at all (as opposed to running and
 /// failing its expectations).
@@ -215,23 +218,12 @@ pub fn run_streamed(
             retries: config.supervisor.max_retries,
         });
     }
-    let capture = outputs
-        .capture_stream()
+    let streams = outputs
+        .streams()
         .map_err(|error| output_error(source, &error))?;
-    // A run that writes its capture as it goes keeps no history either,
-    // unless it restarts, which reads the log back.
-    let storage = match (scenario.has_restart(), &capture) {
-        (true, _) => Storage::scratch(source)?,
-        (false, Some(_)) => Storage::Window,
-        (false, None) => Storage::Memory,
-    };
-    let backend_name = storage.name();
-    let name = &scenario.name;
-    let streams = capture.is_some();
-    let mut local = match capture {
-        Some(out) => Local::streaming(name, &config, source, storage, Some(observer), out)?,
-        None => Local::new(name, &config, source, storage, Some(observer))?,
-    };
+    let capture_streamed = streams.is_some();
+    let mut local = open_local(scenario, &config, source, observer, streams)?;
+    let backend_name = local.storage.name();
     if let Some(hook) = options.runtime_hook {
         hook(local.session.runtime_mut());
     }
@@ -245,7 +237,8 @@ pub fn run_streamed(
         .iter()
         .any(|step| step.expect.as_ref().is_some_and(|e| !e.records.is_empty()));
     let mut streamer = Streamer::begin(scenario, source, backend_name, outputs)?;
-    streamer.capture_streamed = streams;
+    streamer.capture_streamed = capture_streamed;
+    streamer.events_handed = local.hands_off();
     let (local, steps, summary, last_ms) = drive_with(scenario, local, &mut streamer)?;
     let (report, bundle) = finish(scenario, source, local, steps, summary, last_ms, streamer)?;
     let stats = RunStats {
@@ -258,6 +251,33 @@ pub fn run_streamed(
         report,
         bundle,
         stats,
+    })
+}
+
+/// The reference runtime a run drives, writing through `streams` when the
+/// outputs take them: over a log that keeps no history, the events, the
+/// capture and the run records are written on a second thread; a run that
+/// restarts (and reads its log back) keeps its history and streams only its
+/// capture.
+fn open_local<'o>(
+    scenario: &Scenario,
+    config: &rehearse_runtime::config::RuntimeConfig,
+    source: &str,
+    observer: &'o mut dyn StepObserver,
+    streams: Option<Streams>,
+) -> Result<Local<'o>, DriverError> {
+    let name = &scenario.name;
+    let observer = Some(observer);
+    Ok(match (scenario.has_restart(), streams) {
+        (true, Some(streams)) => {
+            let storage = Storage::scratch(source)?;
+            Local::streaming(name, config, source, storage, observer, streams.capture)?
+        }
+        (true, None) => Local::new(name, config, source, Storage::scratch(source)?, observer)?,
+        (false, Some(streams)) => {
+            Local::handing_off(name, config, source, Storage::Window, observer, streams)?
+        }
+        (false, None) => Local::new(name, config, source, Storage::Memory, observer)?,
     })
 }
 
@@ -300,9 +320,12 @@ struct Streamer<'o> {
     /// How many events and steps the outputs hold.
     events_written: usize,
     steps_written: usize,
-    /// Whether the run's session writes the capture (see
-    /// [`Outputs::capture_stream`]) rather than the streamer at the end.
+    /// Whether the run writes the capture through its stream (see
+    /// [`Outputs::streams`]) rather than the streamer at the end.
     capture_streamed: bool,
+    /// Whether the backend writes the events and the settled run records
+    /// through their streams itself ([`Local::handing_off`]).
+    events_handed: bool,
 }
 
 impl<'o> Streamer<'o> {
@@ -333,11 +356,15 @@ impl<'o> Streamer<'o> {
             events_written: 0,
             steps_written: 0,
             capture_streamed: false,
+            events_handed: false,
         })
     }
 
     /// Writes the events the outputs do not hold yet.
     fn write_events(&mut self, backend: &dyn Backend) -> Result<(), DriverError> {
+        if self.events_handed {
+            return Ok(());
+        }
         let count = backend.event_count();
         let new = backend.events_from(self.events_written.min(count));
         write_events(self.outputs.writer(OutputFile::Events), new)
@@ -474,6 +501,7 @@ fn finish(
         session,
         storage,
         violations,
+        handoff,
         ..
     } = local;
     let runtime = session.runtime();
@@ -502,18 +530,30 @@ fn finish(
         final_state: final_state(runtime, last_ms),
         summary,
     };
-    let bundle = if streamer.capture_streamed {
-        // The capture is on its way to the outputs: only its header stays.
-        let header = session.bundle().clone();
-        let (written, _runtime) = session.finish_stream();
-        written.map_err(|error| output_error(source, &error))?;
-        header
-    } else {
-        session.finish().0
-    };
+    let bundle = end_capture(session, handoff, streamer.capture_streamed)
+        .map_err(|error| output_error(source, &error))?;
     drop(storage);
     streamer.end(&mut report, &runs, &bundle)?;
     Ok((report, bundle))
+}
+
+/// Ends the run's capture: the bundle it recorded, or, for a capture
+/// written as the run went (`streamed`), its header fields once the writer
+/// has written the seal and flushed every stream.
+fn end_capture(
+    session: Session,
+    handoff: Option<Handoff>,
+    streamed: bool,
+) -> std::io::Result<CaptureBundle> {
+    if !streamed {
+        return Ok(session.finish().0);
+    }
+    let header = session.bundle().clone();
+    match handoff {
+        Some(handoff) => handoff.finish()?,
+        None => session.finish_stream().0.map(drop)?,
+    }
+    Ok(header)
 }
 
 /// The state of `runtime` after the last step, at `last_ms`. Its statuses
@@ -984,7 +1024,7 @@ fn write_event_line(
 }
 
 /// Writes the run records as lines of `runs.jsonl`.
-fn write_runs(out: &mut dyn Write, runs: &[RunRecord]) -> std::io::Result<()> {
+pub(crate) fn write_runs(out: &mut dyn Write, runs: &[RunRecord]) -> std::io::Result<()> {
     for record in runs {
         serde_json::to_writer(&mut *out, record)?;
         out.write_all(b"\n")?;

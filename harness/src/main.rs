@@ -14,6 +14,11 @@ use rehearse::cli::{
 use rehearse::exit::Exit;
 use rehearse::style::Style;
 
+/// mimalloc rather than glibc's allocator: replay frees on one thread what
+/// it parsed on another, and every episode allocates and drops its events.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match dispatch(&cli.command) {

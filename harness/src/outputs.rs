@@ -9,7 +9,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use crate::atomic::StagedDir;
-use crate::driver::{Finished, RunOptions};
+use crate::driver::{Finished, RunOptions, Streams};
 use crate::scenario::Scenario;
 
 /// The files of an output set, which are also the files of a golden set, in
@@ -46,11 +46,13 @@ pub trait Outputs {
     /// The writer of `file`; bytes go there in the order they are written.
     fn writer(&mut self, file: OutputFile) -> &mut dyn Write;
 
-    /// A writer of the capture that the run's session may own and write as
-    /// it goes, if these outputs take one: then [`Outputs::writer`] of
-    /// [`OutputFile::Capture`] is not written, and the run keeps no capture
-    /// in memory. Asked once, before the run.
-    fn capture_stream(&mut self) -> io::Result<Option<Box<dyn Write + Send>>> {
+    /// Writers of the events, the capture and the run records that the run
+    /// may write from another thread as it goes, if these outputs take
+    /// them: the run then keeps no capture in memory, and writes each of
+    /// those files either through its stream or through
+    /// [`Outputs::writer`], bytes written through the stream coming first.
+    /// Asked once, before the run.
+    fn streams(&mut self) -> io::Result<Option<Streams>> {
         Ok(None)
     }
 }
@@ -100,8 +102,8 @@ impl FileOutputs {
     }
 
     /// Writes out what is buffered and fsyncs every file: after this the
-    /// set is on disk, ready to be put in place. A capture stream taken
-    /// from these outputs must have been flushed and dropped before.
+    /// set is on disk, ready to be put in place. Streams taken from these
+    /// outputs must have been flushed and dropped before.
     pub fn finish(self) -> io::Result<()> {
         for writer in self.files {
             let file = writer
@@ -118,13 +120,18 @@ impl Outputs for FileOutputs {
         &mut self.files[file.index()]
     }
 
-    /// The capture file, through a second handle of it: [`FileOutputs`]
-    /// fsyncs it in [`FileOutputs::finish`].
-    fn capture_stream(&mut self) -> io::Result<Option<Box<dyn Write + Send>>> {
-        let file = self.files[OutputFile::Capture.index()]
-            .get_ref()
-            .try_clone()?;
-        Ok(Some(Box::new(BufWriter::with_capacity(BUFFER, file))))
+    /// The events, capture and runs files, through second handles of them
+    /// (sharing their offsets): [`FileOutputs::finish`] fsyncs them.
+    fn streams(&mut self) -> io::Result<Option<Streams>> {
+        let stream = |file: OutputFile| -> io::Result<Box<dyn Write + Send>> {
+            let handle = self.files[file.index()].get_ref().try_clone()?;
+            Ok(Box::new(BufWriter::with_capacity(BUFFER, handle)))
+        };
+        Ok(Some(Streams {
+            events: stream(OutputFile::Events)?,
+            capture: stream(OutputFile::Capture)?,
+            runs: stream(OutputFile::Runs)?,
+        }))
     }
 }
 

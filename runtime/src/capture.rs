@@ -16,9 +16,9 @@ use crate::capture_stream::CaptureWriter;
 use crate::config::RuntimeConfig;
 use crate::engine::{Runtime, RuntimeError};
 use crate::hash::{effect_hash, sha256_hex};
-use crate::log::{EventLog, Payload};
+use crate::log::{EventLog, Payload, StoredEvent};
 use crate::op::Op;
-use crate::supervisor::{DecisionKind, DeferredEpisode, Handled, Supervisor};
+use crate::supervisor::{Decision, DecisionKind, DeferredEpisode, Handled, Supervisor};
 
 /// The capture format this runtime writes: JSON Lines (`capture_stream.rs`).
 pub const CAPTURE_VERSION: &str = "rehearse-capture/3";
@@ -72,6 +72,28 @@ pub struct CapturedDecision {
     pub termination: Option<String>,
     pub retry_count: u64,
     pub effects: Vec<Effect>,
+}
+
+impl CapturedDecision {
+    /// The record of `decision`, whose episode appended `effects`.
+    pub fn of(decision: &Decision, effects: &[StoredEvent]) -> Self {
+        Self {
+            event_id: decision.event_id.clone(),
+            decision: decision.decision,
+            schedule_at_ms: decision.schedule_at_ms,
+            episode_id: decision.episode_id,
+            deadline_ms: decision.deadline_ms,
+            termination: decision.termination.map(String::from),
+            retry_count: decision.retry_count,
+            effects: effects
+                .iter()
+                .map(|event| Effect {
+                    kind: event.kind.to_string(),
+                    effect_hash: effect_hash(event),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One log event an episode appended: its kind and the hash of the event.
@@ -144,7 +166,7 @@ impl Session {
 
     /// A session that drives the runtime exactly as [`Session::new`] does
     /// but records nothing: its bundle stays empty.
-    pub(crate) fn unrecorded(
+    pub fn unrecorded(
         scenario: &str,
         config: &RuntimeConfig,
         log: Box<dyn EventLog>,
@@ -165,54 +187,28 @@ impl Session {
         let handled = self
             .supervisor
             .handle(&mut self.runtime, event_id, op, at_ms);
-        let effects = self
-            .runtime
-            .log()
-            .slice(handled.events.clone())
-            .iter()
-            .map(|event| Effect {
-                kind: event.kind.to_string(),
-                effect_hash: effect_hash(event),
-            })
-            .collect();
-        let event = CapturedEvent {
-            event_id: event_id.to_string(),
-            at_ms,
-            payload_hash: sha256_hex(payload.json().as_bytes()),
-            payload,
-        };
-        let d = &handled.decision;
-        let decision = CapturedDecision {
-            event_id: d.event_id.clone(),
-            decision: d.decision,
-            schedule_at_ms: d.schedule_at_ms,
-            episode_id: d.episode_id,
-            deadline_ms: d.deadline_ms,
-            termination: d.termination.map(String::from),
-            retry_count: d.retry_count,
-            effects,
-        };
-        self.keep(event, decision);
+        let effects = self.runtime.log().slice(handled.events.clone());
+        match self.stream.as_mut() {
+            Some(_) if self.stream_error.is_some() => {}
+            Some(stream) => {
+                let decision = &handled.decision;
+                if let Err(error) = stream.episode(event_id, at_ms, &payload, decision, effects) {
+                    self.stream_error = Some(error);
+                }
+            }
+            None => {
+                let event = CapturedEvent {
+                    event_id: event_id.to_string(),
+                    at_ms,
+                    payload_hash: sha256_hex(payload.json().as_bytes()),
+                    payload,
+                };
+                let decision = CapturedDecision::of(&handled.decision, effects);
+                self.bundle.events.push(event);
+                self.bundle.decisions.push(decision);
+            }
+        }
         handled
-    }
-
-    /// Writes an event and its decision to the stream, or keeps them in the
-    /// bundle when the session does not stream.
-    fn keep(&mut self, event: CapturedEvent, decision: CapturedDecision) {
-        if self.stream_error.is_some() {
-            return;
-        }
-        let Some(stream) = self.stream.as_mut() else {
-            self.bundle.events.push(event);
-            self.bundle.decisions.push(decision);
-            return;
-        };
-        if let Err(error) = stream
-            .event(&event)
-            .and_then(|()| stream.decision(&decision))
-        {
-            self.stream_error = Some(error);
-        }
     }
 
     pub fn runtime(&self) -> &Runtime {

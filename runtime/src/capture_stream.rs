@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 
 use crate::capture::{CaptureBundle, CapturedDecision, CapturedEvent};
 use crate::config::RuntimeConfig;
+use crate::log::{Payload, StoredEvent};
 use crate::seal::Seal;
+use crate::supervisor::Decision;
 
 /// The first line of a version 3 capture.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,6 +97,38 @@ impl<W: Write> CaptureWriter<W> {
         Ok(())
     }
 
+    /// Appends one external event's line and its decision's line, written
+    /// from what the session handled: the event's payload hash and each
+    /// effect's hash (the digest of `effects[i]`, the events its episode
+    /// appended) are computed here, hex straight into the line. The same
+    /// bytes as [`CaptureWriter::event`] and [`CaptureWriter::decision`]
+    /// of the [`CapturedEvent`] and [`CapturedDecision`] a bundle keeps.
+    pub fn episode(
+        &mut self,
+        event_id: &str,
+        at_ms: i64,
+        payload: &Payload,
+        decision: &Decision,
+        effects: &[StoredEvent],
+    ) -> io::Result<()> {
+        let line = &mut self.line;
+        line.clear();
+        line.extend_from_slice(b"{\"event\":{\"at_ms\":");
+        scalar(line, &at_ms)?;
+        line.extend_from_slice(b",\"event_id\":");
+        scalar(line, event_id)?;
+        line.extend_from_slice(b",\"payload\":");
+        line.extend_from_slice(payload.json().as_bytes());
+        line.extend_from_slice(b",\"payload_hash\":");
+        write_hex(line, &Sha256::digest(payload.json().as_bytes()).into());
+        line.extend_from_slice(b"}}\n");
+        self.events += 1;
+        write_decision_line(line, decision, effects)?;
+        self.decisions += 1;
+        self.hasher.update(&self.line);
+        self.out.write_all(&self.line)
+    }
+
     /// Appends one decision's line (after its event's line).
     pub fn decision(&mut self, decision: &CapturedDecision) -> io::Result<()> {
         self.write_line(&LineRef::Decision(decision), true)?;
@@ -126,6 +160,56 @@ impl<W: Write> CaptureWriter<W> {
         }
         self.out.write_all(&self.line)
     }
+}
+
+/// Appends a decision's line to `line`: [`CapturedDecision`]'s fields in
+/// key order, as the canonical JSON of `{"decision": ...}` writes them.
+fn write_decision_line(
+    line: &mut Vec<u8>,
+    decision: &Decision,
+    effects: &[StoredEvent],
+) -> serde_json::Result<()> {
+    line.extend_from_slice(b"{\"decision\":{\"deadline_ms\":");
+    scalar(line, &decision.deadline_ms)?;
+    line.extend_from_slice(b",\"decision\":\"");
+    line.extend_from_slice(decision.decision.as_str().as_bytes());
+    line.extend_from_slice(b"\",\"effects\":[");
+    for (index, effect) in effects.iter().enumerate() {
+        if index > 0 {
+            line.push(b',');
+        }
+        line.extend_from_slice(b"{\"effect_hash\":");
+        write_hex(line, effect.digest());
+        line.extend_from_slice(b",\"kind\":");
+        scalar(line, &effect.kind)?;
+        line.push(b'}');
+    }
+    line.extend_from_slice(b"],\"episode_id\":");
+    scalar(line, &decision.episode_id)?;
+    line.extend_from_slice(b",\"event_id\":");
+    scalar(line, &decision.event_id)?;
+    line.extend_from_slice(b",\"retry_count\":");
+    scalar(line, &decision.retry_count)?;
+    line.extend_from_slice(b",\"schedule_at_ms\":");
+    scalar(line, &decision.schedule_at_ms)?;
+    line.extend_from_slice(b",\"termination\":");
+    scalar(line, &decision.termination)?;
+    line.extend_from_slice(b"}}\n");
+    Ok(())
+}
+
+/// Appends a number, a string or `null` (an absent option) as JSON.
+fn scalar<T: Serialize + ?Sized>(line: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
+    serde_json::to_writer(line, value)
+}
+
+/// Appends a digest as a JSON string of lowercase hex.
+fn write_hex(line: &mut Vec<u8>, digest: &[u8; 32]) {
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(digest, &mut hex).expect("64 hex digits hold 32 bytes");
+    line.push(b'"');
+    line.extend_from_slice(&hex);
+    line.push(b'"');
 }
 
 impl CaptureBundle {
@@ -167,6 +251,16 @@ impl CaptureBundle {
 mod tests {
     use super::*;
 
+    fn header() -> CaptureHeader {
+        CaptureHeader {
+            capture_version: crate::capture::CAPTURE_VERSION.to_string(),
+            scenario: "s".to_string(),
+            config: RuntimeConfig::default(),
+            runtime_provenance: crate::capture::runtime_provenance(),
+            durable_log: false,
+        }
+    }
+
     #[test]
     fn an_event_line_is_the_canonical_json_of_the_event() {
         let event = CapturedEvent {
@@ -175,18 +269,70 @@ mod tests {
             payload: serde_json::json!({"trigger": {"persona": "p", "cost": {"usd": 0.5}}}).into(),
             payload_hash: "ab".to_string(),
         };
-        let header = CaptureHeader {
-            capture_version: crate::capture::CAPTURE_VERSION.to_string(),
-            scenario: "s".to_string(),
-            config: RuntimeConfig::default(),
-            runtime_provenance: crate::capture::runtime_provenance(),
-            durable_log: false,
-        };
+        let header = header();
         let mut writer = CaptureWriter::new(Vec::new(), &header).unwrap();
         writer.event(&event).unwrap();
         let mut expected =
             crate::canonical::to_vec(&serde_json::json!({ "event": event })).unwrap();
         expected.push(b'\n');
         assert_eq!(writer.line, expected);
+    }
+
+    /// An episode's two lines, written from what the session handled, are
+    /// the lines of the event and decision a bundle keeps for it.
+    #[test]
+    fn an_episode_is_its_event_line_and_decision_line() {
+        use crate::log::{LogEvent, Topic};
+        use crate::op::FailKind;
+        use crate::supervisor::{DecisionKind, Termination};
+        let effect = |id: u64, kind: &str| {
+            let event = LogEvent {
+                kind: kind.to_string().into(),
+                payload: serde_json::json!({"z": 1, "a": ["\u{1}é"]}).into(),
+                headers: [("persona".to_string(), "p".to_string())].into(),
+                occurred_at_ms: 7,
+            };
+            StoredEvent::new(Topic::new("t").unwrap(), id, event)
+        };
+        let effects = [effect(1, "k.one"), effect(2, "k \"two\"")];
+        let invoked = Decision {
+            event_id: "e \"1\"\u{2}".to_string(),
+            decision: DecisionKind::Invoke,
+            schedule_at_ms: None,
+            episode_id: Some(3),
+            deadline_ms: Some(u64::MAX),
+            termination: Some(Termination::Failed(FailKind::ALL[0])),
+            retry_count: 2,
+        };
+        let deferred = Decision {
+            decision: DecisionKind::Defer,
+            schedule_at_ms: Some(-5),
+            episode_id: None,
+            deadline_ms: None,
+            termination: None,
+            ..invoked.clone()
+        };
+        let payload: Payload = serde_json::json!({"pump": {}}).into();
+        for (decision, effects) in [(&invoked, &effects[..]), (&deferred, &[][..])] {
+            let header = header();
+            let mut kept = CaptureWriter::new(Vec::new(), &header).unwrap();
+            let event = CapturedEvent {
+                event_id: "e".to_string(),
+                at_ms: -9,
+                payload: payload.clone(),
+                payload_hash: crate::hash::sha256_hex(payload.json().as_bytes()),
+            };
+            kept.event(&event).unwrap();
+            kept.decision(&CapturedDecision::of(decision, effects))
+                .unwrap();
+            let mut handed = CaptureWriter::new(Vec::new(), &header).unwrap();
+            handed
+                .episode("e", -9, &payload, decision, effects)
+                .unwrap();
+            assert_eq!(
+                String::from_utf8(handed.finish().unwrap()).unwrap(),
+                String::from_utf8(kept.finish().unwrap()).unwrap()
+            );
+        }
     }
 }

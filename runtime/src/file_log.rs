@@ -383,10 +383,10 @@ impl FileLog {
     /// events for the caller to keep in memory.
     fn write_batch(&mut self, batch: Vec<(Topic, LogEvent)>) -> Result<Vec<StoredEvent>, LogError> {
         if let Some(reason) = &self.poisoned {
-            return Err(LogError::AppendFailed(format!(
-                "event log at `{}` is unusable until reopened: {reason}",
-                self.path.display()
-            )));
+            return Err(LogError::Poisoned {
+                path: self.path.clone(),
+                reason: reason.clone(),
+            });
         }
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -396,18 +396,18 @@ impl FileLog {
         let mut bytes = Vec::with_capacity(256 * stored.len());
         for (index, event) in (0u64..).zip(&stored) {
             encode_record(&mut bytes, event, index, batch_len).map_err(|reason| {
-                LogError::AppendFailed(format!(
-                    "failed to append to event log at `{}`: {reason}",
-                    self.path.display()
-                ))
+                LogError::Append {
+                    path: self.path.clone(),
+                    reason: reason.to_string(),
+                }
             })?;
         }
         if let Err(e) = self.write_durably(&bytes) {
             self.roll_back();
-            return Err(LogError::AppendFailed(format!(
-                "failed to append to event log at `{}`: {e}",
-                self.path.display()
-            )));
+            return Err(LogError::Append {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            });
         }
         self.len_bytes += bytes.len() as u64;
         Ok(stored)
@@ -476,8 +476,9 @@ impl EventLog for FileLog {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        let failed = |e: &dyn std::fmt::Display| {
-            LogError::Reopen(format!("event log at `{}`: {e}", self.path.display()))
+        let failed = |e: &dyn std::fmt::Display| LogError::ReopenFile {
+            path: self.path.clone(),
+            reason: e.to_string(),
         };
         let cut_bytes = match torn_tail_bytes {
             Some(bytes) if bytes > 0 => cut_tail(&dir, bytes).map_err(|e| failed(&e))?,

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize, Serializer};
@@ -221,6 +222,12 @@ impl From<BTreeMap<String, String>> for Headers {
     }
 }
 
+impl<const N: usize> From<[(String, String); N]> for Headers {
+    fn from(pairs: [(String, String); N]) -> Self {
+        Self::from(BTreeMap::from(pairs))
+    }
+}
+
 impl FromIterator<(String, String)> for Headers {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
         Self::from(pairs.into_iter().collect::<BTreeMap<_, _>>())
@@ -397,12 +404,30 @@ impl StoredEvent {
 pub enum LogError {
     #[error("invalid topic `{0}`: expected a non-empty name of letters, digits, `.`, `_` or `-`")]
     InvalidTopic(String),
-    #[error("append failed: {0}")]
-    AppendFailed(String),
-    #[error("failed to read the event log: {0}")]
-    Read(String),
-    #[error("cannot reopen the event log: {0}")]
-    Reopen(String),
+    /// A durable log failed to cut a failed batch off its file and refuses
+    /// appends until it is reopened.
+    #[error("append failed: event log at `{}` is unusable until reopened: {reason}", .path.display())]
+    Poisoned { path: PathBuf, reason: String },
+    /// A durable log could not encode or write a batch (the batch was not
+    /// kept).
+    #[error("append failed: failed to append to event log at `{}`: {reason}", .path.display())]
+    Append { path: PathBuf, reason: String },
+    /// Stored events handed to a log skip or repeat an id of their topic.
+    #[error("failed to read the event log: event {id} of topic `{topic}` is out of sequence: expected id {expected}")]
+    OutOfSequence {
+        topic: String,
+        id: u64,
+        expected: u64,
+    },
+    /// A torn tail was asked of a log with no file to tear.
+    #[error("cannot reopen the event log: `torn_tail_bytes` needs the durable file backend")]
+    TearNeedsFile,
+    /// A window log was asked to reopen: it keeps no history.
+    #[error("cannot reopen the event log: a window log keeps no history to reopen from")]
+    WindowHasNoHistory,
+    /// A durable log could not be read back from its file.
+    #[error("cannot reopen the event log: event log at `{}`: {reason}", .path.display())]
+    ReopenFile { path: PathBuf, reason: String },
 }
 
 /// An append-only log of topics.
@@ -451,6 +476,14 @@ pub trait EventLog: fmt::Debug {
     /// keeps no history ([`WindowLog`]) drops them; the others keep them.
     fn release(&mut self) {}
 
+    /// [`EventLog::release`], moving the events a log that keeps no history
+    /// drops onto the end of `out` instead, in append order; a log that
+    /// keeps them moves none.
+    fn release_into(&mut self, out: &mut Vec<StoredEvent>) {
+        let _ = out;
+        self.release();
+    }
+
     /// Whether the log holds every event since the first: only then can
     /// state be rebuilt from it.
     fn keeps_history(&self) -> bool {
@@ -486,9 +519,7 @@ pub trait EventLog: fmt::Debug {
                 events: self.len(),
                 ..Reopened::default()
             }),
-            Some(_) => Err(LogError::Reopen(
-                "`torn_tail_bytes` needs the durable file backend".to_string(),
-            )),
+            Some(_) => Err(LogError::TearNeedsFile),
         }
     }
 }
@@ -580,10 +611,11 @@ impl MemoryLog {
         for event in events {
             let next = log.latest_id(&event.topic) + 1;
             if event.id != next {
-                return Err(LogError::Read(format!(
-                    "event {} of topic `{}` is out of sequence: expected id {next}",
-                    event.id, event.topic
-                )));
+                return Err(LogError::OutOfSequence {
+                    topic: event.topic.to_string(),
+                    id: event.id,
+                    expected: next,
+                });
             }
             log.push(event);
         }
@@ -741,6 +773,11 @@ impl EventLog for WindowLog {
         self.window.clear();
     }
 
+    fn release_into(&mut self, out: &mut Vec<StoredEvent>) {
+        self.released += self.window.len();
+        out.append(&mut self.window);
+    }
+
     fn keeps_history(&self) -> bool {
         false
     }
@@ -758,9 +795,7 @@ impl EventLog for WindowLog {
     }
 
     fn reopen(&mut self, _torn_tail_bytes: Option<u64>) -> Result<Reopened, LogError> {
-        Err(LogError::Reopen(
-            "a window log keeps no history to reopen from".to_string(),
-        ))
+        Err(LogError::WindowHasNoHistory)
     }
 }
 
@@ -893,7 +928,7 @@ mod tests {
             assert_eq!(window.read_from(before + 2).position(), before + 2);
         }
         assert_eq!(window.len(), 6);
-        assert!(window.reopen(None).is_err());
+        assert_eq!(window.reopen(None), Err(LogError::WindowHasNoHistory));
     }
 
     #[test]
@@ -904,7 +939,23 @@ mod tests {
             .unwrap();
         let mut events = log.all().to_vec();
         events.remove(0);
-        assert!(MemoryLog::from_stored(events).is_err());
+        let gap = MemoryLog::from_stored(events).unwrap_err();
+        assert_eq!(
+            gap,
+            LogError::OutOfSequence {
+                topic: "a".to_string(),
+                id: 2,
+                expected: 1
+            }
+        );
+        assert_eq!(
+            gap.to_string(),
+            "failed to read the event log: event 2 of topic `a` is out of sequence: expected id 1"
+        );
+        assert_eq!(
+            log.reopen(Some(3)).unwrap_err().to_string(),
+            "cannot reopen the event log: `torn_tail_bytes` needs the durable file backend"
+        );
         log.truncate(1);
         assert_eq!(log.latest_id(&a), 1);
         assert_eq!(

@@ -289,7 +289,11 @@ fn render_step(
     }
     let _ = writeln!(text, "{}", line.trim_end());
     if !step.receipts.is_empty() {
-        let _ = writeln!(text, "            drained: {}", step.receipts.join(", "));
+        let _ = writeln!(
+            text,
+            "            drained: {}",
+            receipts_line(&step.receipts)
+        );
     }
     if let Some(error) = &step.error {
         let _ = writeln!(
@@ -314,6 +318,31 @@ fn render_step(
         );
     }
     render_expectations(text, step, report, style);
+}
+
+/// The most receipts the human summary lists one by one.
+const LISTED_RECEIPTS: usize = 10;
+
+/// A step's receipts for the human summary: each in order when there are
+/// few, else how many of each status, in the order each first came, as
+/// `receipt_counts` expects them (`100000: completed 99999, failed 1`).
+/// `report.json` lists them all.
+fn receipts_line(receipts: &[String]) -> String {
+    if receipts.len() <= LISTED_RECEIPTS {
+        return receipts.join(", ");
+    }
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for receipt in receipts {
+        match counts.iter_mut().find(|(status, _)| status == receipt) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((receipt, 1)),
+        }
+    }
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(status, count)| format!("{status} {count}"))
+        .collect();
+    format!("{}: {}", receipts.len(), counts.join(", "))
 }
 
 /// A step's expectations, each `ok` or `FAILED` with where and why.
@@ -494,6 +523,19 @@ mod tests {
         assert!(
             lines[lines.len() - 1].starts_with("failed because: the runtime broke invariant `"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_step_with_many_receipts_shows_how_many_of_each() {
+        let few: Vec<String> = ["completed", "queued"].map(String::from).to_vec();
+        assert_eq!(receipts_line(&few), "completed, queued");
+        let mut many = vec!["completed".to_string(); 99_998];
+        many.insert(3, "budget_exhausted".to_string());
+        many.push("budget_exhausted".to_string());
+        assert_eq!(
+            receipts_line(&many),
+            "100000: completed 99998, budget_exhausted 2"
         );
     }
 }

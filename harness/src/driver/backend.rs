@@ -11,12 +11,13 @@ use std::ops::Range;
 use rehearse_runtime::capture::Session;
 use rehearse_runtime::engine::RunLedger;
 use rehearse_runtime::engine::{OpResult, Runtime, RuntimeError};
-use rehearse_runtime::log::{EventLog, MemoryLog, StoredEvent, WindowLog};
+use rehearse_runtime::log::{EventLog, MemoryLog, Payload, StoredEvent, WindowLog};
 use rehearse_runtime::op::Op;
 use rehearse_runtime::run_record::RunRecord;
 use rehearse_runtime::supervisor::{Decision, DecisionKind, Handled};
 use serde_json::Value;
 
+use super::handoff::{Handoff, Streams};
 use super::{DriverError, StepObserver};
 use crate::explore::{Checker, ReadEvent, StepContext};
 use crate::protocol::QueryKind;
@@ -66,13 +67,15 @@ pub trait Backend {
     fn events_from(&self, first: usize) -> &[StoredEvent];
 
     /// Tells the backend that the driver has read every event appended so
-    /// far: one that keeps no history drops them. The others keep them.
+    /// far: one that keeps no history drops them (or hands them to its
+    /// writer, see [`Local::handing_off`]). The others keep them.
     fn release(&mut self) {}
 
     /// The records of the runs that no later event can change or precede,
     /// in start order, each given once, from a backend that folds run
     /// records as the run goes and was asked to hand them over
-    /// ([`Local::drain_runs`]); the others give none.
+    /// ([`Local::drain_runs`]) and that does not write them itself
+    /// ([`Local::handing_off`]); the others give none.
     fn settled_runs(&mut self) -> Vec<RunRecord> {
         Vec::new()
     }
@@ -128,6 +131,10 @@ pub struct Local<'o> {
     /// Whether [`Backend::settled_runs`] hands the ledger's settled runs
     /// over (and forgets them): only when nothing queries the records.
     pub(super) drain_runs: bool,
+    /// Where the capture records, the released events and the settled run
+    /// records go to be written on a second thread
+    /// ([`Local::handing_off`]).
+    pub(super) handoff: Option<Handoff>,
 }
 
 impl std::fmt::Debug for Local<'_> {
@@ -168,6 +175,38 @@ impl<'o> Local<'o> {
         Self::over(session, source, storage, observer)
     }
 
+    /// A session over `storage` (a log that keeps no history,
+    /// `Storage::Window`) that records nothing itself: what each external
+    /// event produces is handed to a second thread, which writes the
+    /// capture, the events and the settled run records to `streams` (see
+    /// `handoff.rs`).
+    pub fn handing_off(
+        scenario: &str,
+        config: &rehearse_runtime::config::RuntimeConfig,
+        source: &str,
+        storage: Storage,
+        observer: Option<&'o mut dyn StepObserver>,
+        streams: Streams,
+    ) -> Result<Self, DriverError> {
+        let log = storage.open(source)?;
+        let durable_log = log.is_durable();
+        let session = Session::unrecorded(scenario, config, log);
+        let mut local = Self::over(session, source, storage, observer)?;
+        let mut header = local.session.bundle().header();
+        header.durable_log = durable_log;
+        let next = local.event_count();
+        let handoff = Handoff::start(streams, header, next)
+            .map_err(|error| super::output_error(source, &error))?;
+        local.handoff = Some(handoff);
+        Ok(local)
+    }
+
+    /// Whether this backend writes its events, capture and settled run
+    /// records itself ([`Local::handing_off`]).
+    pub fn hands_off(&self) -> bool {
+        self.handoff.is_some()
+    }
+
     fn over(
         session: Result<Session, RuntimeError>,
         source: &str,
@@ -191,6 +230,7 @@ impl<'o> Local<'o> {
             ledger,
             read: 0,
             drain_runs: false,
+            handoff: None,
         })
     }
 
@@ -277,6 +317,11 @@ impl Backend for Local<'_> {
             observer.after(index, op, at_ms, &self.session, &handled);
         }
         self.read_events(index, at_ms, op, &handled);
+        if let Some(handoff) = self.handoff.as_mut() {
+            let payload = Payload::encode(op);
+            let decision = handled.decision.clone();
+            handoff.episode(event_id, at_ms, payload, decision, handled.events.clone());
+        }
         let run = run_json(&handled);
         Ok(Answered {
             decision: Some(handled.decision),
@@ -296,13 +341,25 @@ impl Backend for Local<'_> {
     }
 
     fn release(&mut self) {
-        self.session.runtime_mut().release_log();
+        let runtime = self.session.runtime_mut();
+        match self.handoff.as_mut() {
+            Some(handoff) => handoff.released(|out| runtime.release_log_into(out)),
+            None => runtime.release_log(),
+        }
     }
 
+    /// Hands the settled runs to the writer instead, when handing off.
     fn settled_runs(&mut self) -> Vec<RunRecord> {
-        match self.ledger.as_mut() {
+        let settled = match self.ledger.as_mut() {
             Some(ledger) if self.drain_runs => ledger.drain_settled(self.session.runtime()),
             _ => Vec::new(),
+        };
+        match self.handoff.as_mut() {
+            Some(handoff) if !settled.is_empty() => {
+                handoff.runs(settled);
+                Vec::new()
+            }
+            _ => settled,
         }
     }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::config::RuntimeConfig;
 use crate::event::DecodeError;
 use crate::ids::IdGen;
-use crate::log::{EventLog, Headers, LogError, LogEvent, Topic};
+use crate::log::{EventLog, Headers, LogError, LogEvent, StoredEvent, Topic};
 use crate::op::{AttemptOutcome, Cost, FailKind, Op};
 use crate::persona::{rebuild_states, Persona, PersonaEvent, PersonaStatus, PERSONA_TOPIC};
 use crate::pipeline::{Pipeline, PipelineError, QueuedTrigger, UnsettledSnapshot};
@@ -258,6 +258,12 @@ impl Runtime {
     /// caller has read it (see [`EventLog::release`]).
     pub fn release_log(&mut self) {
         self.log.release();
+    }
+
+    /// [`Runtime::release_log`], moving the events a log that keeps no
+    /// history drops onto the end of `out` (see `EventLog::release_into`).
+    pub fn release_log_into(&mut self, out: &mut Vec<StoredEvent>) {
+        self.log.release_into(out);
     }
 
     /// The process registry.

@@ -1,0 +1,188 @@
+//! A run's events, capture and run records rendered and written on a
+//! second thread while the runtime runs on the first: `Local` hands over
+//! what each external event produced (its capture record, the events the
+//! log released, the run records that settled) in batches, and the writer
+//! turns them into the lines of `events.jsonl`, `capture.jsonl` and
+//! `runs.jsonl`, hashing each effect there. The bytes are those the run's
+//! thread would write (`capture_stream.rs`'s `CaptureWriter::episode`,
+//! `driver::write_events`, `driver::write_runs`).
+
+use std::io::{self, Write};
+use std::ops::Range;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use rehearse_runtime::capture_stream::{CaptureHeader, CaptureWriter};
+use rehearse_runtime::log::{Payload, StoredEvent};
+use rehearse_runtime::run_record::RunRecord;
+use rehearse_runtime::supervisor::Decision;
+
+/// The writers of the files a run hands off, each written in run order.
+pub struct Streams {
+    pub events: Box<dyn Write + Send>,
+    pub capture: Box<dyn Write + Send>,
+    pub runs: Box<dyn Write + Send>,
+}
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streams").finish_non_exhaustive()
+    }
+}
+
+/// One external event as the capture records it, and the log positions
+/// its episode appended.
+struct Episode {
+    event_id: String,
+    at_ms: i64,
+    payload: Payload,
+    decision: Decision,
+    events: Range<usize>,
+}
+
+/// What is handed over at once.
+#[derive(Default)]
+struct Batch {
+    /// The log position of `events[0]`.
+    first: usize,
+    events: Vec<StoredEvent>,
+    episodes: Vec<Episode>,
+    runs: Vec<RunRecord>,
+}
+
+/// How many events a batch gathers before it is handed over.
+const BATCH_EVENTS: usize = 4096;
+
+/// How many batches may wait for the writer: the run's thread waits for it
+/// beyond that, so memory stays flat however long the run.
+const QUEUED: usize = 2;
+
+/// The run's side: gathers a batch and hands it to the writer thread.
+pub struct Handoff {
+    batch: Batch,
+    /// The log position of the next event released.
+    next: usize,
+    sender: SyncSender<Batch>,
+    /// Batches the writer emptied, to be filled again.
+    spent: Receiver<Batch>,
+    writer: JoinHandle<io::Result<()>>,
+}
+
+impl std::fmt::Debug for Handoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handoff")
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handoff {
+    /// Starts the writer thread over `streams`, the capture beginning with
+    /// `header`; the first event released will be at log position `next`.
+    pub fn start(streams: Streams, header: CaptureHeader, next: usize) -> io::Result<Self> {
+        let (sender, batches) = sync_channel(QUEUED);
+        let (give_back, spent) = sync_channel(QUEUED + 1);
+        let writer = std::thread::Builder::new()
+            .name("rehearse-outputs".to_string())
+            .spawn(move || write_all(streams, &header, &batches, &give_back))?;
+        Ok(Self {
+            batch: Batch {
+                first: next,
+                ..Batch::default()
+            },
+            next,
+            sender,
+            spent,
+            writer,
+        })
+    }
+
+    /// Records external event `event_id` handled at `at_ms` (its operation
+    /// as `payload`): `decision`, whose episode appended log positions
+    /// `events`, released later.
+    pub fn episode(
+        &mut self,
+        event_id: &str,
+        at_ms: i64,
+        payload: Payload,
+        decision: Decision,
+        events: Range<usize>,
+    ) {
+        self.batch.episodes.push(Episode {
+            event_id: event_id.to_string(),
+            at_ms,
+            payload,
+            decision,
+            events,
+        });
+    }
+
+    /// Records run records that settled, in start order.
+    pub fn runs(&mut self, runs: Vec<RunRecord>) {
+        self.batch.runs.extend(runs);
+    }
+
+    /// Takes the events the log released (`release` moves them onto the
+    /// end of the vector it is given) and hands the batch over once it is
+    /// large enough. A writer that failed is not waited for: its error
+    /// comes from [`Handoff::finish`].
+    pub fn released(&mut self, release: impl FnOnce(&mut Vec<StoredEvent>)) {
+        let before = self.batch.events.len();
+        release(&mut self.batch.events);
+        self.next += self.batch.events.len() - before;
+        if self.batch.events.len() >= BATCH_EVENTS {
+            self.hand_over();
+        }
+    }
+
+    fn hand_over(&mut self) {
+        let mut fresh = self.spent.try_recv().unwrap_or_default();
+        fresh.first = self.next;
+        let full = std::mem::replace(&mut self.batch, fresh);
+        // A writer that stopped has its error waiting in `finish`.
+        let _ = self.sender.send(full);
+    }
+
+    /// Hands the last batch over and waits for the writer to write the
+    /// capture's seal and flush every file.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.hand_over();
+        drop(self.sender);
+        match self.writer.join() {
+            Ok(written) => written,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+/// The writer thread: every batch into the files, then the seal.
+fn write_all(
+    mut streams: Streams,
+    header: &CaptureHeader,
+    batches: &Receiver<Batch>,
+    give_back: &SyncSender<Batch>,
+) -> io::Result<()> {
+    let mut capture = CaptureWriter::new(&mut streams.capture, header)?;
+    for mut batch in batches {
+        for episode in &batch.episodes {
+            let effects =
+                &batch.events[episode.events.start - batch.first..][..episode.events.len()];
+            capture.episode(
+                &episode.event_id,
+                episode.at_ms,
+                &episode.payload,
+                &episode.decision,
+                effects,
+            )?;
+        }
+        super::write_events(&mut streams.events, &batch.events)?;
+        super::write_runs(&mut streams.runs, &batch.runs)?;
+        batch.events.clear();
+        batch.episodes.clear();
+        batch.runs.clear();
+        let _ = give_back.try_send(batch);
+    }
+    capture.finish()?;
+    streams.events.flush()?;
+    streams.runs.flush()
+}
