@@ -357,29 +357,19 @@ impl StoredEvent {
     /// kept and its headers in key order; what `serde_json::to_vec` of the
     /// event writes, without parsing the payload.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        use std::io::Write as _;
-        fn text(out: &mut Vec<u8>, value: &str) {
-            serde_json::to_writer(out, value).expect("a string serialises");
-        }
+        use crate::json_out::{scalar, string, string_map};
         out.extend_from_slice(b"{\"topic\":");
-        text(out, self.topic.as_str());
+        string(out, self.topic.as_str());
         out.extend_from_slice(b",\"id\":");
-        write!(out, "{}", self.id).expect("a Vec takes every byte");
+        scalar(out, &self.id);
         out.extend_from_slice(b",\"kind\":");
-        text(out, &self.kind);
+        string(out, &self.kind);
         out.extend_from_slice(b",\"payload\":");
         out.extend_from_slice(self.payload.json().as_bytes());
-        out.extend_from_slice(b",\"headers\":{");
-        for (index, (name, value)) in self.headers.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            text(out, name);
-            out.push(b':');
-            text(out, value);
-        }
-        out.extend_from_slice(b"},\"occurred_at_ms\":");
-        write!(out, "{}", self.occurred_at_ms).expect("a Vec takes every byte");
+        out.extend_from_slice(b",\"headers\":");
+        string_map(out, &self.headers);
+        out.extend_from_slice(b",\"occurred_at_ms\":");
+        scalar(out, &self.occurred_at_ms);
         out.push(b'}');
     }
 
