@@ -197,7 +197,7 @@ impl OpAnswer {
     fn of(answered: crate::driver::Answered, events: Vec<WireEvent>, dropped: usize) -> Self {
         let mut answer = OpAnswer {
             decision: answered.decision,
-            run: Some(answered.run),
+            run: Some(answered.run.into_value()),
             events: Some(events),
             dropped_events: Some(dropped as u64),
             ..OpAnswer::default()
@@ -225,9 +225,9 @@ impl WireEvent {
         Self {
             topic: event.topic.as_str().to_string(),
             id: Some(event.id),
-            kind: event.kind.clone(),
+            kind: event.kind.to_string(),
             occurred_at: format_ms(event.occurred_at_ms),
-            headers: event.headers.clone(),
+            headers: (*event.headers).clone(),
             payload: event.payload.value().clone(),
         }
     }

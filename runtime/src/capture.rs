@@ -88,7 +88,7 @@ impl CapturedDecision {
             effects: effects
                 .iter()
                 .map(|event| Effect {
-                    kind: event.kind.clone(),
+                    kind: event.kind.to_string(),
                     effect_hash: effect_hash(event),
                 })
                 .collect(),

@@ -287,7 +287,7 @@ mod tests {
         use crate::supervisor::{DecisionKind, Termination};
         let effect = |id: u64, kind: &str| {
             let event = LogEvent {
-                kind: kind.to_string(),
+                kind: kind.to_string().into(),
                 payload: serde_json::json!({"z": 1, "a": ["\u{1}é"]}).into(),
                 headers: [("persona".to_string(), "p".to_string())].into(),
                 occurred_at_ms: 7,

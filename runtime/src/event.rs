@@ -36,6 +36,27 @@ pub(crate) fn decode_payload<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// A payload type: how it writes its canonical JSON (`canonical.rs`).
+/// Through serde by default; the payloads every trigger logs override
+/// [`EncodePayload::encode_payload`] with a hand-written writer
+/// (`json_out.rs`), and the tests of `persona/events.rs` hold the two paths
+/// to the same bytes.
+pub trait EncodePayload: serde::Serialize {
+    /// The payload, serialised once.
+    fn encode_payload(&self) -> crate::log::Payload {
+        crate::log::Payload::encode(self)
+    }
+}
+
+/// Payload types written through serde: `serde_payloads!(A, B<C>, ...)`.
+macro_rules! serde_payloads {
+    ($($payload:ty),* $(,)?) => {
+        $( impl $crate::event::EncodePayload for $payload {} )*
+    };
+}
+
+pub(crate) use serde_payloads;
+
 /// Defines a topic's event enum from its table: `Variant(Payload) = KIND,`.
 /// `KIND` is written only here; everything else asks the enum.
 macro_rules! event_enum {
@@ -65,6 +86,15 @@ macro_rules! event_enum {
             /// The event's payload as it is logged: serialised once, to
             /// canonical JSON.
             pub fn payload(&self) -> $crate::log::Payload {
+                match self {
+                    $( Self::$variant(body) => $crate::event::EncodePayload::encode_payload(body), )*
+                }
+            }
+
+            /// [`Self::payload`] through serde, whatever the payload type's
+            /// own writer: what a hand-written writer must match.
+            #[cfg(test)]
+            pub fn payload_through_serde(&self) -> $crate::log::Payload {
                 match self {
                     $( Self::$variant(body) => $crate::log::Payload::encode(body), )*
                 }

@@ -942,9 +942,9 @@ fn recover(
         let batch_done = check_record(&record, &mut framing, &memory, line.number)
             .map_err(|fault| corrupt(line.number, fault))?;
         let event = LogEvent {
-            kind: record.kind,
+            kind: record.kind.into(),
             payload: record.payload.into(),
-            headers: record.headers,
+            headers: record.headers.into(),
             occurred_at_ms: record.occurred_at_ms,
         };
         memory.push(StoredEvent::new(record.topic, record.id, event));
@@ -1052,9 +1052,9 @@ mod tests {
 
     fn event(kind: &str, payload: serde_json::Value) -> LogEvent {
         LogEvent {
-            kind: kind.to_string(),
+            kind: kind.to_string().into(),
             payload: payload.into(),
-            headers: BTreeMap::new(),
+            headers: BTreeMap::new().into(),
             occurred_at_ms: 0,
         }
     }
@@ -1183,7 +1183,7 @@ mod tests {
         let event = LogEvent {
             kind: "demo.started".into(),
             payload: json!({"work_key": "github:pr:462"}).into(),
-            headers: BTreeMap::from([("persona".into(), "ada".into())]),
+            headers: BTreeMap::from([("persona".into(), "ada".into())]).into(),
             occurred_at_ms: 1_777_032_000_000,
         };
         let event = StoredEvent::new(topic("demo.events"), 1, event);

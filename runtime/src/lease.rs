@@ -18,6 +18,17 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// Appends the lease's canonical JSON (`json_out.rs`).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        crate::json_out::Object::open(out)
+            .scalar("acquired_at_ms", &self.acquired_at_ms)
+            .scalar("expires_at_ms", &self.expires_at_ms)
+            .str("holder", &self.holder)
+            .str("id", &self.id)
+            .str("work_key", &self.work_key)
+            .close();
+    }
+
     /// Whether the lease still holds at `now_ms`; it lapses exactly at its expiry.
     pub fn is_live_at(&self, now_ms: i64) -> bool {
         self.expires_at_ms > now_ms

@@ -17,6 +17,7 @@ pub mod event;
 pub mod file_log;
 pub mod hash;
 pub mod ids;
+pub mod json_out;
 pub mod lease;
 pub mod log;
 pub mod money;
@@ -40,8 +41,8 @@ pub use duration::Millis;
 pub use file_log::{FileLog, FileLogError, FileLogOptions, FsyncPolicy, Recovery};
 pub use ids::IdGen;
 pub use log::{
-    Cursor, EventLog, LogError, LogEvent, MemoryLog, Payload, Reopened, StoredEvent, Topic,
-    WindowLog,
+    Cursor, EventLog, Headers, Kind, LogError, LogEvent, MemoryLog, Payload, Reopened, StoredEvent,
+    Topic, WindowLog,
 };
 pub use money::Money;
 pub use op::Op;

@@ -90,6 +90,29 @@ impl Payload {
         }
     }
 
+    /// The payload whose canonical JSON `write` appends to an empty buffer
+    /// (one this thread keeps, so that writing allocates only the text).
+    /// The writer owes the canonical form: `json_out.rs` writes it by hand.
+    pub fn written(write: impl FnOnce(&mut Vec<u8>)) -> Self {
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUFFER.with(|buffer| {
+            let mut fresh = Vec::new();
+            let mut borrowed = buffer.try_borrow_mut();
+            let out = match borrowed.as_deref_mut() {
+                Ok(out) => out,
+                Err(_) => &mut fresh,
+            };
+            out.clear();
+            write(out);
+            Self {
+                json: std::str::from_utf8(out).expect("JSON text is UTF-8").into(),
+                value: OnceLock::new(),
+            }
+        })
+    }
+
     /// The payload's canonical JSON text.
     pub fn json(&self) -> &str {
         &self.json
@@ -165,14 +188,88 @@ impl<'de> Deserialize<'de> for Payload {
     }
 }
 
+/// An event's headers: names and values in name order, shared between
+/// the events that carry the same ones (every event of one persona does),
+/// so that a copy costs a count rather than a map. Read as the map it
+/// derefs to; changed through [`std::ops::DerefMut`], which copies a
+/// shared map first.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers(Arc<BTreeMap<String, String>>);
+
+impl Headers {
+    /// The one header `name=value`.
+    pub fn one(name: &str, value: &str) -> Self {
+        Self::from(BTreeMap::from([(name.to_string(), value.to_string())]))
+    }
+}
+
+impl std::ops::Deref for Headers {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Headers {
+    fn deref_mut(&mut self) -> &mut BTreeMap<String, String> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<BTreeMap<String, String>> for Headers {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        Self(Arc::new(map))
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for Headers {
+    fn from(pairs: [(String, String); N]) -> Self {
+        Self::from(BTreeMap::from(pairs))
+    }
+}
+
+impl FromIterator<(String, String)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        Self::from(pairs.into_iter().collect::<BTreeMap<_, _>>())
+    }
+}
+
+impl PartialEq<BTreeMap<String, String>> for Headers {
+    fn eq(&self, other: &BTreeMap<String, String>) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for Headers {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// An event's kind: a name the runtime's vocabulary holds (`event.rs`)
+/// borrowed from it, or one read from elsewhere, owned.
+pub type Kind = std::borrow::Cow<'static, str>;
+
 /// An event before it is appended: what happened, with its headers and time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogEvent {
-    pub kind: String,
+    pub kind: Kind,
     pub payload: Payload,
     /// Ordered headers; the persona runtime sets `persona=<name>`.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: Headers,
     pub occurred_at_ms: i64,
 }
 
@@ -188,10 +285,10 @@ pub struct LogEvent {
 pub struct StoredEvent {
     pub topic: Topic,
     pub id: u64,
-    pub kind: String,
+    pub kind: Kind,
     pub payload: Payload,
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: Headers,
     pub occurred_at_ms: i64,
     #[serde(skip)]
     digest: OnceLock<[u8; 32]>,
@@ -260,29 +357,19 @@ impl StoredEvent {
     /// kept and its headers in key order; what `serde_json::to_vec` of the
     /// event writes, without parsing the payload.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        use std::io::Write as _;
-        fn text(out: &mut Vec<u8>, value: &str) {
-            serde_json::to_writer(out, value).expect("a string serialises");
-        }
+        use crate::json_out::{scalar, string, string_map};
         out.extend_from_slice(b"{\"topic\":");
-        text(out, self.topic.as_str());
+        string(out, self.topic.as_str());
         out.extend_from_slice(b",\"id\":");
-        write!(out, "{}", self.id).expect("a Vec takes every byte");
+        scalar(out, &self.id);
         out.extend_from_slice(b",\"kind\":");
-        text(out, &self.kind);
+        string(out, &self.kind);
         out.extend_from_slice(b",\"payload\":");
         out.extend_from_slice(self.payload.json().as_bytes());
-        out.extend_from_slice(b",\"headers\":{");
-        for (index, (name, value)) in self.headers.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            text(out, name);
-            out.push(b':');
-            text(out, value);
-        }
-        out.extend_from_slice(b"},\"occurred_at_ms\":");
-        write!(out, "{}", self.occurred_at_ms).expect("a Vec takes every byte");
+        out.extend_from_slice(b",\"headers\":");
+        string_map(out, &self.headers);
+        out.extend_from_slice(b",\"occurred_at_ms\":");
+        scalar(out, &self.occurred_at_ms);
         out.push(b'}');
     }
 
@@ -708,9 +795,9 @@ mod tests {
 
     fn event(kind: &str) -> LogEvent {
         LogEvent {
-            kind: kind.to_string(),
+            kind: kind.to_string().into(),
             payload: serde_json::json!({}).into(),
-            headers: BTreeMap::new(),
+            headers: BTreeMap::new().into(),
             occurred_at_ms: 0,
         }
     }
@@ -737,12 +824,13 @@ mod tests {
     #[test]
     fn a_stored_event_writes_the_json_serde_json_writes_and_hashes_it_once() {
         let event = LogEvent {
-            kind: "k".to_string(),
+            kind: "k".into(),
             payload: Payload::from(serde_json::json!({"z": 1, "a": [true, "\u{1}é"]})),
             headers: BTreeMap::from([
                 ("persona".to_string(), "ada".to_string()),
                 ("b\"".to_string(), "2".to_string()),
-            ]),
+            ])
+            .into(),
             occurred_at_ms: -5,
         };
         let stored = StoredEvent::new(Topic::new("t.x").unwrap(), 42, event);

@@ -33,6 +33,26 @@ impl Money {
         if !value.is_finite() {
             return Self::ZERO;
         }
+        // Every trigger converts its cost and its persona's limits: the
+        // same few amounts, remembered by their bits in a small table.
+        thread_local! {
+            static RECENT: std::cell::Cell<[(u64, Money); 8]> =
+                const { std::cell::Cell::new([(u64::MAX, Money::ZERO); 8]) };
+        }
+        let bits = value.to_bits();
+        let slot = ((bits ^ (bits >> 29) ^ (bits >> 52)) & 7) as usize;
+        let mut recent = RECENT.get();
+        if recent[slot].0 == bits {
+            return recent[slot].1;
+        }
+        let money = Self::from_f64_text(value);
+        recent[slot] = (bits, money);
+        RECENT.set(recent);
+        money
+    }
+
+    /// [`Money::from_f64`] through the amount's shortest text.
+    fn from_f64_text(value: f64) -> Self {
         // The text is written on the stack: an amount is converted for
         // every budget check, and a plain amount's text is short.
         let mut text = ShortText::default();

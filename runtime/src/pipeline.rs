@@ -27,7 +27,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::event::event_enum;
+use crate::event::{event_enum, serde_payloads};
 use crate::log::{LogEvent, StoredEvent, Topic};
 use crate::op::{AckHandoffOp, AuditOp, FinalizeOp, HandoffOp};
 
@@ -57,6 +57,13 @@ event_enum! {
     }
 }
 
+serde_payloads!(
+    AuditEntry,
+    PartialHandoff,
+    AuditEntry<Acknowledgement>,
+    AuditEntry<Disposition>,
+);
+
 impl PipelineEvent {
     /// The event as it is appended at `now_ms`: audit entries carry headers
     /// `kind`, `seq` and `pipeline_id`; a handoff `envelope_id`, `seq` and
@@ -82,9 +89,9 @@ impl PipelineEvent {
             headers.insert("pipeline_id".to_string(), id.clone());
         }
         LogEvent {
-            kind: self.kind().to_string(),
+            kind: self.kind().into(),
             payload: self.payload(),
-            headers,
+            headers: headers.into(),
             occurred_at_ms: now_ms,
         }
     }

@@ -22,6 +22,27 @@ pub struct Envelope {
     pub raw: RawTrigger,
 }
 
+impl Envelope {
+    /// Appends the envelope's canonical JSON (`json_out.rs`).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use crate::json_out::{string_map, Object};
+        let mut object = Object::open(out);
+        object.str("kind", &self.kind);
+        string_map(object.key("metadata"), &self.metadata);
+        object.str("provider", &self.provider);
+        let mut raw = Object::open(object.key("raw"));
+        if let Some(metadata) = &self.raw.metadata {
+            string_map(raw.key("metadata"), metadata);
+        }
+        raw.close();
+        object
+            .scalar("received_at_ms", &self.received_at_ms)
+            .opt_str("source_event_id", self.source_event_id.as_deref())
+            .str("subject_key", &self.subject_key)
+            .close();
+    }
+}
+
 /// The trigger as received: a provider event carries its metadata, a
 /// schedule tick nothing (`{}`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

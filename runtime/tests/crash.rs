@@ -183,9 +183,9 @@ fn batch(i: u64) -> Vec<(Topic, LogEvent)> {
         .map(|index| {
             let topic = Topic::new(TOPICS[(index % 2) as usize]).unwrap();
             let event = LogEvent {
-                kind: "crash.append".to_string(),
+                kind: "crash.append".into(),
                 payload: json!({"batch": i, "index": index}).into(),
-                headers: BTreeMap::from([("writer".to_string(), "child".to_string())]),
+                headers: BTreeMap::from([("writer".to_string(), "child".to_string())]).into(),
                 occurred_at_ms: i64::try_from(i).unwrap(),
             };
             (topic, event)

@@ -125,7 +125,7 @@ impl Side {
         }
         self.compared += 1;
         Some(Normal {
-            kind: event.kind.clone(),
+            kind: event.kind.to_string(),
             occurred_at_ms: event.occurred_at_ms,
             headers: event
                 .headers

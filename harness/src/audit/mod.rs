@@ -187,7 +187,7 @@ fn finding(line: usize, event: &rehearse_runtime::StoredEvent, violation: Violat
     Finding {
         line,
         event: crate::explore::event_ref(event),
-        kind: event.kind.clone(),
+        kind: event.kind.to_string(),
         invariant: violation.invariant,
         message: violation.message,
         evidence: violation.evidence,

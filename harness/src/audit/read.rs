@@ -363,7 +363,7 @@ fn parse_line_of(bytes: &[u8], topic: Option<&Topic>) -> Result<StoredEvent, Lin
         }
     }
     let event = LogEvent {
-        kind: body.kind,
+        kind: body.kind.into(),
         payload: payload.into(),
         headers: body
             .headers

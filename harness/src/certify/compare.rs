@@ -212,7 +212,7 @@ fn step_events(
     for j in 0..a_events.len().max(b_events.len()) {
         let index = Some(b_range.start + j + 1);
         let (a, b) = (a_events.get(j), b_events.get(j));
-        let kind = a.or(b).map(|e| e.kind.clone());
+        let kind = a.or(b).map(|e| e.kind.to_string());
         let (field, x, y) = match (a, b) {
             (Some(a), Some(b)) => {
                 let (a, b) = (ours.event(a), theirs.event(b));
@@ -249,7 +249,7 @@ mod tests {
 
     fn event(id: u64, kind: &str, headers: &[(&str, &str)], payload: Value) -> StoredEvent {
         let event = LogEvent {
-            kind: kind.to_string(),
+            kind: kind.to_string().into(),
             payload: payload.into(),
             headers: headers
                 .iter()

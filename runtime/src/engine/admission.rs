@@ -31,13 +31,19 @@ impl Runtime {
             .expect("a trigger or tick has an envelope");
         let arrived = Arrived {
             persona: persona.clone(),
-            envelope: envelope.clone(),
+            envelope,
         };
         let event = match op {
             Op::Trigger(_) => PersonaEvent::TriggerReceived(arrived),
             _ => PersonaEvent::ScheduleFired(arrived),
         };
-        self.record(persona, event, now_ms);
+        self.record_ref(persona, &event, now_ms);
+        // The recorded event hands its envelope on to the run.
+        let (PersonaEvent::TriggerReceived(Arrived { envelope, .. })
+        | PersonaEvent::ScheduleFired(Arrived { envelope, .. })) = event
+        else {
+            unreachable!("a trigger or tick arrived")
+        };
         let receipt = self.run_for_envelope(persona, envelope, RunCost::from(cost), plan, now_ms);
         Ok(run_result(receipt))
     }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::config::RuntimeConfig;
 use crate::event::DecodeError;
 use crate::ids::IdGen;
-use crate::log::{EventLog, LogError, LogEvent, StoredEvent, Topic};
+use crate::log::{EventLog, Headers, LogError, LogEvent, StoredEvent, Topic};
 use crate::op::{AttemptOutcome, Cost, FailKind, Op};
 use crate::persona::{rebuild_states, Persona, PersonaEvent, PersonaStatus, PERSONA_TOPIC};
 use crate::pipeline::{Pipeline, PipelineError, QueuedTrigger, UnsettledSnapshot};
@@ -117,6 +117,8 @@ pub struct Runtime {
     log: Box<dyn EventLog>,
     ids: IdGen,
     personas: BTreeMap<String, Persona>,
+    /// Each persona's headers (`persona=<name>`), shared by its events.
+    headers: BTreeMap<String, Headers>,
     topic: Topic,
     pending: Vec<(Topic, LogEvent)>,
     faults_remaining: u64,
@@ -152,14 +154,17 @@ impl Runtime {
         log: Box<dyn EventLog>,
     ) -> Result<Self, RuntimeError> {
         let mut personas = BTreeMap::new();
+        let mut headers = BTreeMap::new();
         for (name, spec) in &config.personas {
             personas.insert(name.clone(), Persona::new(name, spec.clone())?);
+            headers.insert(name.clone(), Headers::one("persona", name));
         }
         let mut runtime = Self {
             config: config.clone(),
             log,
             ids: IdGen::new(config.seed),
             personas,
+            headers,
             topic: Topic::new(PERSONA_TOPIC)?,
             pending: Vec::new(),
             faults_remaining: 0,
@@ -402,12 +407,20 @@ impl Runtime {
     /// Applies one decided event of `persona` to its state (the one fold)
     /// and stages it, so later decisions of the operation see it.
     fn record(&mut self, persona: &str, event: PersonaEvent, now_ms: i64) {
+        self.record_ref(persona, &event, now_ms);
+    }
+
+    /// [`Runtime::record`], leaving the event to the caller.
+    fn record_ref(&mut self, persona: &str, event: &PersonaEvent, now_ms: i64) {
         if let Some(state) = self.personas.get_mut(persona) {
-            state.state.apply(&event, now_ms);
+            state.state.apply(event, now_ms);
         }
-        let headers = BTreeMap::from([("persona".to_string(), persona.to_string())]);
+        let headers = match self.headers.get(persona) {
+            Some(headers) => headers.clone(),
+            None => Headers::one("persona", persona),
+        };
         let logged = LogEvent {
-            kind: event.kind().to_string(),
+            kind: event.kind().into(),
             payload: event.payload(),
             headers,
             occurred_at_ms: now_ms,
@@ -417,8 +430,8 @@ impl Runtime {
 
     /// [`Runtime::record`] for each event, in order.
     fn record_all(&mut self, persona: &str, events: Vec<PersonaEvent>, now_ms: i64) {
-        for event in events {
-            self.record(persona, event, now_ms);
+        for event in &events {
+            self.record_ref(persona, event, now_ms);
         }
     }
 }

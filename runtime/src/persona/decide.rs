@@ -39,10 +39,9 @@ pub struct RunDecision {
 }
 
 impl RunDecision {
-    fn ends(mut self, status: ReceiptStatus, error: Option<String>) -> Self {
+    fn ends(&mut self, status: ReceiptStatus, error: Option<String>) {
         self.receipt.status = status;
         self.receipt.error = error;
-        self
     }
 }
 
@@ -85,8 +84,8 @@ impl Persona {
         now_ms: i64,
         ids: &mut IdGen,
     ) -> RunDecision {
-        let decision = RunDecision {
-            events: Vec::new(),
+        let mut decision = RunDecision {
+            events: Vec::with_capacity(9),
             receipt: RunReceipt {
                 status: ReceiptStatus::Completed,
                 persona: self.name.clone(),
@@ -97,10 +96,9 @@ impl Persona {
                 error: None,
                 budget_receipt_id: None,
                 failure: None,
-                envelope: Some(envelope.clone()),
+                envelope: None,
             },
         };
-        let mut decision = decision;
         match self.refuse(
             &mut decision.receipt,
             admission,
@@ -109,12 +107,11 @@ impl Persona {
             now_ms,
             ids,
         ) {
-            Some(refusal) => {
-                decision.events.push(refusal);
-                decision
-            }
-            None => self.run(decision, envelope, &cost, outcome, now_ms, ids),
+            Some(refusal) => decision.events.push(refusal),
+            None => self.run(&mut decision, &envelope, &cost, outcome, now_ms, ids),
         }
+        decision.receipt.envelope = Some(envelope);
+        decision
     }
 
     /// The event of a run that does not start, with its receipt filled in;
@@ -128,7 +125,7 @@ impl Persona {
         now_ms: i64,
         ids: &mut IdGen,
     ) -> Option<PersonaEvent> {
-        let work_key = envelope.subject_key.clone();
+        let work_key = &envelope.subject_key;
         let refused = |reason| TriggerRefused {
             work_key: work_key.clone(),
             envelope: envelope.clone(),
@@ -188,23 +185,24 @@ impl Persona {
     /// The admitted run: its start, then the outcome.
     fn run(
         &self,
-        mut decision: RunDecision,
-        envelope: Envelope,
+        decision: &mut RunDecision,
+        envelope: &Envelope,
         cost: &RunCost,
         outcome: AttemptOutcome,
         now_ms: i64,
         ids: &mut IdGen,
-    ) -> RunDecision {
-        let (lease, run) = self.start(&mut decision, &envelope.subject_key, now_ms, ids);
+    ) {
+        let (lease, run) = self.start(decision, &envelope.subject_key, now_ms, ids);
         if outcome == AttemptOutcome::Crash {
             let error = "run crashed after start: the lease holds until it expires";
             return decision.ends(ReceiptStatus::Crashed, Some(error.to_string()));
         }
-        let value = self.value_template(&run, value_metadata(&envelope, &lease, cost), now_ms);
-        let value_event = |kind, amounts: Amounts| value_event(&value, kind, amounts);
-        decision
-            .events
-            .push(value_event(ValueKind::RunStarted, Amounts::default()));
+        let value = self.value_template(&run, value_metadata(envelope, &lease, cost), now_ms);
+        decision.events.push(value_event(
+            value.clone(),
+            ValueKind::RunStarted,
+            Amounts::default(),
+        ));
         let receipt_id = format!("persona_budget_{}", ids.uuid_v7(now_ms));
         decision.receipt.budget_receipt_id = Some(receipt_id.clone());
         decision
@@ -217,7 +215,7 @@ impl Persona {
                 lease_id: Some(lease.id.clone()),
             }));
         let released = PersonaEvent::LeaseReleased(LeaseReleased {
-            id: lease.id.clone(),
+            id: lease.id,
             work_key: run.work_key.clone(),
             released_at_ms: now_ms,
         });
@@ -231,7 +229,17 @@ impl Persona {
             decision.receipt.failure = Some(kind);
             return decision.ends(ReceiptStatus::Failed, Some(format!("run failed: {kind}")));
         }
-        decision.events.extend(completion_values(cost, value_event));
+        // The last value event takes the template itself.
+        let mut values = completion_values(cost);
+        let last = values
+            .pop()
+            .expect("a completed run has its completion value");
+        for (kind, amounts) in values {
+            decision
+                .events
+                .push(value_event(value.clone(), kind, amounts));
+        }
+        decision.events.push(value_event(value, last.0, last.1));
         decision
             .events
             .push(PersonaEvent::RunCompleted(RunCompleted {
@@ -476,7 +484,17 @@ impl Persona {
             update: ReceiptUpdate {
                 persona_id: self.name.clone(),
                 template_ref: self.spec.template_ref.clone(),
-                receipt: receipt.clone(),
+                // The envelope is the supervisor's, never logged: not copied.
+                receipt: RunReceipt {
+                    envelope: None,
+                    persona: receipt.persona.clone(),
+                    run_id: receipt.run_id.clone(),
+                    work_key: receipt.work_key.clone(),
+                    lease: receipt.lease.clone(),
+                    error: receipt.error.clone(),
+                    budget_receipt_id: receipt.budget_receipt_id.clone(),
+                    ..*receipt
+                },
                 occurred_at_ms: now_ms,
             },
             update_kind: SupervisionKind::Receipt,
@@ -485,17 +503,15 @@ impl Persona {
     }
 }
 
-/// The value events of a completed run after its start: deterministic work
+/// The value events of a completed run after its start, as kinds and
+/// amounts: deterministic work
 /// (when any cost was avoided or deterministic steps ran), a frontier
 /// escalation (which then carries the paid cost and LLM steps), and the
 /// completion.
-fn completion_values(
-    cost: &RunCost,
-    value_event: impl Fn(ValueKind, Amounts) -> PersonaEvent,
-) -> Vec<PersonaEvent> {
+fn completion_values(cost: &RunCost) -> Vec<(ValueKind, Amounts)> {
     let mut events = Vec::with_capacity(3);
     if cost.avoided_cost_usd > 0.0 || cost.deterministic_steps > 0 {
-        events.push(value_event(
+        events.push((
             ValueKind::DeterministicExecution,
             Amounts {
                 avoided: cost.avoided_cost_usd,
@@ -506,7 +522,7 @@ fn completion_values(
     }
     let escalated = cost.frontier_escalations > 0;
     if escalated {
-        events.push(value_event(
+        events.push((
             ValueKind::FrontierEscalation,
             Amounts {
                 paid: cost.cost_usd,
@@ -524,19 +540,19 @@ fn completion_values(
             ..Amounts::default()
         }
     };
-    events.push(value_event(ValueKind::RunCompleted, completed));
+    events.push((ValueKind::RunCompleted, completed));
     events
 }
 
 /// One value event from the run's template, clamping amounts at zero.
-fn value_event(template: &ValueEvent, kind: ValueKind, amounts: Amounts) -> PersonaEvent {
+fn value_event(template: ValueEvent, kind: ValueKind, amounts: Amounts) -> PersonaEvent {
     PersonaEvent::value(ValueEvent {
         kind,
         paid_cost_usd: amounts.paid.max(0.0),
         avoided_cost_usd: amounts.avoided.max(0.0),
         deterministic_steps: amounts.deterministic_steps.max(0),
         llm_steps: amounts.llm_steps.max(0),
-        ..template.clone()
+        ..template
     })
 }
 

@@ -22,6 +22,7 @@ use crate::schedule::Schedule;
 use crate::workkey::Envelope;
 
 mod decide;
+mod encode;
 mod events;
 mod receipts;
 

@@ -52,8 +52,7 @@ impl ValueReceipts {
         self.text.extend_from_slice(value.run_id.as_bytes());
         let run_id = self.share(previous.map(|head| head.run_id), start);
         let start = self.text.len();
-        serde_json::to_writer(&mut self.text, &value.metadata)
-            .expect("a JSON value writes to memory");
+        crate::json_out::value(&mut self.text, &value.metadata);
         let metadata = self.share(previous.map(|head| head.metadata), start);
         self.heads.push(Head {
             kind: value.kind,

@@ -1,13 +1,11 @@
 //! The events of the process registry, on topic `process.registry.events`,
 //! each with header `process=<id>`: their kinds and payload shapes.
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::record::{ProcessLease, ProcessRegistration};
-use crate::event::event_enum;
+use crate::event::{event_enum, serde_payloads};
 use crate::log::{LogEvent, StoredEvent, Topic};
 
 /// The registry's topic name.
@@ -45,6 +43,17 @@ event_enum! {
         Abandoned(Ended) = "process.abandoned",
     }
 }
+
+serde_payloads!(
+    Started,
+    LeaseExpired,
+    Claimed,
+    Renewed,
+    Waiting,
+    Signalled,
+    Ended,
+    AbandonRequested,
+);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Started {
@@ -138,9 +147,9 @@ impl ProcessEvent {
     /// The event as it is appended, at `now_ms`, with header `process=<id>`.
     pub fn to_log_event(&self, now_ms: i64) -> LogEvent {
         LogEvent {
-            kind: self.kind().to_string(),
+            kind: self.kind().into(),
             payload: self.payload(),
-            headers: BTreeMap::from([("process".to_string(), self.process_id().to_string())]),
+            headers: crate::log::Headers::one("process", self.process_id()),
             occurred_at_ms: now_ms,
         }
     }

@@ -82,7 +82,7 @@ impl Rig {
     }
 
     fn kinds(&self) -> Vec<&str> {
-        self.log.all().iter().map(|e| e.kind.as_str()).collect()
+        self.log.all().iter().map(|e| e.kind.as_ref()).collect()
     }
 
     fn record(&self, id: &str) -> &ProcessRecord {

@@ -1,0 +1,149 @@
+//! Canonical JSON written by hand, for the payloads every trigger logs: the
+//! same text `canonical.rs` writes through serde (compact, keys in byte
+//! order, strings and numbers as serde_json writes them), without
+//! collecting and sorting each object's entries. A writer lists its keys in
+//! byte order itself; debug builds check that it does, and the tests of
+//! `persona/events.rs` compare every hand-written payload with the serde
+//! path.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Appends `value` as a JSON string, escaped as serde_json escapes it
+/// (`"`, `\` and control characters; everything else as is).
+pub fn string(out: &mut Vec<u8>, value: &str) {
+    // A fold without an early exit, which the compiler vectorises: most
+    // texts need no escape, and the whole text is read either way.
+    let escapes = value.bytes().fold(false, |found, byte| {
+        found | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
+    });
+    let plain = !escapes;
+    if plain {
+        out.reserve(value.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(out, value).expect("a string writes to memory");
+    }
+}
+
+/// Appends a scalar (a number, a boolean) or any value whose serde_json text
+/// is already canonical, such as a `serde_json::Value` (its maps keep their
+/// keys sorted).
+pub fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("a JSON value writes to memory");
+}
+
+/// Appends a map of strings: a `BTreeMap` iterates in key byte order, the
+/// canonical order.
+pub fn string_map(out: &mut Vec<u8>, map: &BTreeMap<String, String>) {
+    out.push(b'{');
+    for (index, (key, value)) in map.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        string(out, key);
+        out.push(b':');
+        string(out, value);
+    }
+    out.push(b'}');
+}
+
+/// Appends a JSON value as serde_json writes it compactly, which is
+/// canonical: its maps keep their keys sorted.
+pub fn value(out: &mut Vec<u8>, value: &serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => string(out, text),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                self::value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (index, (key, item)) in map.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                string(out, key);
+                out.push(b':');
+                self::value(out, item);
+            }
+            out.push(b'}');
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => scalar(out, value),
+    }
+}
+
+/// A JSON object being written, its keys given in byte order.
+#[derive(Debug)]
+pub struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    last: Option<&'static str>,
+}
+
+impl<'a> Object<'a> {
+    /// Opens an object in `out`.
+    pub fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, last: None }
+    }
+
+    /// Writes `"key":` and hands out the output for its value. Keys are
+    /// field names: plain identifiers that need no escaping.
+    pub fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
+        debug_assert!(
+            self.last.is_none_or(|last| last < key),
+            "keys out of order: `{key}` after `{:?}`",
+            self.last
+        );
+        if self.last.is_some() {
+            self.out.push(b',');
+        }
+        self.last = Some(key);
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    /// An entry whose value is a string.
+    pub fn str(&mut self, key: &'static str, value: &str) -> &mut Self {
+        string(self.key(key), value);
+        self
+    }
+
+    /// An entry whose value is a string or `null`.
+    pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) -> &mut Self {
+        match value {
+            Some(value) => string(self.key(key), value),
+            None => self.key(key).extend_from_slice(b"null"),
+        }
+        self
+    }
+
+    /// An entry whose value is a scalar or canonical as serde_json writes it.
+    pub fn scalar<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> &mut Self {
+        scalar(self.key(key), value);
+        self
+    }
+
+    /// An entry whose value is a JSON value ([`value`]).
+    pub fn value(&mut self, key: &'static str, value: &serde_json::Value) -> &mut Self {
+        self::value(self.key(key), value);
+        self
+    }
+
+    /// Closes the object.
+    pub fn close(&mut self) {
+        self.out.push(b'}');
+    }
+}

@@ -1,0 +1,301 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use super::super::{PausedEventPolicy, RunCost};
+use super::*;
+use crate::budget::BudgetLimit;
+use crate::clock::TimeTuple;
+use crate::lease::Lease;
+use crate::op::{FailKind, RepairWorkerLifecycle};
+use crate::workkey::{Envelope, RawTrigger};
+
+/// Texts serde_json escapes (quote, backslash, control characters) next
+/// to ones it writes as they are (DEL, non-ASCII), and the empty text.
+const TEXTS: [&str; 4] = [
+    "plain",
+    "",
+    "quote \" backslash \\ newline \n tab \t nul \u{0} unit \u{1f} del \u{7f} é 🦀",
+    "\u{8}\u{c}\r",
+];
+
+/// Amounts whose text is easy to get wrong: shortest forms, whole floats,
+/// negative zero, extremes and values JSON cannot hold (written `null`).
+const AMOUNTS: [f64; 7] = [
+    0.002,
+    3.0,
+    -0.0,
+    1e-300,
+    1.7976931348623157e308,
+    f64::NAN,
+    0.1 + 0.2,
+];
+
+fn envelope(text: &str, raw: bool) -> Envelope {
+    let metadata = BTreeMap::from([
+        (text.to_string(), format!("v{text}")),
+        ("number".to_string(), "7".to_string()),
+        ("a\"".to_string(), text.to_string()),
+    ]);
+    Envelope {
+        provider: text.to_string(),
+        kind: format!("{text}kind"),
+        subject_key: format!("key:{text}"),
+        source_event_id: raw.then(|| text.to_string()),
+        received_at_ms: -5,
+        raw: RawTrigger {
+            metadata: raw.then(|| metadata.clone()),
+        },
+        metadata,
+    }
+}
+
+fn lease(text: &str) -> Lease {
+    Lease {
+        id: format!("persona_lease_{text}"),
+        holder: text.to_string(),
+        work_key: format!("w{text}"),
+        acquired_at_ms: i64::MIN,
+        expires_at_ms: i64::MAX,
+    }
+}
+
+fn run(text: &str) -> RunRef {
+    RunRef {
+        work_key: text.to_string(),
+        run_id: format!("run-{text}"),
+        entry_workflow: format!("{text}#run"),
+        lease_id: format!("lease{text}"),
+    }
+}
+
+fn metadata(text: &str) -> Value {
+    json!({
+        "work_key": text, text: {"nested": [null, true, 0.5, -3, u64::MAX]},
+        "tokens": 120, "float": 0.1, "": {}
+    })
+}
+
+fn value_event(text: &str, usd: f64, template: bool) -> ValueEvent {
+    ValueEvent {
+        persona_id: text.to_string(),
+        template_ref: template.then(|| format!("t{text}")),
+        run_id: format!("r{text}"),
+        kind: ValueKind::RunCompleted,
+        paid_cost_usd: usd,
+        avoided_cost_usd: -usd,
+        deterministic_steps: i64::MIN,
+        llm_steps: 3,
+        metadata: metadata(text),
+        occurred_at: TimeTuple(1_777_032_000_250),
+    }
+}
+
+fn receipt(text: &str, full: bool) -> RunReceipt {
+    RunReceipt {
+        status: ReceiptStatus::LeaseBusy,
+        persona: text.to_string(),
+        run_id: full.then(|| format!("run{text}")),
+        work_key: format!("k{text}"),
+        lease: full.then(|| lease(text)),
+        queued: full,
+        error: full.then(|| format!("error {text}")),
+        budget_receipt_id: full.then(|| format!("b{text}")),
+        failure: full.then_some(FailKind::TimedOut),
+        envelope: full.then(|| envelope(text, true)),
+    }
+}
+
+/// Events of every persona kind carrying `text`, `usd`, and optional
+/// fields set when `full`.
+fn events(text: &str, usd: f64, full: bool) -> Vec<PersonaEvent> {
+    let arrived = Arrived {
+        persona: text.to_string(),
+        envelope: envelope(text, full),
+    };
+    let refused = |reason| TriggerRefused {
+        work_key: text.to_string(),
+        envelope: envelope(text, full),
+        reason,
+    };
+    let value = value_event(text, usd, full);
+    let repair = RepairWorkerStatus {
+        persona_id: text.to_string(),
+        template_ref: full.then(|| text.to_string()),
+        repair_worker_id: format!("w{text}"),
+        lifecycle: RepairWorkerLifecycle::Verifying,
+        work_key: full.then(|| text.to_string()),
+        lease_id: None,
+        scratchpad_url: full.then(|| format!("https://{text}")),
+        last_heartbeat_ms: 1,
+        occurred_at_ms: 2,
+    };
+    let ack = RestoreAcked {
+        persona_id: text.to_string(),
+        template_ref: None,
+        action: CheckpointAction::RestoreAcked,
+        checkpoint_id: text.to_string(),
+        work_key: full.then(|| text.to_string()),
+        resumed_from: ResumedFrom {
+            run_id: None,
+            lease_id: full.then(|| text.to_string()),
+            last_run_ms: full.then_some(9),
+            queued_work_keys: vec![text.to_string(), String::new()],
+            note: None,
+        },
+        occurred_at_ms: 3,
+    };
+    let position = QueuePosition {
+        persona_id: text.to_string(),
+        template_ref: full.then(|| text.to_string()),
+        work_key: format!("q{text}"),
+        queue_depth: 4,
+        position: 2,
+        queued_at_ms: -1,
+        occurred_at_ms: 0,
+    };
+    let update = ReceiptUpdate {
+        persona_id: text.to_string(),
+        template_ref: full.then(|| format!("t{text}")),
+        receipt: receipt(text, full),
+        occurred_at_ms: 77,
+    };
+    vec![
+        PersonaEvent::TriggerReceived(arrived.clone()),
+        PersonaEvent::ScheduleFired(arrived),
+        PersonaEvent::TriggerQueued(TriggerQueued {
+            work_key: text.to_string(),
+            envelope: envelope(text, full),
+            cost: RunCost {
+                cost_usd: usd,
+                tokens: 5,
+                metadata: metadata(text),
+                ..RunCost::default()
+            },
+            reason: QueueReason::Paused,
+        }),
+        PersonaEvent::TriggerDeadLettered(refused(RefusalReason::Disabled)),
+        PersonaEvent::TriggerDuplicate(refused(RefusalReason::AlreadyCompleted)),
+        PersonaEvent::LeaseConflict(LeaseConflict {
+            active_lease: lease(text),
+            requested_work_key: text.to_string(),
+            at_ms: 8,
+        }),
+        PersonaEvent::LeaseExpired(LeaseExpired {
+            id: text.to_string(),
+            work_key: format!("w{text}"),
+            expired_at_ms: 9,
+        }),
+        PersonaEvent::LeaseAcquired(lease(text)),
+        PersonaEvent::LeaseReleased(LeaseReleased {
+            id: text.to_string(),
+            work_key: format!("w{text}"),
+            released_at_ms: 10,
+        }),
+        PersonaEvent::RunStarted(RunStarted {
+            run: run(text),
+            started_at_ms: 11,
+        }),
+        PersonaEvent::RunCompleted(RunCompleted {
+            run: run(text),
+            completed_at_ms: 12,
+        }),
+        PersonaEvent::RunFailed(RunFailed {
+            run: run(text),
+            failed_at_ms: 13,
+            error: FailKind::SemanticError,
+        }),
+        PersonaEvent::ControlPaused(Paused {
+            paused_at_ms: 14,
+            policy: PausedEventPolicy::QueueThenDrainOnResume,
+        }),
+        PersonaEvent::ControlResumed(Resumed {
+            resumed_at_ms: 15,
+            drain: true,
+        }),
+        PersonaEvent::ControlDisabled(Disabled { disabled_at_ms: 16 }),
+        PersonaEvent::BudgetRecorded(BudgetRecorded {
+            receipt_id: text.to_string(),
+            persona: format!("p{text}"),
+            cost_usd: usd,
+            tokens: u64::MAX,
+            lease_id: full.then(|| text.to_string()),
+        }),
+        PersonaEvent::BudgetExhausted(BudgetExhausted {
+            receipt_id: text.to_string(),
+            reason: BudgetLimit::HourlyUsd,
+            attempted_cost_usd: usd,
+            attempted_tokens: 0,
+            persona: text.to_string(),
+        }),
+        PersonaEvent::ValueRunStarted(ValueEvent {
+            kind: ValueKind::RunStarted,
+            ..value.clone()
+        }),
+        PersonaEvent::ValueDeterministicExecution(ValueEvent {
+            kind: ValueKind::DeterministicExecution,
+            metadata: Value::Null,
+            ..value.clone()
+        }),
+        PersonaEvent::ValueFrontierEscalation(ValueEvent {
+            kind: ValueKind::FrontierEscalation,
+            metadata: json!(text),
+            ..value.clone()
+        }),
+        PersonaEvent::ValueRunCompleted(value),
+        PersonaEvent::RepairWorkerStatus(repair.clone()),
+        PersonaEvent::CheckpointRestoreAcked(ack.clone()),
+        PersonaEvent::SupervisionRepairWorkerStatus(Supervised {
+            update: repair,
+            update_kind: SupervisionKind::RepairWorkerStatus,
+        }),
+        PersonaEvent::SupervisionCheckpoint(Supervised {
+            update: ack,
+            update_kind: SupervisionKind::Checkpoint,
+        }),
+        PersonaEvent::SupervisionQueuePosition(Supervised {
+            update: position,
+            update_kind: SupervisionKind::QueuePosition,
+        }),
+        PersonaEvent::SupervisionReceipt(Supervised {
+            update,
+            update_kind: SupervisionKind::Receipt,
+        }),
+    ]
+}
+
+fn assert_both_paths_agree(text: &str, usd: f64, full: bool) {
+    for event in events(text, usd, full) {
+        assert_eq!(
+            event.payload().json(),
+            event.payload_through_serde().json(),
+            "{} with {text:?}, {usd}, {full}",
+            event.kind()
+        );
+    }
+}
+
+#[test]
+fn every_kind_is_written_as_serde_writes_it() {
+    let kinds: BTreeSet<&str> = events("x", 1.0, true).iter().map(|e| e.kind()).collect();
+    let all: BTreeSet<&str> = PersonaEvent::KINDS.iter().copied().collect();
+    assert_eq!(kinds, all, "the samples name every kind");
+    for text in TEXTS {
+        for usd in AMOUNTS {
+            assert_both_paths_agree(text, usd, true);
+            assert_both_paths_agree(text, usd, false);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_text_and_amount_is_written_as_serde_writes_it(
+        text in any::<String>(),
+        usd in any::<f64>(),
+        full in any::<bool>(),
+    ) {
+        assert_both_paths_agree(&text, usd, full);
+    }
+}
