@@ -15,6 +15,8 @@ use std::ops::Range;
 use serde::ser::{self, Serialize};
 use serde_json::Error;
 
+use crate::json_out::string;
+
 /// The canonical JSON of `value`, appended to `out`.
 pub fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
     let mut buffers = Buffers {
@@ -71,23 +73,6 @@ pub fn to_shared_str<T: Serialize + ?Sized>(value: &T) -> Result<std::sync::Arc<
 /// Writes a scalar as serde_json does.
 fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), Error> {
     serde_json::to_writer(out, value)
-}
-
-/// Writes a string as serde_json does: as it is between quotes when no
-/// byte needs escaping (the common case, checked without branching per
-/// byte), else through serde_json's own escaping.
-fn string(out: &mut Vec<u8>, text: &str) {
-    let plain = text.bytes().fold(true, |plain, b| {
-        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
-    });
-    if plain {
-        out.reserve(text.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        serde_json::to_writer(out, text).expect("a string serialises");
-    }
 }
 
 /// An entry's key: a struct field's name, or a map key's text kept in
