@@ -29,8 +29,7 @@ use crate::scenario::{Expect, Scenario, Sequence, Step, MAX_RETRIES};
 mod backend;
 mod handoff;
 
-pub use backend::{runtime_query, Answered, Backend, Local, StepError, Storage};
-use handoff::Handoff;
+pub use backend::{runtime_query, Answered, Backend, Local, RunAnswer, StepError, Storage};
 pub use handoff::Streams;
 
 /// Why a scenario could not be run at all (as opposed to running and
@@ -489,7 +488,7 @@ pub fn drive_with<B: Backend>(
 fn finish(
     scenario: &Scenario,
     source: &str,
-    local: Local<'_>,
+    mut local: Local<'_>,
     steps: Vec<StepReport>,
     mut summary: Summary,
     last_ms: i64,
@@ -497,11 +496,13 @@ fn finish(
 ) -> Result<(Report, CaptureBundle), DriverError> {
     streamer.write_pending(&local, &steps)?;
     let runs = local.run_records();
+    local
+        .finish_handoff()
+        .map_err(|error| output_error(source, &error))?;
     let Local {
         session,
         storage,
         violations,
-        handoff,
         ..
     } = local;
     let runtime = session.runtime();
@@ -530,7 +531,7 @@ fn finish(
         final_state: final_state(runtime, last_ms),
         summary,
     };
-    let bundle = end_capture(session, handoff, streamer.capture_streamed)
+    let bundle = end_capture(session, streamer.capture_streamed, streamer.events_handed)
         .map_err(|error| output_error(source, &error))?;
     drop(storage);
     streamer.end(&mut report, &runs, &bundle)?;
@@ -538,20 +539,20 @@ fn finish(
 }
 
 /// Ends the run's capture: the bundle it recorded, or, for a capture
-/// written as the run went (`streamed`), its header fields once the writer
-/// has written the seal and flushed every stream.
+/// written as the run went (`streamed`), its header fields once the seal
+/// is written and the stream flushed (by the session, or by the writer the
+/// run `handed_off` to, finished already: `Local::finish_handoff`).
 fn end_capture(
     session: Session,
-    handoff: Option<Handoff>,
     streamed: bool,
+    handed_off: bool,
 ) -> std::io::Result<CaptureBundle> {
     if !streamed {
         return Ok(session.finish().0);
     }
     let header = session.bundle().clone();
-    match handoff {
-        Some(handoff) => handoff.finish()?,
-        None => session.finish_stream().0.map(drop)?,
+    if !handed_off {
+        session.finish_stream().0.map(drop)?;
     }
     Ok(header)
 }
@@ -613,7 +614,7 @@ impl<B: Backend> Driving<'_, B> {
             detail: None,
             expectations: Vec::new(),
         };
-        let mut run_receipt = Value::Null;
+        let mut run_receipt = RunAnswer::None;
         let first = self.backend.event_count();
         let reads_events = step
             .expect
@@ -638,9 +639,10 @@ impl<B: Backend> Driving<'_, B> {
             } else {
                 Vec::new()
             };
+            let run = run_receipt.into_value();
             let observed = Observed {
                 step: &report,
-                run: &run_receipt,
+                run: &run,
                 events: &events,
             };
             report.expectations = evaluate(
@@ -664,7 +666,7 @@ impl<B: Backend> Driving<'_, B> {
         at_ms: i64,
         op: &Op,
         report: &mut StepReport,
-    ) -> Result<Value, DriverError> {
+    ) -> Result<RunAnswer, DriverError> {
         let event_id = format!("step-{}", index + 1);
         let handled = self.handle(index, &event_id, at_ms, op)?;
         report.event_id = Some(event_id);
@@ -699,7 +701,7 @@ impl<B: Backend> Driving<'_, B> {
         sequence: &Sequence,
         after_ms: i64,
         report: &mut StepReport,
-    ) -> Result<Value, DriverError> {
+    ) -> Result<RunAnswer, DriverError> {
         let first = self.backend.event_count();
         let events = match sequence.expand(&self.scenario.personas, after_ms, step.at_ms) {
             Ok(events) => events,
@@ -707,15 +709,15 @@ impl<B: Backend> Driving<'_, B> {
                 self.summary.step_errors += 1;
                 report.receipt = Some("error".to_string());
                 report.error = Some(error.to_string());
-                return Ok(Value::Null);
+                return Ok(RunAnswer::None);
             }
         };
-        let mut run_receipt = Value::Null;
+        let mut run_receipt = RunAnswer::None;
         let mut failed = None;
         for (k, (at_ms, op)) in events.enumerate() {
             let event_id = format!("step-{}.{}", index + 1, k + 1);
             let handled = self.handle(index, &event_id, at_ms, &op)?;
-            if !handled.run.is_null() {
+            if !handled.run.is_none() {
                 run_receipt = handled.run;
             }
             match handled.result {

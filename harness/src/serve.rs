@@ -197,7 +197,7 @@ impl OpAnswer {
     fn of(answered: crate::driver::Answered, events: Vec<WireEvent>, dropped: usize) -> Self {
         let mut answer = OpAnswer {
             decision: answered.decision,
-            run: Some(answered.run),
+            run: Some(answered.run.into_value()),
             events: Some(events),
             dropped_events: Some(dropped as u64),
             ..OpAnswer::default()

@@ -10,7 +10,7 @@ use rehearse_runtime::{format_ms, parse_rfc3339_ms};
 use serde_json::Value;
 
 use super::child::{unexpected, Child, Failure};
-use crate::driver::{Answered, Backend, DriverError, StepError};
+use crate::driver::{Answered, Backend, DriverError, RunAnswer, StepError};
 use crate::protocol::{
     Answer, AnswerKind, Capabilities, Implementation, OpAnswer, Query, QueryKind, Request,
     WireEvent, PROTOCOL_VERSION,
@@ -183,7 +183,7 @@ impl Backend for Client {
                 .decision
                 .filter(|_| self.declared(AnswerKind::Decisions)),
             result,
-            run: answer.run.unwrap_or(Value::Null),
+            run: answer.run.map_or(RunAnswer::None, RunAnswer::Json),
             events,
         })
     }

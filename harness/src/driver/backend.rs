@@ -13,13 +13,14 @@ use rehearse_runtime::engine::RunLedger;
 use rehearse_runtime::engine::{OpResult, Runtime, RuntimeError};
 use rehearse_runtime::log::{EventLog, MemoryLog, Payload, StoredEvent, WindowLog};
 use rehearse_runtime::op::Op;
+use rehearse_runtime::persona::RunReceipt;
 use rehearse_runtime::run_record::RunRecord;
 use rehearse_runtime::supervisor::{Decision, DecisionKind, Handled};
 use serde_json::Value;
 
 use super::handoff::{Handoff, Streams};
 use super::{DriverError, StepObserver};
-use crate::explore::{Checker, ReadEvent, StepContext};
+use crate::explore::{Checker, ReadEvent, StepContext, Violation};
 use crate::protocol::QueryKind;
 use crate::report::InvariantViolation;
 
@@ -41,10 +42,40 @@ pub struct Answered {
     pub decision: Option<Decision>,
     /// The outcome; an `Err` is why the operation failed.
     pub result: Result<OpResult, StepError>,
-    /// The run receipt as JSON, `null` when the event has none.
-    pub run: Value,
+    /// The run receipt, when the event has one.
+    pub run: RunAnswer,
     /// The positions in [`Backend::events`] the event appended.
     pub events: Range<usize>,
+}
+
+/// The run receipt an external event returned, turned into JSON only when
+/// an expectation reads it: most events of a load scenario's `repeat` step
+/// are never read so.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum RunAnswer {
+    #[default]
+    None,
+    /// As an implementation under test answered it (certify).
+    Json(Value),
+    /// As the reference runtime returned it.
+    Receipt(Box<RunReceipt>),
+}
+
+impl RunAnswer {
+    pub fn is_none(&self) -> bool {
+        matches!(self, Self::None | Self::Json(Value::Null))
+    }
+
+    /// The receipt as JSON, `null` when there is none.
+    pub fn into_value(self) -> Value {
+        match self {
+            Self::None => Value::Null,
+            Self::Json(value) => value,
+            Self::Receipt(receipt) => {
+                serde_json::to_value(receipt).expect("a run receipt serialises")
+            }
+        }
+    }
 }
 
 /// A runtime the driver can drive.
@@ -244,12 +275,13 @@ impl<'o> Local<'o> {
         if self.ledger.is_none() && self.checker.is_none() {
             return;
         }
-        let events: Vec<ReadEvent<'_>> = runtime
-            .log()
-            .slice(first..len)
-            .iter()
-            .map(ReadEvent::of)
-            .collect();
+        // The writer a run hands its outputs to checks that the kinds
+        // nobody here reads read back.
+        let read = match self.handoff {
+            Some(_) => ReadEvent::of_read,
+            None => ReadEvent::of,
+        };
+        let events: Vec<ReadEvent<'_>> = runtime.log().slice(first..len).iter().map(read).collect();
         if let Some(ledger) = self.ledger.as_mut() {
             fold_runs(ledger, runtime, &events);
         }
@@ -266,21 +298,45 @@ impl<'o> Local<'o> {
         };
         if let Err(violation) = active.check_read(context, runtime, &events) {
             // The model is not trusted past its first violation.
-            let line = self
-                .lines
-                .get(violation.step.saturating_sub(1))
-                .or(self.lines.get(index))
-                .copied()
-                .unwrap_or(0);
-            self.violations.push(InvariantViolation {
-                step: violation.step,
-                line,
-                invariant: violation.invariant.name().to_string(),
-                message: violation.to_string(),
-                evidence: violation.evidence.clone(),
-            });
             self.checker = None;
+            let violation = self.violation(violation, index);
+            self.violations.push(violation);
         }
+    }
+
+    /// `violation` as the report gives it, found at step `index` (0-based).
+    fn violation(&self, violation: Violation, index: usize) -> InvariantViolation {
+        let line = self
+            .lines
+            .get(violation.step.saturating_sub(1))
+            .or(self.lines.get(index))
+            .copied()
+            .unwrap_or(0);
+        InvariantViolation {
+            step: violation.step,
+            line,
+            invariant: violation.invariant.name().to_string(),
+            message: violation.to_string(),
+            evidence: violation.evidence.clone(),
+        }
+    }
+
+    /// Waits for the writer a run hands its outputs to (if it does) to
+    /// finish them. An event it found not to read back is the run's first
+    /// violation when its step comes before the checker's (on the same
+    /// step the checker's stands): the checker would have stopped there.
+    pub fn finish_handoff(&mut self) -> std::io::Result<()> {
+        let Some(handoff) = self.handoff.take() else {
+            return Ok(());
+        };
+        let Some(unread) = handoff.finish()? else {
+            return Ok(());
+        };
+        if self.violations.first().is_none_or(|v| unread.step < v.step) {
+            let index = unread.step.saturating_sub(1);
+            self.violations = vec![self.violation(unread, index)];
+        }
+        Ok(())
     }
 
     /// Every run record so far not handed over by
@@ -320,12 +376,19 @@ impl Backend for Local<'_> {
         if let Some(handoff) = self.handoff.as_mut() {
             let payload = Payload::encode(op);
             let decision = handled.decision.clone();
-            handoff.episode(event_id, at_ms, payload, decision, handled.events.clone());
+            let events = handled.events.clone();
+            handoff.episode(index + 1, event_id, at_ms, payload, decision, events);
         }
-        let run = run_json(&handled);
+        let mut result = handled.result.map_err(StepError::from);
+        // The receipt moves to `run`: the driver reads only the outcome's
+        // other fields.
+        let run = match result.as_mut().map(|r| r.run.take()) {
+            Ok(Some(receipt)) => RunAnswer::Receipt(Box::new(receipt)),
+            _ => RunAnswer::None,
+        };
         Ok(Answered {
             decision: Some(handled.decision),
-            result: handled.result.map_err(StepError::from),
+            result,
             run,
             events: handled.events,
         })
@@ -393,14 +456,6 @@ fn fold_runs(ledger: &mut RunLedger, runtime: &Runtime, events: &[ReadEvent<'_>]
         // was written by this runtime.
         let (persona, typed) = decoded.as_ref().expect("the log folded when it was opened");
         ledger.fold_event(runtime, persona, typed, event.stored.occurred_at_ms);
-    }
-}
-
-/// The run receipt a step's event returned, as JSON; `null` when none.
-fn run_json(handled: &Handled) -> Value {
-    match handled.result.as_ref().map(|r| r.run.as_ref()) {
-        Ok(Some(run)) => serde_json::to_value(run).expect("a run receipt serialises"),
-        _ => Value::Null,
     }
 }
 

@@ -3,7 +3,9 @@
 //! what each external event produced (its capture record, the events the
 //! log released, the run records that settled) in batches, and the writer
 //! turns them into the lines of `events.jsonl`, `capture.jsonl` and
-//! `runs.jsonl`, hashing each effect there. The bytes are those the run's
+//! `runs.jsonl`, hashing each effect there, and checks that the events of
+//! the kinds the invariant checker does not read (`explore::UNREAD_KINDS`)
+//! read back, as the checker does for the others. The bytes are those the run's
 //! thread would write (`capture_stream.rs`'s `CaptureWriter::episode`,
 //! `driver::write_events`, `driver::write_runs`).
 
@@ -16,6 +18,8 @@ use rehearse_runtime::capture_stream::{CaptureHeader, CaptureWriter};
 use rehearse_runtime::log::{Payload, StoredEvent};
 use rehearse_runtime::run_record::RunRecord;
 use rehearse_runtime::supervisor::Decision;
+
+use crate::explore::{is_unread, reads_back, Violation};
 
 /// The writers of the files a run hands off, each written in run order.
 pub struct Streams {
@@ -30,9 +34,10 @@ impl std::fmt::Debug for Streams {
     }
 }
 
-/// One external event as the capture records it, and the log positions
-/// its episode appended.
+/// One external event as the capture records it, the log positions its
+/// episode appended, and the number of the step it belongs to (1-based).
 struct Episode {
+    step: usize,
     event_id: String,
     at_ms: i64,
     payload: Payload,
@@ -51,7 +56,7 @@ struct Batch {
 }
 
 /// How many events a batch gathers before it is handed over.
-const BATCH_EVENTS: usize = 4096;
+const BATCH_EVENTS: usize = 1024;
 
 /// How many batches may wait for the writer: the run's thread waits for it
 /// beyond that, so memory stays flat however long the run.
@@ -65,7 +70,7 @@ pub struct Handoff {
     sender: SyncSender<Batch>,
     /// Batches the writer emptied, to be filled again.
     spent: Receiver<Batch>,
-    writer: JoinHandle<io::Result<()>>,
+    writer: JoinHandle<io::Result<Option<Violation>>>,
 }
 
 impl std::fmt::Debug for Handoff {
@@ -97,11 +102,12 @@ impl Handoff {
         })
     }
 
-    /// Records external event `event_id` handled at `at_ms` (its operation
-    /// as `payload`): `decision`, whose episode appended log positions
-    /// `events`, released later.
+    /// Records external event `event_id` of step `step` (1-based) handled
+    /// at `at_ms` (its operation as `payload`): `decision`, whose episode
+    /// appended log positions `events`, released later.
     pub fn episode(
         &mut self,
+        step: usize,
         event_id: &str,
         at_ms: i64,
         payload: Payload,
@@ -109,6 +115,7 @@ impl Handoff {
         events: Range<usize>,
     ) {
         self.batch.episodes.push(Episode {
+            step,
             event_id: event_id.to_string(),
             at_ms,
             payload,
@@ -144,8 +151,10 @@ impl Handoff {
     }
 
     /// Hands the last batch over and waits for the writer to write the
-    /// capture's seal and flush every file.
-    pub fn finish(mut self) -> io::Result<()> {
+    /// capture's seal and flush every file: the first event of a kind the
+    /// checker leaves undecoded that did not read back, as the checker
+    /// would have reported it (see `explore::UNREAD_KINDS`).
+    pub fn finish(mut self) -> io::Result<Option<Violation>> {
         self.hand_over();
         drop(self.sender);
         match self.writer.join() {
@@ -155,18 +164,26 @@ impl Handoff {
     }
 }
 
-/// The writer thread: every batch into the files, then the seal.
+/// The writer thread: every batch into the files, then the seal; checks
+/// that the events the checker leaves undecoded read back.
 fn write_all(
     mut streams: Streams,
     header: &CaptureHeader,
     batches: &Receiver<Batch>,
     give_back: &SyncSender<Batch>,
-) -> io::Result<()> {
+) -> io::Result<Option<Violation>> {
     let mut capture = CaptureWriter::new(&mut streams.capture, header)?;
+    let mut unread = None;
     for mut batch in batches {
         for episode in &batch.episodes {
             let effects =
                 &batch.events[episode.events.start - batch.first..][..episode.events.len()];
+            if unread.is_none() {
+                unread = effects
+                    .iter()
+                    .filter(|event| is_unread(event))
+                    .find_map(|event| reads_back(event, episode.step).err());
+            }
             capture.episode(
                 &episode.event_id,
                 episode.at_ms,
@@ -184,5 +201,77 @@ fn write_all(
     }
     capture.finish()?;
     streams.events.flush()?;
-    streams.runs.flush()
+    streams.runs.flush()?;
+    Ok(unread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rehearse_runtime::log::{LogEvent, Topic};
+    use rehearse_runtime::persona::PERSONA_TOPIC;
+    use rehearse_runtime::supervisor::DecisionKind;
+
+    use crate::explore::UNREAD_KINDS;
+
+    fn persona_event(id: u64, kind: &'static str, payload: serde_json::Value) -> StoredEvent {
+        let event = LogEvent {
+            kind: kind.into(),
+            payload: payload.into(),
+            headers: [("persona".to_string(), "p".to_string())].into(),
+            occurred_at_ms: 0,
+        };
+        StoredEvent::new(Topic::new(PERSONA_TOPIC).unwrap(), id, event)
+    }
+
+    /// The writer reports the first event of a kind the checker leaves
+    /// undecoded that does not read back, as the checker reports one.
+    #[test]
+    fn an_unread_kind_that_does_not_read_back_is_a_violation_of_its_step() {
+        let streams = Streams {
+            events: Box::new(io::sink()),
+            capture: Box::new(io::sink()),
+            runs: Box::new(io::sink()),
+        };
+        let header = CaptureHeader {
+            capture_version: rehearse_runtime::capture::CAPTURE_VERSION.to_string(),
+            scenario: "s".to_string(),
+            config: Default::default(),
+            runtime_provenance: rehearse_runtime::capture::runtime_provenance(),
+            durable_log: false,
+        };
+        let mut handoff = Handoff::start(streams, header, 0).unwrap();
+        let decision = Decision {
+            event_id: "step-3".to_string(),
+            decision: DecisionKind::Invoke,
+            schedule_at_ms: None,
+            episode_id: Some(0),
+            deadline_ms: None,
+            termination: None,
+            retry_count: 0,
+        };
+        let payload = Payload::from(serde_json::json!({"pump": {}}));
+        handoff.episode(3, "step-3", 0, payload, decision, 0..3);
+        let bogus = serde_json::json!({"update_kind": "receipt"});
+        let events = [
+            persona_event(1, "persona.lease.released", serde_json::json!({})),
+            persona_event(2, UNREAD_KINDS[2], bogus.clone()),
+            persona_event(3, UNREAD_KINDS[0], bogus),
+        ];
+        handoff.released(|out| out.extend(events));
+        let violation = handoff.finish().unwrap().expect("a violation");
+        assert_eq!(violation.step, 3);
+        assert_eq!(
+            violation.invariant,
+            crate::explore::Invariant::RebuildMatchesIncremental
+        );
+        assert_eq!(violation.evidence, [format!("{PERSONA_TOPIC}#2")]);
+        assert!(
+            violation
+                .message
+                .starts_with("a persona event does not read back: "),
+            "{}",
+            violation.message
+        );
+    }
 }

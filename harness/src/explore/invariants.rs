@@ -322,6 +322,17 @@ pub struct ReadEvent<'a> {
     pub persona: Option<Result<(&'a str, PersonaEvent), DecodeError>>,
 }
 
+/// The persona event kinds neither the checker (`persona_event`) nor the
+/// run ledger (`RunLedger::fold_event`) reads: a reader that checks
+/// elsewhere that they read back (`driver/handoff.rs`, on its own thread)
+/// may leave them undecoded ([`ReadEvent::of_read`]). A kind either of them
+/// starts to read must leave this list.
+pub const UNREAD_KINDS: [&str; 3] = [
+    "persona.trigger.received",
+    "persona.value.run_completed",
+    "persona.supervision.receipt",
+];
+
 impl<'a> ReadEvent<'a> {
     /// Reads `stored`, decoding its persona event if it holds one.
     pub fn of(stored: &'a StoredEvent) -> Self {
@@ -329,6 +340,37 @@ impl<'a> ReadEvent<'a> {
             stored,
             persona: PersonaEvent::from_stored(stored),
         }
+    }
+
+    /// [`ReadEvent::of`], leaving a persona event of a kind in
+    /// [`UNREAD_KINDS`] undecoded, as if of another topic.
+    pub fn of_read(stored: &'a StoredEvent) -> Self {
+        if is_unread(stored) {
+            return Self {
+                stored,
+                persona: None,
+            };
+        }
+        Self::of(stored)
+    }
+}
+
+/// Whether `event` is a persona event of a kind in [`UNREAD_KINDS`].
+pub fn is_unread(event: &StoredEvent) -> bool {
+    event.topic.as_str() == PERSONA_TOPIC && UNREAD_KINDS.contains(&&*event.kind)
+}
+
+/// Whether a persona event of a kind in [`UNREAD_KINDS`] reads back: the
+/// violation [`Checker::check_read`] would have found, as step `step`'s.
+pub fn reads_back(event: &StoredEvent, step: usize) -> Result<(), Violation> {
+    match PersonaEvent::from_stored(event) {
+        Some(Err(error)) => Err(Violation {
+            invariant: Invariant::RebuildMatchesIncremental,
+            step,
+            message: format!("a persona event does not read back: {error}"),
+            evidence: vec![event_ref(event)],
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -13,4 +13,7 @@ pub use explorer::{
     explore, shrink, Counterexample, ExploreConfig, ExploreSummary, MAX_SHRINK_ITERATIONS,
 };
 pub use generate::{case_strategy, config_strategy, op_strategy, Generation, PERSONA_NAMES};
-pub use invariants::{event_ref, Checker, Family, Invariant, ReadEvent, StepContext, Violation};
+pub use invariants::{
+    event_ref, is_unread, reads_back, Checker, Family, Invariant, ReadEvent, StepContext,
+    Violation, UNREAD_KINDS,
+};
