@@ -584,8 +584,10 @@ fn stamp(batch: Vec<(Topic, LogEvent)>, latest_id: impl Fn(&Topic) -> u64) -> Ve
 pub struct MemoryLog {
     events: Vec<StoredEvent>,
     /// For each topic, the positions of its events in `events`; the event
-    /// with id `n` sits at `topics[topic][n - 1]`.
-    topics: BTreeMap<Topic, Vec<usize>>,
+    /// with id `n` sits at position `n - 1` of its topic's list. A log
+    /// names a handful of topics: a list (whose shared names compare by
+    /// pointer first) beats a map.
+    topics: Vec<(Topic, Vec<usize>)>,
 }
 
 impl MemoryLog {
@@ -620,28 +622,40 @@ impl MemoryLog {
 
     /// Appends events that were already stamped by [`MemoryLog::stamp`].
     pub fn push(&mut self, mut event: StoredEvent) {
-        // An event read back from a file or a bundle brings its own copy of
-        // the topic name; it takes the log's shared one instead.
-        if let Some((shared, _)) = self.topics.get_key_value(&event.topic) {
-            event.topic = shared.clone();
-        }
         let position = self.events.len();
-        self.topics
-            .entry(event.topic.clone())
-            .or_default()
-            .push(position);
+        match self
+            .topics
+            .iter_mut()
+            .find(|(topic, _)| *topic == event.topic)
+        {
+            Some((shared, positions)) => {
+                // An event read back from a file or a bundle brings its own
+                // copy of the topic name; it takes the log's shared one.
+                event.topic = shared.clone();
+                positions.push(position);
+            }
+            None => self.topics.push((event.topic.clone(), vec![position])),
+        }
         self.events.push(event);
+    }
+
+    /// The positions of `topic`'s events.
+    fn positions(&self, topic: &Topic) -> Option<&Vec<usize>> {
+        self.topics
+            .iter()
+            .find(|(name, _)| name == topic)
+            .map(|(_, positions)| positions)
     }
 
     /// Drops every event after the first `len`, keeping the indexes true.
     pub fn truncate(&mut self, len: usize) {
         self.events.truncate(len);
-        for positions in self.topics.values_mut() {
+        for (_, positions) in &mut self.topics {
             while positions.last().is_some_and(|&p| p >= len) {
                 positions.pop();
             }
         }
-        self.topics.retain(|_, positions| !positions.is_empty());
+        self.topics.retain(|(_, positions)| !positions.is_empty());
     }
 }
 
@@ -658,14 +672,18 @@ impl EventLog for MemoryLog {
     }
 
     fn append(&mut self, batch: Vec<(Topic, LogEvent)>) -> Result<(), LogError> {
-        for event in self.stamp(batch) {
-            self.push(event);
+        // Stamped in place: each event's id follows the last of its topic,
+        // which the event before it may have been.
+        self.events.reserve(batch.len());
+        for (topic, event) in batch {
+            let id = self.latest_id(&topic) + 1;
+            self.push(StoredEvent::new(topic, id, event));
         }
         Ok(())
     }
 
     fn read_range(&self, topic: &Topic, after: u64, limit: usize) -> Vec<StoredEvent> {
-        let Some(positions) = self.topics.get(topic) else {
+        let Some(positions) = self.positions(topic) else {
             return Vec::new();
         };
         let start = usize::try_from(after)
@@ -683,7 +701,7 @@ impl EventLog for MemoryLog {
     }
 
     fn latest_id(&self, topic: &Topic) -> u64 {
-        self.topics.get(topic).map_or(0, |p| p.len() as u64)
+        self.positions(topic).map_or(0, |p| p.len() as u64)
     }
 }
 

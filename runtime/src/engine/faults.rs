@@ -34,7 +34,9 @@ impl Runtime {
             self.discard();
             return Err(RuntimeError::InjectedFault);
         }
-        let batch = std::mem::take(&mut self.pending);
+        // The next operation stages about as many events: room for them.
+        let room = Vec::with_capacity(self.pending.len());
+        let batch = std::mem::replace(&mut self.pending, room);
         if let Err(error) = self.log.append(batch) {
             self.rebuild_committed();
             return Err(error.into());
