@@ -8,6 +8,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use rehearse_runtime::capture::{CaptureBundle, Session};
+use rehearse_runtime::json_out;
 use rehearse_runtime::log::StoredEvent;
 use rehearse_runtime::op::Op;
 use rehearse_runtime::run_record::RunRecord;
@@ -994,7 +995,7 @@ pub fn write_events(out: &mut dyn Write, events: &[StoredEvent]) -> std::io::Res
             slot => &slot.insert((at_ms, format_ms(at_ms))).1,
         };
         line.clear();
-        write_event_line(&mut line, event, occurred_at)?;
+        write_event_line(&mut line, event, occurred_at);
         out.write_all(&line)?;
     }
     Ok(())
@@ -1002,34 +1003,34 @@ pub fn write_events(out: &mut dyn Write, events: &[StoredEvent]) -> std::io::Res
 
 /// Appends `event`'s line of `events.jsonl`, newline included, its time
 /// given as `occurred_at`: the fields in [`EventLine`]'s order, written as
-/// `serde_json` writes them, and the payload's canonical text, which is
+/// `serde_json` writes them (`json_out`), and the payload's canonical text, which is
 /// what `serde_json` writes for its value (`canonical`'s tests).
-fn write_event_line(
-    line: &mut Vec<u8>,
-    event: &StoredEvent,
-    occurred_at: &str,
-) -> serde_json::Result<()> {
+fn write_event_line(line: &mut Vec<u8>, event: &StoredEvent, occurred_at: &str) {
     line.extend_from_slice(b"{\"topic\":");
-    serde_json::to_writer(&mut *line, event.topic.as_str())?;
+    json_out::string(line, event.topic.as_str());
     line.extend_from_slice(b",\"id\":");
-    serde_json::to_writer(&mut *line, &event.id)?;
+    json_out::scalar(line, &event.id);
     line.extend_from_slice(b",\"kind\":");
-    serde_json::to_writer(&mut *line, &event.kind)?;
+    json_out::string(line, &event.kind);
     line.extend_from_slice(b",\"occurred_at\":");
-    serde_json::to_writer(&mut *line, occurred_at)?;
+    json_out::string(line, occurred_at);
     line.extend_from_slice(b",\"headers\":");
-    serde_json::to_writer(&mut *line, &event.headers)?;
+    json_out::string_map(line, &event.headers);
     line.extend_from_slice(b",\"payload\":");
     line.extend_from_slice(event.payload.json().as_bytes());
     line.extend_from_slice(b"}\n");
-    Ok(())
 }
 
 /// Writes the run records as lines of `runs.jsonl`.
+/// Each line is serialised into memory and written whole: serialising
+/// straight into `out` would hand it every token through dynamic dispatch.
 pub(crate) fn write_runs(out: &mut dyn Write, runs: &[RunRecord]) -> std::io::Result<()> {
+    let mut line = Vec::with_capacity(1024);
     for record in runs {
-        serde_json::to_writer(&mut *out, record)?;
-        out.write_all(b"\n")?;
+        line.clear();
+        serde_json::to_writer(&mut line, record)?;
+        line.push(b'\n');
+        out.write_all(&line)?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::capture::{CaptureBundle, CapturedDecision, CapturedEvent};
 use crate::config::RuntimeConfig;
+use crate::json_out;
 use crate::log::{Payload, StoredEvent};
 use crate::seal::Seal;
 use crate::supervisor::Decision;
@@ -116,7 +117,7 @@ impl<W: Write> CaptureWriter<W> {
         line.extend_from_slice(b"{\"event\":{\"at_ms\":");
         scalar(line, &at_ms)?;
         line.extend_from_slice(b",\"event_id\":");
-        scalar(line, event_id)?;
+        json_out::string(line, event_id);
         line.extend_from_slice(b",\"payload\":");
         line.extend_from_slice(payload.json().as_bytes());
         line.extend_from_slice(b",\"payload_hash\":");
@@ -181,13 +182,13 @@ fn write_decision_line(
         line.extend_from_slice(b"{\"effect_hash\":");
         write_hex(line, effect.digest());
         line.extend_from_slice(b",\"kind\":");
-        scalar(line, &effect.kind)?;
+        json_out::string(line, &effect.kind);
         line.push(b'}');
     }
     line.extend_from_slice(b"],\"episode_id\":");
     scalar(line, &decision.episode_id)?;
     line.extend_from_slice(b",\"event_id\":");
-    scalar(line, &decision.event_id)?;
+    json_out::string(line, &decision.event_id);
     line.extend_from_slice(b",\"retry_count\":");
     scalar(line, &decision.retry_count)?;
     line.extend_from_slice(b",\"schedule_at_ms\":");
