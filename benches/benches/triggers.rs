@@ -8,6 +8,15 @@
 //! run for an hour and a half. It runs only with `REHEARSE_BENCH_REFOLD_10K=1`;
 //! otherwise time it once with
 //! `cargo run --release -p rehearse-benches --example peak_memory -- refold 10000`.
+//!
+//! The runtime runs here on the allocator `rehearse` ships with (mimalloc,
+//! harness/src/main.rs), so the figures are the runtime's as the command
+//! runs it; the runtime allocates a few dozen times a trigger, and glibc's
+//! allocator takes about a quarter longer over the same work.
+
+/// The allocator of the `rehearse` binary (harness/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rehearse_benches::{run_triggers, run_triggers_refolding, runtime, triggers};

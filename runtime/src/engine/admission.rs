@@ -104,11 +104,11 @@ impl Runtime {
             now_ms,
             &mut self.ids,
         );
-        self.record_all(persona, decision.events, now_ms);
+        self.record_all(persona, &decision.events, now_ms);
         let supervision =
-            self.personas[persona].decide_supervision(&decision.receipt, queued_before, now_ms);
-        self.record_all(persona, supervision, now_ms);
-        decision.receipt
+            self.personas[persona].decide_supervision(decision.receipt, queued_before, now_ms);
+        self.record_all(persona, &supervision.events, now_ms);
+        supervision.receipt()
     }
 }
 

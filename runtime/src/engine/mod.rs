@@ -429,8 +429,8 @@ impl Runtime {
     }
 
     /// [`Runtime::record`] for each event, in order.
-    fn record_all(&mut self, persona: &str, events: Vec<PersonaEvent>, now_ms: i64) {
-        for event in &events {
+    fn record_all(&mut self, persona: &str, events: &[PersonaEvent], now_ms: i64) {
+        for event in events {
             self.record_ref(persona, event, now_ms);
         }
     }

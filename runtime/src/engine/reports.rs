@@ -14,7 +14,7 @@ impl Runtime {
         if events.is_empty() {
             return OpResult::receipt("unchanged");
         }
-        self.record_all(persona, events, now_ms);
+        self.record_all(persona, &events, now_ms);
         OpResult::receipt("recorded")
     }
 
@@ -32,7 +32,7 @@ impl Runtime {
                 ..OpResult::receipt("already_acked")
             },
             Ok(events) => {
-                self.record_all(persona, events, now_ms);
+                self.record_all(persona, &events, now_ms);
                 OpResult::receipt("acked")
             }
         }

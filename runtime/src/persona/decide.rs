@@ -445,13 +445,15 @@ impl Persona {
     /// The supervision events after a run attempt, decided on the state the
     /// attempt left: the queue position when `work_key` entered or left the
     /// queue (`queued_before` is when it was queued before the attempt),
-    /// then the receipt.
+    /// then the receipt, which the last event takes (its envelope, which
+    /// the supervisor keeps, is never logged); [`Supervision::receipt`]
+    /// hands it back.
     pub fn decide_supervision(
         &self,
-        receipt: &RunReceipt,
+        receipt: RunReceipt,
         queued_before: Option<i64>,
         now_ms: i64,
-    ) -> Vec<PersonaEvent> {
+    ) -> Supervision {
         let work_key = &receipt.work_key;
         let queue = &self.state.queued;
         let is_queued = queue.contains_key(work_key);
@@ -484,22 +486,29 @@ impl Persona {
             update: ReceiptUpdate {
                 persona_id: self.name.clone(),
                 template_ref: self.spec.template_ref.clone(),
-                // The envelope is the supervisor's, never logged: not copied.
-                receipt: RunReceipt {
-                    envelope: None,
-                    persona: receipt.persona.clone(),
-                    run_id: receipt.run_id.clone(),
-                    work_key: receipt.work_key.clone(),
-                    lease: receipt.lease.clone(),
-                    error: receipt.error.clone(),
-                    budget_receipt_id: receipt.budget_receipt_id.clone(),
-                    ..*receipt
-                },
+                receipt,
                 occurred_at_ms: now_ms,
             },
             update_kind: SupervisionKind::Receipt,
         }));
-        events
+        Supervision { events }
+    }
+}
+
+/// The supervision events of a run attempt, in log order; the receipt's
+/// comes last and holds the receipt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Supervision {
+    pub events: Vec<PersonaEvent>,
+}
+
+impl Supervision {
+    /// The receipt, taken back from its event.
+    pub fn receipt(self) -> RunReceipt {
+        match self.events.into_iter().last() {
+            Some(PersonaEvent::SupervisionReceipt(event)) => event.update.receipt,
+            _ => unreachable!("a run attempt's supervision ends with its receipt"),
+        }
     }
 }
 

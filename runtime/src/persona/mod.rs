@@ -26,7 +26,7 @@ mod encode;
 mod events;
 mod receipts;
 
-pub use decide::{Admission, RunDecision};
+pub use decide::{Admission, RunDecision, Supervision};
 pub use events::*;
 pub use receipts::ValueReceipts;
 
