@@ -17,14 +17,30 @@ use sha2::{Digest, Sha256};
 /// A validated topic name: non-empty `[A-Za-z0-9._-]+`.
 ///
 /// The name is shared, not copied: every stored event carries its topic, and
-/// a log of a million events holds a handful of distinct names.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+/// a log of a million events holds a handful of distinct names. The topics
+/// the runtime writes ([`KNOWN_TOPICS`]) are borrowed from the program, so
+/// that giving one to an event costs nothing; any other name is counted
+/// (an `Arc`), whose every copy is an atomic increment.
+#[derive(Clone, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Topic(Arc<str>);
+pub struct Topic(TopicName);
+
+#[derive(Clone)]
+enum TopicName {
+    Known(&'static str),
+    Shared(Arc<str>),
+}
+
+/// The topics the runtime itself writes.
+pub const KNOWN_TOPICS: [&str; 3] = [
+    crate::persona::PERSONA_TOPIC,
+    crate::pipeline::LIFECYCLE_AUDIT_TOPIC,
+    crate::process::PROCESS_TOPIC,
+];
 
 impl Serialize for Topic {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -32,12 +48,15 @@ impl Topic {
     /// Validates `name` as a topic.
     pub fn new(name: impl Into<String>) -> Result<Self, LogError> {
         let name = name.into();
+        if let Some(known) = KNOWN_TOPICS.iter().find(|known| **known == name) {
+            return Ok(Self(TopicName::Known(known)));
+        }
         let valid = !name.is_empty()
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if valid {
-            Ok(Self(name.into()))
+            Ok(Self(TopicName::Shared(name.into())))
         } else {
             Err(LogError::InvalidTopic(name))
         }
@@ -45,7 +64,43 @@ impl Topic {
 
     /// The topic's name.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            TopicName::Known(name) => name,
+            TopicName::Shared(name) => name,
+        }
+    }
+}
+
+impl PartialEq for Topic {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.as_str(), other.as_str());
+        std::ptr::eq(a, b) || a == b
+    }
+}
+
+impl Eq for Topic {}
+
+impl PartialOrd for Topic {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Topic {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for Topic {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Topic").field(&self.as_str()).finish()
     }
 }
 
@@ -58,13 +113,13 @@ impl TryFrom<String> for Topic {
 
 impl From<Topic> for String {
     fn from(topic: Topic) -> Self {
-        topic.0.as_ref().to_owned()
+        topic.as_str().to_owned()
     }
 }
 
 impl fmt::Display for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -357,7 +412,14 @@ impl StoredEvent {
     /// kept and its headers in key order; what `serde_json::to_vec` of the
     /// event writes, without parsing the payload.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        use crate::json_out::{scalar, string, string_map};
+        self.write_head(out);
+        out.extend_from_slice(self.payload.json().as_bytes());
+        self.write_tail(out);
+    }
+
+    /// [`StoredEvent::write_json`]'s text up to the payload.
+    fn write_head(&self, out: &mut Vec<u8>) {
+        use crate::json_out::{scalar, string};
         out.extend_from_slice(b"{\"topic\":");
         string(out, self.topic.as_str());
         out.extend_from_slice(b",\"id\":");
@@ -365,7 +427,11 @@ impl StoredEvent {
         out.extend_from_slice(b",\"kind\":");
         string(out, &self.kind);
         out.extend_from_slice(b",\"payload\":");
-        out.extend_from_slice(self.payload.json().as_bytes());
+    }
+
+    /// [`StoredEvent::write_json`]'s text after the payload.
+    fn write_tail(&self, out: &mut Vec<u8>) {
+        use crate::json_out::{scalar, string_map};
         out.extend_from_slice(b",\"headers\":");
         string_map(out, &self.headers);
         out.extend_from_slice(b",\"occurred_at_ms\":");
@@ -373,7 +439,9 @@ impl StoredEvent {
         out.push(b'}');
     }
 
-    /// The sha256 of [`StoredEvent::write_json`]'s text, computed once.
+    /// The sha256 of [`StoredEvent::write_json`]'s text, computed once. The
+    /// payload, most of the text, is hashed where it lies rather than
+    /// copied next to the rest.
     pub fn digest(&self) -> &[u8; 32] {
         self.digest.get_or_init(|| {
             thread_local! {
@@ -381,9 +449,15 @@ impl StoredEvent {
             }
             BUFFER.with(|buffer| {
                 let mut bytes = buffer.borrow_mut();
+                let mut hasher = Sha256::new();
                 bytes.clear();
-                self.write_json(&mut bytes);
-                Sha256::digest(bytes.as_slice()).into()
+                self.write_head(&mut bytes);
+                hasher.update(bytes.as_slice());
+                hasher.update(self.payload.json().as_bytes());
+                bytes.clear();
+                self.write_tail(&mut bytes);
+                hasher.update(bytes.as_slice());
+                hasher.finalize().into()
             })
         })
     }
@@ -858,6 +932,39 @@ mod tests {
         let expected: [u8; 32] = Sha256::digest(&written).into();
         assert_eq!(stored.digest(), &expected);
         assert_eq!(stored.clone().digest(), &expected);
+    }
+
+    /// The runtime's own topics are borrowed, any other is counted; both
+    /// read, compare, order and print by name alone.
+    #[test]
+    fn known_and_other_topics_behave_alike() {
+        let known = Topic::new(crate::persona::PERSONA_TOPIC).unwrap();
+        assert!(matches!(known.0, TopicName::Known(_)));
+        let other = Topic::new("persona.runtime.eventz").unwrap();
+        assert!(matches!(other.0, TopicName::Shared(_)));
+        assert_eq!(
+            known,
+            Topic::new(String::from("persona.runtime.events")).unwrap()
+        );
+        assert_ne!(known, other);
+        assert!(known < other);
+        assert_eq!(format!("{known:?}"), "Topic(\"persona.runtime.events\")");
+        assert_eq!(known.to_string(), "persona.runtime.events");
+        assert_eq!(
+            serde_json::to_string(&other).unwrap(),
+            "\"persona.runtime.eventz\""
+        );
+        let read: Topic = serde_json::from_str("\"pipeline.lifecycle.audit\"").unwrap();
+        assert!(matches!(read.0, TopicName::Known(_)));
+        let hash = |topic: &Topic| {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(topic)
+        };
+        assert_eq!(
+            hash(&known),
+            hash(&Topic::new("persona.runtime.events").unwrap())
+        );
     }
 
     #[test]
