@@ -28,22 +28,24 @@ pub fn string(out: &mut Vec<u8>, value: &str) {
 /// `x - 0x20`, a quote or backslash through `(x ^ c) - 1`, and the high
 /// bit of a byte of `!x` (the same as of `!(x ^ c)`, as `c` is ASCII)
 /// keeps only bytes that were ASCII, so no byte at or above 0x80 counts.
+/// A text of eight bytes or more ends with its last eight, which may
+/// overlap the words before them; a shorter one is read byte by byte.
 fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(8);
-    let found = chunks.by_ref().any(|chunk| {
-        let x = u64::from_le_bytes(chunk.try_into().expect("a chunk of eight"));
+    let word_needs = |word: &[u8]| {
+        let x = u64::from_le_bytes(word.try_into().expect("a word of eight"));
         let control = x.wrapping_sub(ONES * 0x20);
         let quote = (x ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
         let backslash = (x ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
         (control | quote | backslash) & !x & HIGH != 0
-    });
-    found
-        || chunks
-            .remainder()
+    };
+    match bytes.len().checked_sub(8) {
+        Some(last) => bytes.chunks_exact(8).any(word_needs) || word_needs(&bytes[last..]),
+        None => bytes
             .iter()
-            .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+            .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\'),
+    }
 }
 
 /// Appends a scalar (a number, a boolean) or any value whose serde_json text
