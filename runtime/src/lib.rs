@@ -9,6 +9,7 @@ pub mod budget;
 pub mod canonical;
 pub mod capture;
 pub mod capture_stream;
+pub mod chunked;
 pub mod clock;
 pub mod config;
 pub mod duration;

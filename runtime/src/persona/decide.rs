@@ -304,7 +304,7 @@ impl Persona {
             avoided_cost_usd: 0.0,
             deterministic_steps: 0,
             llm_steps: 0,
-            metadata,
+            metadata: metadata.into(),
             occurred_at: TimeTuple(now_ms),
         }
     }

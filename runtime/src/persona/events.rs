@@ -293,7 +293,9 @@ pub struct ValueEvent {
     pub llm_steps: i64,
     /// The work key, trigger provider and kind, lease id, tokens, any
     /// frontier escalations, and the run cost's own metadata.
-    pub metadata: Value,
+    // Shared: a run's value events all carry the same map.
+    #[schemars(with = "Value")]
+    pub metadata: std::sync::Arc<Value>,
     /// The event time, written as the `time` crate's compact tuple (the form
     /// the modelled runtime's status fold reads), read in either form.
     pub occurred_at: TimeTuple,

@@ -7,19 +7,30 @@
 //! numbers plus its run id and its metadata's compact JSON in one shared
 //! buffer, and a receipt whose run id or metadata repeats the previous
 //! receipt's (a run's own receipts usually do) shares its text. A
-//! [`ValueReceipt`] is decoded only when a status asks for the list.
+//! [`ValueReceipt`] is decoded only when a status asks for the list. Heads
+//! and text are kept in chunks that never move (`chunked.rs`).
+
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::{ValueEvent, ValueKind, ValueReceipt};
+use crate::chunked::{Chunks, Span, Text};
 use crate::clock::format_ms;
 
 /// Every value receipt of one persona, in log order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ValueReceipts {
-    heads: Vec<Head>,
+    heads: Chunks<Head>,
     /// The run ids and metadata texts the heads point into.
-    text: Vec<u8>,
+    text: Text,
+    /// Where a metadata text is written before it is kept; empty between
+    /// pushes.
+    scratch: Vec<u8>,
+    /// The map the last receipt's metadata text was written from: a run's
+    /// value events share theirs, so the next receipt of the run takes the
+    /// same text without writing it again.
+    last_metadata: Option<Arc<Value>>,
 }
 
 /// One receipt: its numbers, and where its texts are.
@@ -37,23 +48,27 @@ struct Head {
     metadata: Span,
 }
 
-/// A range of [`ValueReceipts::text`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Span {
-    start: usize,
-    end: usize,
-}
-
 impl ValueReceipts {
     /// Appends the receipt of `value`.
     pub fn push(&mut self, value: &ValueEvent) {
         let previous = self.heads.last().copied();
-        let start = self.text.len();
-        self.text.extend_from_slice(value.run_id.as_bytes());
-        let run_id = self.share(previous.map(|head| head.run_id), start);
-        let start = self.text.len();
-        crate::json_out::value(&mut self.text, &value.metadata);
-        let metadata = self.share(previous.map(|head| head.metadata), start);
+        let run_id = self.share(previous.map(|head| head.run_id), value.run_id.as_bytes());
+        let same_map = self
+            .last_metadata
+            .as_ref()
+            .is_some_and(|last| Arc::ptr_eq(last, &value.metadata));
+        let metadata = match previous {
+            Some(head) if same_map => head.metadata,
+            _ => {
+                let mut scratch = std::mem::take(&mut self.scratch);
+                crate::json_out::value(&mut scratch, &value.metadata);
+                let span = self.share(previous.map(|head| head.metadata), &scratch);
+                scratch.clear();
+                self.scratch = scratch;
+                self.last_metadata = Some(Arc::clone(&value.metadata));
+                span
+            }
+        };
         self.heads.push(Head {
             kind: value.kind,
             occurred_at_ms: value.occurred_at.ms(),
@@ -66,18 +81,12 @@ impl ValueReceipts {
         });
     }
 
-    /// The text just written from `start` on, or `previous` (dropping the
-    /// new copy) when that holds the same bytes.
-    fn share(&mut self, previous: Option<Span>, start: usize) -> Span {
+    /// `previous` when it holds the same bytes as `bytes`, or else where
+    /// `bytes` are kept now.
+    fn share(&mut self, previous: Option<Span>, bytes: &[u8]) -> Span {
         match previous {
-            Some(span) if self.text[span.start..span.end] == self.text[start..] => {
-                self.text.truncate(start);
-                span
-            }
-            _ => Span {
-                start,
-                end: self.text.len(),
-            },
+            Some(span) if self.text.get(span) == bytes => span,
+            _ => self.text.push(bytes),
         }
     }
 
@@ -97,7 +106,7 @@ impl ValueReceipts {
     }
 
     fn decode(&self, head: &Head) -> ValueReceipt {
-        let text = |span: Span| &self.text[span.start..span.end];
+        let text = |span: Span| self.text.get(span);
         let run_id = std::str::from_utf8(text(head.run_id)).expect("a run id was a string");
         let metadata: Value =
             serde_json::from_slice(text(head.metadata)).expect("metadata reads as written");
@@ -131,7 +140,7 @@ mod tests {
             avoided_cost_usd: 1e-300,
             deterministic_steps: -3,
             llm_steps: i64::MAX,
-            metadata,
+            metadata: metadata.into(),
             occurred_at: TimeTuple(1_777_000_123_456),
         }
     }
@@ -192,5 +201,37 @@ mod tests {
             ]
         );
         assert!(receipts.iter().all(|r| r.metadata == awkward_metadata()));
+    }
+
+    /// A run's value events share one map: the second receipt takes the
+    /// first's text unwritten, and a different map in between is never
+    /// mistaken for it.
+    #[test]
+    fn a_shared_map_is_written_once_and_only_for_its_own_receipts() {
+        let shared = event(ValueKind::RunStarted, "run-1", awkward_metadata());
+        let other = event(ValueKind::RunStarted, "run-2", json!({"k": "v"}));
+        let mut receipts = ValueReceipts::default();
+        receipts.push(&shared);
+        let one = receipts.text.len();
+        receipts.push(&ValueEvent {
+            kind: ValueKind::RunCompleted,
+            ..shared.clone()
+        });
+        assert_eq!(receipts.text.len(), one);
+        receipts.push(&other);
+        receipts.push(&ValueEvent {
+            kind: ValueKind::RunCompleted,
+            ..shared.clone()
+        });
+        let metadata: Vec<Value> = receipts.iter().map(|r| r.metadata).collect();
+        assert_eq!(
+            metadata,
+            [
+                awkward_metadata(),
+                awkward_metadata(),
+                json!({"k": "v"}),
+                awkward_metadata()
+            ]
+        );
     }
 }

@@ -87,7 +87,7 @@ fn value_event(text: &str, usd: f64, template: bool) -> ValueEvent {
         avoided_cost_usd: -usd,
         deterministic_steps: i64::MIN,
         llm_steps: 3,
-        metadata: metadata(text),
+        metadata: metadata(text).into(),
         occurred_at: TimeTuple(1_777_032_000_250),
     }
 }
@@ -235,12 +235,12 @@ fn events(text: &str, usd: f64, full: bool) -> Vec<PersonaEvent> {
         }),
         PersonaEvent::ValueDeterministicExecution(ValueEvent {
             kind: ValueKind::DeterministicExecution,
-            metadata: Value::Null,
+            metadata: Value::Null.into(),
             ..value.clone()
         }),
         PersonaEvent::ValueFrontierEscalation(ValueEvent {
             kind: ValueKind::FrontierEscalation,
-            metadata: json!(text),
+            metadata: json!(text).into(),
             ..value.clone()
         }),
         PersonaEvent::ValueRunCompleted(value),
