@@ -91,7 +91,33 @@ impl TimeTuple {
     }
 
     /// The nine parts, or `None` for a moment `time` cannot represent.
+    ///
+    /// Years 1 to 9999 are worked out with integer arithmetic on the
+    /// proleptic Gregorian calendar (two value events a trigger write
+    /// one); any other moment goes through `time`, which decides what it
+    /// can represent. A test holds both to the same parts.
     pub fn parts(self) -> Option<[i64; 9]> {
+        let days = self.0.div_euclid(DAY_MS);
+        let in_day = self.0.rem_euclid(DAY_MS);
+        let (year, ordinal) = year_and_ordinal(days);
+        if !(1..=9999).contains(&year) {
+            return self.parts_through_time();
+        }
+        Some([
+            year,
+            ordinal,
+            in_day / 3_600_000,
+            in_day / 60_000 % 60,
+            in_day / 1_000 % 60,
+            in_day % 1_000 * 1_000_000,
+            0,
+            0,
+            0,
+        ])
+    }
+
+    /// [`TimeTuple::parts`] as the `time` crate works them out.
+    fn parts_through_time(self) -> Option<[i64; 9]> {
         let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).ok()?;
         Some([
             i64::from(at.year()),
@@ -106,6 +132,24 @@ impl TimeTuple {
         ])
     }
 
+    /// Appends the tuple as JSON: the text its `Serialize` writes.
+    ///
+    /// # Panics
+    /// For a moment `time` cannot represent, which serialising refuses.
+    pub fn write_json(self, out: &mut Vec<u8>) {
+        let parts = self
+            .parts()
+            .unwrap_or_else(|| panic!("time {}ms is out of range", self.0));
+        out.push(b'[');
+        for (index, part) in parts.into_iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            crate::json_out::int(out, part);
+        }
+        out.push(b']');
+    }
+
     /// Reads either form: an RFC 3339 string or the nine-part tuple.
     pub fn from_value(value: &serde_json::Value) -> Result<Self, TimeError> {
         match value {
@@ -118,6 +162,30 @@ impl TimeTuple {
             other => Err(TimeError::NotATime(other.clone())),
         }
     }
+}
+
+/// The year and the day of that year (1-based) of the day `days` after
+/// 1970-01-01, proleptic Gregorian (H. Hinnant's `civil_from_days`, counted
+/// from 1 March so that the leap day ends the year; exact for any `i64`
+/// day count a millisecond `i64` can make).
+fn year_and_ordinal(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let march_based_month = (5 * doy + 2) / 153;
+    let year = yoe + era * 400 + i64::from(march_based_month >= 10);
+    (year, days - days_before_year(year) + 1)
+}
+
+/// The days from 1970-01-01 to 1 January of `year` (negative before).
+fn days_before_year(year: i64) -> i64 {
+    // 1 January is day 306 of the March-based year before it.
+    let y = year - 1;
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + 306 - 719_468
 }
 
 impl serde::Serialize for TimeTuple {
@@ -209,6 +277,70 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert!(parse_rfc3339_ms("yesterday").is_err());
+    }
+
+    proptest::proptest! {
+        /// The arithmetic parts are `time`'s, for every moment of years 1
+        /// to 9999 and around their ends (where `time` takes over).
+        #[test]
+        fn the_parts_worked_out_are_times_parts(
+            ms in -62_135_596_800_000i64 - 5 * DAY_MS..=253_402_300_799_999i64 + 5 * DAY_MS
+        ) {
+            let tuple = TimeTuple(ms);
+            proptest::prop_assert_eq!(tuple.parts(), tuple.parts_through_time());
+        }
+    }
+
+    #[test]
+    fn the_parts_at_calendar_edges_are_times_parts() {
+        let edges = [
+            "0001-01-01T00:00:00Z",
+            "1600-02-29T12:00:00Z",
+            "1700-03-01T00:00:00Z",
+            "1969-12-31T23:59:59.999Z",
+            "1970-01-01T00:00:00Z",
+            "2000-12-31T23:59:59.999Z",
+            "2024-02-29T00:00:00Z",
+            "2100-02-28T23:59:59.999Z",
+            "2100-03-01T00:00:00Z",
+            "9999-12-31T23:59:59.999Z",
+        ];
+        for text in edges {
+            let ms = parse_rfc3339_ms(text).unwrap();
+            for at in [ms - 1, ms, ms + 1] {
+                assert_eq!(
+                    TimeTuple(at).parts(),
+                    TimeTuple(at).parts_through_time(),
+                    "{text} {at}"
+                );
+            }
+        }
+        for ms in [i64::MIN, i64::MIN / 2, i64::MAX / 2, i64::MAX] {
+            assert_eq!(
+                TimeTuple(ms).parts(),
+                TimeTuple(ms).parts_through_time(),
+                "{ms}"
+            );
+        }
+    }
+
+    /// The hand-written tuple is the serde one, byte for byte, across
+    /// years, leap days, the epoch and before it.
+    #[test]
+    fn a_time_tuple_writes_what_serde_writes() {
+        for text in [
+            "2026-04-24T12:00:00.25Z",
+            "2024-02-29T23:59:59.999Z",
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.001Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999Z",
+        ] {
+            let tuple = TimeTuple(parse_rfc3339_ms(text).unwrap());
+            let mut written = Vec::new();
+            tuple.write_json(&mut written);
+            assert_eq!(written, serde_json::to_vec(&tuple).unwrap(), "{text}");
+        }
     }
 
     #[test]

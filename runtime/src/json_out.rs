@@ -55,6 +55,11 @@ pub fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(out, value).expect("a JSON value writes to memory");
 }
 
+/// Appends an integer as serde_json writes it.
+pub fn int<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
 /// Appends a map of strings: a `BTreeMap` iterates in key byte order, the
 /// canonical order.
 pub fn string_map(out: &mut Vec<u8>, map: &BTreeMap<String, String>) {
@@ -152,6 +157,22 @@ impl<'a> Object<'a> {
     /// An entry whose value is a scalar or canonical as serde_json writes it.
     pub fn scalar<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> &mut Self {
         scalar(self.key(key), value);
+        self
+    }
+
+    /// An entry whose value `write` appends.
+    pub fn scalar_with(
+        &mut self,
+        key: &'static str,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> &mut Self {
+        write(self.key(key));
+        self
+    }
+
+    /// An entry whose value is an integer.
+    pub fn int<I: itoa::Integer>(&mut self, key: &'static str, value: I) -> &mut Self {
+        int(self.key(key), value);
         self
     }
 

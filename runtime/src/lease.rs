@@ -21,8 +21,8 @@ impl Lease {
     /// Appends the lease's canonical JSON (`json_out.rs`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         crate::json_out::Object::open(out)
-            .scalar("acquired_at_ms", &self.acquired_at_ms)
-            .scalar("expires_at_ms", &self.expires_at_ms)
+            .int("acquired_at_ms", self.acquired_at_ms)
+            .int("expires_at_ms", self.expires_at_ms)
             .str("holder", &self.holder)
             .str("id", &self.id)
             .str("work_key", &self.work_key)

@@ -419,11 +419,11 @@ impl StoredEvent {
 
     /// [`StoredEvent::write_json`]'s text up to the payload.
     fn write_head(&self, out: &mut Vec<u8>) {
-        use crate::json_out::{scalar, string};
+        use crate::json_out::{int, string};
         out.extend_from_slice(b"{\"topic\":");
         string(out, self.topic.as_str());
         out.extend_from_slice(b",\"id\":");
-        scalar(out, &self.id);
+        int(out, self.id);
         out.extend_from_slice(b",\"kind\":");
         string(out, &self.kind);
         out.extend_from_slice(b",\"payload\":");
@@ -431,11 +431,11 @@ impl StoredEvent {
 
     /// [`StoredEvent::write_json`]'s text after the payload.
     fn write_tail(&self, out: &mut Vec<u8>) {
-        use crate::json_out::{scalar, string_map};
+        use crate::json_out::{int, string_map};
         out.extend_from_slice(b",\"headers\":");
         string_map(out, &self.headers);
         out.extend_from_slice(b",\"occurred_at_ms\":");
-        scalar(out, &self.occurred_at_ms);
+        int(out, self.occurred_at_ms);
         out.push(b'}');
     }
 

@@ -56,7 +56,7 @@ impl EncodePayload for LeaseExpired {
     fn encode_payload(&self) -> Payload {
         Payload::written(|out| {
             Object::open(out)
-                .scalar("expired_at_ms", &self.expired_at_ms)
+                .int("expired_at_ms", self.expired_at_ms)
                 .str("id", &self.id)
                 .str("work_key", &self.work_key)
                 .close();
@@ -69,7 +69,7 @@ impl EncodePayload for LeaseReleased {
         Payload::written(|out| {
             Object::open(out)
                 .str("id", &self.id)
-                .scalar("released_at_ms", &self.released_at_ms)
+                .int("released_at_ms", self.released_at_ms)
                 .str("work_key", &self.work_key)
                 .close();
         })
@@ -84,7 +84,7 @@ impl EncodePayload for RunStarted {
                 .str("entry_workflow", &run.entry_workflow)
                 .str("lease_id", &run.lease_id)
                 .str("run_id", &run.run_id)
-                .scalar("started_at_ms", &self.started_at_ms)
+                .int("started_at_ms", self.started_at_ms)
                 .str("work_key", &run.work_key)
                 .close();
         })
@@ -96,7 +96,7 @@ impl EncodePayload for RunCompleted {
         let run = &self.run;
         Payload::written(|out| {
             Object::open(out)
-                .scalar("completed_at_ms", &self.completed_at_ms)
+                .int("completed_at_ms", self.completed_at_ms)
                 .str("entry_workflow", &run.entry_workflow)
                 .str("lease_id", &run.lease_id)
                 .str("run_id", &run.run_id)
@@ -114,7 +114,7 @@ impl EncodePayload for BudgetRecorded {
                 .opt_str("lease_id", self.lease_id.as_deref())
                 .str("persona", &self.persona)
                 .str("receipt_id", &self.receipt_id)
-                .scalar("tokens", &self.tokens)
+                .int("tokens", self.tokens)
                 .close();
         })
     }
@@ -125,11 +125,11 @@ impl EncodePayload for ValueEvent {
         Payload::written(|out| {
             Object::open(out)
                 .scalar("avoided_cost_usd", &self.avoided_cost_usd)
-                .scalar("deterministic_steps", &self.deterministic_steps)
+                .int("deterministic_steps", self.deterministic_steps)
                 .scalar("kind", &self.kind)
-                .scalar("llm_steps", &self.llm_steps)
+                .int("llm_steps", self.llm_steps)
                 .value("metadata", &self.metadata)
-                .scalar("occurred_at", &self.occurred_at)
+                .scalar_with("occurred_at", |out| self.occurred_at.write_json(out))
                 .scalar("paid_cost_usd", &self.paid_cost_usd)
                 .str("persona_id", &self.persona_id)
                 .str("run_id", &self.run_id)
@@ -144,11 +144,11 @@ impl EncodePayload for Supervised<QueuePosition> {
         let update = &self.update;
         Payload::written(|out| {
             Object::open(out)
-                .scalar("occurred_at_ms", &update.occurred_at_ms)
+                .int("occurred_at_ms", update.occurred_at_ms)
                 .str("persona_id", &update.persona_id)
-                .scalar("position", &update.position)
-                .scalar("queue_depth", &update.queue_depth)
-                .scalar("queued_at_ms", &update.queued_at_ms)
+                .int("position", update.position)
+                .int("queue_depth", update.queue_depth)
+                .int("queued_at_ms", update.queued_at_ms)
                 .opt_str("template_ref", update.template_ref.as_deref())
                 .scalar("update_kind", &self.update_kind)
                 .str("work_key", &update.work_key)
@@ -163,7 +163,7 @@ impl EncodePayload for Supervised<ReceiptUpdate> {
         Payload::written(|out| {
             let mut object = Object::open(out);
             object
-                .scalar("occurred_at_ms", &update.occurred_at_ms)
+                .int("occurred_at_ms", update.occurred_at_ms)
                 .str("persona_id", &update.persona_id);
             write_receipt(object.key("receipt"), &update.receipt);
             object
