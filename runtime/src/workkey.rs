@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::format_ms;
+use crate::ids::concat;
 
 /// A normalised trigger, as the modelled runtime's `PersonaTriggerEnvelope`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -36,7 +37,7 @@ impl Envelope {
         }
         raw.close();
         object
-            .scalar("received_at_ms", &self.received_at_ms)
+            .int("received_at_ms", self.received_at_ms)
             .opt_str("source_event_id", self.source_event_id.as_deref())
             .str("subject_key", &self.subject_key)
             .close();
@@ -75,11 +76,11 @@ pub fn normalize(
             let repo =
                 first(&metadata, &["repository", "repository.full_name"]).unwrap_or("unknown");
             if let Some(number) = first(&metadata, &["pr", "pull_request.number", "number"]) {
-                format!("github:{repo}:pr:{number}")
+                concat(&["github:", repo, ":pr:", number])
             } else if let Some(check) = first(&metadata, &["check_run.name", "check_name"]) {
-                format!("github:{repo}:check:{check}")
+                concat(&["github:", repo, ":check:", check])
             } else {
-                format!("github:{repo}:{kind}")
+                concat(&["github:", repo, ":", kind])
             }
         }
         "linear" => {
@@ -88,20 +89,20 @@ pub fn normalize(
                 &["issue_key", "issue.identifier", "issue_id", "id"],
             )
             .unwrap_or("unknown");
-            format!("linear:issue:{issue}")
+            concat(&["linear:issue:", issue])
         }
         "slack" => {
             let channel = first(&metadata, &["channel", "channel_id"]).unwrap_or("unknown");
             let ts = first(&metadata, &["ts", "event_ts"]).unwrap_or("unknown");
-            format!("slack:{channel}:{ts}")
+            concat(&["slack:", channel, ":", ts])
         }
         "webhook" => match first(&metadata, &["dedupe_key", "event_id"]) {
-            Some(key) => format!("webhook:{key}"),
-            None => format!("webhook:{kind}:{}", generated()),
+            Some(key) => concat(&["webhook:", key]),
+            None => concat(&["webhook:", kind, ":", &generated()]),
         },
         _ => match first(&metadata, &["dedupe_key", "event_id"]) {
-            Some(key) => format!("{provider}:{kind}:{key}"),
-            None => format!("{provider}:{kind}:{}", generated()),
+            Some(key) => concat(&[&provider, ":", kind, ":", key]),
+            None => concat(&[&provider, ":", kind, ":", &generated()]),
         },
     };
     let raw = RawTrigger {

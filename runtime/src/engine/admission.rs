@@ -59,7 +59,7 @@ impl Runtime {
                     &trigger.kind,
                     trigger.metadata.clone(),
                     now_ms,
-                    || ids.uuid_v7(now_ms).to_string(),
+                    || ids.prefixed("", now_ms),
                 ))
             }
             Op::Tick(tick) => {

@@ -203,7 +203,7 @@ impl Persona {
             ValueKind::RunStarted,
             Amounts::default(),
         ));
-        let receipt_id = format!("persona_budget_{}", ids.uuid_v7(now_ms));
+        let receipt_id = ids.prefixed("persona_budget_", now_ms);
         decision.receipt.budget_receipt_id = Some(receipt_id.clone());
         decision
             .events
@@ -269,7 +269,7 @@ impl Persona {
                 }));
         }
         let lease = Lease {
-            id: format!("persona_lease_{}", ids.uuid_v7(now_ms)),
+            id: ids.prefixed("persona_lease_", now_ms),
             holder: RUNTIME_HOLDER.to_string(),
             work_key: work_key.to_string(),
             acquired_at_ms: now_ms,
@@ -280,7 +280,7 @@ impl Persona {
             .push(PersonaEvent::LeaseAcquired(lease.clone()));
         let run = RunRef {
             work_key: work_key.to_string(),
-            run_id: ids.uuid_v7(now_ms).to_string(),
+            run_id: ids.prefixed("", now_ms),
             entry_workflow: self.spec.entry_workflow.clone(),
             lease_id: lease.id.clone(),
         };
@@ -320,7 +320,7 @@ impl Persona {
         ids: &mut IdGen,
     ) -> PersonaEvent {
         PersonaEvent::BudgetExhausted(BudgetExhausted {
-            receipt_id: format!("persona_budget_{}", ids.uuid_v7(now_ms)),
+            receipt_id: ids.prefixed("persona_budget_", now_ms),
             reason,
             attempted_cost_usd: usd,
             attempted_tokens: tokens,
@@ -348,7 +348,7 @@ impl Persona {
             return (event, Some(reason));
         }
         let recorded = BudgetRecorded {
-            receipt_id: format!("persona_budget_{}", ids.uuid_v7(now_ms)),
+            receipt_id: ids.prefixed("persona_budget_", now_ms),
             persona: self.name.clone(),
             cost_usd: spend.usd,
             tokens: spend.tokens,

@@ -217,7 +217,7 @@ impl ProcessRegistry {
     ) -> Result<ProcessOutcome, ProcessError> {
         let id = match &op.id {
             Some(id) => id.clone(),
-            None => format!("process_{}", ids.uuid_v7(now_ms)),
+            None => ids.prefixed("process_", now_ms),
         };
         if id.is_empty() {
             return Err(ProcessError::EmptyId);
@@ -317,7 +317,7 @@ impl ProcessRegistry {
         }
         let lease = ProcessLease {
             owner: op.owner.clone(),
-            lease_token: format!("process_lease_{}", ids.uuid_v7(now_ms)),
+            lease_token: ids.prefixed("process_lease_", now_ms),
             fencing_token: record.fencing_token + 1,
             claimed_at_ms: now_ms,
             ttl_ms: op.ttl.0,
