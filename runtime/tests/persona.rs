@@ -593,3 +593,57 @@ fn pipeline_steps_run_through_the_runtime_and_unsettled_counts_queued_work() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].work_key, "github:o/r:pr:1");
 }
+
+/// A runtime that skips the value receipts (as replay does) decides, logs
+/// and hashes exactly as one that keeps them; only status's receipt list
+/// differs.
+#[test]
+fn skipping_value_receipts_changes_nothing_but_status_receipts() {
+    let budget = BudgetPolicy {
+        daily_usd: Some(1.0),
+        ..BudgetPolicy::default()
+    };
+    let mut keeping = runtime(budget.clone());
+    let mut skipping = runtime(budget);
+    skipping.skip_value_receipts();
+    let steps = [
+        ("0s", pr(1, 0.25), RunPlan::COMPLETE),
+        (
+            "1s",
+            pr(2, 0.25),
+            RunPlan {
+                outcome: AttemptOutcome::Fail(FailKind::RuntimeError),
+            },
+        ),
+        ("2s", pr(1, 0.25), RunPlan::COMPLETE),
+        ("3s", "pause: mc".to_string(), RunPlan::COMPLETE),
+        ("4s", pr(3, 0.25), RunPlan::COMPLETE),
+        ("5s", "resume: mc".to_string(), RunPlan::COMPLETE),
+        ("6s", pr(4, 0.9), RunPlan::COMPLETE),
+    ];
+    for (offset, yaml, plan) in &steps {
+        let kept = keeping.execute(&op(yaml), *plan, at(offset));
+        let skipped = skipping.execute(&op(yaml), *plan, at(offset));
+        assert_eq!(kept, skipped, "{offset} {yaml}");
+    }
+    assert_eq!(keeping.log().all(), skipping.log().all());
+    let digests = |rt: &Runtime| {
+        rt.log()
+            .all()
+            .iter()
+            .map(|e| *e.digest())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(digests(&keeping), digests(&skipping));
+    let kept = keeping.status("mc", at("7s")).unwrap();
+    let skipped = skipping.status("mc", at("7s")).unwrap();
+    assert!(!kept.value_receipts.is_empty());
+    assert!(skipped.value_receipts.is_empty());
+    assert_eq!(
+        rehearse_runtime::persona::PersonaStatus {
+            value_receipts: Vec::new(),
+            ..kept
+        },
+        skipped
+    );
+}

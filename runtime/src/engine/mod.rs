@@ -128,6 +128,9 @@ pub struct Runtime {
     /// The state before the current operation, kept only when an armed
     /// fault will fail its commit and the log cannot be folded again.
     snapshot: Option<Box<Snapshot>>,
+    /// Whether the personas keep the value receipts their status lists
+    /// (see [`Runtime::skip_value_receipts`]).
+    value_receipts: bool,
     #[cfg(feature = "test-hooks")]
     hooks: Hooks,
 }
@@ -172,11 +175,22 @@ impl Runtime {
             pipeline_id,
             processes: ProcessRegistry::default(),
             snapshot: None,
+            value_receipts: true,
             #[cfg(feature = "test-hooks")]
             hooks: Hooks::default(),
         };
         runtime.rebuild()?;
         Ok(runtime)
+    }
+
+    /// Stops keeping the value receipts a persona's status lists: from now
+    /// on its value events still decide, log and hash as ever, but status
+    /// lists only the receipts kept before. For replay, which compares
+    /// decisions and effects and never asks for a status: the receipts
+    /// grow by two a run, the only persona state that grows with the log
+    /// besides the completed work keys.
+    pub fn skip_value_receipts(&mut self) {
+        self.value_receipts = false;
     }
 
     /// The configuration this runtime was built from.
@@ -413,7 +427,10 @@ impl Runtime {
     /// [`Runtime::record`], leaving the event to the caller.
     fn record_ref(&mut self, persona: &str, event: &PersonaEvent, now_ms: i64) {
         if let Some(state) = self.personas.get_mut(persona) {
-            state.state.apply(event, now_ms);
+            // A value event changes nothing in state but the receipts.
+            if self.value_receipts || !event.is_value() {
+                state.state.apply(event, now_ms);
+            }
         }
         let headers = match self.headers.get(persona) {
             Some(headers) => headers.clone(),

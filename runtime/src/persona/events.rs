@@ -113,6 +113,17 @@ impl PersonaEvent {
         template_ref.as_deref()
     }
 
+    /// Whether this is a value event (`persona.value.*`).
+    pub fn is_value(&self) -> bool {
+        matches!(
+            self,
+            Self::ValueRunStarted(_)
+                | Self::ValueDeterministicExecution(_)
+                | Self::ValueFrontierEscalation(_)
+                | Self::ValueRunCompleted(_)
+        )
+    }
+
     /// The value event of `body.kind`.
     pub fn value(body: ValueEvent) -> Self {
         match body.kind {

@@ -264,8 +264,9 @@ impl Replayer {
         if let Some(found) = config.validate().into_iter().next() {
             return Err(ReplayError::InvalidConfig(found.to_string()));
         }
-        let session = Session::unrecorded(scenario, config, log)
+        let mut session = Session::unrecorded(scenario, config, log)
             .map_err(|e| ReplayError::InvalidConfig(e.to_string()))?;
+        session.runtime_mut().skip_value_receipts();
         Ok(Self {
             session,
             strict: options.strict,
