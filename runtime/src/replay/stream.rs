@@ -728,7 +728,15 @@ type Queues = (
 fn consume(replayer: &mut Replayer, queues: &Queues) {
     let (receiver, sender, spent) = queues;
     for batch in receiver {
-        let mut replayed = spent.try_recv().unwrap_or_else(|_| Replayed::new());
+        // A spent batch is emptied here, where its events and decisions
+        // were made: the allocator frees a thread's own blocks faster.
+        let mut replayed = match spent.try_recv() {
+            Ok(mut spent) => {
+                spent.clear();
+                spent
+            }
+            Err(_) => Replayed::new(),
+        };
         for episode in batch {
             let decision = replayer.decide(
                 &episode.event_id,
@@ -755,7 +763,7 @@ fn check_effects(
     spent: &SyncSender<Replayed>,
 ) -> Result<(), ReplayError> {
     let mut line = Vec::with_capacity(4096);
-    for mut batch in receiver {
+    for batch in receiver {
         let mut start = 0;
         let episodes = batch.episodes.iter().zip(&batch.decisions);
         for ((episode, decision), &end) in episodes.zip(&batch.ends) {
@@ -763,8 +771,8 @@ fn check_effects(
             check_episode(episode, decision, events, &mut line)?;
             start = end;
         }
-        batch.clear();
-        // A full queue means the replay is ending: the batch is dropped.
+        // Back to the replaying thread, which empties it; a full queue
+        // means the replay is ending, and the batch is dropped here.
         let _ = spent.try_send(batch);
     }
     Ok(())
