@@ -146,7 +146,8 @@ struct Replayed {
 impl Replayed {
     fn new() -> Self {
         Self {
-            episodes: Vec::with_capacity(BATCH),
+            // The parsing thread's batch is moved in whole.
+            episodes: Vec::new(),
             decisions: Vec::with_capacity(BATCH),
             events: Vec::with_capacity(BATCH * 16),
             ends: Vec::with_capacity(BATCH),
@@ -651,9 +652,10 @@ pub fn replay_stream<R: BufRead + Send>(
         let (sender, receiver) = sync_channel(QUEUE);
         let (replayed_sender, replayed_receiver) = sync_channel(QUEUE);
         let (spent_sender, spent_receiver) = sync_channel(QUEUE + 2);
-        let parser = scope.spawn(move || parse_into(stream, checker, &sender));
+        let (returned_sender, returned_receiver) = sync_channel(QUEUE + 2);
+        let parser = scope.spawn(move || parse_into(stream, checker, &sender, &returned_receiver));
         let checker = scope.spawn(move || check_effects(&replayed_receiver, &spent_sender));
-        let queues = (receiver, replayed_sender, spent_receiver);
+        let queues = (receiver, replayed_sender, spent_receiver, returned_sender);
         consume(&mut replayer, &queues);
         drop(queues);
         let join = |thread: std::thread::ScopedJoinHandle<'_, Result<(), ReplayError>>| {
@@ -671,13 +673,24 @@ pub fn replay_stream<R: BufRead + Send>(
 }
 
 /// The parsing thread: checked episodes in batches until the seal, an
-/// error (then the seal is checked over the rest) or a closed queue.
+/// error (then the seal is checked over the rest) or a closed queue. A
+/// batch the replay is done with comes back through `returned` and is
+/// emptied here, where its episodes were made (the allocator frees a
+/// thread's own blocks faster), to carry the next.
 fn parse_into<R: BufRead>(
     mut stream: CaptureStream<R>,
     mut checker: Checker,
     sender: &SyncSender<Vec<Episode>>,
+    returned: &Receiver<Vec<Episode>>,
 ) -> Result<(), ReplayError> {
-    let mut batch = Vec::with_capacity(BATCH);
+    let next_batch = || match returned.try_recv() {
+        Ok(mut done) => {
+            done.clear();
+            done
+        }
+        Err(_) => Vec::with_capacity(BATCH),
+    };
+    let mut batch = next_batch();
     let failed = loop {
         let episode = match stream.next_pair(&DecisionLines) {
             Ok(Some(pair)) => checker.episode(pair),
@@ -690,7 +703,7 @@ fn parse_into<R: BufRead>(
         }
         if batch.len() == BATCH
             && sender
-                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                .send(std::mem::replace(&mut batch, next_batch()))
                 .is_err()
         {
             // The replay stopped at a mismatch: only the seal is left to check.
@@ -715,29 +728,34 @@ fn parse_into<R: BufRead>(
 }
 
 /// The replaying thread's queues: episodes in, replayed batches out, spent
-/// batches back (their buffers reused).
+/// batches back (their buffers reused), and their episodes on to the
+/// parsing thread.
 type Queues = (
     Receiver<Vec<Episode>>,
     SyncSender<Replayed>,
     Receiver<Replayed>,
+    SyncSender<Vec<Episode>>,
 );
 
 /// The replaying thread: every episode in order, until a closed queue (the
 /// checks stopped at a mismatch), each batch handed on with the decisions
 /// and events it made.
 fn consume(replayer: &mut Replayer, queues: &Queues) {
-    let (receiver, sender, spent) = queues;
+    let (receiver, sender, spent, returned) = queues;
     for batch in receiver {
         // A spent batch is emptied here, where its events and decisions
         // were made: the allocator frees a thread's own blocks faster.
         let mut replayed = match spent.try_recv() {
             Ok(mut spent) => {
+                // Its episodes go back to be emptied where they were made
+                // (or here, when the parsing thread has enough).
+                let _ = returned.try_send(std::mem::take(&mut spent.episodes));
                 spent.clear();
                 spent
             }
             Err(_) => Replayed::new(),
         };
-        for episode in batch {
+        for episode in &batch {
             let decision = replayer.decide(
                 &episode.event_id,
                 episode.at_ms,
@@ -746,8 +764,8 @@ fn consume(replayer: &mut Replayer, queues: &Queues) {
             );
             replayed.decisions.push(decision);
             replayed.ends.push(replayed.events.len());
-            replayed.episodes.push(episode);
         }
+        replayed.episodes = batch;
         if sender.send(replayed).is_err() {
             // The checks stopped at a mismatch.
             return;
