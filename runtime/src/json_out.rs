@@ -160,16 +160,6 @@ impl<'a> Object<'a> {
         self
     }
 
-    /// An entry whose value `write` appends.
-    pub fn scalar_with(
-        &mut self,
-        key: &'static str,
-        write: impl FnOnce(&mut Vec<u8>),
-    ) -> &mut Self {
-        write(self.key(key));
-        self
-    }
-
     /// An entry whose value is an integer.
     pub fn int<I: itoa::Integer>(&mut self, key: &'static str, value: I) -> &mut Self {
         int(self.key(key), value);

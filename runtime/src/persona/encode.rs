@@ -123,13 +123,15 @@ impl EncodePayload for BudgetRecorded {
 impl EncodePayload for ValueEvent {
     fn encode_payload(&self) -> Payload {
         Payload::written(|out| {
-            Object::open(out)
+            let mut object = Object::open(out);
+            object
                 .scalar("avoided_cost_usd", &self.avoided_cost_usd)
                 .int("deterministic_steps", self.deterministic_steps)
                 .scalar("kind", &self.kind)
                 .int("llm_steps", self.llm_steps)
-                .value("metadata", &self.metadata)
-                .scalar_with("occurred_at", |out| self.occurred_at.write_json(out))
+                .value("metadata", &self.metadata);
+            self.occurred_at.write_json(object.key("occurred_at"));
+            object
                 .scalar("paid_cost_usd", &self.paid_cost_usd)
                 .str("persona_id", &self.persona_id)
                 .str("run_id", &self.run_id)
