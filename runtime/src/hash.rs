@@ -47,19 +47,7 @@ pub fn stable_json_sha256_hex<T: Serialize>(value: &T) -> Result<String, serde_j
 /// thread reuses: hashing every effect of a long capture then allocates
 /// nothing.
 pub(crate) fn json_digest<T: Serialize + ?Sized>(value: &T) -> [u8; 32] {
-    thread_local! {
-        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BUFFER.with(|buffer| {
-        // A nested call (none exists today) gets a buffer of its own rather
-        // than a second borrow.
-        let mut fresh = Vec::new();
-        let mut borrowed = buffer.try_borrow_mut();
-        let bytes = match borrowed.as_deref_mut() {
-            Ok(bytes) => bytes,
-            Err(_) => &mut fresh,
-        };
-        bytes.clear();
+    crate::json_out::with_buffer(|bytes| {
         serde_json::to_writer(&mut *bytes, value).expect("a JSON value serialises");
         Sha256::digest(bytes.as_slice()).into()
     })

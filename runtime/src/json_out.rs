@@ -48,6 +48,26 @@ fn needs_escape(bytes: &[u8]) -> bool {
     }
 }
 
+/// Runs `use_buffer` on an empty buffer this thread keeps, so that text
+/// written only to be copied or hashed allocates nothing once the buffer
+/// has grown. A nested call gets a fresh buffer of its own rather than a
+/// second borrow.
+pub fn with_buffer<R>(use_buffer: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|buffer| {
+        let mut fresh = Vec::new();
+        let mut borrowed = buffer.try_borrow_mut();
+        let out = match borrowed.as_deref_mut() {
+            Ok(out) => out,
+            Err(_) => &mut fresh,
+        };
+        out.clear();
+        use_buffer(out)
+    })
+}
+
 /// Appends a scalar (a number, a boolean) or any value whose serde_json text
 /// is already canonical, such as a `serde_json::Value` (its maps keep their
 /// keys sorted).
@@ -181,6 +201,27 @@ impl<'a> Object<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each use starts empty; a nested use gets its own buffer and leaves
+    /// the outer one's text alone.
+    #[test]
+    fn the_thread_buffer_starts_empty_and_nests() {
+        with_buffer(|out| out.extend_from_slice(b"left over"));
+        let (outer, inner) = with_buffer(|out| {
+            assert!(out.is_empty());
+            out.extend_from_slice(b"outer");
+            let inner = with_buffer(|nested| {
+                assert!(nested.is_empty());
+                nested.extend_from_slice(b"inner");
+                nested.clone()
+            });
+            (out.clone(), inner)
+        });
+        assert_eq!(
+            (outer.as_slice(), inner.as_slice()),
+            (&b"outer"[..], &b"inner"[..])
+        );
+    }
 
     /// Every byte value at every position of texts of 1 to 17 bytes, in a
     /// background of each harmless kind (ASCII, high bytes): the eight-byte

@@ -149,17 +149,7 @@ impl Payload {
     /// (one this thread keeps, so that writing allocates only the text).
     /// The writer owes the canonical form: `json_out.rs` writes it by hand.
     pub fn written(write: impl FnOnce(&mut Vec<u8>)) -> Self {
-        thread_local! {
-            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        BUFFER.with(|buffer| {
-            let mut fresh = Vec::new();
-            let mut borrowed = buffer.try_borrow_mut();
-            let out = match borrowed.as_deref_mut() {
-                Ok(out) => out,
-                Err(_) => &mut fresh,
-            };
-            out.clear();
+        crate::json_out::with_buffer(|out| {
             write(out);
             Self {
                 json: std::str::from_utf8(out).expect("JSON text is UTF-8").into(),
@@ -444,18 +434,13 @@ impl StoredEvent {
     /// copied next to the rest.
     pub fn digest(&self) -> &[u8; 32] {
         self.digest.get_or_init(|| {
-            thread_local! {
-                static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-            }
-            BUFFER.with(|buffer| {
-                let mut bytes = buffer.borrow_mut();
+            crate::json_out::with_buffer(|bytes| {
                 let mut hasher = Sha256::new();
-                bytes.clear();
-                self.write_head(&mut bytes);
+                self.write_head(bytes);
                 hasher.update(bytes.as_slice());
                 hasher.update(self.payload.json().as_bytes());
                 bytes.clear();
-                self.write_tail(&mut bytes);
+                self.write_tail(bytes);
                 hasher.update(bytes.as_slice());
                 hasher.finalize().into()
             })
