@@ -127,75 +127,69 @@ pub fn value(out: &mut Vec<u8>, value: &serde_json::Value) {
     }
 }
 
-/// A JSON object being written, its keys given in byte order.
-#[derive(Debug)]
-pub struct Object<'a> {
-    out: &'a mut Vec<u8>,
-    last: Option<&'static str>,
+/// Appends a JSON object of literal keys, given in byte order (checked when
+/// the program compiles). Each key with the punctuation around it is one
+/// piece of text fixed at compile time, so an entry costs one copy of known
+/// length and its value's writer. An entry is `"key" => writer(args)`,
+/// which calls `json_out::writer(out, args)`: [`string`], [`opt_string`],
+/// [`int`], [`scalar`], [`value`], [`string_map`], or [`nested`] for a
+/// writer of its own.
+macro_rules! object {
+    ($out:expr; $key0:literal => $write0:ident($($arg0:expr),*) $(, $key:literal => $write:ident($($arg:expr),*))* $(,)?) => {{
+        const _: () = assert!(
+            $crate::json_out::keys_in_order(&[$key0 $(, $key)*]),
+            "an object's keys must be listed in byte order"
+        );
+        let out: &mut Vec<u8> = $out;
+        out.extend_from_slice(concat!("{\"", $key0, "\":").as_bytes());
+        $crate::json_out::$write0(out $(, $arg0)*);
+        $(
+            out.extend_from_slice(concat!(",\"", $key, "\":").as_bytes());
+            $crate::json_out::$write(out $(, $arg)*);
+        )*
+        out.push(b'}');
+    }};
+}
+pub(crate) use object;
+
+/// Whether `keys` are in strictly rising byte order, as a canonical
+/// object's keys are: [`object!`]'s compile-time check.
+pub const fn keys_in_order(keys: &[&str]) -> bool {
+    let mut index = 1;
+    while index < keys.len() {
+        if !str_less(keys[index - 1], keys[index]) {
+            return false;
+        }
+        index += 1;
+    }
+    true
 }
 
-impl<'a> Object<'a> {
-    /// Opens an object in `out`.
-    pub fn open(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Self { out, last: None }
-    }
-
-    /// Writes `"key":` and hands out the output for its value. Keys are
-    /// field names: plain identifiers that need no escaping.
-    pub fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
-        debug_assert!(
-            self.last.is_none_or(|last| last < key),
-            "keys out of order: `{key}` after `{:?}`",
-            self.last
-        );
-        if self.last.is_some() {
-            self.out.push(b',');
+/// `a < b` in byte order, for constant evaluation.
+const fn str_less(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut index = 0;
+    while index < a.len() && index < b.len() {
+        if a[index] != b[index] {
+            return a[index] < b[index];
         }
-        self.last = Some(key);
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
-        self.out
+        index += 1;
     }
+    a.len() < b.len()
+}
 
-    /// An entry whose value is a string.
-    pub fn str(&mut self, key: &'static str, value: &str) -> &mut Self {
-        string(self.key(key), value);
-        self
+/// Appends a string, or `null` for none.
+pub fn opt_string(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        Some(value) => string(out, value),
+        None => out.extend_from_slice(b"null"),
     }
+}
 
-    /// An entry whose value is a string or `null`.
-    pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) -> &mut Self {
-        match value {
-            Some(value) => string(self.key(key), value),
-            None => self.key(key).extend_from_slice(b"null"),
-        }
-        self
-    }
-
-    /// An entry whose value is a scalar or canonical as serde_json writes it.
-    pub fn scalar<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> &mut Self {
-        scalar(self.key(key), value);
-        self
-    }
-
-    /// An entry whose value is an integer.
-    pub fn int<I: itoa::Integer>(&mut self, key: &'static str, value: I) -> &mut Self {
-        int(self.key(key), value);
-        self
-    }
-
-    /// An entry whose value is a JSON value ([`value`]).
-    pub fn value(&mut self, key: &'static str, value: &serde_json::Value) -> &mut Self {
-        self::value(self.key(key), value);
-        self
-    }
-
-    /// Closes the object.
-    pub fn close(&mut self) {
-        self.out.push(b'}');
-    }
+/// Appends what `write` writes: an [`object!`] entry whose value has a
+/// writer of its own.
+pub fn nested(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    write(out);
 }
 
 #[cfg(test)]
@@ -221,6 +215,30 @@ mod tests {
             (outer.as_slice(), inner.as_slice()),
             (&b"outer"[..], &b"inner"[..])
         );
+    }
+
+    /// The order check agrees with `str`'s order and refuses ties.
+    #[test]
+    fn keys_in_order_is_byte_order() {
+        assert!(keys_in_order(&[]));
+        assert!(keys_in_order(&["a"]));
+        assert!(keys_in_order(&["a", "ab", "b", "b_", "ba"]));
+        assert!(!keys_in_order(&["a", "a"]));
+        assert!(!keys_in_order(&["ab", "a"]));
+        assert!(!keys_in_order(&["b", "a_"]));
+        assert!(!keys_in_order(&["work_key", "lease_id"]));
+    }
+
+    /// An object's text: its keys fixed, its values written by their writers.
+    #[test]
+    fn object_writes_keys_and_values() {
+        let mut out = Vec::new();
+        object!(&mut out;
+            "a" => int(1),
+            "b" => opt_string(None),
+            "c" => nested(|out| object!(out; "d" => string("x\"y"))),
+        );
+        assert_eq!(out, br#"{"a":1,"b":null,"c":{"d":"x\"y"}}"#);
     }
 
     /// Every byte value at every position of texts of 1 to 17 bytes, in a

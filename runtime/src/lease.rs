@@ -20,13 +20,13 @@ pub struct Lease {
 impl Lease {
     /// Appends the lease's canonical JSON (`json_out.rs`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        crate::json_out::Object::open(out)
-            .int("acquired_at_ms", self.acquired_at_ms)
-            .int("expires_at_ms", self.expires_at_ms)
-            .str("holder", &self.holder)
-            .str("id", &self.id)
-            .str("work_key", &self.work_key)
-            .close();
+        crate::json_out::object!(out;
+            "acquired_at_ms" => int(self.acquired_at_ms),
+            "expires_at_ms" => int(self.expires_at_ms),
+            "holder" => string(&self.holder),
+            "id" => string(&self.id),
+            "work_key" => string(&self.work_key),
+        );
     }
 
     /// Whether the lease still holds at `now_ms`; it lapses exactly at its expiry.

@@ -26,21 +26,18 @@ pub struct Envelope {
 impl Envelope {
     /// Appends the envelope's canonical JSON (`json_out.rs`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        use crate::json_out::{string_map, Object};
-        let mut object = Object::open(out);
-        object.str("kind", &self.kind);
-        string_map(object.key("metadata"), &self.metadata);
-        object.str("provider", &self.provider);
-        let mut raw = Object::open(object.key("raw"));
-        if let Some(metadata) = &self.raw.metadata {
-            string_map(raw.key("metadata"), metadata);
-        }
-        raw.close();
-        object
-            .int("received_at_ms", self.received_at_ms)
-            .opt_str("source_event_id", self.source_event_id.as_deref())
-            .str("subject_key", &self.subject_key)
-            .close();
+        crate::json_out::object!(out;
+            "kind" => string(&self.kind),
+            "metadata" => string_map(&self.metadata),
+            "provider" => string(&self.provider),
+            "raw" => nested(|out| match &self.raw.metadata {
+                Some(metadata) => crate::json_out::object!(out; "metadata" => string_map(metadata)),
+                None => out.extend_from_slice(b"{}"),
+            }),
+            "received_at_ms" => int(self.received_at_ms),
+            "source_event_id" => opt_string(self.source_event_id.as_deref()),
+            "subject_key" => string(&self.subject_key),
+        );
     }
 }
 

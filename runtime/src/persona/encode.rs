@@ -6,7 +6,7 @@
 
 use super::events::*;
 use crate::event::{serde_payloads, EncodePayload};
-use crate::json_out::Object;
+use crate::json_out::object;
 use crate::log::Payload;
 
 serde_payloads!(
@@ -26,9 +26,10 @@ serde_payloads!(
 impl EncodePayload for Arrived {
     fn encode_payload(&self) -> Payload {
         Payload::written(|out| {
-            let mut object = Object::open(out);
-            self.envelope.write_json(object.key("envelope"));
-            object.str("persona", &self.persona).close();
+            object!(out;
+                "envelope" => nested(|out| self.envelope.write_json(out)),
+                "persona" => string(&self.persona),
+            )
         })
     }
 }
@@ -36,12 +37,11 @@ impl EncodePayload for Arrived {
 impl EncodePayload for TriggerRefused {
     fn encode_payload(&self) -> Payload {
         Payload::written(|out| {
-            let mut object = Object::open(out);
-            self.envelope.write_json(object.key("envelope"));
-            object
-                .scalar("reason", &self.reason)
-                .str("work_key", &self.work_key)
-                .close();
+            object!(out;
+                "envelope" => nested(|out| self.envelope.write_json(out)),
+                "reason" => scalar(&self.reason),
+                "work_key" => string(&self.work_key),
+            )
         })
     }
 }
@@ -55,11 +55,11 @@ impl EncodePayload for crate::lease::Lease {
 impl EncodePayload for LeaseExpired {
     fn encode_payload(&self) -> Payload {
         Payload::written(|out| {
-            Object::open(out)
-                .int("expired_at_ms", self.expired_at_ms)
-                .str("id", &self.id)
-                .str("work_key", &self.work_key)
-                .close();
+            object!(out;
+                "expired_at_ms" => int(self.expired_at_ms),
+                "id" => string(&self.id),
+                "work_key" => string(&self.work_key),
+            )
         })
     }
 }
@@ -67,11 +67,11 @@ impl EncodePayload for LeaseExpired {
 impl EncodePayload for LeaseReleased {
     fn encode_payload(&self) -> Payload {
         Payload::written(|out| {
-            Object::open(out)
-                .str("id", &self.id)
-                .int("released_at_ms", self.released_at_ms)
-                .str("work_key", &self.work_key)
-                .close();
+            object!(out;
+                "id" => string(&self.id),
+                "released_at_ms" => int(self.released_at_ms),
+                "work_key" => string(&self.work_key),
+            )
         })
     }
 }
@@ -80,13 +80,13 @@ impl EncodePayload for RunStarted {
     fn encode_payload(&self) -> Payload {
         let run = &self.run;
         Payload::written(|out| {
-            Object::open(out)
-                .str("entry_workflow", &run.entry_workflow)
-                .str("lease_id", &run.lease_id)
-                .str("run_id", &run.run_id)
-                .int("started_at_ms", self.started_at_ms)
-                .str("work_key", &run.work_key)
-                .close();
+            object!(out;
+                "entry_workflow" => string(&run.entry_workflow),
+                "lease_id" => string(&run.lease_id),
+                "run_id" => string(&run.run_id),
+                "started_at_ms" => int(self.started_at_ms),
+                "work_key" => string(&run.work_key),
+            )
         })
     }
 }
@@ -95,13 +95,13 @@ impl EncodePayload for RunCompleted {
     fn encode_payload(&self) -> Payload {
         let run = &self.run;
         Payload::written(|out| {
-            Object::open(out)
-                .int("completed_at_ms", self.completed_at_ms)
-                .str("entry_workflow", &run.entry_workflow)
-                .str("lease_id", &run.lease_id)
-                .str("run_id", &run.run_id)
-                .str("work_key", &run.work_key)
-                .close();
+            object!(out;
+                "completed_at_ms" => int(self.completed_at_ms),
+                "entry_workflow" => string(&run.entry_workflow),
+                "lease_id" => string(&run.lease_id),
+                "run_id" => string(&run.run_id),
+                "work_key" => string(&run.work_key),
+            )
         })
     }
 }
@@ -109,13 +109,13 @@ impl EncodePayload for RunCompleted {
 impl EncodePayload for BudgetRecorded {
     fn encode_payload(&self) -> Payload {
         Payload::written(|out| {
-            Object::open(out)
-                .scalar("cost_usd", &self.cost_usd)
-                .opt_str("lease_id", self.lease_id.as_deref())
-                .str("persona", &self.persona)
-                .str("receipt_id", &self.receipt_id)
-                .int("tokens", self.tokens)
-                .close();
+            object!(out;
+                "cost_usd" => scalar(&self.cost_usd),
+                "lease_id" => opt_string(self.lease_id.as_deref()),
+                "persona" => string(&self.persona),
+                "receipt_id" => string(&self.receipt_id),
+                "tokens" => int(self.tokens),
+            )
         })
     }
 }
@@ -123,20 +123,18 @@ impl EncodePayload for BudgetRecorded {
 impl EncodePayload for ValueEvent {
     fn encode_payload(&self) -> Payload {
         Payload::written(|out| {
-            let mut object = Object::open(out);
-            object
-                .scalar("avoided_cost_usd", &self.avoided_cost_usd)
-                .int("deterministic_steps", self.deterministic_steps)
-                .scalar("kind", &self.kind)
-                .int("llm_steps", self.llm_steps)
-                .value("metadata", &self.metadata);
-            self.occurred_at.write_json(object.key("occurred_at"));
-            object
-                .scalar("paid_cost_usd", &self.paid_cost_usd)
-                .str("persona_id", &self.persona_id)
-                .str("run_id", &self.run_id)
-                .opt_str("template_ref", self.template_ref.as_deref())
-                .close();
+            object!(out;
+                "avoided_cost_usd" => scalar(&self.avoided_cost_usd),
+                "deterministic_steps" => int(self.deterministic_steps),
+                "kind" => scalar(&self.kind),
+                "llm_steps" => int(self.llm_steps),
+                "metadata" => value(&self.metadata),
+                "occurred_at" => nested(|out| self.occurred_at.write_json(out)),
+                "paid_cost_usd" => scalar(&self.paid_cost_usd),
+                "persona_id" => string(&self.persona_id),
+                "run_id" => string(&self.run_id),
+                "template_ref" => opt_string(self.template_ref.as_deref()),
+            )
         })
     }
 }
@@ -145,16 +143,16 @@ impl EncodePayload for Supervised<QueuePosition> {
     fn encode_payload(&self) -> Payload {
         let update = &self.update;
         Payload::written(|out| {
-            Object::open(out)
-                .int("occurred_at_ms", update.occurred_at_ms)
-                .str("persona_id", &update.persona_id)
-                .int("position", update.position)
-                .int("queue_depth", update.queue_depth)
-                .int("queued_at_ms", update.queued_at_ms)
-                .opt_str("template_ref", update.template_ref.as_deref())
-                .scalar("update_kind", &self.update_kind)
-                .str("work_key", &update.work_key)
-                .close();
+            object!(out;
+                "occurred_at_ms" => int(update.occurred_at_ms),
+                "persona_id" => string(&update.persona_id),
+                "position" => int(update.position),
+                "queue_depth" => int(update.queue_depth),
+                "queued_at_ms" => int(update.queued_at_ms),
+                "template_ref" => opt_string(update.template_ref.as_deref()),
+                "update_kind" => scalar(&self.update_kind),
+                "work_key" => string(&update.work_key),
+            )
         })
     }
 }
@@ -163,15 +161,13 @@ impl EncodePayload for Supervised<ReceiptUpdate> {
     fn encode_payload(&self) -> Payload {
         let update = &self.update;
         Payload::written(|out| {
-            let mut object = Object::open(out);
-            object
-                .int("occurred_at_ms", update.occurred_at_ms)
-                .str("persona_id", &update.persona_id);
-            write_receipt(object.key("receipt"), &update.receipt);
-            object
-                .opt_str("template_ref", update.template_ref.as_deref())
-                .scalar("update_kind", &self.update_kind)
-                .close();
+            object!(out;
+                "occurred_at_ms" => int(update.occurred_at_ms),
+                "persona_id" => string(&update.persona_id),
+                "receipt" => nested(|out| write_receipt(out, &update.receipt)),
+                "template_ref" => opt_string(update.template_ref.as_deref()),
+                "update_kind" => scalar(&self.update_kind),
+            )
         })
     }
 }
@@ -179,21 +175,19 @@ impl EncodePayload for Supervised<ReceiptUpdate> {
 /// A run receipt as logged (without the supervisor's `failure` and
 /// `envelope`).
 fn write_receipt(out: &mut Vec<u8>, receipt: &RunReceipt) {
-    let mut object = Object::open(out);
-    object
-        .opt_str("budget_receipt_id", receipt.budget_receipt_id.as_deref())
-        .opt_str("error", receipt.error.as_deref());
-    match &receipt.lease {
-        Some(lease) => lease.write_json(object.key("lease")),
-        None => object.key("lease").extend_from_slice(b"null"),
-    }
-    object
-        .str("persona", &receipt.persona)
-        .scalar("queued", &receipt.queued)
-        .opt_str("run_id", receipt.run_id.as_deref())
-        .scalar("status", &receipt.status)
-        .str("work_key", &receipt.work_key)
-        .close();
+    object!(out;
+        "budget_receipt_id" => opt_string(receipt.budget_receipt_id.as_deref()),
+        "error" => opt_string(receipt.error.as_deref()),
+        "lease" => nested(|out| match &receipt.lease {
+            Some(lease) => lease.write_json(out),
+            None => out.extend_from_slice(b"null"),
+        }),
+        "persona" => string(&receipt.persona),
+        "queued" => scalar(&receipt.queued),
+        "run_id" => opt_string(receipt.run_id.as_deref()),
+        "status" => scalar(&receipt.status),
+        "work_key" => string(&receipt.work_key),
+    );
 }
 
 #[cfg(test)]
