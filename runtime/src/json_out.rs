@@ -132,7 +132,7 @@ pub fn value(out: &mut Vec<u8>, value: &serde_json::Value) {
 /// piece of text fixed at compile time, so an entry costs one copy of known
 /// length and its value's writer. An entry is `"key" => writer(args)`,
 /// which calls `json_out::writer(out, args)`: [`string`], [`opt_string`],
-/// [`int`], [`scalar`], [`value`], [`string_map`], or [`nested`] for a
+/// [`int`], [`scalar`], [`value`], [`string_map`], [`text`], or [`nested`] for a
 /// writer of its own.
 macro_rules! object {
     ($out:expr; $key0:literal => $write0:ident($($arg0:expr),*) $(, $key:literal => $write:ident($($arg:expr),*))* $(,)?) => {{
@@ -184,6 +184,11 @@ pub fn opt_string(out: &mut Vec<u8>, value: Option<&str>) {
         Some(value) => string(out, value),
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// Appends JSON text as it is: a value already written canonically.
+pub fn text(out: &mut Vec<u8>, json: &str) {
+    out.extend_from_slice(json.as_bytes());
 }
 
 /// Appends what `write` writes: an [`object!`] entry whose value has a

@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 use crate::budget::{self, BudgetLimit};
 use crate::clock::TimeTuple;
 use crate::ids::IdGen;
+use crate::json_out::object;
 use crate::lease::{Lease, RUNTIME_HOLDER};
+use crate::log::Payload;
 use crate::op::{AttemptOutcome, RepairWorkerOp, RestoreCheckpointOp, SpendOp};
 use crate::workkey::Envelope;
 
@@ -294,7 +296,7 @@ impl Persona {
     }
 
     /// The value event fields every event of one run shares.
-    fn value_template(&self, run: &RunRef, metadata: Value, now_ms: i64) -> ValueEvent {
+    fn value_template(&self, run: &RunRef, metadata: Payload, now_ms: i64) -> ValueEvent {
         ValueEvent {
             persona_id: self.name.clone(),
             template_ref: self.spec.template_ref.clone(),
@@ -304,7 +306,7 @@ impl Persona {
             avoided_cost_usd: 0.0,
             deterministic_steps: 0,
             llm_steps: 0,
-            metadata: metadata.into(),
+            metadata,
             occurred_at: TimeTuple(now_ms),
         }
     }
@@ -567,8 +569,35 @@ fn value_event(template: ValueEvent, kind: ValueKind, amounts: Amounts) -> Perso
 
 /// The metadata of a run's value events: the work key, trigger provider and
 /// kind, lease and tokens, frontier escalations when any, and the run
-/// cost's own metadata (merged when it is a map).
-fn value_metadata(envelope: &Envelope, lease: &Lease, cost: &RunCost) -> Value {
+/// cost's own metadata (merged when it is a map). Written once a run as
+/// canonical text, which the run's value events and receipts share; a run
+/// cost without metadata of its own (the usual case) is written straight
+/// to text, the same text as [`value_metadata_map`]'s.
+fn value_metadata(envelope: &Envelope, lease: &Lease, cost: &RunCost) -> Payload {
+    if !cost.metadata.is_null() {
+        return Payload::from(value_metadata_map(envelope, lease, cost));
+    }
+    Payload::written(|out| match cost.frontier_escalations {
+        escalations if escalations > 0 => object!(out;
+            "frontier_escalations" => int(escalations),
+            "lease_id" => string(&lease.id),
+            "tokens" => int(cost.tokens),
+            "trigger_kind" => string(&envelope.kind),
+            "trigger_provider" => string(&envelope.provider),
+            "work_key" => string(&envelope.subject_key),
+        ),
+        _ => object!(out;
+            "lease_id" => string(&lease.id),
+            "tokens" => int(cost.tokens),
+            "trigger_kind" => string(&envelope.kind),
+            "trigger_provider" => string(&envelope.provider),
+            "work_key" => string(&envelope.subject_key),
+        ),
+    })
+}
+
+/// [`value_metadata`] as a map.
+fn value_metadata_map(envelope: &Envelope, lease: &Lease, cost: &RunCost) -> Value {
     let mut metadata = Map::new();
     metadata.insert("work_key".into(), envelope.subject_key.clone().into());
     metadata.insert("trigger_provider".into(), envelope.provider.clone().into());
@@ -589,4 +618,52 @@ fn value_metadata(envelope: &Envelope, lease: &Lease, cost: &RunCost) -> Value {
         }
     }
     Value::Object(metadata)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The text written straight out is the text of the map, with and
+    /// without escalations and with strings that need escaping; a run cost
+    /// with metadata of its own takes the map's path.
+    #[test]
+    fn metadata_text_is_the_maps_canonical_text() {
+        let envelope = Envelope {
+            provider: "git\"hub".to_string(),
+            kind: "pull_request\n".to_string(),
+            subject_key: "github:acme/widgets#7 é".to_string(),
+            source_event_id: None,
+            received_at_ms: 0,
+            metadata: Default::default(),
+            raw: Default::default(),
+        };
+        let lease = Lease {
+            id: "persona_lease_\\1".to_string(),
+            holder: RUNTIME_HOLDER.to_string(),
+            work_key: envelope.subject_key.clone(),
+            acquired_at_ms: 0,
+            expires_at_ms: 1,
+        };
+        for (escalations, metadata) in [
+            (0, Value::Null),
+            (3, Value::Null),
+            (-2, Value::Null),
+            (1, json!({"a": 1, "zeta": [true]})),
+            (0, json!("not a map")),
+        ] {
+            let cost = RunCost {
+                tokens: u64::MAX,
+                frontier_escalations: escalations,
+                metadata,
+                ..RunCost::default()
+            };
+            let map = value_metadata_map(&envelope, &lease, &cost);
+            let written = value_metadata(&envelope, &lease, &cost);
+            assert_eq!(written.json(), Payload::from(map.clone()).json());
+            assert_eq!(written.value(), &map);
+        }
+    }
 }

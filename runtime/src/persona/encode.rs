@@ -128,7 +128,7 @@ impl EncodePayload for ValueEvent {
                 "deterministic_steps" => int(self.deterministic_steps),
                 "kind" => scalar(&self.kind),
                 "llm_steps" => int(self.llm_steps),
-                "metadata" => value(&self.metadata),
+                "metadata" => text(self.metadata.json()),
                 "occurred_at" => nested(|out| self.occurred_at.write_json(out)),
                 "paid_cost_usd" => scalar(&self.paid_cost_usd),
                 "persona_id" => string(&self.persona_id),

@@ -304,9 +304,10 @@ pub struct ValueEvent {
     pub llm_steps: i64,
     /// The work key, trigger provider and kind, lease id, tokens, any
     /// frontier escalations, and the run cost's own metadata.
-    // Shared: a run's value events all carry the same map.
+    // Kept as canonical text, written once a run: a run's value events
+    // and receipts all share it, and read it as a value only on demand.
     #[schemars(with = "Value")]
-    pub metadata: std::sync::Arc<Value>,
+    pub metadata: crate::log::Payload,
     /// The event time, written as the `time` crate's compact tuple (the form
     /// the modelled runtime's status fold reads), read in either form.
     pub occurred_at: TimeTuple,

@@ -299,7 +299,7 @@ impl From<&ValueEvent> for ValueReceipt {
             avoided_cost_usd: value.avoided_cost_usd,
             deterministic_steps: value.deterministic_steps,
             llm_steps: value.llm_steps,
-            metadata: Value::clone(&value.metadata),
+            metadata: value.metadata.value().clone(),
         }
     }
 }

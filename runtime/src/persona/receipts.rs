@@ -10,8 +10,6 @@
 //! [`ValueReceipt`] is decoded only when a status asks for the list. Heads
 //! and text are kept in chunks that never move (`chunked.rs`).
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 use super::{ValueEvent, ValueKind, ValueReceipt};
@@ -24,13 +22,6 @@ pub struct ValueReceipts {
     heads: Chunks<Head>,
     /// The run ids and metadata texts the heads point into.
     text: Text,
-    /// Where a metadata text is written before it is kept; empty between
-    /// pushes.
-    scratch: Vec<u8>,
-    /// The map the last receipt's metadata text was written from: a run's
-    /// value events share theirs, so the next receipt of the run takes the
-    /// same text without writing it again.
-    last_metadata: Option<Arc<Value>>,
 }
 
 /// One receipt: its numbers, and where its texts are.
@@ -43,8 +34,8 @@ struct Head {
     deterministic_steps: i64,
     llm_steps: i64,
     run_id: Span,
-    /// The metadata as `serde_json` writes it, which reads back to the
-    /// same value (the workspace enables `float_roundtrip`).
+    /// The metadata's canonical text (the event's own), which reads back
+    /// to the same value (the workspace enables `float_roundtrip`).
     metadata: Span,
 }
 
@@ -53,22 +44,10 @@ impl ValueReceipts {
     pub fn push(&mut self, value: &ValueEvent) {
         let previous = self.heads.last().copied();
         let run_id = self.share(previous.map(|head| head.run_id), value.run_id.as_bytes());
-        let same_map = self
-            .last_metadata
-            .as_ref()
-            .is_some_and(|last| Arc::ptr_eq(last, &value.metadata));
-        let metadata = match previous {
-            Some(head) if same_map => head.metadata,
-            _ => {
-                let mut scratch = std::mem::take(&mut self.scratch);
-                crate::json_out::value(&mut scratch, &value.metadata);
-                let span = self.share(previous.map(|head| head.metadata), &scratch);
-                scratch.clear();
-                self.scratch = scratch;
-                self.last_metadata = Some(Arc::clone(&value.metadata));
-                span
-            }
-        };
+        let metadata = self.share(
+            previous.map(|head| head.metadata),
+            value.metadata.json().as_bytes(),
+        );
         self.heads.push(Head {
             kind: value.kind,
             occurred_at_ms: value.occurred_at.ms(),
