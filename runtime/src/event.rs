@@ -38,13 +38,18 @@ pub(crate) fn decode_payload<T: serde::de::DeserializeOwned>(
 
 /// A payload type: how it writes its canonical JSON (`canonical.rs`).
 /// Through serde by default; the payloads every trigger logs override
-/// [`EncodePayload::encode_payload`] with a hand-written writer
+/// [`EncodePayload::write_payload`] with a hand-written writer
 /// (`json_out.rs`), and the tests of `persona/events.rs` hold the two paths
 /// to the same bytes.
 pub trait EncodePayload: serde::Serialize {
+    /// Appends the payload's canonical JSON to `out`.
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        crate::canonical::write(self, out).expect("an event payload serialises to JSON");
+    }
+
     /// The payload, serialised once.
     fn encode_payload(&self) -> crate::log::Payload {
-        crate::log::Payload::encode(self)
+        crate::log::Payload::written(|out| self.write_payload(out))
     }
 }
 
@@ -88,6 +93,13 @@ macro_rules! event_enum {
             pub fn payload(&self) -> $crate::log::Payload {
                 match self {
                     $( Self::$variant(body) => $crate::event::EncodePayload::encode_payload(body), )*
+                }
+            }
+
+            /// Appends [`Self::payload`]'s text to `out`.
+            pub fn write_payload(&self, out: &mut Vec<u8>) {
+                match self {
+                    $( Self::$variant(body) => $crate::event::EncodePayload::write_payload(body, out), )*
                 }
             }
 

@@ -4,6 +4,7 @@
 //! here too, at their one hook point.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::{Runtime, RuntimeError};
 
@@ -34,9 +35,18 @@ impl Runtime {
             self.discard();
             return Err(RuntimeError::InjectedFault);
         }
-        // The next operation stages about as many events: room for them.
-        let room = Vec::with_capacity(self.pending.len());
-        let batch = std::mem::replace(&mut self.pending, room);
+        // One text holds every staged persona payload; the staging lists
+        // keep their room for the next operation.
+        let text: Arc<str> = std::str::from_utf8(&self.staged_text)
+            .expect("payload text is UTF-8")
+            .into();
+        self.staged_text.clear();
+        let topic = &self.topic;
+        let batch = self
+            .pending
+            .drain(..)
+            .map(|staged| staged.into_event(topic, &text))
+            .collect();
         if let Err(error) = self.log.append(batch) {
             self.rebuild_committed();
             return Err(error.into());

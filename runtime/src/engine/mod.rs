@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::config::RuntimeConfig;
 use crate::event::DecodeError;
 use crate::ids::IdGen;
-use crate::log::{EventLog, Headers, LogError, LogEvent, StoredEvent, Topic};
+use crate::log::{EventLog, Headers, Kind, LogError, LogEvent, Payload, StoredEvent, Topic};
 use crate::op::{AttemptOutcome, Cost, FailKind, Op};
 use crate::persona::{rebuild_states, Persona, PersonaEvent, PersonaStatus, PERSONA_TOPIC};
 use crate::pipeline::{Pipeline, PipelineError, QueuedTrigger, UnsettledSnapshot};
@@ -120,7 +120,11 @@ pub struct Runtime {
     /// Each persona's headers (`persona=<name>`), shared by its events.
     headers: BTreeMap<String, Headers>,
     topic: Topic,
-    pending: Vec<(Topic, LogEvent)>,
+    /// The events the current operation has staged, in order.
+    pending: Vec<Staged>,
+    /// The payload text of the staged persona events, one after another:
+    /// shared by their payloads once committed.
+    staged_text: Vec<u8>,
     faults_remaining: u64,
     pipeline: Pipeline,
     pipeline_id: Option<String>,
@@ -170,6 +174,7 @@ impl Runtime {
             headers,
             topic: Topic::new(PERSONA_TOPIC)?,
             pending: Vec::new(),
+            staged_text: Vec::new(),
             faults_remaining: 0,
             pipeline: Pipeline::new(pipeline_id.clone()),
             pipeline_id,
@@ -376,6 +381,7 @@ impl Runtime {
     fn discard(&mut self) {
         if !self.pending.is_empty() {
             self.pending.clear();
+            self.staged_text.clear();
             self.rebuild_committed();
         }
     }
@@ -436,19 +442,58 @@ impl Runtime {
             Some(headers) => headers.clone(),
             None => Headers::one("persona", persona),
         };
-        let logged = LogEvent {
+        let start = self.staged_text.len();
+        event.write_payload(&mut self.staged_text);
+        self.pending.push(Staged::Persona {
             kind: event.kind().into(),
-            payload: event.payload(),
             headers,
             occurred_at_ms: now_ms,
-        };
-        self.pending.push((self.topic.clone(), logged));
+            text: start..self.staged_text.len(),
+        });
     }
 
     /// [`Runtime::record`] for each event, in order.
     fn record_all(&mut self, persona: &str, events: &[PersonaEvent], now_ms: i64) {
         for event in events {
             self.record_ref(persona, event, now_ms);
+        }
+    }
+}
+
+/// An event staged for the operation's commit.
+#[derive(Debug)]
+enum Staged {
+    /// An event of another subsystem, whole.
+    Event(Topic, LogEvent),
+    /// A persona event, its payload `Runtime::staged_text[text]`.
+    Persona {
+        kind: Kind,
+        headers: Headers,
+        occurred_at_ms: i64,
+        text: Range<usize>,
+    },
+}
+
+impl Staged {
+    /// The event as appended: a persona event of `topic`, its payload
+    /// within `text` (the staged payload text).
+    fn into_event(self, topic: &Topic, text: &std::sync::Arc<str>) -> (Topic, LogEvent) {
+        match self {
+            Self::Event(topic, event) => (topic, event),
+            Self::Persona {
+                kind,
+                headers,
+                occurred_at_ms,
+                text: range,
+            } => {
+                let event = LogEvent {
+                    kind,
+                    payload: Payload::within(text, range),
+                    headers,
+                    occurred_at_ms,
+                };
+                (topic.clone(), event)
+            }
         }
     }
 }

@@ -54,8 +54,11 @@ impl Runtime {
         receipt: String,
         detail: Option<Value>,
     ) -> OpResult {
-        self.pending
-            .extend(events.into_iter().map(|event| (topic.clone(), event)));
+        self.pending.extend(
+            events
+                .into_iter()
+                .map(|event| super::Staged::Event(topic.clone(), event)),
+        );
         OpResult {
             receipt,
             detail,

@@ -7,7 +7,6 @@
 use super::events::*;
 use crate::event::{serde_payloads, EncodePayload};
 use crate::json_out::object;
-use crate::log::Payload;
 
 serde_payloads!(
     TriggerQueued,
@@ -24,151 +23,131 @@ serde_payloads!(
 );
 
 impl EncodePayload for Arrived {
-    fn encode_payload(&self) -> Payload {
-        Payload::written(|out| {
-            object!(out;
-                "envelope" => nested(|out| self.envelope.write_json(out)),
-                "persona" => string(&self.persona),
-            )
-        })
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        object!(out;
+            "envelope" => nested(|out| self.envelope.write_json(out)),
+            "persona" => string(&self.persona),
+        )
     }
 }
 
 impl EncodePayload for TriggerRefused {
-    fn encode_payload(&self) -> Payload {
-        Payload::written(|out| {
-            object!(out;
-                "envelope" => nested(|out| self.envelope.write_json(out)),
-                "reason" => scalar(&self.reason),
-                "work_key" => string(&self.work_key),
-            )
-        })
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        object!(out;
+            "envelope" => nested(|out| self.envelope.write_json(out)),
+            "reason" => scalar(&self.reason),
+            "work_key" => string(&self.work_key),
+        )
     }
 }
 
 impl EncodePayload for crate::lease::Lease {
-    fn encode_payload(&self) -> Payload {
-        Payload::written(|out| self.write_json(out))
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        self.write_json(out);
     }
 }
 
 impl EncodePayload for LeaseExpired {
-    fn encode_payload(&self) -> Payload {
-        Payload::written(|out| {
-            object!(out;
-                "expired_at_ms" => int(self.expired_at_ms),
-                "id" => string(&self.id),
-                "work_key" => string(&self.work_key),
-            )
-        })
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        object!(out;
+            "expired_at_ms" => int(self.expired_at_ms),
+            "id" => string(&self.id),
+            "work_key" => string(&self.work_key),
+        )
     }
 }
 
 impl EncodePayload for LeaseReleased {
-    fn encode_payload(&self) -> Payload {
-        Payload::written(|out| {
-            object!(out;
-                "id" => string(&self.id),
-                "released_at_ms" => int(self.released_at_ms),
-                "work_key" => string(&self.work_key),
-            )
-        })
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        object!(out;
+            "id" => string(&self.id),
+            "released_at_ms" => int(self.released_at_ms),
+            "work_key" => string(&self.work_key),
+        )
     }
 }
 
 impl EncodePayload for RunStarted {
-    fn encode_payload(&self) -> Payload {
+    fn write_payload(&self, out: &mut Vec<u8>) {
         let run = &self.run;
-        Payload::written(|out| {
-            object!(out;
-                "entry_workflow" => string(&run.entry_workflow),
-                "lease_id" => string(&run.lease_id),
-                "run_id" => string(&run.run_id),
-                "started_at_ms" => int(self.started_at_ms),
-                "work_key" => string(&run.work_key),
-            )
-        })
+        object!(out;
+            "entry_workflow" => string(&run.entry_workflow),
+            "lease_id" => string(&run.lease_id),
+            "run_id" => string(&run.run_id),
+            "started_at_ms" => int(self.started_at_ms),
+            "work_key" => string(&run.work_key),
+        )
     }
 }
 
 impl EncodePayload for RunCompleted {
-    fn encode_payload(&self) -> Payload {
+    fn write_payload(&self, out: &mut Vec<u8>) {
         let run = &self.run;
-        Payload::written(|out| {
-            object!(out;
-                "completed_at_ms" => int(self.completed_at_ms),
-                "entry_workflow" => string(&run.entry_workflow),
-                "lease_id" => string(&run.lease_id),
-                "run_id" => string(&run.run_id),
-                "work_key" => string(&run.work_key),
-            )
-        })
+        object!(out;
+            "completed_at_ms" => int(self.completed_at_ms),
+            "entry_workflow" => string(&run.entry_workflow),
+            "lease_id" => string(&run.lease_id),
+            "run_id" => string(&run.run_id),
+            "work_key" => string(&run.work_key),
+        )
     }
 }
 
 impl EncodePayload for BudgetRecorded {
-    fn encode_payload(&self) -> Payload {
-        Payload::written(|out| {
-            object!(out;
-                "cost_usd" => scalar(&self.cost_usd),
-                "lease_id" => opt_string(self.lease_id.as_deref()),
-                "persona" => string(&self.persona),
-                "receipt_id" => string(&self.receipt_id),
-                "tokens" => int(self.tokens),
-            )
-        })
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        object!(out;
+            "cost_usd" => scalar(&self.cost_usd),
+            "lease_id" => opt_string(self.lease_id.as_deref()),
+            "persona" => string(&self.persona),
+            "receipt_id" => string(&self.receipt_id),
+            "tokens" => int(self.tokens),
+        )
     }
 }
 
 impl EncodePayload for ValueEvent {
-    fn encode_payload(&self) -> Payload {
-        Payload::written(|out| {
-            object!(out;
-                "avoided_cost_usd" => scalar(&self.avoided_cost_usd),
-                "deterministic_steps" => int(self.deterministic_steps),
-                "kind" => scalar(&self.kind),
-                "llm_steps" => int(self.llm_steps),
-                "metadata" => text(self.metadata.json()),
-                "occurred_at" => nested(|out| self.occurred_at.write_json(out)),
-                "paid_cost_usd" => scalar(&self.paid_cost_usd),
-                "persona_id" => string(&self.persona_id),
-                "run_id" => string(&self.run_id),
-                "template_ref" => opt_string(self.template_ref.as_deref()),
-            )
-        })
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        object!(out;
+            "avoided_cost_usd" => scalar(&self.avoided_cost_usd),
+            "deterministic_steps" => int(self.deterministic_steps),
+            "kind" => scalar(&self.kind),
+            "llm_steps" => int(self.llm_steps),
+            "metadata" => text(self.metadata.json()),
+            "occurred_at" => nested(|out| self.occurred_at.write_json(out)),
+            "paid_cost_usd" => scalar(&self.paid_cost_usd),
+            "persona_id" => string(&self.persona_id),
+            "run_id" => string(&self.run_id),
+            "template_ref" => opt_string(self.template_ref.as_deref()),
+        )
     }
 }
 
 impl EncodePayload for Supervised<QueuePosition> {
-    fn encode_payload(&self) -> Payload {
+    fn write_payload(&self, out: &mut Vec<u8>) {
         let update = &self.update;
-        Payload::written(|out| {
-            object!(out;
-                "occurred_at_ms" => int(update.occurred_at_ms),
-                "persona_id" => string(&update.persona_id),
-                "position" => int(update.position),
-                "queue_depth" => int(update.queue_depth),
-                "queued_at_ms" => int(update.queued_at_ms),
-                "template_ref" => opt_string(update.template_ref.as_deref()),
-                "update_kind" => scalar(&self.update_kind),
-                "work_key" => string(&update.work_key),
-            )
-        })
+        object!(out;
+            "occurred_at_ms" => int(update.occurred_at_ms),
+            "persona_id" => string(&update.persona_id),
+            "position" => int(update.position),
+            "queue_depth" => int(update.queue_depth),
+            "queued_at_ms" => int(update.queued_at_ms),
+            "template_ref" => opt_string(update.template_ref.as_deref()),
+            "update_kind" => scalar(&self.update_kind),
+            "work_key" => string(&update.work_key),
+        )
     }
 }
 
 impl EncodePayload for Supervised<ReceiptUpdate> {
-    fn encode_payload(&self) -> Payload {
+    fn write_payload(&self, out: &mut Vec<u8>) {
         let update = &self.update;
-        Payload::written(|out| {
-            object!(out;
-                "occurred_at_ms" => int(update.occurred_at_ms),
-                "persona_id" => string(&update.persona_id),
-                "receipt" => nested(|out| write_receipt(out, &update.receipt)),
-                "template_ref" => opt_string(update.template_ref.as_deref()),
-                "update_kind" => scalar(&self.update_kind),
-            )
-        })
+        object!(out;
+            "occurred_at_ms" => int(update.occurred_at_ms),
+            "persona_id" => string(&update.persona_id),
+            "receipt" => nested(|out| write_receipt(out, &update.receipt)),
+            "template_ref" => opt_string(update.template_ref.as_deref()),
+            "update_kind" => scalar(&self.update_kind),
+        )
     }
 }
 
