@@ -2,6 +2,7 @@
 //! external event always maps to the same unit of work.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +18,9 @@ pub struct Envelope {
     pub subject_key: String,
     pub source_event_id: Option<String>,
     pub received_at_ms: i64,
+    // Shared with `raw`, which holds the same map for a provider event.
     #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Arc<BTreeMap<String, String>>,
     #[serde(default)]
     pub raw: RawTrigger,
 }
@@ -47,7 +49,7 @@ impl Envelope {
 #[serde(deny_unknown_fields)]
 pub struct RawTrigger {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<BTreeMap<String, String>>,
+    pub metadata: Option<Arc<BTreeMap<String, String>>>,
 }
 
 /// The first present metadata value among `keys`.
@@ -102,8 +104,9 @@ pub fn normalize(
             None => concat(&[&provider, ":", kind, ":", &generated()]),
         },
     };
+    let metadata = Arc::new(metadata);
     let raw = RawTrigger {
-        metadata: Some(metadata.clone()),
+        metadata: Some(Arc::clone(&metadata)),
     };
     Envelope {
         provider,
@@ -119,11 +122,11 @@ pub fn normalize(
 /// The envelope of a schedule tick of `persona` at `now_ms`.
 pub fn schedule_envelope(persona: &str, schedule: &str, now_ms: i64) -> Envelope {
     let fired_at = format_ms(now_ms);
-    let metadata = BTreeMap::from([
+    let metadata = Arc::new(BTreeMap::from([
         ("fired_at".to_string(), fired_at.clone()),
         ("persona".to_string(), persona.to_string()),
         ("schedule".to_string(), schedule.to_string()),
-    ]);
+    ]));
     Envelope {
         provider: "schedule".to_string(),
         kind: "cron.tick".to_string(),

@@ -427,7 +427,7 @@ impl Persona {
                 queued_at: format_ms(item.queued_at_ms),
                 reason: item.reason,
                 source_event_id: item.envelope.source_event_id.clone(),
-                metadata: item.envelope.metadata.clone(),
+                metadata: BTreeMap::clone(&item.envelope.metadata),
             })
             .collect();
         let handoff_inbox = queued_work.iter().filter_map(handoff_item).collect();

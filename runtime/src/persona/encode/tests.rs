@@ -45,9 +45,9 @@ fn envelope(text: &str, raw: bool) -> Envelope {
         source_event_id: raw.then(|| text.to_string()),
         received_at_ms: -5,
         raw: RawTrigger {
-            metadata: raw.then(|| metadata.clone()),
+            metadata: raw.then(|| metadata.clone().into()),
         },
-        metadata,
+        metadata: metadata.into(),
     }
 }
 
