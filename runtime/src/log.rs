@@ -215,7 +215,10 @@ impl Payload {
 
 impl From<serde_json::Value> for Payload {
     fn from(value: serde_json::Value) -> Self {
-        let payload = Self::encode(&value);
+        // A value's compact serde_json text is its canonical text (its
+        // maps keep their keys sorted): written straight, not through the
+        // canonical serializer's reordering.
+        let payload = Self::written(|out| crate::json_out::value(out, &value));
         // The value is at hand: keep it rather than parse the text again.
         let _ = payload.value.set(value);
         payload
@@ -898,6 +901,41 @@ impl EventLog for WindowLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Any JSON value: nested maps and lists, awkward strings and numbers.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "\\PC{0,8}|[\"\\\\\u{0}-\u{1f}\u{7f}é🦀]{0,4}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("\\PC{0,4}", inner, 0..4)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// A payload made from a value holds the value's canonical text,
+        /// as the canonical serializer writes it.
+        #[test]
+        fn a_payload_from_a_value_is_its_canonical_text(value in any_value()) {
+            let payload = Payload::from(value.clone());
+            let canonical = crate::canonical::to_string(&value).unwrap();
+            proptest::prop_assert_eq!(payload.json(), canonical.as_str());
+            proptest::prop_assert_eq!(payload.value(), &value);
+        }
+    }
 
     /// Payloads cut from one shared text read as their own text alone:
     /// equal to, and hashing like, the same payload written whole.
