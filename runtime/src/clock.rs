@@ -3,6 +3,8 @@
 //! The runtime never asks the operating system what time it is; every
 //! operation receives `now_ms` from its caller.
 
+use std::fmt;
+
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -197,10 +199,84 @@ impl serde::Serialize for TimeTuple {
     }
 }
 
+/// Reads what [`TimeTuple::from_value`] reads, straight from the input: a
+/// string or a list (of whose items only the integers count, as there),
+/// without building the list as a value first. Anything else is built as a
+/// value and refused by `from_value`, with its error.
 impl<'de> serde::Deserialize<'de> for TimeTuple {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
-        Self::from_value(&value).map_err(serde::de::Error::custom)
+        deserializer.deserialize_any(TimeVisitor)
+    }
+}
+
+struct TimeVisitor;
+
+impl TimeVisitor {
+    /// `value` as [`TimeTuple::from_value`] reads it.
+    fn read<E: serde::de::Error>(value: serde_json::Value) -> Result<TimeTuple, E> {
+        TimeTuple::from_value(&value).map_err(E::custom)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TimeVisitor {
+    type Value = TimeTuple;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an RFC 3339 timestamp or a nine-part time tuple")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<TimeTuple, E> {
+        parse_rfc3339_ms(text).map(TimeTuple).map_err(E::custom)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<TimeTuple, A::Error> {
+        let mut parts = [0i64; 9];
+        let mut count = 0;
+        while let Some(item) = seq.next_element::<serde_json::Value>()? {
+            if let Some(part) = item.as_i64() {
+                if let Some(slot) = parts.get_mut(count) {
+                    *slot = part;
+                }
+                count += 1;
+            }
+        }
+        if count != parts.len() {
+            return Err(serde::de::Error::custom(TimeError::TupleLength));
+        }
+        tuple_ms(parts)
+            .map(TimeTuple)
+            .map_err(serde::de::Error::custom)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<TimeTuple, E> {
+        Self::read(value.into())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<TimeTuple, E> {
+        Self::read(value.into())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<TimeTuple, E> {
+        Self::read(value.into())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<TimeTuple, E> {
+        Self::read(value.into())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<TimeTuple, E> {
+        Self::read(serde_json::Value::Null)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<TimeTuple, E> {
+        Self::read(serde_json::Value::Null)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<TimeTuple, A::Error> {
+        use serde::Deserialize;
+        let value =
+            serde_json::Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Self::read(value)
     }
 }
 
@@ -259,6 +335,50 @@ pub fn tuple_ms(parts: [i64; 9]) -> Result<i64, TimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Read from text, a time reads as `from_value` reads the same JSON,
+    /// in success and in error, whatever its shape.
+    #[test]
+    fn a_time_reads_as_from_value_reads_it() {
+        for text in [
+            r#"[2026,1,0,0,1,0,0,0,0]"#,
+            r#"[2026,366,23,59,59,999000000,0,0,0]"#,
+            r#"[2026,1,0,0,1,0,1,30,0]"#,
+            r#"[2026,"x",1,0,0,1,0,0,0,0]"#,
+            r#"[2026,1.5,1,0,0,1,0,0,0,0]"#,
+            r#"[2026,1,0,0,1,0,0,0]"#,
+            r#"[2026,1,0,0,1,0,0,0,0,0]"#,
+            r#"[2026,400,0,0,1,0,0,0,0]"#,
+            r#"[2026,1,25,0,0,0,0,0,0]"#,
+            r#"[99999999999,1,0,0,0,0,0,0,0]"#,
+            r#"[]"#,
+            r#"[[1],{"a":2}]"#,
+            r#""2026-01-01T00:00:01Z""#,
+            r#""2026-01-01T00:00:01+02:00""#,
+            r#""yesterday""#,
+            r#"17"#,
+            r#"-3"#,
+            r#"1.5"#,
+            r#"true"#,
+            r#"null"#,
+            r#"{"at":[2026]}"#,
+        ] {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let expected = TimeTuple::from_value(&value).map_err(|e| e.to_string());
+            let read = serde_json::from_str::<TimeTuple>(text).map_err(|e| e.to_string());
+            let read_yaml = serde_yaml::from_str::<TimeTuple>(text).map_err(|e| e.to_string());
+            match (&expected, &read) {
+                (Ok(a), Ok(b)) => assert_eq!(a.ms(), b.ms(), "{text}"),
+                (Err(a), Err(b)) => assert!(b.starts_with(a.as_str()), "{text}: {b} vs {a}"),
+                _ => panic!("{text}: {read:?} vs {expected:?}"),
+            }
+            assert_eq!(
+                read.is_ok(),
+                read_yaml.is_ok(),
+                "{text}: yaml {read_yaml:?}"
+            );
+        }
+    }
 
     #[test]
     fn formats_and_parses_round_trip() {

@@ -392,11 +392,117 @@ pub enum SupervisionKind {
 }
 
 /// `persona.supervision.*`: an update with its `update_kind`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+// Read in one pass (module `supervised`) rather than by a derived
+// `flatten`, which would first copy the whole object into serde's generic
+// buffer.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Supervised<T> {
     #[serde(flatten)]
     pub update: T,
     pub update_kind: SupervisionKind,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Supervised<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(supervised::Visitor(std::marker::PhantomData))
+    }
+}
+
+/// Reading a [`Supervised`] update in one pass: the update's own reader
+/// is handed the object's entries with `update_kind` taken out on the way.
+mod supervised {
+    use std::borrow::Cow;
+    use std::marker::PhantomData;
+
+    use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess};
+    use serde::Deserialize;
+
+    use super::{Supervised, SupervisionKind};
+
+    const KIND: &str = "update_kind";
+
+    pub(super) struct Visitor<T>(pub(super) PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> de::Visitor<'de> for Visitor<T> {
+        type Value = Supervised<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            // As the derived reader said it.
+            f.write_str("struct Supervised")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Supervised<T>, A::Error> {
+            let mut kind = None;
+            let entries = WithoutKind {
+                map,
+                kind: &mut kind,
+            };
+            let update = T::deserialize(de::value::MapAccessDeserializer::new(entries))?;
+            let update_kind = kind.ok_or_else(|| de::Error::missing_field(KIND))?;
+            Ok(Supervised {
+                update,
+                update_kind,
+            })
+        }
+    }
+
+    /// The entries of a map but `update_kind`, whose value is kept aside.
+    struct WithoutKind<'k, A> {
+        map: A,
+        kind: &'k mut Option<SupervisionKind>,
+    }
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithoutKind<'_, A> {
+        type Error = A::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            while let Some(Key(name)) = self.map.next_key::<Key<'de>>()? {
+                if name != KIND {
+                    return seed.deserialize(name.into_deserializer()).map(Some);
+                }
+                if self.kind.is_some() {
+                    return Err(de::Error::duplicate_field(KIND));
+                }
+                *self.kind = Some(self.map.next_value()?);
+            }
+            Ok(None)
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(
+            &mut self,
+            seed: V,
+        ) -> Result<V::Value, A::Error> {
+            self.map.next_value_seed(seed)
+        }
+    }
+
+    /// A key, borrowed from the input when it can be.
+    struct Key<'de>(Cow<'de, str>);
+
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct KeyVisitor;
+            impl<'de> de::Visitor<'de> for KeyVisitor {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a field name")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Borrowed(name)))
+                }
+                fn visit_str<E: de::Error>(self, name: &str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(name.to_owned())))
+                }
+                fn visit_string<E: de::Error>(self, name: String) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(name)))
+                }
+            }
+            deserializer.deserialize_str(KeyVisitor)
+        }
+    }
 }
 
 /// How one run attempt ended, as its receipt says.
@@ -459,4 +565,59 @@ pub struct RunReceipt {
     /// The envelope that was run, so the supervisor can retry it.
     #[serde(skip)]
     pub envelope: Option<Envelope>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the derived reader with `flatten` made of the same text.
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Flattened<T> {
+        #[serde(flatten)]
+        update: T,
+        update_kind: SupervisionKind,
+    }
+
+    /// The one-pass reader reads what `flatten` read, and refuses what it
+    /// refused with the same message, wherever `update_kind` stands.
+    #[test]
+    fn supervised_updates_read_as_flatten_read_them() {
+        let position = r#""persona_id":"p","template_ref":null,"work_key":"k\"1","queue_depth":2,"position":1,"queued_at_ms":5,"occurred_at_ms":6"#;
+        let kind = r#""update_kind":"queue_position""#;
+        let texts = [
+            format!("{{{position},{kind}}}"),
+            format!("{{{kind},{position}}}"),
+            format!(
+                r#"{{"persona_id":"p",{kind},"template_ref":"t@1","work_key":"k","queue_depth":2,"position":1,"queued_at_ms":5,"occurred_at_ms":6}}"#
+            ),
+            format!(r#"{{{position},{kind},"extra":[1,{{"a":null}}]}}"#),
+            format!("{{{position}}}"),
+            format!("{{{position},{kind},{kind}}}"),
+            format!(r#"{{{position},"update_kind":"nonsense"}}"#),
+            format!(r#"{{{position},"update_kind":7}}"#),
+            format!(r#"{{"persona_id":"p",{kind}}}"#),
+            format!(r#"{{"persona_id":5,{kind}}}"#),
+            "[]".to_string(),
+            "null".to_string(),
+            r#""text""#.to_string(),
+        ];
+        for text in &texts {
+            let ours = serde_json::from_str::<Supervised<QueuePosition>>(text)
+                .map(|s| (s.update, s.update_kind))
+                .map_err(|e| e.to_string());
+            let derived = serde_json::from_str::<Flattened<QueuePosition>>(text)
+                .map(|s| (s.update, s.update_kind))
+                .map_err(|e| e.to_string());
+            match (&ours, &derived) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+                (Err(a), Err(b)) => {
+                    let message = |e: &str| e.split(" at line ").next().unwrap().to_string();
+                    let derived = message(b).replace("struct Flattened", "struct Supervised");
+                    assert_eq!(message(a), derived, "{text}");
+                }
+                _ => panic!("{text}: ours {ours:?}, derived {derived:?}"),
+            }
+        }
+    }
 }
