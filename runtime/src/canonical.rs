@@ -559,6 +559,28 @@ mod tests {
         assert_eq!(super::to_string(value).unwrap(), via_value(value));
     }
 
+    /// Written after other text (the runtime writes an operation's
+    /// payloads one after another into one buffer), an object whose keys
+    /// come unsorted is sorted in place and the text before it is kept.
+    #[test]
+    fn write_appends_after_what_the_buffer_holds() {
+        #[derive(Serialize)]
+        struct Unsorted {
+            zeta: u8,
+            alpha: BTreeMap<&'static str, Vec<u8>>,
+        }
+        let value = Unsorted {
+            zeta: 1,
+            alpha: BTreeMap::from([("b", vec![2]), ("a", vec![])]),
+        };
+        let mut out = br#"{"before":true}"#.to_vec();
+        super::write(&value, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(r#"{{"before":true}}{}"#, via_value(&value))
+        );
+    }
+
     #[derive(Serialize)]
     enum Shape {
         Unit,
