@@ -17,17 +17,26 @@ use serde_json::Error;
 
 use crate::json_out::string;
 
-/// The canonical JSON of `value`, appended to `out`.
+/// The canonical JSON of `value`, appended to `out`. The entries and keys
+/// of open objects are kept in scratch space this thread keeps, so that
+/// writing allocates nothing once it has grown.
 pub fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
-    let mut buffers = Buffers {
-        out: std::mem::take(out),
-        ..Buffers::default()
-    };
-    let written = value.serialize(Canon {
-        buffers: &mut buffers,
-    });
-    *out = buffers.out;
-    written
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
+    }
+    SCRATCH.with(|scratch| {
+        crate::json_out::borrow_or_fresh(scratch, |buffers| {
+            // A write that failed may have left entries behind.
+            buffers.entries.clear();
+            buffers.keys.clear();
+            buffers.out = std::mem::take(out);
+            let written = value.serialize(Canon {
+                buffers: &mut *buffers,
+            });
+            *out = std::mem::take(&mut buffers.out);
+            written
+        })
+    })
 }
 
 /// The canonical JSON of `value`.
@@ -41,33 +50,6 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
     let bytes = to_vec(value)?;
     Ok(String::from_utf8(bytes).expect("serde_json writes UTF-8"))
-}
-
-/// The canonical JSON of `value` as shared text, written in a buffer this
-/// thread keeps, so that encoding a payload allocates only its text.
-pub fn to_shared_str<T: Serialize + ?Sized>(value: &T) -> Result<std::sync::Arc<str>, Error> {
-    thread_local! {
-        static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
-    }
-    BUFFERS.with(|buffers| {
-        // A nested call (a payload serialised while serialising another;
-        // none exists today) gets buffers of its own rather than a second
-        // borrow.
-        let mut fresh = Buffers::default();
-        let mut borrowed = buffers.try_borrow_mut();
-        let buffers = match borrowed.as_deref_mut() {
-            Ok(buffers) => buffers,
-            Err(_) => &mut fresh,
-        };
-        buffers.out.clear();
-        buffers.entries.clear();
-        buffers.keys.clear();
-        value.serialize(Canon {
-            buffers: &mut *buffers,
-        })?;
-        let text = std::str::from_utf8(&buffers.out).expect("serde_json writes UTF-8");
-        Ok(std::sync::Arc::from(text))
-    })
 }
 
 /// Writes a scalar as serde_json does.

@@ -50,22 +50,32 @@ fn needs_escape(bytes: &[u8]) -> bool {
 
 /// Runs `use_buffer` on an empty buffer this thread keeps, so that text
 /// written only to be copied or hashed allocates nothing once the buffer
-/// has grown. A nested call gets a fresh buffer of its own rather than a
-/// second borrow.
+/// has grown.
 pub fn with_buffer<R>(use_buffer: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     thread_local! {
         static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     BUFFER.with(|buffer| {
-        let mut fresh = Vec::new();
-        let mut borrowed = buffer.try_borrow_mut();
-        let out = match borrowed.as_deref_mut() {
-            Ok(out) => out,
-            Err(_) => &mut fresh,
-        };
-        out.clear();
-        use_buffer(out)
+        borrow_or_fresh(buffer, |out| {
+            out.clear();
+            use_buffer(out)
+        })
     })
+}
+
+/// Runs `use_kept` on what `kept` holds (a thread's scratch space), or on
+/// a fresh value when a caller further up the stack is using it: a nested
+/// use gets its own rather than a second borrow.
+pub(crate) fn borrow_or_fresh<T: Default, R>(
+    kept: &std::cell::RefCell<T>,
+    use_kept: impl FnOnce(&mut T) -> R,
+) -> R {
+    let mut fresh = T::default();
+    let mut borrowed = kept.try_borrow_mut();
+    match borrowed.as_deref_mut() {
+        Ok(kept) => use_kept(kept),
+        Err(_) => use_kept(&mut fresh),
+    }
 }
 
 /// Appends a scalar (a number, a boolean) or any value whose serde_json text

@@ -145,9 +145,9 @@ pub struct Payload {
 impl Payload {
     /// The payload of `value`, serialised once to canonical JSON.
     pub fn encode<T: Serialize + ?Sized>(value: &T) -> Self {
-        Self::whole(
-            crate::canonical::to_shared_str(value).expect("an event payload serialises to JSON"),
-        )
+        Self::written(|out| {
+            crate::canonical::write(value, out).expect("an event payload serialises to JSON");
+        })
     }
 
     /// The payload whose JSON is all of `text`.
