@@ -570,29 +570,21 @@ fn value_event(template: ValueEvent, kind: ValueKind, amounts: Amounts) -> Perso
 /// The metadata of a run's value events: the work key, trigger provider and
 /// kind, lease and tokens, frontier escalations when any, and the run
 /// cost's own metadata (merged when it is a map). Written once a run as
-/// canonical text, which the run's value events and receipts share; a run
-/// cost without metadata of its own (the usual case) is written straight
-/// to text, the same text as [`value_metadata_map`]'s.
+/// canonical text, which the run's value events and receipts share; the
+/// usual run, without escalations or metadata of its own, is written
+/// straight to text, the same text as [`value_metadata_map`]'s.
 fn value_metadata(envelope: &Envelope, lease: &Lease, cost: &RunCost) -> Payload {
-    if !cost.metadata.is_null() {
+    if !cost.metadata.is_null() || cost.frontier_escalations > 0 {
         return Payload::from(value_metadata_map(envelope, lease, cost));
     }
-    Payload::written(|out| match cost.frontier_escalations {
-        escalations if escalations > 0 => object!(out;
-            "frontier_escalations" => int(escalations),
+    Payload::written(|out| {
+        object!(out;
             "lease_id" => string(&lease.id),
             "tokens" => int(cost.tokens),
             "trigger_kind" => string(&envelope.kind),
             "trigger_provider" => string(&envelope.provider),
             "work_key" => string(&envelope.subject_key),
-        ),
-        _ => object!(out;
-            "lease_id" => string(&lease.id),
-            "tokens" => int(cost.tokens),
-            "trigger_kind" => string(&envelope.kind),
-            "trigger_provider" => string(&envelope.provider),
-            "work_key" => string(&envelope.subject_key),
-        ),
+        )
     })
 }
 
