@@ -19,47 +19,57 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use rehearse_benches::{run_triggers, run_triggers_refolding, runtime, triggers};
+use rehearse_benches::{
+    run_triggers, run_triggers_refolding, run_triggers_released, runtime, runtime_windowed,
+    triggers,
+};
+use rehearse_runtime::engine::Runtime;
+use rehearse_runtime::Op;
 
 fn incremental(c: &mut Criterion) {
     let mut group = c.benchmark_group("triggers");
-    // 2,000 is the yardstick for the runtime alone (under 4 ms).
-    for n in [1_000u64, 2_000, 10_000, 100_000] {
-        let ops = triggers(n);
-        group.throughput(Throughput::Elements(n));
-        if n >= 100_000 {
-            group.sample_size(10);
-        }
-        group.bench_function(format!("incremental/{n}"), |b| {
-            // The runtime is built outside the timing and dropped after it,
-            // so only the operations are measured.
-            b.iter_batched(
-                runtime,
-                |mut rt| {
-                    run_triggers(&mut rt, &ops);
-                    rt
-                },
-                BatchSize::PerIteration,
-            );
-        });
-    }
-    // Refolding is quadratic: ten samples are plenty.
-    group.sample_size(10);
+    // `incremental` keeps the whole log in memory, as the modelled runtime
+    // does; `released` keeps no history, each operation's events released
+    // once it has run: the runtime as `rehearse run` and `rehearse replay`
+    // drive it. 2,000 is the yardstick for the runtime alone
+    // (under 4 ms). Refolding is quadratic: ten samples are plenty.
     let with_10k = std::env::var_os("REHEARSE_BENCH_REFOLD_10K").is_some_and(|v| v == "1");
-    let sizes: &[u64] = if with_10k { &[1_000, 10_000] } else { &[1_000] };
-    for &n in sizes {
-        let ops = triggers(n);
-        group.throughput(Throughput::Elements(n));
-        group.bench_function(format!("refold/{n}"), |b| {
-            b.iter_batched(
-                runtime,
-                |mut rt| {
-                    run_triggers_refolding(&mut rt, &ops);
-                    rt
-                },
-                BatchSize::PerIteration,
-            );
-        });
+    let refold_sizes: &[u64] = if with_10k { &[1_000, 10_000] } else { &[1_000] };
+    type Arm<'a> = (&'a str, fn() -> Runtime, fn(&mut Runtime, &[Op]), &'a [u64]);
+    let arms: [Arm; 3] = [
+        (
+            "incremental",
+            runtime,
+            run_triggers,
+            &[1_000, 2_000, 10_000, 100_000],
+        ),
+        (
+            "released",
+            runtime_windowed,
+            run_triggers_released,
+            &[2_000, 100_000],
+        ),
+        ("refold", runtime, run_triggers_refolding, refold_sizes),
+    ];
+    for (name, make, run, sizes) in arms {
+        for &n in sizes {
+            let ops = triggers(n);
+            group.throughput(Throughput::Elements(n));
+            let few = n >= 100_000 || name == "refold";
+            group.sample_size(if few { 10 } else { 100 });
+            group.bench_function(format!("{name}/{n}"), |b| {
+                // The runtime is built outside the timing and dropped after
+                // it, so only the operations are measured.
+                b.iter_batched(
+                    make,
+                    |mut rt| {
+                        run(&mut rt, &ops);
+                        rt
+                    },
+                    BatchSize::PerIteration,
+                );
+            });
+        }
     }
     group.finish();
 }

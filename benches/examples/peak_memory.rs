@@ -15,6 +15,7 @@
 //!
 //! ```text
 //! /usr/bin/time -v target/release/examples/peak_memory triggers 111112
+//! /usr/bin/time -v target/release/examples/peak_memory triggers-released 111112
 //! cargo run --release -p rehearse-benches --example peak_memory -- capture 111112 /tmp/capture.jsonl
 //! /usr/bin/time -v target/release/examples/peak_memory replay /tmp/capture.jsonl
 //! cargo run --release -p rehearse-benches --example peak_memory -- write-log 1000000 /tmp/log
@@ -29,9 +30,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use rehearse_benches::{
-    run_scenario, run_triggers, run_triggers_refolding, runtime, triggers, write_capture,
-    write_file_log,
+    run_scenario, run_triggers, run_triggers_refolding, run_triggers_released, runtime,
+    runtime_windowed, triggers, write_capture, write_file_log,
 };
+use rehearse_runtime::engine::Runtime;
 use rehearse_runtime::file_log::{log_path, verify_file, FileLog, FileLogOptions};
 use rehearse_runtime::replay::parse_bundle;
 use rehearse_runtime::EventLog;
@@ -40,6 +42,25 @@ use rehearse_runtime::EventLog;
 /// peak memory measured here is the binary's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Runs `count` bench triggers through `run` on a runtime from `make`,
+/// saying what it did (`how` describes the run).
+fn ran_triggers(
+    count: &str,
+    make: fn() -> Runtime,
+    run: fn(&mut Runtime, &[rehearse_runtime::Op]),
+    how: &str,
+) -> Result<String, String> {
+    let count = count
+        .parse::<u64>()
+        .map_err(|e| format!("bad trigger count `{count}`: {e}"))?;
+    let mut rt = make();
+    run(&mut rt, &triggers(count));
+    Ok(format!(
+        "ran {count} triggers{how} into {} events",
+        rt.log().len()
+    ))
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -56,25 +77,19 @@ fn main() -> ExitCode {
                     })
                     .map_err(|e| format!("failed to write `{file}`: {e}"))
             }),
-        ["triggers", count] => count
-            .parse::<u64>()
-            .map_err(|e| format!("bad trigger count `{count}`: {e}"))
-            .map(|count| {
-                let mut rt = runtime();
-                run_triggers(&mut rt, &triggers(count));
-                format!("ran {count} triggers into {} events", rt.log().len())
-            }),
-        ["refold", count] => count
-            .parse::<u64>()
-            .map_err(|e| format!("bad trigger count `{count}`: {e}"))
-            .map(|count| {
-                let mut rt = runtime();
-                run_triggers_refolding(&mut rt, &triggers(count));
-                format!(
-                    "ran {count} triggers refolding the log each time into {} events",
-                    rt.log().len()
-                )
-            }),
+        ["triggers", count] => ran_triggers(count, runtime, run_triggers, ""),
+        ["triggers-released", count] => ran_triggers(
+            count,
+            runtime_windowed,
+            run_triggers_released,
+            ", released as they ran",
+        ),
+        ["refold", count] => ran_triggers(
+            count,
+            runtime,
+            run_triggers_refolding,
+            ", refolding the log before each",
+        ),
         ["parse", file] => std::fs::read_to_string(file)
             .map_err(|e| format!("failed to read `{file}`: {e}"))
             .and_then(|text| {

@@ -97,24 +97,45 @@ pub fn runtime() -> Runtime {
 
 /// Executes every op of `ops` on `rt`, one second apart.
 pub fn run_triggers(rt: &mut Runtime, ops: &[Op]) {
-    for (index, op) in (0u64..).zip(ops) {
-        let (result, _) = rt
-            .execute(op, RunPlan::COMPLETE, at_ms(index))
-            .expect("a bench trigger runs");
-        assert_eq!(result.receipt, "completed");
-    }
+    drive(rt, ops, |_| {}, |_| {});
+}
+
+/// A fresh runtime over a log that keeps no history (`WindowLog`), as
+/// `rehearse run` and `rehearse replay` run it.
+pub fn runtime_windowed() -> Runtime {
+    Runtime::new(&config(), Box::new(rehearse_runtime::WindowLog::new()))
+        .expect("the bench config is valid")
+}
+
+/// The same as [`run_triggers`], releasing each operation's events once it
+/// has run, as `rehearse run` and `rehearse replay` do once they have
+/// written or compared them.
+pub fn run_triggers_released(rt: &mut Runtime, ops: &[Op]) {
+    drive(rt, ops, |_| {}, Runtime::release_log);
 }
 
 /// The same as [`run_triggers`], but folding the whole log from scratch
 /// before every operation, as the modelled persona runtime does: the
 /// quadratic baseline.
 pub fn run_triggers_refolding(rt: &mut Runtime, ops: &[Op]) {
+    drive(rt, ops, |rt| rt.rebuild().expect("the log folds"), |_| {});
+}
+
+/// Executes every op of `ops` on `rt`, one second apart, each between
+/// `before` and `after`.
+fn drive(
+    rt: &mut Runtime,
+    ops: &[Op],
+    mut before: impl FnMut(&mut Runtime),
+    mut after: impl FnMut(&mut Runtime),
+) {
     for (index, op) in (0u64..).zip(ops) {
-        rt.rebuild().expect("the log folds");
+        before(rt);
         let (result, _) = rt
             .execute(op, RunPlan::COMPLETE, at_ms(index))
             .expect("a bench trigger runs");
         assert_eq!(result.receipt, "completed");
+        after(rt);
     }
 }
 
