@@ -88,7 +88,14 @@ impl PartialOrd for Topic {
 
 impl Ord for Topic {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        // A shared name is the same text as itself: a map keyed by topic
+        // finds the log's own names without comparing bytes.
+        let (a, b) = (self.as_str(), other.as_str());
+        if std::ptr::eq(a, b) {
+            std::cmp::Ordering::Equal
+        } else {
+            a.cmp(b)
+        }
     }
 }
 
@@ -833,14 +840,21 @@ impl EventLog for WindowLog {
     }
 
     fn append(&mut self, batch: Vec<(Topic, LogEvent)>) -> Result<(), LogError> {
-        for event in stamp(batch, |topic| self.latest_id(topic)) {
-            match self.latest.get_mut(&event.topic) {
-                Some(latest) => *latest = event.id,
-                None => {
-                    self.latest.insert(event.topic.clone(), event.id);
+        // Stamped in place: each event's id follows the last of its topic,
+        // which the event before it may have been.
+        self.window.reserve(batch.len());
+        for (topic, event) in batch {
+            let id = match self.latest.get_mut(&topic) {
+                Some(latest) => {
+                    *latest += 1;
+                    *latest
                 }
-            }
-            self.window.push(event);
+                None => {
+                    self.latest.insert(topic.clone(), 1);
+                    1
+                }
+            };
+            self.window.push(StoredEvent::new(topic, id, event));
         }
         Ok(())
     }
