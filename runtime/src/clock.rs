@@ -142,14 +142,17 @@ impl TimeTuple {
         let parts = self
             .parts()
             .unwrap_or_else(|| panic!("time {}ms is out of range", self.0));
+        let [year, ordinal, hour, minute, second, nanos, zeros @ ..] = parts;
+        debug_assert_eq!(zeros, [0; 3], "the last three parts are always 0");
         out.push(b'[');
-        for (index, part) in parts.into_iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            crate::json_out::int(out, part);
+        crate::json_out::int(out, year);
+        for part in [ordinal, hour, minute, second] {
+            out.push(b',');
+            small_int(out, part);
         }
-        out.push(b']');
+        out.push(b',');
+        small_int(out, nanos);
+        out.extend_from_slice(b",0,0,0]");
     }
 
     /// Reads either form: an RFC 3339 string or the nine-part tuple.
@@ -163,6 +166,17 @@ impl TimeTuple {
             }
             other => Err(TimeError::NotATime(other.clone())),
         }
+    }
+}
+
+/// Appends `value` as JSON, writing a number under 100 digit by digit:
+/// most parts of a time tuple are, and the general writer copies its
+/// digits out of a buffer of its own.
+fn small_int(out: &mut Vec<u8>, value: i64) {
+    match u8::try_from(value) {
+        Ok(small) if small < 10 => out.push(b'0' + small),
+        Ok(small) if small < 100 => out.extend_from_slice(&[b'0' + small / 10, b'0' + small % 10]),
+        _ => crate::json_out::int(out, value),
     }
 }
 
