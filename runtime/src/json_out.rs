@@ -12,6 +12,9 @@ use serde::Serialize;
 
 /// Appends `value` as a JSON string, escaped as serde_json escapes it
 /// (`"`, `\` and control characters; everything else as is).
+// Inlined: a payload writes dozens of strings, and almost none needs
+// escaping; the escaping path stays out of line.
+#[inline]
 pub fn string(out: &mut Vec<u8>, value: &str) {
     if !needs_escape(value.as_bytes()) {
         out.reserve(value.len() + 2);
@@ -19,8 +22,14 @@ pub fn string(out: &mut Vec<u8>, value: &str) {
         out.extend_from_slice(value.as_bytes());
         out.push(b'"');
     } else {
-        serde_json::to_writer(out, value).expect("a string writes to memory");
+        escaped(out, value);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn escaped(out: &mut Vec<u8>, value: &str) {
+    serde_json::to_writer(out, value).expect("a string writes to memory");
 }
 
 /// Whether `bytes` hold a byte serde_json escapes: `"`, `\` or a control
@@ -30,18 +39,27 @@ pub fn string(out: &mut Vec<u8>, value: &str) {
 /// keeps only bytes that were ASCII, so no byte at or above 0x80 counts.
 /// A text of eight bytes or more ends with its last eight, which may
 /// overlap the words before them; a shorter one is read byte by byte.
+#[inline]
 fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let word_needs = |word: &[u8]| {
+    // The high bit of each byte that needs escaping, and maybe others.
+    let flags = |word: &[u8]| {
         let x = u64::from_le_bytes(word.try_into().expect("a word of eight"));
         let control = x.wrapping_sub(ONES * 0x20);
         let quote = (x ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
         let backslash = (x ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
-        (control | quote | backslash) & !x & HIGH != 0
+        (control | quote | backslash) & !x
     };
     match bytes.len().checked_sub(8) {
-        Some(last) => bytes.chunks_exact(8).any(word_needs) || word_needs(&bytes[last..]),
+        // Every word is read, without a branch per word: the texts are
+        // short and almost never need escaping.
+        Some(last) => {
+            let words = bytes
+                .chunks_exact(8)
+                .fold(0, |seen, word| seen | flags(word));
+            (words | flags(&bytes[last..])) & HIGH != 0
+        }
         None => bytes
             .iter()
             .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\'),
