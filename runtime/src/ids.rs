@@ -7,6 +7,8 @@
 //! log after a restart draws exactly the ids an uninterrupted one would, and a
 //! failed operation (which appends nothing) leaves the stream where it was.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 /// A deterministic source of ids for one runtime.
@@ -53,12 +55,23 @@ impl IdGen {
 
     /// `prefix` then the next [`IdGen::uuid_v7`] in its hyphenated lower-case
     /// form: the text `format!("{prefix}{uuid}")` gives, built at its exact
-    /// length without the formatting machinery (a trigger makes several).
-    pub fn prefixed(&mut self, prefix: &str, now_ms: i64) -> String {
+    /// length without the formatting machinery (a trigger makes several),
+    /// and shared by the events and receipts that name it.
+    pub fn prefixed(&mut self, prefix: &str, now_ms: i64) -> Arc<str> {
         let mut buffer = uuid::Uuid::encode_buffer();
         let uuid = self.uuid_v7(now_ms).hyphenated();
         let text = uuid.encode_lower(&mut buffer);
-        concat(&[prefix, text])
+        // Joined on the stack, so the shared text is the one allocation.
+        let mut joined = [0u8; 64];
+        let len = prefix.len() + text.len();
+        match joined.get_mut(..len) {
+            Some(room) => {
+                room[..prefix.len()].copy_from_slice(prefix.as_bytes());
+                room[prefix.len()..].copy_from_slice(text.as_bytes());
+                Arc::from(std::str::from_utf8(room).expect("a prefix and a uuid are UTF-8"))
+            }
+            None => Arc::from(concat(&[prefix, text])),
+        }
     }
 }
 
@@ -87,10 +100,12 @@ mod tests {
     #[test]
     fn a_prefixed_id_is_the_prefix_and_the_uuid_formatted() {
         let (mut a, mut b) = (IdGen::new(7), IdGen::new(7));
-        for (prefix, now_ms) in [("persona_lease_", 1_000), ("", 0), ("é-", -5)] {
+        // The last prefix is too long to join on the stack.
+        let long = "a_prefix_longer_than_the_stack_room_";
+        for (prefix, now_ms) in [("persona_lease_", 1_000), ("", 0), ("é-", -5), (long, 9)] {
             let id = a.prefixed(prefix, now_ms);
-            assert_eq!(id, format!("{prefix}{}", b.uuid_v7(now_ms)));
-            assert_eq!(id.capacity(), id.len());
+            assert_eq!(id, format!("{prefix}{}", b.uuid_v7(now_ms)).into());
+            assert_eq!(id.len(), prefix.len() + 36);
         }
         assert_eq!(concat(&[]), "");
         assert_eq!(concat(&["a", "", "bc"]), "abc");

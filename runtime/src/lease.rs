@@ -1,18 +1,29 @@
 //! Single-writer persona leases: who holds a persona's work, since when, and
 //! until when.
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The holder name the runtime uses for its own runs.
 pub const RUNTIME_HOLDER: &str = "persona-runtime";
 
+/// [`RUNTIME_HOLDER`] as the shared text every lease of the runtime names.
+pub fn runtime_holder() -> Arc<str> {
+    static HOLDER: std::sync::LazyLock<Arc<str>> =
+        std::sync::LazyLock::new(|| Arc::from(RUNTIME_HOLDER));
+    Arc::clone(&HOLDER)
+}
+
 /// A lease on one persona's work, as the modelled runtime's `PersonaLease`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Lease {
-    pub id: String,
-    pub holder: String,
-    pub work_key: String,
+    // Shared texts: a lease is copied into several events, the receipt and
+    // the state, and each copy is a count, not an allocation.
+    pub id: Arc<str>,
+    pub holder: Arc<str>,
+    pub work_key: Arc<str>,
     pub acquired_at_ms: i64,
     pub expires_at_ms: i64,
 }

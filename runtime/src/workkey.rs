@@ -15,7 +15,8 @@ pub struct Envelope {
     pub provider: String,
     pub kind: String,
     /// The work key.
-    pub subject_key: String,
+    // Shared by the events and receipts that name it.
+    pub subject_key: Arc<str>,
     pub source_event_id: Option<String>,
     pub received_at_ms: i64,
     // Shared with `raw`, which holds the same map for a provider event.
@@ -66,7 +67,7 @@ pub fn normalize(
     kind: &str,
     metadata: BTreeMap<String, String>,
     now_ms: i64,
-    generated: impl FnOnce() -> String,
+    generated: impl FnOnce() -> Arc<str>,
 ) -> Envelope {
     let provider = provider.to_ascii_lowercase();
     let source_event_id = first(&metadata, &["event_id", "id"]).map(str::to_string);
@@ -111,7 +112,7 @@ pub fn normalize(
     Envelope {
         provider,
         kind: kind.to_string(),
-        subject_key,
+        subject_key: subject_key.into(),
         source_event_id,
         received_at_ms: now_ms,
         metadata,
@@ -130,7 +131,7 @@ pub fn schedule_envelope(persona: &str, schedule: &str, now_ms: i64) -> Envelope
     Envelope {
         provider: "schedule".to_string(),
         kind: "cron.tick".to_string(),
-        subject_key: format!("schedule:{persona}:{schedule}:{fired_at}"),
+        subject_key: format!("schedule:{persona}:{schedule}:{fired_at}").into(),
         source_event_id: None,
         received_at_ms: now_ms,
         metadata,
@@ -147,7 +148,9 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        normalize(provider, kind, metadata, 0, || "GEN".to_string()).subject_key
+        normalize(provider, kind, metadata, 0, || "GEN".into())
+            .subject_key
+            .to_string()
     }
 
     #[test]
@@ -217,9 +220,9 @@ mod tests {
     #[test]
     fn source_event_id_comes_from_event_id_or_id() {
         let metadata = BTreeMap::from([("id".to_string(), "7".to_string())]);
-        let envelope = normalize("x", "y", metadata, 5, || "G".to_string());
+        let envelope = normalize("x", "y", metadata, 5, || "G".into());
         assert_eq!(envelope.source_event_id.as_deref(), Some("7"));
-        assert_eq!(envelope.subject_key, "x:y:G");
+        assert_eq!(envelope.subject_key, "x:y:G".into());
         assert_eq!(envelope.received_at_ms, 5);
     }
 }

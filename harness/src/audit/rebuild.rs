@@ -318,7 +318,7 @@ impl Inferred {
         }
         match typed {
             PersonaEvent::RunStarted(started) if spec.entry_workflow.is_empty() => {
-                spec.entry_workflow.clone_from(&started.run.entry_workflow);
+                spec.entry_workflow = started.run.entry_workflow.to_string();
             }
             PersonaEvent::LeaseAcquired(lease) if spec.lease_ttl.is_none() => {
                 let ttl = lease.expires_at_ms.checked_sub(lease.acquired_at_ms);

@@ -424,10 +424,7 @@ pub fn render_human_explained(
             "  final {name}: {state}, queued {}, spent today {}, lease {}",
             status.queued_events,
             status.budget.spent_today_usd,
-            status
-                .active_lease
-                .as_ref()
-                .map_or("none", |l| l.id.as_str())
+            status.active_lease.as_ref().map_or("none", |l| &*l.id)
         );
     }
     render_summary(&mut text, report, dir, style);

@@ -3,6 +3,7 @@
 //! appended ([`Before::explain`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rehearse_runtime::budget;
 use rehearse_runtime::capture::Session;
@@ -465,12 +466,12 @@ struct Fold<'e> {
     persona: Persona,
     /// The persona's events of the step, decoded, with their times.
     events: std::iter::Peekable<std::vec::IntoIter<(i64, PersonaEvent)>>,
-    work_key: Option<String>,
+    work_key: Option<Arc<str>>,
     /// Work keys completed by the end of the step, and by the step itself:
     /// a key completed before the step is in the first and not the second
     /// (completions are never undone).
-    completed_after: &'e BTreeSet<String>,
-    completed_here: BTreeSet<String>,
+    completed_after: &'e BTreeSet<Arc<str>>,
+    completed_here: BTreeSet<Arc<str>>,
     now_ms: i64,
 }
 

@@ -727,7 +727,7 @@ impl Checker {
             PersonaEvent::LeaseAcquired(lease) => self.on_lease_acquired(&seen, lease)?,
             PersonaEvent::LeaseReleased(released) => {
                 let model = self.model(name);
-                if model.lease.as_ref().is_some_and(|l| l.id == released.id) {
+                if model.lease.as_ref().is_some_and(|l| *l.id == *released.id) {
                     model.lease = None;
                 }
             }
@@ -838,8 +838,8 @@ impl Checker {
             ));
         }
         self.model(name).lease = Some(LeaseModel {
-            id: lease.id.clone(),
-            work_key: lease.work_key.clone(),
+            id: lease.id.to_string(),
+            work_key: lease.work_key.to_string(),
             expires_at_ms: expected,
             event: seen.here(),
         });
@@ -924,7 +924,7 @@ impl Checker {
             Control::Active => {}
         }
         self.check_run_lease(seen, run)?;
-        if let Some(completed) = model.completed.get(work_key) {
+        if let Some(completed) = model.completed.get(&**work_key) {
             let message =
                 format!("persona `{name}`: a run of `{work_key}` started after it completed");
             return broken(
@@ -942,7 +942,7 @@ impl Checker {
             return broken(limit_invariant(reason), message, vec![seen.here()]);
         }
         if step.is_some_and(|step| matches!(step.op, Op::Resume(_))) {
-            let key = (name.to_string(), work_key.clone());
+            let key = (name.to_string(), work_key.to_string());
             if let Some(first) = started_this_step.get(&key) {
                 let message = format!("persona `{name}`: one resume ran queued `{work_key}` twice");
                 return broken(
@@ -961,7 +961,7 @@ impl Checker {
         let name = seen.name;
         let (work_key, lease_id) = (&run.work_key, &run.lease_id);
         match self.personas[name].live_lease(seen.at) {
-            Some(lease) if lease.id == *lease_id && lease.work_key == *work_key => Ok(()),
+            Some(lease) if *lease.id == **lease_id && *lease.work_key == **work_key => Ok(()),
             Some(lease) => Err((
                 Invariant::RunUnderOwnLease,
                 format!(
@@ -1193,8 +1193,13 @@ impl Checker {
                 ),
                 evidence: Vec::new(),
             };
-            let lease = model.live_lease(step.at_ms).map(|lease| lease.id.clone());
-            let reported = status.active_lease.as_ref().map(|lease| lease.id.clone());
+            let lease = model
+                .live_lease(step.at_ms)
+                .map(|lease| lease.id.to_string());
+            let reported = status
+                .active_lease
+                .as_ref()
+                .map(|lease| lease.id.to_string());
             if reported != lease {
                 return Err(mismatch(
                     "active lease",

@@ -88,7 +88,7 @@ impl<'a> Recorder<'a> {
                 }
                 PersonaEvent::LeaseAcquired(lease) => self.leases.push(LeaseBar {
                     persona,
-                    id: lease.id,
+                    id: lease.id.to_string(),
                     step: index,
                     acquired_ms: lease.acquired_at_ms,
                     expires_ms: lease.expires_at_ms,
@@ -100,7 +100,7 @@ impl<'a> Recorder<'a> {
                         .leases
                         .iter_mut()
                         .rev()
-                        .find(|l| l.ended.is_none() && l.id == id)
+                        .find(|l| l.ended.is_none() && *l.id == *id)
                     {
                         lease.ended = Some((index, event.occurred_at_ms));
                     }

@@ -303,8 +303,8 @@ impl Runtime {
             .values()
             .flat_map(|p| {
                 p.state.queued.values().map(|item| QueuedTrigger {
-                    persona: p.name.clone(),
-                    work_key: item.envelope.subject_key.clone(),
+                    persona: p.name.to_string(),
+                    work_key: item.envelope.subject_key.to_string(),
                     queued_at_ms: item.queued_at_ms,
                 })
             })

@@ -62,9 +62,9 @@ impl RunLedger {
                     .map(|p| p.spec.entry_workflow.clone())
                     .unwrap_or_default();
                 let facts = RunFacts {
-                    run_id: started.run.run_id.clone(),
+                    run_id: started.run.run_id.to_string(),
                     persona: persona.to_string(),
-                    work_key: started.run.work_key.clone(),
+                    work_key: started.run.work_key.to_string(),
                     entry_workflow,
                     status: RunStatus::Crashed,
                     started_at_ms: at_ms,
@@ -74,14 +74,16 @@ impl RunLedger {
                 };
                 let key = (at_ms, self.started);
                 self.started += 1;
-                self.open.insert(started.run.run_id.clone(), (key, facts));
+                self.open
+                    .insert(started.run.run_id.to_string(), (key, facts));
             }
             PersonaEvent::ValueRunStarted(value) => {
                 let stages = value
                     .metadata
                     .get("stage_metadata")
                     .and_then(|v| serde_json::from_value(v.clone()).ok());
-                if let (Some((_, facts)), Some(stages)) = (self.open.get_mut(&value.run_id), stages)
+                if let (Some((_, facts)), Some(stages)) =
+                    (self.open.get_mut(&*value.run_id), stages)
                 {
                     facts.stage_metadata = stages;
                 }

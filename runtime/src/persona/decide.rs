@@ -6,13 +6,15 @@
 //! stream, which the caller lends; the draw order is part of the log's
 //! bytes and must not change.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use crate::budget::{self, BudgetLimit};
 use crate::clock::TimeTuple;
 use crate::ids::IdGen;
 use crate::json_out::object;
-use crate::lease::{Lease, RUNTIME_HOLDER};
+use crate::lease::{runtime_holder, Lease};
 use crate::log::Payload;
 use crate::op::{AttemptOutcome, RepairWorkerOp, RestoreCheckpointOp, SpendOp};
 use crate::workkey::Envelope;
@@ -129,7 +131,7 @@ impl Persona {
     ) -> Option<PersonaEvent> {
         let work_key = &envelope.subject_key;
         let refused = |reason| TriggerRefused {
-            work_key: work_key.clone(),
+            work_key: work_key.to_string(),
             envelope: envelope.clone(),
             reason,
         };
@@ -137,7 +139,7 @@ impl Persona {
             (super::Lifecycle::Paused, _) => {
                 receipt.queued = true;
                 let queued = TriggerQueued {
-                    work_key: work_key.clone(),
+                    work_key: work_key.to_string(),
                     envelope: envelope.clone(),
                     cost: cost.clone(),
                     reason: QueueReason::Paused,
@@ -168,7 +170,7 @@ impl Persona {
                 receipt.lease = Some(active.clone());
                 let conflict = LeaseConflict {
                     active_lease: active.clone(),
-                    requested_work_key: work_key.clone(),
+                    requested_work_key: work_key.to_string(),
                     at_ms: now_ms,
                 };
                 let error = "active lease already owns persona work".to_string();
@@ -257,7 +259,7 @@ impl Persona {
     fn start(
         &self,
         decision: &mut RunDecision,
-        work_key: &str,
+        work_key: &Arc<str>,
         now_ms: i64,
         ids: &mut IdGen,
     ) -> (Lease, RunRef) {
@@ -272,8 +274,8 @@ impl Persona {
         }
         let lease = Lease {
             id: ids.prefixed("persona_lease_", now_ms),
-            holder: RUNTIME_HOLDER.to_string(),
-            work_key: work_key.to_string(),
+            holder: runtime_holder(),
+            work_key: Arc::clone(work_key),
             acquired_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(self.spec.lease_ttl().as_i64()),
         };
@@ -281,9 +283,9 @@ impl Persona {
             .events
             .push(PersonaEvent::LeaseAcquired(lease.clone()));
         let run = RunRef {
-            work_key: work_key.to_string(),
+            work_key: Arc::clone(work_key),
             run_id: ids.prefixed("", now_ms),
-            entry_workflow: self.spec.entry_workflow.clone(),
+            entry_workflow: Arc::clone(&self.entry_workflow),
             lease_id: lease.id.clone(),
         };
         decision.receipt.run_id = Some(run.run_id.clone());
@@ -298,8 +300,8 @@ impl Persona {
     /// The value event fields every event of one run shares.
     fn value_template(&self, run: &RunRef, metadata: Payload, now_ms: i64) -> ValueEvent {
         ValueEvent {
-            persona_id: self.name.clone(),
-            template_ref: self.spec.template_ref.clone(),
+            persona_id: Arc::clone(&self.name),
+            template_ref: self.template_ref.clone(),
             run_id: run.run_id.clone(),
             kind: ValueKind::RunStarted,
             paid_cost_usd: 0.0,
@@ -390,7 +392,7 @@ impl Persona {
             return Vec::new();
         }
         let status = RepairWorkerStatus {
-            persona_id: self.name.clone(),
+            persona_id: self.name.to_string(),
             template_ref: self.spec.template_ref.clone(),
             repair_worker_id: report.id.clone(),
             lifecycle: report.lifecycle,
@@ -421,16 +423,16 @@ impl Persona {
             return Err(prior);
         }
         let ack = RestoreAcked {
-            persona_id: self.name.clone(),
+            persona_id: self.name.to_string(),
             template_ref: self.spec.template_ref.clone(),
             action: CheckpointAction::RestoreAcked,
             checkpoint_id: request.checkpoint_id.clone(),
             work_key: request.work_key.clone(),
             resumed_from: ResumedFrom {
                 run_id: None,
-                lease_id: state.live_lease(now_ms).map(|lease| lease.id.clone()),
+                lease_id: state.live_lease(now_ms).map(|lease| lease.id.to_string()),
                 last_run_ms: state.last_run_ms,
-                queued_work_keys: state.queued.keys().cloned().collect(),
+                queued_work_keys: state.queued.keys().map(|key| key.to_string()).collect(),
                 note: None,
             },
             occurred_at_ms: now_ms,
@@ -458,24 +460,30 @@ impl Persona {
     ) -> Supervision {
         let work_key = &receipt.work_key;
         let queue = &self.state.queued;
-        let is_queued = queue.contains_key(work_key);
+        let is_queued = queue.contains_key(&**work_key);
         let mut events = Vec::with_capacity(2);
         if queued_before.is_some() != is_queued {
             let position = if is_queued {
-                queue.range::<String, _>(..work_key).count() as i64 + 1
+                queue
+                    .range::<str, _>((
+                        std::ops::Bound::Unbounded,
+                        std::ops::Bound::Excluded(&**work_key),
+                    ))
+                    .count() as i64
+                    + 1
             } else {
                 0
             };
             let queued_at_ms = queue
-                .get(work_key)
+                .get(&**work_key)
                 .map(|item| item.queued_at_ms)
                 .or(queued_before)
                 .unwrap_or(now_ms);
             events.push(PersonaEvent::SupervisionQueuePosition(Supervised {
                 update: QueuePosition {
-                    persona_id: self.name.clone(),
+                    persona_id: self.name.to_string(),
                     template_ref: self.spec.template_ref.clone(),
-                    work_key: work_key.clone(),
+                    work_key: work_key.to_string(),
                     queue_depth: queue.len() as i64,
                     position,
                     queued_at_ms,
@@ -486,8 +494,8 @@ impl Persona {
         }
         events.push(PersonaEvent::SupervisionReceipt(Supervised {
             update: ReceiptUpdate {
-                persona_id: self.name.clone(),
-                template_ref: self.spec.template_ref.clone(),
+                persona_id: Arc::clone(&self.name),
+                template_ref: self.template_ref.clone(),
                 receipt,
                 occurred_at_ms: now_ms,
             },
@@ -591,10 +599,10 @@ fn value_metadata(envelope: &Envelope, lease: &Lease, cost: &RunCost) -> Payload
 /// [`value_metadata`] as a map.
 fn value_metadata_map(envelope: &Envelope, lease: &Lease, cost: &RunCost) -> Value {
     let mut metadata = Map::new();
-    metadata.insert("work_key".into(), envelope.subject_key.clone().into());
+    metadata.insert("work_key".into(), envelope.subject_key.to_string().into());
     metadata.insert("trigger_provider".into(), envelope.provider.clone().into());
     metadata.insert("trigger_kind".into(), envelope.kind.clone().into());
-    metadata.insert("lease_id".into(), lease.id.clone().into());
+    metadata.insert("lease_id".into(), lease.id.to_string().into());
     metadata.insert("tokens".into(), cost.tokens.into());
     if cost.frontier_escalations > 0 {
         metadata.insert(
@@ -626,15 +634,15 @@ mod tests {
         let envelope = Envelope {
             provider: "git\"hub".to_string(),
             kind: "pull_request\n".to_string(),
-            subject_key: "github:acme/widgets#7 é".to_string(),
+            subject_key: "github:acme/widgets#7 é".into(),
             source_event_id: None,
             received_at_ms: 0,
             metadata: Default::default(),
             raw: Default::default(),
         };
         let lease = Lease {
-            id: "persona_lease_\\1".to_string(),
-            holder: RUNTIME_HOLDER.to_string(),
+            id: "persona_lease_\\1".into(),
+            holder: runtime_holder(),
             work_key: envelope.subject_key.clone(),
             acquired_at_ms: 0,
             expires_at_ms: 1,

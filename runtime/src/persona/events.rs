@@ -7,6 +7,8 @@
 //! types are the log's contract (docs/EVENTS.md lists them, and
 //! docs/events.schema.json is generated from these types).
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -101,13 +103,13 @@ impl PersonaEvent {
             Self::ValueRunStarted(value)
             | Self::ValueDeterministicExecution(value)
             | Self::ValueFrontierEscalation(value)
-            | Self::ValueRunCompleted(value) => &value.template_ref,
+            | Self::ValueRunCompleted(value) => return value.template_ref.as_deref(),
             Self::RepairWorkerStatus(report) => &report.template_ref,
             Self::SupervisionRepairWorkerStatus(report) => &report.update.template_ref,
             Self::CheckpointRestoreAcked(ack) => &ack.template_ref,
             Self::SupervisionCheckpoint(ack) => &ack.update.template_ref,
             Self::SupervisionQueuePosition(position) => &position.update.template_ref,
-            Self::SupervisionReceipt(receipt) => &receipt.update.template_ref,
+            Self::SupervisionReceipt(receipt) => return receipt.update.template_ref.as_deref(),
             _ => return None,
         };
         template_ref.as_deref()
@@ -190,26 +192,26 @@ pub struct LeaseConflict {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LeaseExpired {
     /// The lapsed lease's id.
-    pub id: String,
-    pub work_key: String,
+    pub id: Arc<str>,
+    pub work_key: Arc<str>,
     pub expired_at_ms: i64,
 }
 
 /// `persona.lease.released`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LeaseReleased {
-    pub id: String,
-    pub work_key: String,
+    pub id: Arc<str>,
+    pub work_key: Arc<str>,
     pub released_at_ms: i64,
 }
 
 /// The fields every run event carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RunRef {
-    pub work_key: String,
-    pub run_id: String,
-    pub entry_workflow: String,
-    pub lease_id: String,
+    pub work_key: Arc<str>,
+    pub run_id: Arc<str>,
+    pub entry_workflow: Arc<str>,
+    pub lease_id: Arc<str>,
 }
 
 /// `persona.run.started`.
@@ -261,24 +263,24 @@ pub struct Disabled {
 /// `persona.budget.recorded`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BudgetRecorded {
-    pub receipt_id: String,
-    pub persona: String,
+    pub receipt_id: Arc<str>,
+    pub persona: Arc<str>,
     pub cost_usd: Usd,
     pub tokens: u64,
     /// The run's lease; `null` for spend recorded outside a run.
-    pub lease_id: Option<String>,
+    pub lease_id: Option<Arc<str>>,
 }
 
 /// `persona.budget.exhausted`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BudgetExhausted {
-    pub receipt_id: String,
+    pub receipt_id: Arc<str>,
     /// The limit the spend would break: `run_usd`, `daily_usd`,
     /// `hourly_usd` or `max_tokens`.
     pub reason: BudgetLimit,
     pub attempted_cost_usd: Usd,
     pub attempted_tokens: u64,
-    pub persona: String,
+    pub persona: Arc<str>,
 }
 
 /// What a value event accounts for.
@@ -294,9 +296,9 @@ pub enum ValueKind {
 /// `persona.value.*`: value accounting of one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ValueEvent {
-    pub persona_id: String,
-    pub template_ref: Option<String>,
-    pub run_id: String,
+    pub persona_id: Arc<str>,
+    pub template_ref: Option<Arc<str>>,
+    pub run_id: Arc<str>,
     pub kind: ValueKind,
     pub paid_cost_usd: Usd,
     pub avoided_cost_usd: Usd,
@@ -375,8 +377,8 @@ pub struct QueuePosition {
 /// `persona.supervision.receipt`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReceiptUpdate {
-    pub persona_id: String,
-    pub template_ref: Option<String>,
+    pub persona_id: Arc<str>,
+    pub template_ref: Option<Arc<str>>,
     pub receipt: RunReceipt,
     pub occurred_at_ms: i64,
 }
@@ -552,13 +554,13 @@ impl std::fmt::Display for ReceiptStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunReceipt {
     pub status: ReceiptStatus,
-    pub persona: String,
-    pub run_id: Option<String>,
-    pub work_key: String,
+    pub persona: Arc<str>,
+    pub run_id: Option<Arc<str>>,
+    pub work_key: Arc<str>,
     pub lease: Option<Lease>,
     pub queued: bool,
     pub error: Option<String>,
-    pub budget_receipt_id: Option<String>,
+    pub budget_receipt_id: Option<Arc<str>>,
     /// Why the run failed, for the supervisor; not part of the logged receipt.
     #[serde(skip)]
     pub failure: Option<FailKind>,

@@ -6,6 +6,7 @@
 //! whole log, so incremental status and a rebuild agree by construction.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -185,10 +186,10 @@ pub struct PersonaState {
     /// lapsed in time, which only [`Lease::is_live_at`] tells.
     pub lease: Option<Lease>,
     pub last_error: Option<String>,
-    pub queued: BTreeMap<String, QueuedItem>,
-    pub completed: BTreeSet<String>,
+    pub queued: BTreeMap<Arc<str>, QueuedItem>,
+    pub completed: BTreeSet<Arc<str>>,
     pub disabled_events: usize,
-    pub last_receipt_id: Option<String>,
+    pub last_receipt_id: Option<Arc<str>>,
     pub exhaustion_reason: Option<BudgetLimit>,
     pub spend: SpendWindows,
     /// Every value receipt, kept compactly: status decodes them.
@@ -293,7 +294,7 @@ impl From<&ValueEvent> for ValueReceipt {
     fn from(value: &ValueEvent) -> Self {
         Self {
             kind: value.kind,
-            run_id: Some(value.run_id.clone()),
+            run_id: Some(value.run_id.to_string()),
             occurred_at: format_ms(value.occurred_at.ms()),
             paid_cost_usd: value.paid_cost_usd,
             avoided_cost_usd: value.avoided_cost_usd,
@@ -307,10 +308,14 @@ impl From<&ValueEvent> for ValueReceipt {
 /// A persona: its binding, its parsed schedules and its folded state.
 #[derive(Clone, Debug)]
 pub struct Persona {
-    pub name: String,
+    /// Shared by every event and receipt that names the persona.
+    pub name: Arc<str>,
     pub spec: PersonaSpec,
     pub schedules: Vec<Schedule>,
     pub state: PersonaState,
+    // The spec's texts every run copies into its events, shared.
+    entry_workflow: Arc<str>,
+    template_ref: Option<Arc<str>>,
 }
 
 /// Why a persona binding was refused.
@@ -360,7 +365,9 @@ impl Persona {
             .map(|expr| Schedule::parse(expr).map_err(|error| invalid(error.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            name: name.to_string(),
+            name: name.into(),
+            entry_workflow: spec.entry_workflow.as_str().into(),
+            template_ref: spec.template_ref.as_deref().map(Arc::from),
             spec,
             schedules,
             state: PersonaState::default(),
@@ -421,7 +428,7 @@ impl Persona {
             .queued
             .values()
             .map(|item| QueuedWork {
-                work_key: item.envelope.subject_key.clone(),
+                work_key: item.envelope.subject_key.to_string(),
                 provider: item.envelope.provider.clone(),
                 kind: item.envelope.kind.clone(),
                 queued_at: format_ms(item.queued_at_ms),
@@ -432,15 +439,15 @@ impl Persona {
             .collect();
         let handoff_inbox = queued_work.iter().filter_map(handoff_item).collect();
         PersonaStatus {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             template_ref: self.spec.template_ref.clone(),
             state: lifecycle,
             entry_workflow: self.spec.entry_workflow.clone(),
-            role: self.name.clone(),
+            role: self.name.to_string(),
             current_assignment: active_lease.as_ref().map(|lease| Assignment {
-                work_key: lease.work_key.clone(),
-                lease_id: lease.id.clone(),
-                holder: lease.holder.clone(),
+                work_key: lease.work_key.to_string(),
+                lease_id: lease.id.to_string(),
+                holder: lease.holder.to_string(),
                 acquired_at: format_ms(lease.acquired_at_ms),
                 expires_at: format_ms(lease.expires_at_ms),
             }),

@@ -111,9 +111,9 @@ mod tests {
 
     fn event(kind: ValueKind, run_id: &str, metadata: Value) -> ValueEvent {
         ValueEvent {
-            persona_id: "p".to_string(),
+            persona_id: "p".into(),
             template_ref: None,
-            run_id: run_id.to_string(),
+            run_id: run_id.into(),
             kind,
             paid_cost_usd: 0.1 + 0.2,
             avoided_cost_usd: 1e-300,

@@ -217,7 +217,7 @@ impl ProcessRegistry {
     ) -> Result<ProcessOutcome, ProcessError> {
         let id = match &op.id {
             Some(id) => id.clone(),
-            None => ids.prefixed("process_", now_ms),
+            None => ids.prefixed("process_", now_ms).to_string(),
         };
         if id.is_empty() {
             return Err(ProcessError::EmptyId);
@@ -317,7 +317,7 @@ impl ProcessRegistry {
         }
         let lease = ProcessLease {
             owner: op.owner.clone(),
-            lease_token: ids.prefixed("process_lease_", now_ms),
+            lease_token: ids.prefixed("process_lease_", now_ms).to_string(),
             fencing_token: record.fencing_token + 1,
             claimed_at_ms: now_ms,
             ttl_ms: op.ttl.0,

@@ -41,7 +41,7 @@ fn envelope(text: &str, raw: bool) -> Envelope {
     Envelope {
         provider: text.to_string(),
         kind: format!("{text}kind"),
-        subject_key: format!("key:{text}"),
+        subject_key: format!("key:{text}").into(),
         source_event_id: raw.then(|| text.to_string()),
         received_at_ms: -5,
         raw: RawTrigger {
@@ -53,9 +53,9 @@ fn envelope(text: &str, raw: bool) -> Envelope {
 
 fn lease(text: &str) -> Lease {
     Lease {
-        id: format!("persona_lease_{text}"),
-        holder: text.to_string(),
-        work_key: format!("w{text}"),
+        id: format!("persona_lease_{text}").into(),
+        holder: text.into(),
+        work_key: format!("w{text}").into(),
         acquired_at_ms: i64::MIN,
         expires_at_ms: i64::MAX,
     }
@@ -63,10 +63,10 @@ fn lease(text: &str) -> Lease {
 
 fn run(text: &str) -> RunRef {
     RunRef {
-        work_key: text.to_string(),
-        run_id: format!("run-{text}"),
-        entry_workflow: format!("{text}#run"),
-        lease_id: format!("lease{text}"),
+        work_key: text.into(),
+        run_id: format!("run-{text}").into(),
+        entry_workflow: format!("{text}#run").into(),
+        lease_id: format!("lease{text}").into(),
     }
 }
 
@@ -79,9 +79,9 @@ fn metadata(text: &str) -> Value {
 
 fn value_event(text: &str, usd: f64, template: bool) -> ValueEvent {
     ValueEvent {
-        persona_id: text.to_string(),
-        template_ref: template.then(|| format!("t{text}")),
-        run_id: format!("r{text}"),
+        persona_id: text.into(),
+        template_ref: template.then(|| format!("t{text}").into()),
+        run_id: format!("r{text}").into(),
         kind: ValueKind::RunCompleted,
         paid_cost_usd: usd,
         avoided_cost_usd: -usd,
@@ -95,13 +95,13 @@ fn value_event(text: &str, usd: f64, template: bool) -> ValueEvent {
 fn receipt(text: &str, full: bool) -> RunReceipt {
     RunReceipt {
         status: ReceiptStatus::LeaseBusy,
-        persona: text.to_string(),
-        run_id: full.then(|| format!("run{text}")),
-        work_key: format!("k{text}"),
+        persona: text.into(),
+        run_id: full.then(|| format!("run{text}").into()),
+        work_key: format!("k{text}").into(),
         lease: full.then(|| lease(text)),
         queued: full,
         error: full.then(|| format!("error {text}")),
-        budget_receipt_id: full.then(|| format!("b{text}")),
+        budget_receipt_id: full.then(|| format!("b{text}").into()),
         failure: full.then_some(FailKind::TimedOut),
         envelope: full.then(|| envelope(text, true)),
     }
@@ -156,8 +156,8 @@ fn events(text: &str, usd: f64, full: bool) -> Vec<PersonaEvent> {
         occurred_at_ms: 0,
     };
     let update = ReceiptUpdate {
-        persona_id: text.to_string(),
-        template_ref: full.then(|| format!("t{text}")),
+        persona_id: text.into(),
+        template_ref: full.then(|| format!("t{text}").into()),
         receipt: receipt(text, full),
         occurred_at_ms: 77,
     };
@@ -183,14 +183,14 @@ fn events(text: &str, usd: f64, full: bool) -> Vec<PersonaEvent> {
             at_ms: 8,
         }),
         PersonaEvent::LeaseExpired(LeaseExpired {
-            id: text.to_string(),
-            work_key: format!("w{text}"),
+            id: text.into(),
+            work_key: format!("w{text}").into(),
             expired_at_ms: 9,
         }),
         PersonaEvent::LeaseAcquired(lease(text)),
         PersonaEvent::LeaseReleased(LeaseReleased {
-            id: text.to_string(),
-            work_key: format!("w{text}"),
+            id: text.into(),
+            work_key: format!("w{text}").into(),
             released_at_ms: 10,
         }),
         PersonaEvent::RunStarted(RunStarted {
@@ -216,18 +216,18 @@ fn events(text: &str, usd: f64, full: bool) -> Vec<PersonaEvent> {
         }),
         PersonaEvent::ControlDisabled(Disabled { disabled_at_ms: 16 }),
         PersonaEvent::BudgetRecorded(BudgetRecorded {
-            receipt_id: text.to_string(),
-            persona: format!("p{text}"),
+            receipt_id: text.into(),
+            persona: format!("p{text}").into(),
             cost_usd: usd,
             tokens: u64::MAX,
-            lease_id: full.then(|| text.to_string()),
+            lease_id: full.then(|| text.into()),
         }),
         PersonaEvent::BudgetExhausted(BudgetExhausted {
-            receipt_id: text.to_string(),
+            receipt_id: text.into(),
             reason: BudgetLimit::HourlyUsd,
             attempted_cost_usd: usd,
             attempted_tokens: 0,
-            persona: text.to_string(),
+            persona: text.into(),
         }),
         PersonaEvent::ValueRunStarted(ValueEvent {
             kind: ValueKind::RunStarted,
