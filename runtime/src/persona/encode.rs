@@ -110,7 +110,7 @@ impl EncodePayload for ValueEvent {
         object!(out;
             "avoided_cost_usd" => scalar(&self.avoided_cost_usd),
             "deterministic_steps" => int(self.deterministic_steps),
-            "kind" => scalar(&self.kind),
+            "kind" => string(self.kind.as_str()),
             "llm_steps" => int(self.llm_steps),
             "metadata" => text(self.metadata.json()),
             "occurred_at" => nested(|out| self.occurred_at.write_json(out)),
@@ -132,7 +132,7 @@ impl EncodePayload for Supervised<QueuePosition> {
             "queue_depth" => int(update.queue_depth),
             "queued_at_ms" => int(update.queued_at_ms),
             "template_ref" => opt_string(update.template_ref.as_deref()),
-            "update_kind" => scalar(&self.update_kind),
+            "update_kind" => string(self.update_kind.as_str()),
             "work_key" => string(&update.work_key),
         )
     }
@@ -146,7 +146,7 @@ impl EncodePayload for Supervised<ReceiptUpdate> {
             "persona_id" => string(&update.persona_id),
             "receipt" => nested(|out| write_receipt(out, &update.receipt)),
             "template_ref" => opt_string(update.template_ref.as_deref()),
-            "update_kind" => scalar(&self.update_kind),
+            "update_kind" => string(self.update_kind.as_str()),
         )
     }
 }
@@ -162,9 +162,9 @@ fn write_receipt(out: &mut Vec<u8>, receipt: &RunReceipt) {
             None => out.extend_from_slice(b"null"),
         }),
         "persona" => string(&receipt.persona),
-        "queued" => scalar(&receipt.queued),
+        "queued" => text(if receipt.queued { "true" } else { "false" }),
         "run_id" => opt_string(receipt.run_id.as_deref()),
-        "status" => scalar(&receipt.status),
+        "status" => string(receipt.status.as_str()),
         "work_key" => string(&receipt.work_key),
     );
 }

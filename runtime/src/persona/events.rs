@@ -293,6 +293,18 @@ pub enum ValueKind {
     RunCompleted,
 }
 
+impl ValueKind {
+    /// The kind as the event writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RunStarted => "run_started",
+            Self::DeterministicExecution => "deterministic_execution",
+            Self::FrontierEscalation => "frontier_escalation",
+            Self::RunCompleted => "run_completed",
+        }
+    }
+}
+
 /// `persona.value.*`: value accounting of one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ValueEvent {
@@ -391,6 +403,18 @@ pub enum SupervisionKind {
     Checkpoint,
     QueuePosition,
     Receipt,
+}
+
+impl SupervisionKind {
+    /// The kind as the event's `update_kind` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RepairWorkerStatus => "repair_worker_status",
+            Self::Checkpoint => "checkpoint",
+            Self::QueuePosition => "queue_position",
+            Self::Receipt => "receipt",
+        }
+    }
 }
 
 /// `persona.supervision.*`: an update with its `update_kind`.
@@ -572,6 +596,45 @@ pub struct RunReceipt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names the payload writers use are the names serde writes.
+    #[test]
+    fn enum_names_are_their_serde_names() {
+        fn check<T: Serialize + Copy>(values: &[T], name: fn(T) -> &'static str) {
+            for &value in values {
+                let written = serde_json::to_value(value).unwrap();
+                assert_eq!(written.as_str(), Some(name(value)));
+            }
+        }
+        use ReceiptStatus as R;
+        use SupervisionKind as S;
+        use ValueKind as V;
+        let kinds = [
+            V::RunStarted,
+            V::DeterministicExecution,
+            V::FrontierEscalation,
+            V::RunCompleted,
+        ];
+        check(&kinds, V::as_str);
+        let kinds = [
+            S::RepairWorkerStatus,
+            S::Checkpoint,
+            S::QueuePosition,
+            S::Receipt,
+        ];
+        check(&kinds, S::as_str);
+        let statuses = [
+            R::Completed,
+            R::Queued,
+            R::DeadLettered,
+            R::BudgetExhausted,
+            R::Duplicate,
+            R::LeaseBusy,
+            R::Crashed,
+            R::Failed,
+        ];
+        check(&statuses, R::as_str);
+    }
 
     /// What the derived reader with `flatten` made of the same text.
     #[derive(Debug, PartialEq, Deserialize)]
