@@ -157,7 +157,7 @@ fn the_format_example_parses_with_its_values() {
     assert_eq!(trigger.provider, "github");
     assert_eq!(trigger.kind, "pull_request");
     assert_eq!(
-        trigger.metadata,
+        *trigger.metadata,
         BTreeMap::from([
             ("number".to_owned(), "462".to_owned()),
             ("repository".to_owned(), "burin-labs/harn".to_owned()),
@@ -548,7 +548,7 @@ fn a_scenario_built_in_code_round_trips_and_ignores_positions() {
                 persona: "p".into(),
                 provider: "webhook".into(),
                 kind: "ping".into(),
-                metadata: BTreeMap::from([("dedupe_key".to_owned(), "d1".to_owned())]),
+                metadata: BTreeMap::from([("dedupe_key".to_owned(), "d1".to_owned())]).into(),
                 cost: Cost {
                     usd: 0.1,
                     ..Cost::default()

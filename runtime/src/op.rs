@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -401,9 +402,10 @@ pub struct TriggerOp {
     #[serde(
         default,
         deserialize_with = "scalar_map",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "no_metadata"
     )]
-    pub metadata: BTreeMap<String, String>,
+    // Shared with the envelope the runtime makes of the trigger.
+    pub metadata: Arc<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "is_zero_cost")]
     pub cost: Cost,
     #[serde(default, skip_serializing_if = "is_completed")]
@@ -616,9 +618,13 @@ pub struct RestartOp {
 
 /// Deserializes a map whose values may be any YAML/JSON scalar, keeping each
 /// as its text.
+fn no_metadata(metadata: &Arc<BTreeMap<String, String>>) -> bool {
+    metadata.is_empty()
+}
+
 fn scalar_map<'de, D: Deserializer<'de>>(
     deserializer: D,
-) -> Result<BTreeMap<String, String>, D::Error> {
+) -> Result<Arc<BTreeMap<String, String>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged, expecting = "a string, number or boolean")]
     enum Scalar {
@@ -629,17 +635,18 @@ fn scalar_map<'de, D: Deserializer<'de>>(
         Bool(bool),
     }
     let raw = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
-    Ok(raw
-        .into_iter()
-        .map(|(key, value)| {
-            let text = match value {
-                Scalar::Text(text) => text,
-                Scalar::Int(n) => n.to_string(),
-                Scalar::UInt(n) => n.to_string(),
-                Scalar::Float(n) => n.to_string(),
-                Scalar::Bool(b) => b.to_string(),
-            };
-            (key, text)
-        })
-        .collect())
+    Ok(Arc::new(
+        raw.into_iter()
+            .map(|(key, value)| {
+                let text = match value {
+                    Scalar::Text(text) => text,
+                    Scalar::Int(n) => n.to_string(),
+                    Scalar::UInt(n) => n.to_string(),
+                    Scalar::Float(n) => n.to_string(),
+                    Scalar::Bool(b) => b.to_string(),
+                };
+                (key, text)
+            })
+            .collect(),
+    ))
 }

@@ -65,7 +65,7 @@ fn first<'a>(metadata: &'a BTreeMap<String, String>, keys: &[&str]) -> Option<&'
 pub fn normalize(
     provider: &str,
     kind: &str,
-    metadata: BTreeMap<String, String>,
+    metadata: Arc<BTreeMap<String, String>>,
     now_ms: i64,
     generated: impl FnOnce() -> Arc<str>,
 ) -> Envelope {
@@ -105,7 +105,6 @@ pub fn normalize(
             None => concat(&[&provider, ":", kind, ":", &generated()]),
         },
     };
-    let metadata = Arc::new(metadata);
     let raw = RawTrigger {
         metadata: Some(Arc::clone(&metadata)),
     };
@@ -144,11 +143,11 @@ mod tests {
     use super::*;
 
     fn key(provider: &str, kind: &str, pairs: &[(&str, &str)]) -> String {
-        let metadata = pairs
+        let metadata: BTreeMap<_, _> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        normalize(provider, kind, metadata, 0, || "GEN".into())
+        normalize(provider, kind, metadata.into(), 0, || "GEN".into())
             .subject_key
             .to_string()
     }
@@ -220,7 +219,7 @@ mod tests {
     #[test]
     fn source_event_id_comes_from_event_id_or_id() {
         let metadata = BTreeMap::from([("id".to_string(), "7".to_string())]);
-        let envelope = normalize("x", "y", metadata, 5, || "G".into());
+        let envelope = normalize("x", "y", metadata.into(), 5, || "G".into());
         assert_eq!(envelope.source_event_id.as_deref(), Some("7"));
         assert_eq!(envelope.subject_key, "x:y:G".into());
         assert_eq!(envelope.received_at_ms, 5);

@@ -37,7 +37,7 @@ fn trigger(number: u64) -> Op {
         persona: "p".to_string(),
         provider: "github".to_string(),
         kind: "pull_request".to_string(),
-        metadata: BTreeMap::from([("number".to_string(), number.to_string())]),
+        metadata: BTreeMap::from([("number".to_string(), number.to_string())]).into(),
         cost: Cost {
             usd: 0.001,
             tokens: 10,

@@ -193,7 +193,7 @@ fn head(typed: &PersonaEvent, event: &StoredEvent, current: Option<&Segment>) ->
             persona,
             provider: arrived.envelope.provider.clone(),
             kind: arrived.envelope.kind.clone(),
-            metadata: BTreeMap::clone(&arrived.envelope.metadata),
+            metadata: std::sync::Arc::clone(&arrived.envelope.metadata),
             cost: Cost::default(),
             outcome: Outcome::Completed,
             duration: Millis(0),

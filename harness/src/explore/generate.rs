@@ -332,7 +332,7 @@ fn trigger() -> impl Strategy<Value = Op> {
                 persona,
                 provider: provider.to_string(),
                 kind: kind.to_string(),
-                metadata,
+                metadata: metadata.into(),
                 cost,
                 outcome,
                 duration,

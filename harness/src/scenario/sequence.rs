@@ -172,7 +172,7 @@ fn repetitions(repeat: &RepeatStep, at_ms: i64) -> impl Iterator<Item = (i64, Op
         let op = match &repeat.body {
             Repeated::Trigger(trigger) => {
                 let mut trigger = trigger.clone();
-                for value in trigger.metadata.values_mut() {
+                for value in std::sync::Arc::make_mut(&mut trigger.metadata).values_mut() {
                     *value = number(value, i);
                 }
                 number_cost(&mut trigger.cost, i);
@@ -363,7 +363,7 @@ mod tests {
                 persona: "p".into(),
                 provider: "webhook".into(),
                 kind: "push".into(),
-                metadata: BTreeMap::from([("dedupe_key".to_owned(), "k-{i}".to_owned())]),
+                metadata: BTreeMap::from([("dedupe_key".to_owned(), "k-{i}".to_owned())]).into(),
                 cost: Cost::default(),
                 outcome: Outcome::Completed,
                 duration: Millis(0),

@@ -3,6 +3,8 @@
 //! events follow. The decisions are the persona's (`persona/decide.rs`);
 //! this handler lends them the id stream and applies what they return.
 
+use std::sync::Arc;
+
 use crate::op::Op;
 use crate::persona::{Arrived, PersonaEvent, RunCost, RunReceipt};
 use crate::workkey::{self, Envelope};
@@ -57,7 +59,7 @@ impl Runtime {
                 Some(workkey::normalize(
                     &trigger.provider,
                     &trigger.kind,
-                    trigger.metadata.clone(),
+                    Arc::clone(&trigger.metadata),
                     now_ms,
                     || ids.prefixed("", now_ms),
                 ))
