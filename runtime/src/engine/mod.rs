@@ -432,30 +432,32 @@ impl Runtime {
 
     /// [`Runtime::record`], leaving the event to the caller.
     fn record_ref(&mut self, persona: &str, event: &PersonaEvent, now_ms: i64) {
-        if let Some(state) = self.personas.get_mut(persona) {
-            // A value event changes nothing in state but the receipts.
-            if self.value_receipts || !event.is_value() {
-                state.state.apply(event, now_ms);
-            }
-        }
+        self.record_all(persona, std::slice::from_ref(event), now_ms);
+    }
+
+    /// [`Runtime::record`] for each event, in order: the persona and its
+    /// headers are looked up once for all of them.
+    fn record_all(&mut self, persona: &str, events: &[PersonaEvent], now_ms: i64) {
         let headers = match self.headers.get(persona) {
             Some(headers) => headers.clone(),
             None => Headers::one("persona", persona),
         };
-        let start = self.staged_text.len();
-        event.write_payload(&mut self.staged_text);
-        self.pending.push(Staged::Persona {
-            kind: event.kind().into(),
-            headers,
-            occurred_at_ms: now_ms,
-            text: start..self.staged_text.len(),
-        });
-    }
-
-    /// [`Runtime::record`] for each event, in order.
-    fn record_all(&mut self, persona: &str, events: &[PersonaEvent], now_ms: i64) {
+        let mut state = self.personas.get_mut(persona).map(|p| &mut p.state);
         for event in events {
-            self.record_ref(persona, event, now_ms);
+            // A value event changes nothing in state but the receipts.
+            if let Some(state) = state.as_deref_mut() {
+                if self.value_receipts || !event.is_value() {
+                    state.apply(event, now_ms);
+                }
+            }
+            let start = self.staged_text.len();
+            event.write_payload(&mut self.staged_text);
+            self.pending.push(Staged::Persona {
+                kind: event.kind().into(),
+                headers: headers.clone(),
+                occurred_at_ms: now_ms,
+                text: start..self.staged_text.len(),
+            });
         }
     }
 }
