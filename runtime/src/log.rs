@@ -190,7 +190,11 @@ impl Payload {
     pub fn written(write: impl FnOnce(&mut Vec<u8>)) -> Self {
         crate::json_out::with_buffer(|out| {
             write(out);
-            Self::whole(std::str::from_utf8(out).expect("JSON text is UTF-8").into())
+            Self::whole(
+                simdutf8::basic::from_utf8(out)
+                    .expect("JSON text is UTF-8")
+                    .into(),
+            )
         })
     }
 
