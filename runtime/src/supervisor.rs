@@ -569,7 +569,10 @@ impl Supervisor {
         envelope: &mut Option<crate::workkey::Envelope>,
     ) -> Result<OpResult, RuntimeError> {
         let (result, _) = runtime.execute(op, plan, now_ms)?;
-        *envelope = result.run.as_ref().and_then(|run| run.envelope.clone());
+        *envelope = result
+            .run
+            .as_ref()
+            .and_then(|run| run.envelope.as_deref().cloned());
         Ok(result)
     }
 }

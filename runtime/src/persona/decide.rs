@@ -114,7 +114,7 @@ impl Persona {
             Some(refusal) => decision.events.push(refusal),
             None => self.run(&mut decision, &envelope, &cost, outcome, now_ms, ids),
         }
-        decision.receipt.envelope = Some(envelope);
+        decision.receipt.envelope = Some(Box::new(envelope));
         decision
     }
 

@@ -589,8 +589,10 @@ pub struct RunReceipt {
     #[serde(skip)]
     pub failure: Option<FailKind>,
     /// The envelope that was run, so the supervisor can retry it.
+    // Boxed: a receipt travels inside an event, and every event of a run
+    // is as large as the largest kind.
     #[serde(skip)]
-    pub envelope: Option<Envelope>,
+    pub envelope: Option<Box<Envelope>>,
 }
 
 #[cfg(test)]

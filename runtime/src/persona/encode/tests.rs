@@ -103,7 +103,7 @@ fn receipt(text: &str, full: bool) -> RunReceipt {
         error: full.then(|| format!("error {text}")),
         budget_receipt_id: full.then(|| format!("b{text}").into()),
         failure: full.then_some(FailKind::TimedOut),
-        envelope: full.then(|| envelope(text, true)),
+        envelope: full.then(|| Box::new(envelope(text, true))),
     }
 }
 
