@@ -29,11 +29,23 @@ pub struct Envelope {
 impl Envelope {
     /// Appends the envelope's canonical JSON (`json_out.rs`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        // A provider event's `raw` holds the very map of `metadata`: its
+        // text, once written, is copied rather than written again.
+        let written = std::cell::Cell::new(0..0);
         crate::json_out::object!(out;
             "kind" => string(&self.kind),
-            "metadata" => string_map(&self.metadata),
+            "metadata" => nested(|out| {
+                let start = out.len();
+                crate::json_out::string_map(out, &self.metadata);
+                written.set(start..out.len());
+            }),
             "provider" => string(&self.provider),
             "raw" => nested(|out| match &self.raw.metadata {
+                Some(metadata) if Arc::ptr_eq(metadata, &self.metadata) => {
+                    out.extend_from_slice(b"{\"metadata\":");
+                    out.extend_from_within(written.take());
+                    out.push(b'}');
+                }
                 Some(metadata) => crate::json_out::object!(out; "metadata" => string_map(metadata)),
                 None => out.extend_from_slice(b"{}"),
             }),

@@ -1,4 +1,5 @@
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -32,12 +33,14 @@ const AMOUNTS: [f64; 7] = [
     0.1 + 0.2,
 ];
 
+/// An envelope; with `raw`, its `raw` shares its metadata map, as a
+/// provider event's does.
 fn envelope(text: &str, raw: bool) -> Envelope {
-    let metadata = BTreeMap::from([
+    let metadata = Arc::new(BTreeMap::from([
         (text.to_string(), format!("v{text}")),
         ("number".to_string(), "7".to_string()),
         ("a\"".to_string(), text.to_string()),
-    ]);
+    ]));
     Envelope {
         provider: text.to_string(),
         kind: format!("{text}kind"),
@@ -45,10 +48,19 @@ fn envelope(text: &str, raw: bool) -> Envelope {
         source_event_id: raw.then(|| text.to_string()),
         received_at_ms: -5,
         raw: RawTrigger {
-            metadata: raw.then(|| metadata.clone().into()),
+            metadata: raw.then(|| Arc::clone(&metadata)),
         },
-        metadata: metadata.into(),
+        metadata,
     }
+}
+
+/// [`envelope`] whose `raw` holds a map of its own, one entry longer.
+fn envelope_apart(text: &str) -> Envelope {
+    let mut apart = envelope(text, false);
+    let mut raw = BTreeMap::clone(&apart.metadata);
+    raw.insert(format!("raw{text}"), text.to_string());
+    apart.raw.metadata = Some(Arc::new(raw));
+    apart
 }
 
 fn lease(text: &str) -> Lease {
@@ -164,6 +176,10 @@ fn events(text: &str, usd: f64, full: bool) -> Vec<PersonaEvent> {
     vec![
         PersonaEvent::TriggerReceived(arrived.clone()),
         PersonaEvent::ScheduleFired(arrived),
+        PersonaEvent::TriggerReceived(Arrived {
+            persona: text.to_string(),
+            envelope: envelope_apart(text),
+        }),
         PersonaEvent::TriggerQueued(TriggerQueued {
             work_key: text.to_string(),
             envelope: envelope(text, full),
