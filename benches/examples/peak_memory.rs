@@ -57,7 +57,7 @@ fn ran_triggers(
     let mut rt = make();
     run(&mut rt, &triggers(count));
     Ok(format!(
-        "ran {count} triggers{how} into {} events",
+        "ran {count} triggers into {} events{how}",
         rt.log().len()
     ))
 }
