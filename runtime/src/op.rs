@@ -616,12 +616,13 @@ pub struct RestartOp {
     pub torn_tail_bytes: Option<u64>,
 }
 
-/// Deserializes a map whose values may be any YAML/JSON scalar, keeping each
-/// as its text.
+/// Whether a trigger has no metadata, which it then does not write.
 fn no_metadata(metadata: &Arc<BTreeMap<String, String>>) -> bool {
     metadata.is_empty()
 }
 
+/// Deserializes a map whose values may be any YAML/JSON scalar, keeping each
+/// as its text.
 fn scalar_map<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Arc<BTreeMap<String, String>>, D::Error> {

@@ -313,7 +313,8 @@ pub struct Persona {
     pub spec: PersonaSpec,
     pub schedules: Vec<Schedule>,
     pub state: PersonaState,
-    // The spec's texts every run copies into its events, shared.
+    // The spec's texts every run copies into its events, shared. Made from
+    // `spec` by `Persona::new`; nothing changes a persona's spec after.
     entry_workflow: Arc<str>,
     template_ref: Option<Arc<str>>,
 }
