@@ -423,6 +423,18 @@ mod tests {
             let tuple = TimeTuple(ms);
             proptest::prop_assert_eq!(tuple.parts(), tuple.parts_through_time());
         }
+
+        /// The hand-written tuple is serde's for every moment of years 1 to
+        /// 9999 and around their ends.
+        #[test]
+        fn any_time_tuple_writes_what_serde_writes(
+            ms in -62_135_596_800_000i64 - 5 * DAY_MS..=253_402_300_799_999i64 + 5 * DAY_MS
+        ) {
+            let tuple = TimeTuple(ms);
+            let mut written = Vec::new();
+            tuple.write_json(&mut written);
+            proptest::prop_assert_eq!(written, serde_json::to_vec(&tuple).unwrap());
+        }
     }
 
     #[test]
@@ -468,6 +480,8 @@ mod tests {
             "1970-01-01T00:00:00Z",
             "1969-12-31T23:59:59.001Z",
             "0001-01-01T00:00:00Z",
+            "0042-01-05T03:04:05.006Z",
+            "0999-07-15T10:10:10.010Z",
             "9999-12-31T23:59:59.999Z",
         ] {
             let tuple = TimeTuple(parse_rfc3339_ms(text).unwrap());
