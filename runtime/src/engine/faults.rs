@@ -55,11 +55,14 @@ impl Runtime {
             return Err(error.into());
         }
         // Persona events were folded as they were staged; the other
-        // subsystems fold what was committed, read back in place.
+        // subsystems fold what was committed on their topics, read back in
+        // place.
         let end = self.log_position();
         for event in self.log.slice(start..end) {
-            self.pipeline.apply(event);
-            self.processes.apply(event);
+            if event.topic != self.topic {
+                self.pipeline.apply(event);
+                self.processes.apply(event);
+            }
         }
         Ok(start..end)
     }
