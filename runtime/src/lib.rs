@@ -19,6 +19,7 @@ pub mod file_log;
 pub mod hash;
 pub mod ids;
 pub mod json_out;
+pub mod keyset;
 pub mod lease;
 pub mod log;
 pub mod money;

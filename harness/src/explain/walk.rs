@@ -9,6 +9,7 @@ use rehearse_runtime::budget;
 use rehearse_runtime::capture::Session;
 use rehearse_runtime::config::BudgetPolicy;
 use rehearse_runtime::format_ms;
+use rehearse_runtime::keyset::KeySet;
 use rehearse_runtime::log::StoredEvent;
 use rehearse_runtime::op::{AttemptOutcome, Op};
 use rehearse_runtime::persona::{PersonaEvent, PersonaState, ReceiptStatus};
@@ -447,7 +448,7 @@ fn light(name: &str, state: &PersonaState, policy: &BudgetPolicy, queued: bool) 
             } else {
                 BTreeMap::new()
             },
-            completed: BTreeSet::new(),
+            completed: KeySet::new(),
             disabled_events: state.disabled_events,
             last_receipt_id: state.last_receipt_id.clone(),
             exhaustion_reason: state.exhaustion_reason,
@@ -470,8 +471,8 @@ struct Fold<'e> {
     /// Work keys completed by the end of the step, and by the step itself:
     /// a key completed before the step is in the first and not the second
     /// (completions are never undone).
-    completed_after: &'e BTreeSet<Arc<str>>,
-    completed_here: BTreeSet<Arc<str>>,
+    completed_after: &'e KeySet,
+    completed_here: KeySet,
     now_ms: i64,
 }
 

@@ -187,7 +187,7 @@ pub struct PersonaState {
     pub lease: Option<Lease>,
     pub last_error: Option<String>,
     pub queued: BTreeMap<Arc<str>, QueuedItem>,
-    pub completed: BTreeSet<Arc<str>>,
+    pub completed: crate::keyset::KeySet,
     pub disabled_events: usize,
     pub last_receipt_id: Option<Arc<str>>,
     pub exhaustion_reason: Option<BudgetLimit>,
