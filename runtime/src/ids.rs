@@ -85,6 +85,23 @@ pub fn concat(parts: &[&str]) -> String {
     text
 }
 
+/// [`concat`] as a shared text, joined in a buffer the thread keeps: the
+/// shared text is the one allocation.
+pub fn concat_shared(parts: &[&str]) -> Arc<str> {
+    thread_local! {
+        static JOINED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    JOINED.with(|joined| {
+        crate::json_out::borrow_or_fresh(joined, |text| {
+            text.clear();
+            for part in parts {
+                text.push_str(part);
+            }
+            Arc::from(text.as_str())
+        })
+    })
+}
+
 /// The splitmix64 finaliser: a cheap, well-mixed bijection on `u64`.
 fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -81,6 +81,69 @@ pub fn with_buffer<R>(use_buffer: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     })
 }
 
+/// The text last written for a key, as a thread keeps it: a value
+/// written again unchanged (a run's lease, in its acquired event and then
+/// in its receipt) is copied rather than written anew. A hit needs the key
+/// to match in full, so the text is the one the writer would write.
+#[derive(Debug)]
+pub struct Memo<K> {
+    key: Option<K>,
+    text: Vec<u8>,
+}
+
+impl<K> Memo<K> {
+    /// An empty memo.
+    pub const fn new() -> Self {
+        Self {
+            key: None,
+            text: Vec::new(),
+        }
+    }
+
+    /// Appends the kept text when `matches` accepts its key and the text;
+    /// otherwise appends what `write` writes and keeps it under `key()`.
+    pub fn write(
+        &mut self,
+        out: &mut Vec<u8>,
+        matches: impl FnOnce(&K, &[u8]) -> bool,
+        key: impl FnOnce() -> K,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        if let Some(kept) = &self.key {
+            if matches(kept, &self.text) {
+                out.extend_from_slice(&self.text);
+                return;
+            }
+        }
+        let start = out.len();
+        write(out);
+        self.text.clear();
+        self.text.extend_from_slice(&out[start..]);
+        self.key = Some(key());
+    }
+}
+
+impl<K> Default for Memo<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// [`Memo::write`] through the memo `kept` holds for this thread; a nested
+/// use (none is known) writes without it.
+pub fn memoized<K: 'static>(
+    kept: &'static std::thread::LocalKey<std::cell::RefCell<Memo<K>>>,
+    out: &mut Vec<u8>,
+    matches: impl FnOnce(&K, &[u8]) -> bool,
+    key: impl FnOnce() -> K,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
+    kept.with(|memo| match memo.try_borrow_mut() {
+        Ok(mut memo) => memo.write(out, matches, key, write),
+        Err(_) => write(out),
+    });
+}
+
 /// Runs `use_kept` on what `kept` holds (a thread's scratch space), or on
 /// a fresh value when a caller further up the stack is using it: a nested
 /// use gets its own rather than a second borrow.
@@ -113,6 +176,29 @@ pub fn int<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
         Ok(thirteen) => out.extend_from_slice(thirteen),
         Err(_) => out.extend_from_slice(digits),
     }
+}
+
+/// Appends a time in milliseconds, as [`int`] does. An operation writes
+/// its time into most of its events: the digits of the last thirteen-digit
+/// time written (2001 to 2286) are kept by the thread and copied.
+pub fn ms(out: &mut Vec<u8>, value: i64) {
+    thread_local! {
+        // Starts as a time and its own digits.
+        static LAST: std::cell::Cell<(i64, [u8; 13])> =
+            const { std::cell::Cell::new((1_000_000_000_000, *b"1000000000000")) };
+    }
+    LAST.with(|last| {
+        let (kept, digits) = last.get();
+        if kept == value {
+            return out.extend_from_slice(&digits);
+        }
+        let mut buffer = itoa::Buffer::new();
+        let written = buffer.format(value).as_bytes();
+        if let Ok(thirteen) = <[u8; 13]>::try_from(written) {
+            last.set((value, thirteen));
+        }
+        out.extend_from_slice(written);
+    });
 }
 
 /// Appends a map of strings: a `BTreeMap` iterates in key byte order, the
@@ -255,6 +341,61 @@ mod tests {
             (outer.as_slice(), inner.as_slice()),
             (&b"outer"[..], &b"inner"[..])
         );
+    }
+
+    /// A time is written as `int` writes it, whichever time came before:
+    /// repeated, alternating, of other lengths, negative, the extremes.
+    #[test]
+    fn times_are_written_as_integers_are() {
+        let times = [
+            1_767_225_600_000,
+            1_767_225_600_000,
+            1_767_225_601_000,
+            1_000_000_000_000,
+            -1,
+            0,
+            -100_000_000_000,
+            -100_000_000_000,
+            9_999_999_999_999,
+            i64::MIN,
+            i64::MAX,
+            1_767_225_601_000,
+            42,
+            1_767_225_601_000,
+        ];
+        for (index, &time) in times.iter().enumerate() {
+            let (mut written, mut expected) = (Vec::new(), Vec::new());
+            ms(&mut written, time);
+            int(&mut expected, time);
+            assert_eq!(written, expected, "time {index}: {time}");
+        }
+    }
+
+    /// A memo copies its text only when its key matches, and keeps the
+    /// latest text written.
+    #[test]
+    fn a_memo_copies_only_for_its_key() {
+        let mut memo = Memo::new();
+        let mut writes = 0;
+        let mut write = |memo: &mut Memo<u32>, key: u32, text: &str| {
+            let mut out = b"<".to_vec();
+            memo.write(
+                &mut out,
+                |kept, kept_text| *kept == key && kept_text.len() == text.len(),
+                || key,
+                |out| {
+                    writes += 1;
+                    out.extend_from_slice(text.as_bytes());
+                },
+            );
+            out
+        };
+        assert_eq!(write(&mut memo, 1, "one"), b"<one");
+        assert_eq!(write(&mut memo, 1, "uno"), b"<one", "a hit copies");
+        assert_eq!(write(&mut memo, 2, "two"), b"<two");
+        assert_eq!(write(&mut memo, 1, "one"), b"<one", "only the last is kept");
+        assert_eq!(write(&mut memo, 1, "eins"), b"<eins", "the test refuses");
+        assert_eq!(writes, 4);
     }
 
     /// The order check agrees with `str`'s order and refuses ties.

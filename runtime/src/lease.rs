@@ -30,13 +30,27 @@ pub struct Lease {
 
 impl Lease {
     /// Appends the lease's canonical JSON (`json_out.rs`).
+    // A run's lease is written in its acquired event and again in its
+    // receipt: the second time, the text is copied.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        crate::json_out::object!(out;
-            "acquired_at_ms" => int(self.acquired_at_ms),
-            "expires_at_ms" => int(self.expires_at_ms),
-            "holder" => string(&self.holder),
-            "id" => string(&self.id),
-            "work_key" => string(&self.work_key),
+        use crate::json_out::{memoized, object, Memo};
+        thread_local! {
+            static LAST: std::cell::RefCell<Memo<Lease>> = const { std::cell::RefCell::new(Memo::new()) };
+        }
+        memoized(
+            &LAST,
+            out,
+            |last, _| last == self,
+            || self.clone(),
+            |out| {
+                object!(out;
+                    "acquired_at_ms" => ms(self.acquired_at_ms),
+                    "expires_at_ms" => ms(self.expires_at_ms),
+                    "holder" => string(&self.holder),
+                    "id" => string(&self.id),
+                    "work_key" => string(&self.work_key),
+                )
+            },
         );
     }
 

@@ -35,20 +35,22 @@ impl Money {
         }
         // Every trigger converts its cost and its persona's limits: the
         // same few amounts, remembered by their bits in a small table.
+        // A cell a slot, so that a look-up copies one entry, not the table.
         thread_local! {
-            static RECENT: std::cell::Cell<[(u64, Money); 8]> =
-                const { std::cell::Cell::new([(u64::MAX, Money::ZERO); 8]) };
+            static RECENT: [std::cell::Cell<(u64, Money)>; 8] =
+                const { [const { std::cell::Cell::new((u64::MAX, Money::ZERO)) }; 8] };
         }
         let bits = value.to_bits();
         let slot = ((bits ^ (bits >> 29) ^ (bits >> 52)) & 7) as usize;
-        let mut recent = RECENT.get();
-        if recent[slot].0 == bits {
-            return recent[slot].1;
-        }
-        let money = Self::from_f64_text(value);
-        recent[slot] = (bits, money);
-        RECENT.set(recent);
-        money
+        RECENT.with(|recent| {
+            let (kept, money) = recent[slot].get();
+            if kept == bits {
+                return money;
+            }
+            let money = Self::from_f64_text(value);
+            recent[slot].set((bits, money));
+            money
+        })
     }
 
     /// [`Money::from_f64`] through the amount's shortest text.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::format_ms;
-use crate::ids::concat;
+use crate::ids::concat_shared;
 
 /// A normalised trigger, as the modelled runtime's `PersonaTriggerEnvelope`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -49,7 +49,7 @@ impl Envelope {
                 Some(metadata) => crate::json_out::object!(out; "metadata" => string_map(metadata)),
                 None => out.extend_from_slice(b"{}"),
             }),
-            "received_at_ms" => int(self.received_at_ms),
+            "received_at_ms" => ms(self.received_at_ms),
             "source_event_id" => opt_string(self.source_event_id.as_deref()),
             "subject_key" => string(&self.subject_key),
         );
@@ -88,11 +88,11 @@ pub fn normalize(
             let repo =
                 first(&metadata, &["repository", "repository.full_name"]).unwrap_or("unknown");
             if let Some(number) = first(&metadata, &["pr", "pull_request.number", "number"]) {
-                concat(&["github:", repo, ":pr:", number])
+                concat_shared(&["github:", repo, ":pr:", number])
             } else if let Some(check) = first(&metadata, &["check_run.name", "check_name"]) {
-                concat(&["github:", repo, ":check:", check])
+                concat_shared(&["github:", repo, ":check:", check])
             } else {
-                concat(&["github:", repo, ":", kind])
+                concat_shared(&["github:", repo, ":", kind])
             }
         }
         "linear" => {
@@ -101,20 +101,20 @@ pub fn normalize(
                 &["issue_key", "issue.identifier", "issue_id", "id"],
             )
             .unwrap_or("unknown");
-            concat(&["linear:issue:", issue])
+            concat_shared(&["linear:issue:", issue])
         }
         "slack" => {
             let channel = first(&metadata, &["channel", "channel_id"]).unwrap_or("unknown");
             let ts = first(&metadata, &["ts", "event_ts"]).unwrap_or("unknown");
-            concat(&["slack:", channel, ":", ts])
+            concat_shared(&["slack:", channel, ":", ts])
         }
         "webhook" => match first(&metadata, &["dedupe_key", "event_id"]) {
-            Some(key) => concat(&["webhook:", key]),
-            None => concat(&["webhook:", kind, ":", &generated()]),
+            Some(key) => concat_shared(&["webhook:", key]),
+            None => concat_shared(&["webhook:", kind, ":", &generated()]),
         },
         _ => match first(&metadata, &["dedupe_key", "event_id"]) {
-            Some(key) => concat(&[&provider, ":", kind, ":", key]),
-            None => concat(&[&provider, ":", kind, ":", &generated()]),
+            Some(key) => concat_shared(&[&provider, ":", kind, ":", key]),
+            None => concat_shared(&[&provider, ":", kind, ":", &generated()]),
         },
     };
     let raw = RawTrigger {
@@ -123,7 +123,7 @@ pub fn normalize(
     Envelope {
         provider,
         kind: kind.to_string(),
-        subject_key: subject_key.into(),
+        subject_key,
         source_event_id,
         received_at_ms: now_ms,
         metadata,

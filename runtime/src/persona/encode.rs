@@ -4,6 +4,9 @@
 //! other payloads take the serde path. The tests below hold both paths to
 //! the same bytes for every kind.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use super::events::*;
 use crate::event::{serde_payloads, EncodePayload};
 use crate::json_out::object;
@@ -50,7 +53,7 @@ impl EncodePayload for crate::lease::Lease {
 impl EncodePayload for LeaseExpired {
     fn write_payload(&self, out: &mut Vec<u8>) {
         object!(out;
-            "expired_at_ms" => int(self.expired_at_ms),
+            "expired_at_ms" => ms(self.expired_at_ms),
             "id" => string(&self.id),
             "work_key" => string(&self.work_key),
         )
@@ -61,7 +64,7 @@ impl EncodePayload for LeaseReleased {
     fn write_payload(&self, out: &mut Vec<u8>) {
         object!(out;
             "id" => string(&self.id),
-            "released_at_ms" => int(self.released_at_ms),
+            "released_at_ms" => ms(self.released_at_ms),
             "work_key" => string(&self.work_key),
         )
     }
@@ -74,7 +77,7 @@ impl EncodePayload for RunStarted {
             "entry_workflow" => string(&run.entry_workflow),
             "lease_id" => string(&run.lease_id),
             "run_id" => string(&run.run_id),
-            "started_at_ms" => int(self.started_at_ms),
+            "started_at_ms" => ms(self.started_at_ms),
             "work_key" => string(&run.work_key),
         )
     }
@@ -84,7 +87,7 @@ impl EncodePayload for RunCompleted {
     fn write_payload(&self, out: &mut Vec<u8>) {
         let run = &self.run;
         object!(out;
-            "completed_at_ms" => int(self.completed_at_ms),
+            "completed_at_ms" => ms(self.completed_at_ms),
             "entry_workflow" => string(&run.entry_workflow),
             "lease_id" => string(&run.lease_id),
             "run_id" => string(&run.run_id),
@@ -105,20 +108,80 @@ impl EncodePayload for BudgetRecorded {
     }
 }
 
+// The value events of one run differ only in their kind and amounts: the
+// entries they share, `metadata` and `occurred_at`, then `persona_id`
+// through `template_ref`, are written for the first and copied for the
+// rest. Written entry by entry rather than with `object!`, as the shared
+// entries are copied two at a time; the keys are those of `object!`, in
+// the same order.
 impl EncodePayload for ValueEvent {
     fn write_payload(&self, out: &mut Vec<u8>) {
-        object!(out;
-            "avoided_cost_usd" => scalar(&self.avoided_cost_usd),
-            "deterministic_steps" => int(self.deterministic_steps),
-            "kind" => string(self.kind.as_str()),
-            "llm_steps" => int(self.llm_steps),
-            "metadata" => text(self.metadata.json()),
-            "occurred_at" => nested(|out| self.occurred_at.write_json(out)),
-            "paid_cost_usd" => scalar(&self.paid_cost_usd),
-            "persona_id" => string(&self.persona_id),
-            "run_id" => string(&self.run_id),
-            "template_ref" => opt_string(self.template_ref.as_deref()),
-        )
+        use crate::json_out::{self as json, memoized, Memo};
+        const _: () = assert!(json::keys_in_order(&[
+            "avoided_cost_usd",
+            "deterministic_steps",
+            "kind",
+            "llm_steps",
+            "metadata",
+            "occurred_at",
+            "paid_cost_usd",
+            "persona_id",
+            "run_id",
+            "template_ref",
+        ]));
+        type Names = (Arc<str>, Arc<str>, Option<Arc<str>>);
+        thread_local! {
+            // Keyed by the time, and by the metadata's length: the kept
+            // text starts with the metadata, compared in full.
+            static MOMENT: RefCell<Memo<(i64, usize)>> = const { RefCell::new(Memo::new()) };
+            static NAMES: RefCell<Memo<Names>> = const { RefCell::new(Memo::new()) };
+        }
+        out.extend_from_slice(b"{\"avoided_cost_usd\":");
+        json::scalar(out, &self.avoided_cost_usd);
+        out.extend_from_slice(b",\"deterministic_steps\":");
+        json::int(out, self.deterministic_steps);
+        out.extend_from_slice(b",\"kind\":");
+        json::string(out, self.kind.as_str());
+        out.extend_from_slice(b",\"llm_steps\":");
+        json::int(out, self.llm_steps);
+        out.extend_from_slice(b",\"metadata\":");
+        let metadata = self.metadata.json().as_bytes();
+        let at_ms = self.occurred_at.ms();
+        memoized(
+            &MOMENT,
+            out,
+            |&(kept_ms, len), kept| kept_ms == at_ms && kept.get(..len) == Some(metadata),
+            || (at_ms, metadata.len()),
+            |out| {
+                out.extend_from_slice(metadata);
+                out.extend_from_slice(b",\"occurred_at\":");
+                self.occurred_at.write_json(out);
+            },
+        );
+        out.extend_from_slice(b",\"paid_cost_usd\":");
+        json::scalar(out, &self.paid_cost_usd);
+        memoized(
+            &NAMES,
+            out,
+            |(persona_id, run_id, template_ref), _| {
+                *persona_id == self.persona_id
+                    && *run_id == self.run_id
+                    && *template_ref == self.template_ref
+            },
+            || {
+                let template_ref = self.template_ref.clone();
+                (self.persona_id.clone(), self.run_id.clone(), template_ref)
+            },
+            |out| {
+                out.extend_from_slice(b",\"persona_id\":");
+                json::string(out, &self.persona_id);
+                out.extend_from_slice(b",\"run_id\":");
+                json::string(out, &self.run_id);
+                out.extend_from_slice(b",\"template_ref\":");
+                json::opt_string(out, self.template_ref.as_deref());
+            },
+        );
+        out.push(b'}');
     }
 }
 
@@ -126,11 +189,11 @@ impl EncodePayload for Supervised<QueuePosition> {
     fn write_payload(&self, out: &mut Vec<u8>) {
         let update = &self.update;
         object!(out;
-            "occurred_at_ms" => int(update.occurred_at_ms),
+            "occurred_at_ms" => ms(update.occurred_at_ms),
             "persona_id" => string(&update.persona_id),
             "position" => int(update.position),
             "queue_depth" => int(update.queue_depth),
-            "queued_at_ms" => int(update.queued_at_ms),
+            "queued_at_ms" => ms(update.queued_at_ms),
             "template_ref" => opt_string(update.template_ref.as_deref()),
             "update_kind" => string(self.update_kind.as_str()),
             "work_key" => string(&update.work_key),
@@ -142,7 +205,7 @@ impl EncodePayload for Supervised<ReceiptUpdate> {
     fn write_payload(&self, out: &mut Vec<u8>) {
         let update = &self.update;
         object!(out;
-            "occurred_at_ms" => int(update.occurred_at_ms),
+            "occurred_at_ms" => ms(update.occurred_at_ms),
             "persona_id" => string(&update.persona_id),
             "receipt" => nested(|out| write_receipt(out, &update.receipt)),
             "template_ref" => opt_string(update.template_ref.as_deref()),

@@ -282,14 +282,8 @@ fn events(text: &str, usd: f64, full: bool) -> Vec<PersonaEvent> {
 }
 
 fn assert_both_paths_agree(text: &str, usd: f64, full: bool) {
-    for event in events(text, usd, full) {
-        assert_eq!(
-            event.payload().json(),
-            event.payload_through_serde().json(),
-            "{} with {text:?}, {usd}, {full}",
-            event.kind()
-        );
-    }
+    let case = format!("{text:?}, {usd}, {full}");
+    assert_written_in_turn_as_serde_writes(&events(text, usd, full), &case);
 }
 
 #[test]
@@ -314,4 +308,111 @@ proptest! {
     ) {
         assert_both_paths_agree(&text, usd, full);
     }
+}
+
+/// The payloads of `events`, written one after another as an operation
+/// writes them, each compared with the serde path.
+fn assert_written_in_turn_as_serde_writes(events: &[PersonaEvent], case: &str) {
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(
+            event.payload().json(),
+            event.payload_through_serde().json(),
+            "event {index}, {}, with {case}",
+            event.kind()
+        );
+    }
+}
+
+/// Value events and leases written in turn: the text kept from one is
+/// reused for the next only when every field it holds is the same. Each
+/// event differs from the one before in one field (the same text in a
+/// new allocation counts as the same), so a check that missed a field
+/// would write the previous event's text.
+#[test]
+fn texts_kept_between_events_follow_every_field() {
+    let base = value_event("a", 0.5, true);
+    let variants: Vec<ValueEvent> = vec![
+        base.clone(),
+        ValueEvent {
+            kind: ValueKind::RunStarted,
+            paid_cost_usd: 0.0,
+            ..base.clone()
+        },
+        base.clone(),
+        ValueEvent {
+            persona_id: "b".into(),
+            ..base.clone()
+        },
+        ValueEvent {
+            persona_id: "a".into(),
+            ..base.clone()
+        },
+        ValueEvent {
+            run_id: "r\"other".into(),
+            ..base.clone()
+        },
+        ValueEvent {
+            template_ref: None,
+            ..base.clone()
+        },
+        ValueEvent {
+            template_ref: Some("ta".into()),
+            ..base.clone()
+        },
+        ValueEvent {
+            occurred_at: TimeTuple(base.occurred_at.ms() + 1),
+            ..base.clone()
+        },
+        ValueEvent {
+            metadata: json!({"work_key": "a"}).into(),
+            ..base.clone()
+        },
+        // The metadata of the one before, longer by a key.
+        ValueEvent {
+            metadata: json!({"work_key": "a", "z": 1}).into(),
+            ..base.clone()
+        },
+        ValueEvent {
+            metadata: metadata("a").into(),
+            ..base.clone()
+        },
+        base.clone(),
+    ];
+    let events: Vec<PersonaEvent> = variants
+        .into_iter()
+        .map(PersonaEvent::ValueRunCompleted)
+        .collect();
+    assert_written_in_turn_as_serde_writes(&events, "one field changed");
+
+    let lease = lease("a");
+    let leases = [
+        lease.clone(),
+        lease.clone(),
+        Lease {
+            id: "persona_lease_b".into(),
+            ..lease.clone()
+        },
+        Lease {
+            holder: "b".into(),
+            ..lease.clone()
+        },
+        Lease {
+            work_key: "wb\n".into(),
+            ..lease.clone()
+        },
+        Lease {
+            acquired_at_ms: 0,
+            ..lease.clone()
+        },
+        Lease {
+            expires_at_ms: 0,
+            ..lease.clone()
+        },
+        lease,
+    ];
+    let events: Vec<PersonaEvent> = leases
+        .into_iter()
+        .map(PersonaEvent::LeaseAcquired)
+        .collect();
+    assert_written_in_turn_as_serde_writes(&events, "one field changed");
 }
