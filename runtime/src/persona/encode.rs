@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::events::*;
 use crate::event::{serde_payloads, EncodePayload};
-use crate::json_out::object;
+use crate::json_out::{memoized, object, Memo};
 
 serde_payloads!(
     TriggerQueued,
@@ -116,7 +116,7 @@ impl EncodePayload for BudgetRecorded {
 // the same order.
 impl EncodePayload for ValueEvent {
     fn write_payload(&self, out: &mut Vec<u8>) {
-        use crate::json_out::{self as json, memoized, Memo};
+        use crate::json_out as json;
         const _: () = assert!(json::keys_in_order(&[
             "avoided_cost_usd",
             "deterministic_steps",
@@ -129,13 +129,6 @@ impl EncodePayload for ValueEvent {
             "run_id",
             "template_ref",
         ]));
-        type Names = (Arc<str>, Arc<str>, Option<Arc<str>>);
-        thread_local! {
-            // Keyed by the time, and by the metadata's length: the kept
-            // text starts with the metadata, compared in full.
-            static MOMENT: RefCell<Memo<(i64, usize)>> = const { RefCell::new(Memo::new()) };
-            static NAMES: RefCell<Memo<Names>> = const { RefCell::new(Memo::new()) };
-        }
         out.extend_from_slice(b"{\"avoided_cost_usd\":");
         json::scalar(out, &self.avoided_cost_usd);
         out.extend_from_slice(b",\"deterministic_steps\":");
@@ -145,10 +138,26 @@ impl EncodePayload for ValueEvent {
         out.extend_from_slice(b",\"llm_steps\":");
         json::int(out, self.llm_steps);
         out.extend_from_slice(b",\"metadata\":");
+        self.write_metadata_and_time(out);
+        out.extend_from_slice(b",\"paid_cost_usd\":");
+        json::scalar(out, &self.paid_cost_usd);
+        self.write_names(out);
+        out.push(b'}');
+    }
+}
+
+impl ValueEvent {
+    /// The `metadata` value, then the `occurred_at` entry.
+    fn write_metadata_and_time(&self, out: &mut Vec<u8>) {
+        thread_local! {
+            // Keyed by the time, and by the metadata's length: the kept
+            // text starts with the metadata, compared in full.
+            static KEPT: RefCell<Memo<(i64, usize)>> = const { RefCell::new(Memo::new()) };
+        }
         let metadata = self.metadata.json().as_bytes();
         let at_ms = self.occurred_at.ms();
         memoized(
-            &MOMENT,
+            &KEPT,
             out,
             |&(kept_ms, len), kept| kept_ms == at_ms && kept.get(..len) == Some(metadata),
             || (at_ms, metadata.len()),
@@ -158,10 +167,16 @@ impl EncodePayload for ValueEvent {
                 self.occurred_at.write_json(out);
             },
         );
-        out.extend_from_slice(b",\"paid_cost_usd\":");
-        json::scalar(out, &self.paid_cost_usd);
+    }
+
+    /// The `persona_id`, `run_id` and `template_ref` entries.
+    fn write_names(&self, out: &mut Vec<u8>) {
+        type Names = (Arc<str>, Arc<str>, Option<Arc<str>>);
+        thread_local! {
+            static KEPT: RefCell<Memo<Names>> = const { RefCell::new(Memo::new()) };
+        }
         memoized(
-            &NAMES,
+            &KEPT,
             out,
             |(persona_id, run_id, template_ref), _| {
                 *persona_id == self.persona_id
@@ -174,14 +189,13 @@ impl EncodePayload for ValueEvent {
             },
             |out| {
                 out.extend_from_slice(b",\"persona_id\":");
-                json::string(out, &self.persona_id);
+                crate::json_out::string(out, &self.persona_id);
                 out.extend_from_slice(b",\"run_id\":");
-                json::string(out, &self.run_id);
+                crate::json_out::string(out, &self.run_id);
                 out.extend_from_slice(b",\"template_ref\":");
-                json::opt_string(out, self.template_ref.as_deref());
+                crate::json_out::opt_string(out, self.template_ref.as_deref());
             },
         );
-        out.push(b'}');
     }
 }
 
