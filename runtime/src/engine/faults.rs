@@ -45,12 +45,13 @@ impl Runtime {
             .into();
         self.staged_text.clear();
         let topic = &self.topic;
-        let batch = self
+        let mut batch = self
             .pending
             .drain(..)
-            .map(|staged| staged.into_event(topic, &text))
-            .collect();
-        if let Err(error) = self.log.append(batch) {
+            .map(|staged| staged.into_event(topic, &text));
+        let appended = self.log.append_from(&mut batch);
+        drop(batch);
+        if let Err(error) = appended {
             self.rebuild_committed();
             return Err(error.into());
         }
