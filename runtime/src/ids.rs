@@ -54,39 +54,20 @@ impl IdGen {
     }
 
     /// `prefix` then the next [`IdGen::uuid_v7`] in its hyphenated lower-case
-    /// form: the text `format!("{prefix}{uuid}")` gives, built at its exact
-    /// length without the formatting machinery (a trigger makes several),
-    /// and shared by the events and receipts that name it.
+    /// form: the text `format!("{prefix}{uuid}")` gives, joined without the
+    /// formatting machinery (a trigger makes several), and shared by the
+    /// events and receipts that name it.
     pub fn prefixed(&mut self, prefix: &str, now_ms: i64) -> Arc<str> {
         let mut buffer = uuid::Uuid::encode_buffer();
         let uuid = self.uuid_v7(now_ms).hyphenated();
         let text = uuid.encode_lower(&mut buffer);
-        // Joined on the stack, so the shared text is the one allocation.
-        let mut joined = [0u8; 64];
-        let len = prefix.len() + text.len();
-        match joined.get_mut(..len) {
-            Some(room) => {
-                room[..prefix.len()].copy_from_slice(prefix.as_bytes());
-                room[prefix.len()..].copy_from_slice(text.as_bytes());
-                Arc::from(std::str::from_utf8(room).expect("a prefix and a uuid are UTF-8"))
-            }
-            None => Arc::from(concat(&[prefix, text])),
-        }
+        concat_shared(&[prefix, text])
     }
 }
 
-/// The texts of `parts` one after another, in a string of exactly their
-/// length (`format!` of plain strings, without growing as it writes).
-pub fn concat(parts: &[&str]) -> String {
-    let mut text = String::with_capacity(parts.iter().map(|part| part.len()).sum());
-    for part in parts {
-        text.push_str(part);
-    }
-    text
-}
-
-/// [`concat`] as a shared text, joined in a buffer the thread keeps: the
-/// shared text is the one allocation.
+/// The texts of `parts` one after another as one shared text (`format!`
+/// of plain strings, without its machinery), joined in a buffer the thread
+/// keeps: the shared text is the one allocation.
 pub fn concat_shared(parts: &[&str]) -> Arc<str> {
     thread_local! {
         static JOINED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
@@ -117,15 +98,14 @@ mod tests {
     #[test]
     fn a_prefixed_id_is_the_prefix_and_the_uuid_formatted() {
         let (mut a, mut b) = (IdGen::new(7), IdGen::new(7));
-        // The last prefix is too long to join on the stack.
-        let long = "a_prefix_longer_than_the_stack_room_";
+        let long = "a_prefix_longer_than_a_uuid_and_then_some_";
         for (prefix, now_ms) in [("persona_lease_", 1_000), ("", 0), ("é-", -5), (long, 9)] {
             let id = a.prefixed(prefix, now_ms);
             assert_eq!(id, format!("{prefix}{}", b.uuid_v7(now_ms)).into());
             assert_eq!(id.len(), prefix.len() + 36);
         }
-        assert_eq!(concat(&[]), "");
-        assert_eq!(concat(&["a", "", "bc"]), "abc");
+        assert_eq!(&*concat_shared(&[]), "");
+        assert_eq!(&*concat_shared(&["a", "", "bc"]), "abc");
     }
 
     #[test]
