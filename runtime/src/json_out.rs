@@ -129,8 +129,8 @@ impl<K> Default for Memo<K> {
     }
 }
 
-/// [`Memo::write`] through the memo `kept` holds for this thread; a nested
-/// use (none is known) writes without it.
+/// [`Memo::write`] through the memo `kept` holds for this thread (a
+/// nested use, none known, gets a fresh one).
 pub fn memoized<K: 'static>(
     kept: &'static std::thread::LocalKey<std::cell::RefCell<Memo<K>>>,
     out: &mut Vec<u8>,
@@ -138,10 +138,7 @@ pub fn memoized<K: 'static>(
     key: impl FnOnce() -> K,
     write: impl FnOnce(&mut Vec<u8>),
 ) {
-    kept.with(|memo| match memo.try_borrow_mut() {
-        Ok(mut memo) => memo.write(out, matches, key, write),
-        Err(_) => write(out),
-    });
+    kept.with(|memo| borrow_or_fresh(memo, |memo| memo.write(out, matches, key, write)));
 }
 
 /// Runs `use_kept` on what `kept` holds (a thread's scratch space), or on

@@ -50,6 +50,7 @@ impl Runtime {
             .drain(..)
             .map(|staged| staged.into_event(topic, &text));
         let appended = self.log.append_from(&mut batch);
+        // The drain ends before a failed append rebuilds the state.
         drop(batch);
         if let Err(error) = appended {
             self.rebuild_committed();
