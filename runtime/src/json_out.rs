@@ -166,13 +166,7 @@ pub fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 /// Appends an integer as serde_json writes it.
 pub fn int<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
     let mut buffer = itoa::Buffer::new();
-    let digits = buffer.format(value).as_bytes();
-    // A time in milliseconds (2001 to 2286) has thirteen digits: copied at
-    // a length known when compiling, without a call to memcpy.
-    match <&[u8; 13]>::try_from(digits) {
-        Ok(thirteen) => out.extend_from_slice(thirteen),
-        Err(_) => out.extend_from_slice(digits),
-    }
+    out.extend_from_slice(buffer.format(value).as_bytes());
 }
 
 /// Appends a time in milliseconds, as [`int`] does. An operation writes

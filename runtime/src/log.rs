@@ -466,11 +466,11 @@ impl StoredEvent {
 
     /// [`StoredEvent::write_json`]'s text after the payload.
     fn write_tail(&self, out: &mut Vec<u8>) {
-        use crate::json_out::{int, string_map};
+        use crate::json_out::{ms, string_map};
         out.extend_from_slice(b",\"headers\":");
         string_map(out, &self.headers);
         out.extend_from_slice(b",\"occurred_at_ms\":");
-        int(out, self.occurred_at_ms);
+        ms(out, self.occurred_at_ms);
         out.push(b'}');
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::events::*;
 use crate::event::{serde_payloads, EncodePayload};
-use crate::json_out::{memoized, object, Memo};
+use crate::json_out::{self as json, memoized, object, Memo};
 
 serde_payloads!(
     TriggerQueued,
@@ -116,7 +116,6 @@ impl EncodePayload for BudgetRecorded {
 // the same order.
 impl EncodePayload for ValueEvent {
     fn write_payload(&self, out: &mut Vec<u8>) {
-        use crate::json_out as json;
         const _: () = assert!(json::keys_in_order(&[
             "avoided_cost_usd",
             "deterministic_steps",
@@ -189,11 +188,11 @@ impl ValueEvent {
             },
             |out| {
                 out.extend_from_slice(b",\"persona_id\":");
-                crate::json_out::string(out, &self.persona_id);
+                json::string(out, &self.persona_id);
                 out.extend_from_slice(b",\"run_id\":");
-                crate::json_out::string(out, &self.run_id);
+                json::string(out, &self.run_id);
                 out.extend_from_slice(b",\"template_ref\":");
-                crate::json_out::opt_string(out, self.template_ref.as_deref());
+                json::opt_string(out, self.template_ref.as_deref());
             },
         );
     }
