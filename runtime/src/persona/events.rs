@@ -215,7 +215,8 @@ pub struct RunRef {
 }
 
 /// `persona.run.started`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+// Read in one pass (module `one_pass`), as [`Supervised`] is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct RunStarted {
     #[serde(flatten)]
     pub run: RunRef,
@@ -223,7 +224,8 @@ pub struct RunStarted {
 }
 
 /// `persona.run.completed`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+// Read in one pass (module `one_pass`), as [`Supervised`] is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct RunCompleted {
     #[serde(flatten)]
     pub run: RunRef,
@@ -231,7 +233,8 @@ pub struct RunCompleted {
 }
 
 /// `persona.run.failed`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+// Read in one pass (module `one_pass`), as [`Supervised`] is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct RunFailed {
     #[serde(flatten)]
     pub run: RunRef,
@@ -418,7 +421,7 @@ impl SupervisionKind {
 }
 
 /// `persona.supervision.*`: an update with its `update_kind`.
-// Read in one pass (module `supervised`) rather than by a derived
+// Read in one pass (module `one_pass`) rather than by a derived
 // `flatten`, which would first copy the whole object into serde's generic
 // buffer.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -428,72 +431,191 @@ pub struct Supervised<T> {
     pub update_kind: SupervisionKind,
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Supervised<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(supervised::Visitor(std::marker::PhantomData))
+impl<'de, T: Deserialize<'de>> one_pass::Flat<'de> for Supervised<T> {
+    const NAME: &'static str = "struct Supervised";
+
+    fn read<A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        let mut update_kind = None;
+        let update = one_pass::inner(map, ("update_kind", &mut update_kind));
+        let (update, update_kind) = update.then(|| one_pass::taken(update_kind, "update_kind"))?;
+        Ok(Self {
+            update,
+            update_kind,
+        })
     }
 }
 
-/// Reading a [`Supervised`] update in one pass: the update's own reader
-/// is handed the object's entries with `update_kind` taken out on the way.
-mod supervised {
+/// `Flat` for a run event of [`RunRef`] and one time field.
+macro_rules! run_at {
+    ($($event:ident . $field:ident),*) => {$(
+        impl<'de> one_pass::Flat<'de> for $event {
+            const NAME: &'static str = concat!("struct ", stringify!($event));
+
+            fn read<A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+                let mut at = None;
+                let run = one_pass::inner(map, (stringify!($field), &mut at));
+                let (run, $field) = run.then(|| one_pass::taken(at, stringify!($field)))?;
+                Ok(Self { run, $field })
+            }
+        }
+    )*};
+}
+
+run_at!(RunStarted.started_at_ms, RunCompleted.completed_at_ms);
+
+impl<'de> one_pass::Flat<'de> for RunFailed {
+    const NAME: &'static str = "struct RunFailed";
+
+    fn read<A: serde::de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        let (mut at, mut error) = (None, None);
+        let mut ended = false;
+        let without_error = one_pass::Without {
+            map,
+            field: ("error", &mut error),
+            ended: &mut ended,
+        };
+        let run = one_pass::inner(without_error, ("failed_at_ms", &mut at));
+        let (run, (failed_at_ms, error)) = run.then(|| {
+            let at = one_pass::taken(at, "failed_at_ms")?;
+            Ok((at, one_pass::taken(error, "error")?))
+        })?;
+        Ok(Self {
+            run,
+            failed_at_ms,
+            error,
+        })
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Supervised<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        one_pass::read(deserializer)
+    }
+}
+
+/// `Deserialize` through each type's one-pass reader.
+macro_rules! read_in_one_pass {
+    ($($event:ident),*) => {$(
+        impl<'de> Deserialize<'de> for $event {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                one_pass::read(deserializer)
+            }
+        }
+    )*};
+}
+
+read_in_one_pass!(RunStarted, RunCompleted, RunFailed);
+
+/// Reading in one pass a struct that flattens another (a supervision
+/// update, a run event's [`RunRef`]): the inner struct's own reader is
+/// handed the object's entries with the outer struct's fields taken out on
+/// the way. A derived `flatten` would first copy the whole object into
+/// serde's generic buffer, and read the inner struct from there.
+mod one_pass {
     use std::borrow::Cow;
-    use std::marker::PhantomData;
 
     use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess};
     use serde::Deserialize;
 
-    use super::{Supervised, SupervisionKind};
+    /// A struct read in one pass.
+    pub(super) trait Flat<'de>: Sized {
+        /// What the derived reader said it expected.
+        const NAME: &'static str;
 
-    const KIND: &str = "update_kind";
+        fn read<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+    }
 
-    pub(super) struct Visitor<T>(pub(super) PhantomData<T>);
+    /// Reads a `T` through its [`Flat`] reader.
+    pub(super) fn read<'de, D: de::Deserializer<'de>, T: Flat<'de>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
+    }
 
-    impl<'de, T: Deserialize<'de>> de::Visitor<'de> for Visitor<T> {
-        type Value = Supervised<T>;
+    struct Visitor<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Flat<'de>> de::Visitor<'de> for Visitor<T> {
+        type Value = T;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            // As the derived reader said it.
-            f.write_str("struct Supervised")
+            f.write_str(T::NAME)
         }
 
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Supervised<T>, A::Error> {
-            let mut kind = None;
-            let entries = WithoutKind {
-                map,
-                kind: &mut kind,
-            };
-            let update = T::deserialize(de::value::MapAccessDeserializer::new(entries))?;
-            let update_kind = kind.ok_or_else(|| de::Error::missing_field(KIND))?;
-            Ok(Supervised {
-                update,
-                update_kind,
-            })
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::read(map)
         }
     }
 
-    /// The entries of a map but `update_kind`, whose value is kept aside.
-    struct WithoutKind<'k, A> {
+    /// The inner struct, read from the entries of `map` but `field`.
+    pub(super) fn inner<'de, T: Deserialize<'de>, A: MapAccess<'de>, F: Deserialize<'de>>(
         map: A,
-        kind: &'k mut Option<SupervisionKind>,
+        field: (&'static str, &mut Option<F>),
+    ) -> Inner<T, A::Error> {
+        let mut ended = false;
+        let entries = Without {
+            map,
+            field,
+            ended: &mut ended,
+        };
+        let value = T::deserialize(de::value::MapAccessDeserializer::new(entries));
+        Inner { value, ended }
     }
 
-    impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithoutKind<'_, A> {
+    /// The inner struct as read, and whether its reader saw the whole
+    /// object.
+    pub(super) struct Inner<T, E> {
+        value: Result<T, E>,
+        ended: bool,
+    }
+
+    impl<T, E> Inner<T, E> {
+        /// The inner struct and the outer fields (`outer` takes them), or
+        /// the first error in the order the derived reader reports them:
+        /// an error found reading an entry first, then a missing outer
+        /// field, then what the inner struct found wrong once the whole
+        /// object was read (a missing field of its own).
+        pub(super) fn then<U>(self, outer: impl FnOnce() -> Result<U, E>) -> Result<(T, U), E> {
+            if self.ended {
+                let outer = outer()?;
+                Ok((self.value?, outer))
+            } else {
+                let value = self.value?;
+                Ok((value, outer()?))
+            }
+        }
+    }
+
+    /// The value of an outer field, which must have been there.
+    pub(super) fn taken<F, E: de::Error>(value: Option<F>, name: &'static str) -> Result<F, E> {
+        value.ok_or_else(|| de::Error::missing_field(name))
+    }
+
+    /// The entries of a map but the field named `field.0`, whose value is
+    /// kept aside in `field.1`; `ended` is set once the map has no more.
+    pub(super) struct Without<'k, A, F> {
+        pub(super) map: A,
+        pub(super) field: (&'static str, &'k mut Option<F>),
+        pub(super) ended: &'k mut bool,
+    }
+
+    impl<'de, A: MapAccess<'de>, F: Deserialize<'de>> MapAccess<'de> for Without<'_, A, F> {
         type Error = A::Error;
 
         fn next_key_seed<K: DeserializeSeed<'de>>(
             &mut self,
             seed: K,
         ) -> Result<Option<K::Value>, A::Error> {
-            while let Some(Key(name)) = self.map.next_key::<Key<'de>>()? {
-                if name != KIND {
-                    return seed.deserialize(name.into_deserializer()).map(Some);
+            let (name, value) = &mut self.field;
+            while let Some(Key(key)) = self.map.next_key::<Key<'de>>()? {
+                if key != *name {
+                    return seed.deserialize(key.into_deserializer()).map(Some);
                 }
-                if self.kind.is_some() {
-                    return Err(de::Error::duplicate_field(KIND));
+                if value.is_some() {
+                    return Err(de::Error::duplicate_field(name));
                 }
-                *self.kind = Some(self.map.next_value()?);
+                **value = Some(self.map.next_value()?);
             }
+            *self.ended = true;
             Ok(None)
         }
 
@@ -670,21 +792,159 @@ mod tests {
             r#""text""#.to_string(),
         ];
         for text in &texts {
-            let ours = serde_json::from_str::<Supervised<QueuePosition>>(text)
-                .map(|s| (s.update, s.update_kind))
-                .map_err(|e| e.to_string());
-            let derived = serde_json::from_str::<Flattened<QueuePosition>>(text)
-                .map(|s| (s.update, s.update_kind))
-                .map_err(|e| e.to_string());
-            match (&ours, &derived) {
-                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
-                (Err(a), Err(b)) => {
-                    let message = |e: &str| e.split(" at line ").next().unwrap().to_string();
-                    let derived = message(b).replace("struct Flattened", "struct Supervised");
-                    assert_eq!(message(a), derived, "{text}");
-                }
-                _ => panic!("{text}: ours {ours:?}, derived {derived:?}"),
+            same_as_derived(
+                text,
+                |s: Supervised<QueuePosition>| (s.update, s.update_kind),
+                |s: Flattened<QueuePosition>| (s.update, s.update_kind),
+                "Supervised",
+            );
+        }
+    }
+
+    /// `text` reads through the one-pass reader (`Ours`) as through the
+    /// derived one with `flatten` (`Derived`, whose name in its messages
+    /// stands for `name`): the same value, or an error with the same
+    /// message but for where it was found.
+    fn same_as_derived<Ours, Derived, T>(
+        text: &str,
+        ours: impl Fn(Ours) -> T,
+        derived: impl Fn(Derived) -> T,
+        name: &str,
+    ) where
+        Ours: serde::de::DeserializeOwned,
+        Derived: serde::de::DeserializeOwned,
+        T: PartialEq + std::fmt::Debug,
+    {
+        let read = serde_json::from_str::<Ours>(text)
+            .map(ours)
+            .map_err(|e| e.to_string());
+        let expected = serde_json::from_str::<Derived>(text)
+            .map(derived)
+            .map_err(|e| e.to_string());
+        match (&read, &expected) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+            (Err(a), Err(b)) => {
+                let message = |e: &str| e.split(" at line ").next().unwrap().to_string();
+                let path = std::any::type_name::<Derived>();
+                let path = path.split('<').next().unwrap();
+                let derived_name = path.rsplit("::").next().unwrap();
+                let expected = message(b)
+                    .replace(&format!("struct {derived_name}"), &format!("struct {name}"));
+                assert_eq!(message(a), expected, "{text}");
             }
+            _ => panic!("{text}: ours {read:?}, derived {expected:?}"),
+        }
+    }
+
+    /// The run events as the derived readers with `flatten` read them.
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct DerivedStarted {
+        #[serde(flatten)]
+        run: RunRef,
+        started_at_ms: i64,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct DerivedCompleted {
+        #[serde(flatten)]
+        run: RunRef,
+        completed_at_ms: i64,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct DerivedFailed {
+        #[serde(flatten)]
+        run: RunRef,
+        failed_at_ms: i64,
+        error: FailKind,
+    }
+
+    /// Objects of a run event's fields and `own`, the event's own, in
+    /// every order, with extra fields, repeats and faults.
+    fn run_event_texts(own: &str) -> Vec<String> {
+        let run = r#""work_key":"k\"1","run_id":"r","entry_workflow":"wf","lease_id":"l""#;
+        vec![
+            format!("{{{run},{own}}}"),
+            format!("{{{own},{run}}}"),
+            format!(
+                r#"{{"work_key":"k",{own},"run_id":"r","entry_workflow":"wf","lease_id":"l"}}"#
+            ),
+            format!(r#"{{{run},{own},"extra":[1,{{"a":null}}]}}"#),
+            format!("{{{run}}}"),
+            format!("{{{own}}}"),
+            format!("{{{run},{own},{own}}}"),
+            format!(r#"{{{run},"work_key":"again",{own}}}"#),
+            format!(r#"{{"work_key":5,"run_id":"r","entry_workflow":"wf","lease_id":"l",{own}}}"#),
+            "{}".to_string(),
+            "[]".to_string(),
+            "null".to_string(),
+            r#""text""#.to_string(),
+        ]
+    }
+
+    /// Each of [`run_event_texts`] of `own` reads through the one-pass
+    /// reader as through the derived one; but a text with a fault in the
+    /// run's fields and another in the event's own (`own_fault`: a bad or
+    /// missing value) is only refused by both, each reporting one fault or
+    /// the other (the derived reader reads the run's fields last).
+    fn run_event_reads_as_derived<Ours, Derived, T>(
+        own: &str,
+        own_fault: bool,
+        ours: fn(Ours) -> T,
+        derived: fn(Derived) -> T,
+        name: &str,
+    ) where
+        Ours: serde::de::DeserializeOwned + std::fmt::Debug,
+        Derived: serde::de::DeserializeOwned + std::fmt::Debug,
+        T: PartialEq + std::fmt::Debug,
+    {
+        for text in &run_event_texts(own) {
+            let run_fault = text.contains("again") || text.contains(":5,\"run_id");
+            if own_fault && run_fault {
+                let read = serde_json::from_str::<Ours>(text);
+                let expected = serde_json::from_str::<Derived>(text);
+                assert!(read.is_err() && expected.is_err(), "{text}");
+            } else {
+                same_as_derived(text, ours, derived, name);
+            }
+        }
+    }
+
+    /// The run events' one-pass readers read what `flatten` read, and
+    /// refuse what it refused with the same message, wherever their own
+    /// fields stand.
+    #[test]
+    fn run_events_read_as_flatten_read_them() {
+        let started = |e: RunStarted| (e.run, e.started_at_ms);
+        let derived_started = |e: DerivedStarted| (e.run, e.started_at_ms);
+        for (own, fault) in [
+            (r#""started_at_ms":5"#, false),
+            (r#""started_at_ms":"5""#, true),
+        ] {
+            run_event_reads_as_derived(own, fault, started, derived_started, "RunStarted");
+        }
+        run_event_reads_as_derived(
+            r#""completed_at_ms":-1"#,
+            false,
+            |e: RunCompleted| (e.run, e.completed_at_ms),
+            |e: DerivedCompleted| (e.run, e.completed_at_ms),
+            "RunCompleted",
+        );
+        for own in [
+            r#""failed_at_ms":5,"error":"runtime_error""#,
+            r#""error":"runtime_error","failed_at_ms":5"#,
+            r#""failed_at_ms":5"#,
+            r#""error":"runtime_error""#,
+            r#""error":"nonsense","failed_at_ms":5"#,
+        ] {
+            let own_fault = own.contains("nonsense") || !own.contains(',');
+            run_event_reads_as_derived(
+                own,
+                own_fault,
+                |e: RunFailed| (e.run, e.failed_at_ms, e.error),
+                |e: DerivedFailed| (e.run, e.failed_at_ms, e.error),
+                "RunFailed",
+            );
         }
     }
 }
