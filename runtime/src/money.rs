@@ -168,7 +168,12 @@ impl Money {
         if self.0.abs() < EXACT {
             return self.0 as f64 / UNIT as f64;
         }
-        self.to_string().parse().unwrap_or(0.0)
+        // Above it, the decimal is parsed, written on the stack: a
+        // persona's large daily budget takes this path on every trigger.
+        let mut text = ShortText::default();
+        fmt::Write::write_fmt(&mut text, format_args!("{self}"))
+            .expect("an amount's decimal is under 64 bytes");
+        text.as_str().parse().unwrap_or(0.0)
     }
 
     /// `max(self, 0)`.

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use rehearse_runtime::budget::BudgetLimit;
 use rehearse_runtime::config::BudgetPolicy;
@@ -206,10 +207,12 @@ enum Control {
 /// A lease as the log shows it.
 #[derive(Clone, Debug, PartialEq)]
 struct LeaseModel {
-    id: String,
-    work_key: String,
+    // Shared with the event read (a count, not a copy).
+    id: Arc<str>,
+    work_key: Arc<str>,
     expires_at_ms: i64,
-    event: String,
+    /// The id of its persona event, cited as evidence only on a violation.
+    event: u64,
 }
 
 impl LeaseModel {
@@ -765,8 +768,8 @@ impl Checker {
     fn on_lease_expired(&mut self, seen: &Seen<'_>, id: &str) -> Result<(), Broken> {
         let (name, at) = (seen.name, seen.at);
         match &self.personas[name].lease {
-            Some(lease) if lease.id == id && !lease.is_live_at(at) => {}
-            Some(lease) if lease.id == id => {
+            Some(lease) if *lease.id == *id && !lease.is_live_at(at) => {}
+            Some(lease) if *lease.id == *id => {
                 return Err((
                     Invariant::ExpiryBeforeReplace,
                     format!(
@@ -774,7 +777,7 @@ impl Checker {
                         format_ms(at),
                         format_ms(lease.expires_at_ms)
                     ),
-                    vec![lease.event.clone(), seen.here()],
+                    vec![persona_ref(lease.event), seen.here()],
                 ));
             }
             _ => {
@@ -813,7 +816,7 @@ impl Checker {
                     old.id,
                     format_ms(old.expires_at_ms)
                 ),
-                vec![old.event.clone(), seen.here()],
+                vec![persona_ref(old.event), seen.here()],
             ));
         }
         // Without a binding, the lease lasts as long as the log says.
@@ -838,10 +841,10 @@ impl Checker {
             ));
         }
         self.model(name).lease = Some(LeaseModel {
-            id: lease.id.to_string(),
-            work_key: lease.work_key.to_string(),
+            id: Arc::clone(&lease.id),
+            work_key: Arc::clone(&lease.work_key),
             expires_at_ms: expected,
-            event: seen.here(),
+            event: seen.event.id,
         });
         Ok(())
     }
@@ -968,7 +971,7 @@ impl Checker {
                     "persona `{name}`: a run of `{work_key}` started under lease `{lease_id}`, but the live lease is `{}` for `{}`",
                     lease.id, lease.work_key
                 ),
-                vec![lease.event.clone(), seen.here()],
+                vec![persona_ref(lease.event), seen.here()],
             )),
             None => Err((
                 Invariant::RunUnderOwnLease,
@@ -1193,13 +1196,8 @@ impl Checker {
                 ),
                 evidence: Vec::new(),
             };
-            let lease = model
-                .live_lease(step.at_ms)
-                .map(|lease| lease.id.to_string());
-            let reported = status
-                .active_lease
-                .as_ref()
-                .map(|lease| lease.id.to_string());
+            let lease = model.live_lease(step.at_ms).map(|lease| &*lease.id);
+            let reported = status.active_lease.as_ref().map(|lease| &*lease.id);
             if reported != lease {
                 return Err(mismatch(
                     "active lease",
