@@ -11,7 +11,7 @@ use std::ops::Range;
 use rehearse_runtime::capture::Session;
 use rehearse_runtime::engine::RunLedger;
 use rehearse_runtime::engine::{OpResult, Runtime, RuntimeError};
-use rehearse_runtime::log::{EventLog, MemoryLog, Payload, StoredEvent, WindowLog};
+use rehearse_runtime::log::{EventLog, MemoryLog, StoredEvent, WindowLog};
 use rehearse_runtime::op::Op;
 use rehearse_runtime::persona::RunReceipt;
 use rehearse_runtime::run_record::RunRecord;
@@ -374,10 +374,9 @@ impl Backend for Local<'_> {
         }
         self.read_events(index, at_ms, op, &handled);
         if let Some(handoff) = self.handoff.as_mut() {
-            let payload = Payload::encode(op);
             let decision = handled.decision.clone();
             let events = handled.events.clone();
-            handoff.episode(index + 1, event_id, at_ms, payload, decision, events);
+            handoff.episode(index + 1, event_id, at_ms, op.clone(), decision, events);
         }
         let mut result = handled.result.map_err(StepError::from);
         // The receipt moves to `run`: the driver reads only the outcome's

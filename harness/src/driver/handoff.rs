@@ -18,6 +18,7 @@ use rehearse_runtime::capture_stream::{CaptureHeader, CaptureWriter};
 use rehearse_runtime::log::{Payload, StoredEvent};
 use rehearse_runtime::run_record::RunRecord;
 use rehearse_runtime::supervisor::Decision;
+use rehearse_runtime::Op;
 
 use crate::explore::{is_unread, reads_back, Violation};
 
@@ -40,7 +41,9 @@ struct Episode {
     step: usize,
     event_id: String,
     at_ms: i64,
-    payload: Payload,
+    /// Written as the capture's payload on the writer's thread: a copy
+    /// costs the run's thread less than writing it there.
+    op: Op,
     decision: Decision,
     events: Range<usize>,
 }
@@ -102,15 +105,15 @@ impl Handoff {
         })
     }
 
-    /// Records external event `event_id` of step `step` (1-based) handled
-    /// at `at_ms` (its operation as `payload`): `decision`, whose episode
-    /// appended log positions `events`, released later.
+    /// Records external event `event_id` of step `step` (1-based), operation
+    /// `op` handled at `at_ms`: `decision`, whose episode appended log
+    /// positions `events`, released later.
     pub fn episode(
         &mut self,
         step: usize,
         event_id: &str,
         at_ms: i64,
-        payload: Payload,
+        op: Op,
         decision: Decision,
         events: Range<usize>,
     ) {
@@ -118,7 +121,7 @@ impl Handoff {
             step,
             event_id: event_id.to_string(),
             at_ms,
-            payload,
+            op,
             decision,
             events,
         });
@@ -192,7 +195,7 @@ fn write_all(
             capture.episode(
                 &episode.event_id,
                 episode.at_ms,
-                &episode.payload,
+                &Payload::encode(&episode.op),
                 &episode.decision,
                 effects,
             )?;
@@ -254,8 +257,8 @@ mod tests {
             termination: None,
             retry_count: 0,
         };
-        let payload = Payload::from(serde_json::json!({"pump": {}}));
-        handoff.episode(3, "step-3", 0, payload, decision, 0..3);
+        let op = Op::Pump(Default::default());
+        handoff.episode(3, "step-3", 0, op, decision, 0..3);
         let bogus = serde_json::json!({"update_kind": "receipt"});
         let events = [
             persona_event(1, "persona.lease.released", serde_json::json!({})),
