@@ -229,3 +229,79 @@ pub fn vocabulary_schema_text() -> String {
     text.push('\n');
     text
 }
+
+/// Reads a shared text (`#[serde(deserialize_with = "...")]` on an
+/// `Arc<str>` field) as serde reads a `String`, with its errors, straight
+/// into one allocation: serde's own `Arc<str>` reads a `Box<str>` and
+/// copies it into a second.
+pub(crate) fn shared_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::sync::Arc<str>, D::Error> {
+    struct Text;
+
+    impl serde::de::Visitor<'_> for Text {
+        type Value = std::sync::Arc<str>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(text.into())
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+            match std::str::from_utf8(bytes) {
+                Ok(text) => Ok(text.into()),
+                Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(bytes), &self)),
+            }
+        }
+    }
+
+    deserializer.deserialize_string(Text)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    /// A shared text reads what a `String` reads, and refuses what it
+    /// refuses with the same message, from JSON, YAML and a `Value`.
+    #[test]
+    fn a_shared_text_reads_as_a_string_does() {
+        fn same<'de, D: serde::Deserializer<'de>>(ours: D, theirs: D, text: &str)
+        where
+            D::Error: std::fmt::Display,
+        {
+            let ours = super::shared_text(ours).map(|t| t.to_string());
+            let theirs = String::deserialize(theirs);
+            match (&ours, &theirs) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),
+                _ => panic!("{text}: {:?} vs {:?}", ours.is_ok(), theirs.is_ok()),
+            }
+        }
+        for text in [
+            r#""x""#,
+            r#""é\n\u0041""#,
+            r#""""#,
+            "5",
+            "-1.5",
+            "null",
+            "true",
+            "[1]",
+            r#"{"a":1}"#,
+        ] {
+            let mut a = serde_json::Deserializer::from_str(text);
+            let mut b = serde_json::Deserializer::from_str(text);
+            same(&mut a, &mut b, text);
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            same(value.clone(), value, text);
+            same(
+                serde_yaml::Deserializer::from_str(text),
+                serde_yaml::Deserializer::from_str(text),
+                text,
+            );
+        }
+    }
+}

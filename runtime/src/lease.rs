@@ -21,8 +21,11 @@ pub fn runtime_holder() -> Arc<str> {
 pub struct Lease {
     // Shared texts: a lease is copied into several events, the receipt and
     // the state, and each copy is a count, not an allocation.
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub id: Arc<str>,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub holder: Arc<str>,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub work_key: Arc<str>,
     pub acquired_at_ms: i64,
     pub expires_at_ms: i64,

@@ -16,6 +16,7 @@ pub struct Envelope {
     pub kind: String,
     /// The work key.
     // Shared by the events and receipts that name it.
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub subject_key: Arc<str>,
     pub source_event_id: Option<String>,
     pub received_at_ms: i64,

@@ -192,7 +192,9 @@ pub struct LeaseConflict {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LeaseExpired {
     /// The lapsed lease's id.
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub id: Arc<str>,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub work_key: Arc<str>,
     pub expired_at_ms: i64,
 }
@@ -200,7 +202,9 @@ pub struct LeaseExpired {
 /// `persona.lease.released`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LeaseReleased {
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub id: Arc<str>,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub work_key: Arc<str>,
     pub released_at_ms: i64,
 }
@@ -208,9 +212,13 @@ pub struct LeaseReleased {
 /// The fields every run event carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RunRef {
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub work_key: Arc<str>,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub run_id: Arc<str>,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub entry_workflow: Arc<str>,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub lease_id: Arc<str>,
 }
 
@@ -266,7 +274,9 @@ pub struct Disabled {
 /// `persona.budget.recorded`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BudgetRecorded {
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub receipt_id: Arc<str>,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub persona: Arc<str>,
     pub cost_usd: Usd,
     pub tokens: u64,
@@ -277,12 +287,14 @@ pub struct BudgetRecorded {
 /// `persona.budget.exhausted`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BudgetExhausted {
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub receipt_id: Arc<str>,
     /// The limit the spend would break: `run_usd`, `daily_usd`,
     /// `hourly_usd` or `max_tokens`.
     pub reason: BudgetLimit,
     pub attempted_cost_usd: Usd,
     pub attempted_tokens: u64,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub persona: Arc<str>,
 }
 
@@ -311,8 +323,10 @@ impl ValueKind {
 /// `persona.value.*`: value accounting of one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ValueEvent {
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub persona_id: Arc<str>,
     pub template_ref: Option<Arc<str>>,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub run_id: Arc<str>,
     pub kind: ValueKind,
     pub paid_cost_usd: Usd,
@@ -392,6 +406,7 @@ pub struct QueuePosition {
 /// `persona.supervision.receipt`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReceiptUpdate {
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub persona_id: Arc<str>,
     pub template_ref: Option<Arc<str>>,
     pub receipt: RunReceipt,
@@ -700,8 +715,10 @@ impl std::fmt::Display for ReceiptStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunReceipt {
     pub status: ReceiptStatus,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub persona: Arc<str>,
     pub run_id: Option<Arc<str>>,
+    #[serde(deserialize_with = "crate::event::shared_text")]
     pub work_key: Arc<str>,
     pub lease: Option<Lease>,
     pub queued: bool,
