@@ -101,8 +101,8 @@ const WRITE_BEHIND: u64 = 8 << 20;
 /// pages in memory until the fsync that ends the run, which then waits for
 /// all of them (a second for a 100k-trigger run's 600 MB here); this way
 /// the disk writes while the run computes. Output bytes are unchanged.
-// Every 8 MiB, 32 MiB and 2 MiB were tried on that run: 32 MiB left a
-// third of the gain on the table, 2 MiB gained nothing more.
+// On that run, a sync every 32 MiB kept only two thirds of the gain of
+// one every 8 MiB, and one every 2 MiB gained nothing more.
 #[derive(Debug)]
 struct WriteBehind {
     requests: Option<mpsc::Sender<usize>>,
