@@ -57,11 +57,9 @@ impl Money {
     fn from_f64_text(value: f64) -> Self {
         // The text is written on the stack: an amount is converted for
         // every budget check, and a plain amount's text is short.
-        let mut text = ShortText::default();
-        let parsed = if fmt::Write::write_fmt(&mut text, format_args!("{value}")).is_ok() {
-            Self::parse(text.as_str())
-        } else {
-            Self::parse(&value.to_string())
+        let parsed = match ShortText::of(format_args!("{value}")) {
+            Some(text) => Self::parse(text.as_str()),
+            None => Self::parse(&value.to_string()),
         };
         parsed.unwrap_or_else(|| {
             // Too large for the text route (exponent form): scale directly.
@@ -170,9 +168,8 @@ impl Money {
         }
         // Above it, the decimal is parsed, written on the stack: a
         // persona's large daily budget takes this path on every trigger.
-        let mut text = ShortText::default();
-        fmt::Write::write_fmt(&mut text, format_args!("{self}"))
-            .expect("an amount's decimal is under 64 bytes");
+        let text = ShortText::of(format_args!("{self}"));
+        let text = text.expect("an amount's decimal is under 64 bytes");
         text.as_str().parse().unwrap_or(0.0)
     }
 
@@ -199,6 +196,13 @@ impl Default for ShortText {
 }
 
 impl ShortText {
+    /// `text` written out, or `None` when it is longer than 64 bytes.
+    fn of(text: fmt::Arguments<'_>) -> Option<Self> {
+        let mut short = Self::default();
+        fmt::Write::write_fmt(&mut short, text).ok()?;
+        Some(short)
+    }
+
     fn as_str(&self) -> &str {
         std::str::from_utf8(&self.bytes[..self.len]).expect("only whole strings are written")
     }
