@@ -24,7 +24,7 @@ pub use model::{
     Decision, Expect, Position, Scenario, Step, Termination, FORMAT_VERSION, PATH_PATTERN,
     UNSETTLED_COUNTS,
 };
-pub use parse::{parse_scenario, parse_str, MAX_FILE_BYTES};
+pub use parse::{parse_scenario, parse_str, MAX_FILE_BYTES, PARALLEL_LAYOUT_BYTES};
 pub use paths::{check_path, known_paths, Shape, UnknownPath};
 pub use schema::{json_schema, json_schema_text, SCHEMA_URL};
 pub use sequence::{AdvanceStep, RepeatStep, Repeated, Sequence, MAX_EXPANSION, SEQUENCE_KINDS};

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use rehearse::scenario::{
     json_schema, json_schema_text, parse_scenario, parse_str, validate, At, Decision, Expect,
-    Position, Scenario, ScenarioError, Step, Termination, MAX_FILE_BYTES, SCHEMA_URL,
+    Position, Scenario, ScenarioError, Step, Termination, MAX_FILE_BYTES, PARALLEL_LAYOUT_BYTES,
+    SCHEMA_URL,
 };
 use rehearse::starter::{starter, write_starter, NewError};
 use rehearse_runtime::op::{
@@ -597,6 +598,63 @@ fn a_hundred_thousand_steps_parse() {
             line: 100_005,
             column: 5
         }
+    );
+}
+
+/// A scenario of `steps` pump steps, then `tail`, at least
+/// [`PARALLEL_LAYOUT_BYTES`] long when `steps` is large enough.
+fn long_scenario(head: &str, steps: usize, tail: &str) -> String {
+    let mut text = format!("{head}steps:\n");
+    for i in 0..steps {
+        text.push_str(&format!("  - {{at: {i}s, pump: {{}}}}\n"));
+    }
+    text.push_str(tail);
+    text
+}
+
+/// A long scenario reads its layout beside serde_yaml (`parse.rs`): the
+/// steps, their positions and the errors are those of the passes run one
+/// after the other.
+#[test]
+fn a_long_scenario_lays_out_beside_serde_as_one_after_the_other() {
+    let steps = 40_000;
+    let text = long_scenario(HEAD, steps, "");
+    assert!(text.len() >= PARALLEL_LAYOUT_BYTES);
+    let parsed = parse(&text).unwrap();
+    assert_eq!(parsed.steps.len(), steps);
+    assert_eq!(
+        parsed.steps.last().unwrap().position(),
+        Position {
+            line: 5 + steps,
+            column: 5
+        }
+    );
+    assert_eq!(
+        parsed.persona_positions["a"],
+        Position { line: 4, column: 3 }
+    );
+
+    // serde_yaml's error, at the step it is about.
+    let unknown = format!("  - {{at: {steps}s, pump: {{}}, bogus: 1}}\n");
+    let message = error(&long_scenario(HEAD, steps, &unknown));
+    assert_eq!(
+        message,
+        format!(
+            "scenarios/test.yaml:{}:28: unknown step kind `bogus`, expected `at`, `expect` or one of {}",
+            6 + steps,
+            "`trigger`, `tick`, `pause`, `resume`, `disable`, `spend`, `pump`, `repair_worker`, `restore_checkpoint`, `process`, `audit`, `handoff`, `ack_handoff`, `finalize`, `fault`, `restart`, `advance`, `repeat`"
+        )
+    );
+
+    // The guard's refusal still comes before either pass.
+    let duplicate = format!("  - {{at: {steps}s, pump: {{}}, at: {steps}s}}\n");
+    let message = error(&long_scenario(HEAD, steps, &duplicate));
+    assert_eq!(
+        message,
+        format!(
+            "scenarios/test.yaml:{line}:28: duplicate key `at`, first written at line {line}, expected each key once",
+            line = 6 + steps
+        )
     );
 }
 
